@@ -1,0 +1,238 @@
+//! The handler trait: where a user's code lives.
+//!
+//! Python makes a new handler object per request and calls `setup`,
+//! `handle` and `finish` on it, while hooks such as `verify_request` live on
+//! the server class. Here one handler value serves every request (it is
+//! shared by the worker threads, hence `&self`), per-request state lives in
+//! the request or in `handle`'s locals, and the server hooks are default
+//! methods of the same trait, so a whole server is one `impl` block.
+
+use std::any::Any;
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::server::stats::Counters;
+
+/// What every request offers its handler's hooks: the peer's address.
+pub trait Request {
+    /// The peer's address type: [`std::net::SocketAddr`] for TCP and UDP,
+    /// [`std::os::unix::net::SocketAddr`] for Unix sockets.
+    type Addr: fmt::Debug;
+
+    /// The address of the client that sent the request.
+    fn peer_addr(&self) -> &Self::Addr;
+}
+
+/// Serves requests of type `R`: implement [`handle`](Self::handle), and
+/// override the other methods where the defaults do not suit.
+///
+/// A closure `Fn(&mut R) -> io::Result<()>` is a handler too.
+///
+/// The order for each request is `verify_request`, then `setup`, then
+/// `handle`, then `finish`. `finish` runs whenever `setup` succeeded, even
+/// if `handle` failed or panicked. Errors and panics from any of them go
+/// to `handle_error`; they end that request only, never the server.
+///
+/// ```
+/// use socketserver::{RequestHandler, TcpRequest};
+/// use std::io::{self, BufRead, Write};
+///
+/// /// Answers each line with its length.
+/// struct LineLength;
+///
+/// impl RequestHandler<TcpRequest> for LineLength {
+///     fn handle(&self, request: &mut TcpRequest) -> io::Result<()> {
+///         let mut line = String::new();
+///         while request.read_line(&mut line)? > 0 {
+///             writeln!(request, "{}", line.trim_end().len())?;
+///             line.clear();
+///         }
+///         Ok(())
+///     }
+///
+///     fn verify_request(&self, request: &TcpRequest) -> bool {
+///         request.peer_addr().ip().is_loopback()
+///     }
+/// }
+/// ```
+pub trait RequestHandler<R: Request>: Send + Sync + 'static {
+    /// Decides whether to serve the request at all; `false` closes the
+    /// connection (or drops the datagram) before any other method runs,
+    /// and counts it in [`Stats::refused`](crate::Stats::refused).
+    ///
+    /// Runs on the thread that would serve the request, so it may block
+    /// (for a challenge-response exchange, say) without stalling the
+    /// accept loop of a threading server.
+    fn verify_request(&self, request: &R) -> bool {
+        let _ = request;
+        true
+    }
+
+    /// Runs before [`handle`](Self::handle). An error here skips `handle`
+    /// and `finish`.
+    fn setup(&self, request: &mut R) -> io::Result<()> {
+        let _ = request;
+        Ok(())
+    }
+
+    /// Serves the request. For a stream server this is the whole
+    /// conversation with one client: return when it is over and the
+    /// server closes the connection.
+    fn handle(&self, request: &mut R) -> io::Result<()>;
+
+    /// Runs after [`handle`](Self::handle), even if it failed or panicked.
+    fn finish(&self, request: &mut R) -> io::Result<()> {
+        let _ = request;
+        Ok(())
+    }
+
+    /// Reports an error from `setup`, `handle` or `finish`, or a panic in
+    /// any of them (an error wrapping a [`HandlerPanic`]). The default
+    /// logs it with the peer's address: at `warn` level when the peer
+    /// caused it (it went away or timed out), at `error` level otherwise.
+    /// The server goes on serving either way.
+    fn handle_error(&self, request: &R, error: &io::Error) {
+        log_request_error(request.peer_addr(), error);
+    }
+
+    /// Called by `handle_request` when no request arrived within the
+    /// server's timeout.
+    fn handle_timeout(&self) {}
+
+    /// Called by the serving loop after each batch of requests, and every
+    /// service interval if the server has one. For periodic housekeeping.
+    fn service_actions(&self) {}
+}
+
+impl<R, F> RequestHandler<R> for F
+where
+    R: Request,
+    F: Fn(&mut R) -> io::Result<()> + Send + Sync + 'static,
+{
+    fn handle(&self, request: &mut R) -> io::Result<()> {
+        self(request)
+    }
+}
+
+/// The error [`RequestHandler::handle_error`] receives when handler code
+/// panicked, wrapped in an [`io::Error`] of kind `Other`.
+///
+/// ```
+/// # use socketserver::HandlerPanic;
+/// fn describe(error: &std::io::Error) -> String {
+///     match error.get_ref().and_then(|e| e.downcast_ref::<HandlerPanic>()) {
+///         Some(panic) => format!("a bug: {}", panic.message()),
+///         None => format!("an error: {error}"),
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct HandlerPanic {
+    message: String,
+}
+
+impl HandlerPanic {
+    fn from_payload(payload: &(dyn Any + Send)) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a non-string panic payload".to_owned()
+        };
+        HandlerPanic { message }
+    }
+
+    /// The panic's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for HandlerPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "handler panicked: {}", self.message)
+    }
+}
+
+impl Error for HandlerPanic {}
+
+/// True for errors the peer causes by going away or being too slow.
+pub(crate) fn is_peer_error(error: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionReset
+            | ConnectionAborted
+            | BrokenPipe
+            | UnexpectedEof
+            | TimedOut
+            | WouldBlock
+            | InvalidData
+    )
+}
+
+fn log_request_error(peer: &dyn fmt::Debug, error: &io::Error) {
+    if is_peer_error(error) {
+        log::warn!("request from {peer:?} failed: {error}");
+    } else {
+        log::error!("error serving {peer:?}: {error}");
+    }
+}
+
+/// Runs `f`, turning a panic into an error.
+fn catch<T>(f: impl FnOnce() -> T) -> Result<T, io::Error> {
+    panic::catch_unwind(AssertUnwindSafe(f))
+        .map_err(|payload| io::Error::other(HandlerPanic::from_payload(payload.as_ref())))
+}
+
+fn is_panic(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|e| e.is::<HandlerPanic>())
+}
+
+/// Takes one request through `verify_request`, `setup`, `handle` and
+/// `finish`, reporting failures to `handle_error` and the counters. Never
+/// panics and never fails: whatever happens stays with this request.
+pub(crate) fn process<R: Request, H: RequestHandler<R>>(handler: &H, request: &mut R, counters: &Counters) {
+    match catch(|| handler.verify_request(request)) {
+        Ok(true) => {}
+        Ok(false) => {
+            Counters::bump(&counters.refused);
+            log::debug!("refused request from {:?}", request.peer_addr());
+            return;
+        }
+        Err(panicked) => return report(handler, request, counters, panicked),
+    }
+    if let Err(e) = catch(|| handler.setup(request)).and_then(|r| r) {
+        return report(handler, request, counters, e);
+    }
+    let handled = catch(|| handler.handle(request)).and_then(|r| r);
+    let finished = catch(|| handler.finish(request)).and_then(|r| r);
+    for error in [handled.err(), finished.err()].into_iter().flatten() {
+        report(handler, request, counters, error);
+    }
+}
+
+fn report<R: Request, H: RequestHandler<R>>(handler: &H, request: &R, counters: &Counters, error: io::Error) {
+    Counters::bump(if is_panic(&error) {
+        &counters.panics
+    } else {
+        &counters.errors
+    });
+    if let Err(panicked) = catch(|| handler.handle_error(request, &error)) {
+        log::error!(
+            "handle_error panicked ({panicked}) while reporting for {:?}: {error}",
+            request.peer_addr()
+        );
+    }
+}
+
+/// Runs a server-level hook (`handle_timeout`, `service_actions`), logging
+/// a panic instead of letting it take the serving loop down.
+pub(crate) fn run_hook(name: &str, hook: impl FnOnce()) {
+    if let Err(panicked) = catch(hook) {
+        log::error!("{name} panicked: {panicked}");
+    }
+}

@@ -1,0 +1,137 @@
+//! Python's `socketserver`, done properly: write one handler, get a
+//! working TCP server that serves each client on a pooled
+//! worker thread, shuts down at once and cleanly, and survives bad clients.
+//!
+//! # A server in a few lines
+//!
+//! A handler is anything that implements [`RequestHandler`]; a closure
+//! will do. This one answers each line with its uppercase:
+//!
+//! ```
+//! use socketserver::{TcpRequest, ThreadingTcpServer};
+//! use std::io::{BufRead, Write};
+//!
+//! let server = ThreadingTcpServer::bind("127.0.0.1:0", |req: &mut TcpRequest| {
+//!     let mut line = String::new();
+//!     while req.read_line(&mut line)? > 0 {
+//!         req.write_all(line.to_uppercase().as_bytes())?;
+//!         line.clear();
+//!     }
+//!     Ok(())
+//! })?;
+//! println!("listening on {}", server.local_addr());
+//! # let stop = server.shutdown_handle();
+//! # stop.request_shutdown();
+//! server.serve_forever()?; // until a ShutdownHandle stops it
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Talking to it, and stopping it
+//!
+//! `serve_forever` blocks, so run it on a thread of its own and keep a
+//! [`ShutdownHandle`]. `shutdown` wakes the loop at once (there is no
+//! polling interval), lets in-flight clients finish within a grace
+//! period, closes the rest, joins the workers, and returns.
+//!
+//! ```
+//! use socketserver::{ThreadingTcpServer, echo::Uppercase};
+//! use std::io::{Read, Write};
+//! use std::net::TcpStream;
+//! use std::thread;
+//! use std::time::Duration;
+//!
+//! let server = ThreadingTcpServer::builder()
+//!     .shutdown_grace(Duration::from_secs(1))
+//!     .bind("127.0.0.1:0", Uppercase)?;
+//! let addr = *server.local_addr();
+//! let stop = server.shutdown_handle();
+//! let serving = thread::spawn(move || server.serve_forever());
+//!
+//! let mut client = TcpStream::connect(addr)?;
+//! client.set_read_timeout(Some(Duration::from_secs(5)))?;
+//! client.write_all(b"hello")?;
+//! let mut reply = [0u8; 5];
+//! client.read_exact(&mut reply)?;
+//! assert_eq!(&reply, b"HELLO");
+//! drop(client);
+//!
+//! stop.shutdown();
+//! serving.join().unwrap()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # A handler with hooks
+//!
+//! Implement the trait to use Python's hooks: `setup` and `finish` around
+//! `handle`, `verify_request` to turn peers away, `handle_error` to report
+//! failures your way. A panic in a handler is caught, reported and counted;
+//! only that client's connection is closed.
+//!
+//! ```
+//! use socketserver::{RequestHandler, TcpRequest, TcpServer};
+//! use std::io::{self, Write};
+//!
+//! struct Greeter;
+//!
+//! impl RequestHandler<TcpRequest> for Greeter {
+//!     fn verify_request(&self, req: &TcpRequest) -> bool {
+//!         req.peer_addr().ip().is_loopback()
+//!     }
+//!
+//!     fn handle(&self, req: &mut TcpRequest) -> io::Result<()> {
+//!         let peer = *req.peer_addr();
+//!         writeln!(req, "hello, {peer}")
+//!     }
+//!
+//!     fn handle_error(&self, req: &TcpRequest, error: &io::Error) {
+//!         eprintln!("{:?}: {error}", req.peer_addr());
+//!     }
+//! }
+//!
+//! let server = TcpServer::bind("127.0.0.1:0", Greeter)?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Choosing a server
+//!
+//! | type | serves | like Python's |
+//! |---|---|---|
+//! | [`TcpServer`] | one connection at a time, on the loop thread | `TCPServer` |
+//! | [`ThreadingTcpServer`] | each connection on a pooled worker | `ThreadingTCPServer` |
+//!
+//! Options (worker counts, timeouts, backlog, socket options, overload
+//! policy) are set through each type's `builder()`; see [`Builder`].
+//!
+//! # Platforms
+//!
+//! Unix-like systems (Linux, macOS, the BSDs); the loop waits with
+//! `poll(2)`. Handler panics are caught, so build with `panic = "unwind"`
+//! (the default).
+
+#![warn(missing_docs)]
+
+mod handler;
+mod pool;
+mod request;
+mod server;
+mod socket;
+mod sys;
+mod transport;
+
+pub mod echo;
+
+pub use handler::{HandlerPanic, Request, RequestHandler};
+pub use pool::{DEFAULT_KEEP_ALIVE, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, OverloadPolicy};
+pub use request::{StreamRequest, TcpRequest};
+pub use server::{
+    Builder, DEFAULT_READ_BUFFER_SIZE, DEFAULT_SHUTDOWN_GRACE, FORCE_CLOSE_WAIT, IpTransport, Mode,
+    NoHandler, Serial, ServerHandle, ShutdownHandle, Stats, StreamServer, TcpServer, Threading,
+    ThreadingTcpServer,
+};
+pub use socket::DEFAULT_BACKLOG;
+pub use transport::{Connection, Listener};
+
+/// The README's code blocks, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

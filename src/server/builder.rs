@@ -1,0 +1,303 @@
+//! Configuring a server before it binds.
+
+use std::io;
+use std::marker::PhantomData;
+use std::net::{TcpListener, ToSocketAddrs};
+use std::time::Duration;
+
+use super::stream::{ConnectionOptions, StreamServer};
+use super::{Mode, Threading};
+use crate::handler::RequestHandler;
+use crate::pool::{OverloadPolicy, PoolConfig};
+use crate::request::TcpRequest;
+use crate::socket::{self, SocketOptions};
+use crate::transport::{Listener, Sealed};
+
+/// The default time in-flight requests get to finish after a shutdown
+/// before their connections are force-closed.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The default size of a connection's read-ahead buffer.
+pub const DEFAULT_READ_BUFFER_SIZE: usize = 8 * 1024;
+
+/// Transports with IP-level options (TCP and UDP).
+pub trait IpTransport: Sealed {}
+impl IpTransport for TcpListener {}
+
+/// Builds a server: `T` is the transport (e.g. [`TcpListener`]) and `M`
+/// the mode ([`Serial`](super::Serial) or [`Threading`]). Get one from the
+/// server type, set options, then `bind`:
+///
+/// ```
+/// use socketserver::{OverloadPolicy, TcpRequest, ThreadingTcpServer};
+/// use std::time::Duration;
+///
+/// let server = ThreadingTcpServer::builder()
+///     .max_workers(512)
+///     .read_timeout(Duration::from_secs(30))
+///     .overload_policy(OverloadPolicy::Reject)
+///     .shutdown_grace(Duration::from_secs(1))
+///     .bind("127.0.0.1:0", |_req: &mut TcpRequest| Ok(()))?;
+/// assert_ne!(server.local_addr().port(), 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// Options Python's `socketserver` has map as follows: `request_queue_size`
+/// is [`backlog`](Self::backlog), `allow_reuse_address` is
+/// [`reuse_address`](Self::reuse_address), `allow_reuse_port` is
+/// [`reuse_port`](Self::reuse_port), `timeout` is
+/// [`timeout`](Self::timeout), `StreamRequestHandler.timeout` is
+/// [`read_timeout`](Self::read_timeout) and `disable_nagle_algorithm` is
+/// [`nodelay`](Self::nodelay).
+#[must_use = "a builder does nothing until `bind` is called"]
+#[derive(Clone, Debug)]
+pub struct Builder<T, M> {
+    pub(crate) socket: SocketOptions,
+    pub(crate) connection: ConnectionOptions,
+    pub(crate) pool: PoolConfig,
+    pub(crate) grace: Duration,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) service_interval: Option<Duration>,
+    pub(crate) max_connections: Option<usize>,
+    _marker: PhantomData<fn() -> (T, M)>,
+}
+
+impl<T, M: Mode> Builder<T, M> {
+    pub(crate) fn with_socket(socket: SocketOptions) -> Self {
+        Builder {
+            socket,
+            connection: ConnectionOptions::default(),
+            pool: PoolConfig::default(),
+            grace: DEFAULT_SHUTDOWN_GRACE,
+            timeout: None,
+            service_interval: None,
+            max_connections: None,
+            _marker: PhantomData,
+        }
+    }
+
+    /// How long in-flight requests may run on after a shutdown is
+    /// requested before their connections are force-closed (default
+    /// [`DEFAULT_SHUTDOWN_GRACE`]). Zero closes them at once.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// How long `handle_request` waits for a request before it calls
+    /// `handle_timeout` and returns (default: forever).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Also call `service_actions` at least this often while idle
+    /// (default: only after requests; the loop never wakes up otherwise).
+    pub fn service_interval(mut self, interval: Duration) -> Self {
+        self.service_interval = Some(interval);
+        self
+    }
+
+    /// Sets `SO_REUSEADDR` (default on for stream servers, so a restarted
+    /// server can bind while old connections are in `TIME_WAIT`).
+    pub fn reuse_address(mut self, reuse: bool) -> Self {
+        self.socket.reuse_address = reuse;
+        self
+    }
+
+    /// Sets the socket's receive buffer size (`SO_RCVBUF`).
+    pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
+        self.socket.recv_buffer_size = Some(bytes);
+        self
+    }
+
+    /// Sets the socket's send buffer size (`SO_SNDBUF`).
+    pub fn send_buffer_size(mut self, bytes: usize) -> Self {
+        self.socket.send_buffer_size = Some(bytes);
+        self
+    }
+
+    fn validate(&self) -> io::Result<()> {
+        if M::THREADING {
+            self.pool
+                .validate()
+                .map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
+        }
+        if self.max_connections == Some(0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "max_connections must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<T: IpTransport, M: Mode> Builder<T, M> {
+    /// Sets `SO_REUSEPORT`, so several servers (processes) can bind the
+    /// same address and the kernel spreads clients among them (default
+    /// off).
+    pub fn reuse_port(mut self, reuse: bool) -> Self {
+        self.socket.reuse_port = reuse;
+        self
+    }
+
+    /// Serves IPv4 clients too on an IPv6 address such as `[::]:8080`
+    /// (clears `IPV6_V6ONLY`). Off by default: an IPv6 address serves IPv6
+    /// only, whatever the OS default. Binding an IPv4 address with this on
+    /// is an `InvalidInput` error.
+    pub fn dual_stack(mut self, dual: bool) -> Self {
+        self.socket.dual_stack = dual;
+        self
+    }
+}
+
+impl<L: Listener, M: Mode> Builder<L, M> {
+    /// The listen backlog: connections the kernel holds before `accept`
+    /// (default [`DEFAULT_BACKLOG`](crate::DEFAULT_BACKLOG), capped by
+    /// the kernel's own limit).
+    pub fn backlog(mut self, backlog: i32) -> Self {
+        self.socket.backlog = backlog;
+        self
+    }
+
+    /// A read on a connection that waits longer than this fails with
+    /// `WouldBlock`/`TimedOut`, which ends the request (default: no
+    /// timeout). Protects against clients that stall.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.connection.read_timeout = Some(timeout);
+        self
+    }
+
+    /// A write on a connection that waits longer than this fails (default:
+    /// no timeout). Protects against clients that stop reading.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.connection.write_timeout = Some(timeout);
+        self
+    }
+
+    /// Size of each connection's read-ahead buffer (default
+    /// [`DEFAULT_READ_BUFFER_SIZE`]). Allocated once per worker, the first
+    /// time a handler reads through it.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.connection.read_buffer_size = bytes.max(1);
+        self
+    }
+
+    pub(crate) fn build_stream<H>(self, listener: L, handler: H) -> io::Result<StreamServer<L, M, H>>
+    where
+        H: RequestHandler<crate::StreamRequest<L::Stream>>,
+    {
+        self.validate()?;
+        StreamServer::new(listener, handler, self)
+    }
+}
+
+impl<M: Mode> Builder<TcpListener, M> {
+    /// Sets `TCP_NODELAY` on every connection (default on, as Go does):
+    /// replies go out at once instead of waiting on Nagle's algorithm,
+    /// which otherwise stalls a reply written in two pieces by up to the
+    /// peer's delayed-ACK timeout (40 ms on Linux).
+    pub fn nodelay(mut self, nodelay: bool) -> Self {
+        self.connection.nodelay = nodelay;
+        self
+    }
+
+    /// Binds the first of `addr`'s addresses that works (port 0 picks a
+    /// free port; see `local_addr`) and returns the server, ready to
+    /// serve. The family (IPv4 or IPv6) follows the address.
+    pub fn bind<H>(self, addr: impl ToSocketAddrs, handler: H) -> io::Result<StreamServer<TcpListener, M, H>>
+    where
+        H: RequestHandler<TcpRequest>,
+    {
+        self.validate()?;
+        let listener = socket::bind_tcp(addr, &self.socket)?;
+        self.build_stream(listener, handler)
+    }
+
+    /// Serves on a listener created elsewhere, such as one inherited from
+    /// systemd socket activation or a parent process. Socket options that
+    /// apply before `bind` are not applied to it; per-connection ones are.
+    pub fn from_listener<H>(
+        self,
+        listener: TcpListener,
+        handler: H,
+    ) -> io::Result<StreamServer<TcpListener, M, H>>
+    where
+        H: RequestHandler<TcpRequest>,
+    {
+        self.build_stream(listener, handler)
+    }
+}
+
+impl<T> Builder<T, Threading> {
+    /// Workers kept alive even when idle (default 0). They start when the
+    /// server is built.
+    pub fn min_workers(mut self, count: usize) -> Self {
+        self.pool.min_workers = count;
+        self
+    }
+
+    /// The most workers, so the most requests served at once (default
+    /// [`DEFAULT_MAX_WORKERS`](crate::DEFAULT_MAX_WORKERS)). A connection
+    /// holds its worker for its whole life. Beyond this many, requests
+    /// queue and then the [`overload_policy`](Self::overload_policy)
+    /// applies.
+    pub fn max_workers(mut self, count: usize) -> Self {
+        self.pool.max_workers = count;
+        self
+    }
+
+    /// Sets both [`min_workers`](Self::min_workers) and
+    /// [`max_workers`](Self::max_workers): a fixed-size pool.
+    pub fn workers(self, count: usize) -> Self {
+        self.min_workers(count).max_workers(count)
+    }
+
+    /// How long a worker above the minimum waits idle before it retires
+    /// (default [`DEFAULT_KEEP_ALIVE`](crate::DEFAULT_KEEP_ALIVE)).
+    pub fn keep_alive(mut self, idle: Duration) -> Self {
+        self.pool.keep_alive = idle;
+        self
+    }
+
+    /// How many requests may wait for a worker when all are busy and the
+    /// pool is at its maximum (default
+    /// [`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY)).
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.pool.queue_capacity = capacity;
+        self
+    }
+
+    /// What happens to a request when the pool and its queue are full, or
+    /// the connection limit is reached (default: [`OverloadPolicy::Block`]).
+    pub fn overload_policy(mut self, policy: OverloadPolicy) -> Self {
+        self.pool.overload = policy;
+        self
+    }
+
+    /// Worker threads are named `"{prefix}-{n}"` (default
+    /// `"socketserver-worker"`). Linux shows the first 15 bytes in `top`.
+    pub fn worker_name_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.pool.name_prefix = prefix.into();
+        self
+    }
+
+    /// Stack size of worker threads, in bytes (default: the standard
+    /// library's, 2 MiB unless `RUST_MIN_STACK` says otherwise). Only the
+    /// pages a worker touches cost memory, but a smaller reservation lets
+    /// more workers fit in the address space.
+    pub fn worker_stack_size(mut self, bytes: usize) -> Self {
+        self.pool.stack_size = Some(bytes);
+        self
+    }
+
+    /// The most connections open at once (default: no limit besides
+    /// [`max_workers`](Self::max_workers) and the queue). At the limit the
+    /// server stops accepting (under [`OverloadPolicy::Block`]) or closes
+    /// new connections at once (under [`OverloadPolicy::Reject`]).
+    pub fn max_connections(mut self, count: usize) -> Self {
+        self.max_connections = Some(count);
+        self
+    }
+}

@@ -1,0 +1,394 @@
+//! The state a server shares with its threads and with the handles users
+//! hold: the shutdown request and how to wake the loop for it, the phase
+//! of the serving loop, the counters and the registry of sockets in use.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
+
+use super::connections::Registry;
+use super::stats::{Counters, Stats};
+use crate::pool::WorkerCounts;
+use crate::sys::Waker;
+
+/// How long, after a forced close, a server waits for its handlers to
+/// return before it gives up on them and lets their threads run detached.
+/// Handlers blocked on their socket return at once; only a handler stuck
+/// elsewhere (a sleep, a lock, a computation) can outlast it.
+pub const FORCE_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The server whose loop or worker this thread is, 0 for none; lets
+    /// `shutdown()` called from a handler return instead of waiting for
+    /// its own thread to finish.
+    static CURRENT_SERVER: Cell<u64> = const { Cell::new(0) };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Serving,
+}
+
+/// Shared by a server, its threads and its handles.
+pub(crate) struct Control {
+    id: u64,
+    requested: AtomicBool,
+    phase: Mutex<Phase>,
+    phase_changed: Condvar,
+    waker: Waker,
+    /// Dropped on shutdown, which disconnects `stop` and wakes any thread
+    /// blocked in a channel select on it (a submitter waiting for room).
+    stop_sender: Mutex<Option<Sender<()>>>,
+    stop: Receiver<()>,
+    capacity_lock: Mutex<()>,
+    capacity_freed: Condvar,
+    max_active: Option<u64>,
+    grace: Duration,
+    /// The serial servers run handlers on the loop thread, so a separate
+    /// thread must enforce the grace period for them.
+    serial: bool,
+    pub(crate) counters: Counters,
+    pub(crate) registry: Arc<Registry>,
+}
+
+impl Control {
+    pub(crate) fn new(
+        grace: Duration,
+        max_active: Option<usize>,
+        serial: bool,
+        workers: Arc<WorkerCounts>,
+    ) -> io::Result<Arc<Self>> {
+        let (stop_sender, stop) = crossbeam_channel::bounded(0);
+        Ok(Arc::new(Control {
+            id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
+            requested: AtomicBool::new(false),
+            phase: Mutex::new(Phase::Idle),
+            phase_changed: Condvar::new(),
+            waker: Waker::new()?,
+            stop_sender: Mutex::new(Some(stop_sender)),
+            stop,
+            capacity_lock: Mutex::new(()),
+            capacity_freed: Condvar::new(),
+            max_active: max_active.map(|m| m as u64),
+            grace,
+            serial,
+            counters: Counters {
+                workers,
+                ..Counters::default()
+            },
+            registry: Arc::default(),
+        }))
+    }
+
+    pub(crate) fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    pub(crate) fn waker(&self) -> &Waker {
+        &self.waker
+    }
+
+    pub(crate) fn stop_signal(&self) -> Receiver<()> {
+        self.stop.clone()
+    }
+
+    pub(crate) fn is_shutdown_requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// Requests shutdown and wakes everything that waits: the loop's poll,
+    /// a submitter blocked on a full queue, the connection-limit gate.
+    pub(crate) fn request_shutdown(self: &Arc<Self>) {
+        if self.requested.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.waker.wake();
+        self.stop_sender.lock().take();
+        {
+            let _guard = self.capacity_lock.lock();
+            self.capacity_freed.notify_all();
+        }
+        if self.serial && *self.phase.lock() == Phase::Serving {
+            self.spawn_grace_watchdog();
+        }
+    }
+
+    /// Force-closes the serial loop's connection if it outlives the grace
+    /// period.
+    fn spawn_grace_watchdog(self: &Arc<Self>) {
+        let control = Arc::clone(self);
+        let spawned = thread::Builder::new()
+            .name("socketserver-grace".into())
+            .spawn(move || {
+                let deadline = Instant::now() + control.grace;
+                if !control.wait_idle_until(deadline) {
+                    control.registry.force_close_all();
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start the shutdown watchdog ({e}); closing connections now");
+            self.registry.force_close_all();
+        }
+    }
+
+    /// Waits until the serving loop has stopped (or `deadline` passes);
+    /// true if it stopped.
+    fn wait_idle_until(&self, deadline: Instant) -> bool {
+        let mut phase = self.phase.lock();
+        while *phase == Phase::Serving {
+            if self.phase_changed.wait_until(&mut phase, deadline).timed_out() {
+                return *phase != Phase::Serving;
+            }
+        }
+        true
+    }
+
+    /// Waits until the serving loop has stopped, unless called from one of
+    /// the server's own threads (a handler), which cannot wait for itself.
+    pub(crate) fn wait_stopped(&self) {
+        if self.is_current_thread() {
+            return;
+        }
+        let mut phase = self.phase.lock();
+        while *phase == Phase::Serving {
+            self.phase_changed.wait(&mut phase);
+        }
+    }
+
+    /// Enters the serving phase for `serve_forever`. `Ok(None)`: shutdown
+    /// was already requested, so there is nothing to serve.
+    pub(crate) fn begin_serving(self: &Arc<Self>) -> io::Result<Option<Serving>> {
+        let mut phase = self.phase.lock();
+        if self.is_shutdown_requested() {
+            return Ok(None);
+        }
+        if *phase == Phase::Serving {
+            return Err(already_serving());
+        }
+        *phase = Phase::Serving;
+        Ok(Some(Serving {
+            control: Arc::clone(self),
+            _thread: self.mark_current_thread(),
+        }))
+    }
+
+    /// Marks the calling thread as one of this server's until the guard
+    /// drops.
+    pub(crate) fn mark_current_thread(&self) -> ThreadMark {
+        ThreadMark {
+            previous: CURRENT_SERVER.with(|c| c.replace(self.id)),
+        }
+    }
+
+    fn is_current_thread(&self) -> bool {
+        CURRENT_SERVER.with(|c| c.get()) == self.id
+    }
+
+    /// Counts a request in (accepted and active).
+    pub(crate) fn request_started(&self) {
+        Counters::bump(&self.counters.accepted);
+        self.counters.active.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts a request out, and lets the loop accept again if it was
+    /// waiting at the connection limit.
+    pub(crate) fn request_finished(&self) {
+        let before = self.counters.active.fetch_sub(1, Ordering::AcqRel);
+        if let Some(max) = self.max_active
+            && before >= max
+        {
+            let _guard = self.capacity_lock.lock();
+            self.capacity_freed.notify_one();
+        }
+    }
+
+    /// Blocks while the connection limit is reached. False if shutdown was
+    /// requested meanwhile.
+    pub(crate) fn wait_for_capacity(&self) -> bool {
+        let Some(max) = self.max_active else {
+            return !self.is_shutdown_requested();
+        };
+        let full = || self.counters.active.load(Ordering::Acquire) >= max;
+        if full() {
+            let mut guard = self.capacity_lock.lock();
+            while full() && !self.is_shutdown_requested() {
+                self.capacity_freed.wait(&mut guard);
+            }
+        }
+        !self.is_shutdown_requested()
+    }
+
+    /// True if the connection limit is reached right now.
+    pub(crate) fn at_capacity(&self) -> bool {
+        self.max_active
+            .is_some_and(|max| self.counters.active.load(Ordering::Acquire) >= max)
+    }
+}
+
+fn already_serving() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        "the server is already serving on another thread",
+    )
+}
+
+/// The serving phase of one `serve_forever` call; ends on drop.
+pub(crate) struct Serving {
+    control: Arc<Control>,
+    _thread: ThreadMark,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        *self.control.phase.lock() = Phase::Idle;
+        self.control.phase_changed.notify_all();
+    }
+}
+
+/// Restores the thread's previous server mark on drop.
+pub(crate) struct ThreadMark {
+    previous: u64,
+}
+
+impl Drop for ThreadMark {
+    fn drop(&mut self) {
+        CURRENT_SERVER.with(|c| c.set(self.previous));
+    }
+}
+
+/// Stops a server from any thread. Cheap to clone.
+///
+/// ```
+/// use socketserver::{TcpRequest, ThreadingTcpServer};
+/// use std::thread;
+///
+/// let server = ThreadingTcpServer::bind("127.0.0.1:0", |_req: &mut TcpRequest| Ok(()))?;
+/// let stopper = server.shutdown_handle();
+/// let serving = thread::spawn(move || server.serve_forever());
+/// stopper.shutdown(); // returns once serve_forever has finished
+/// serving.join().unwrap()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    control: Arc<Control>,
+}
+
+impl ShutdownHandle {
+    pub(crate) fn new(control: Arc<Control>) -> Self {
+        ShutdownHandle { control }
+    }
+
+    /// Stops the server and waits until it has stopped.
+    ///
+    /// Wakes the serving loop at once, stops accepting, gives in-flight
+    /// requests the server's grace period to finish, force-closes the
+    /// connections still open, joins the workers, and returns when
+    /// `serve_forever` has done all that. If the server is not serving,
+    /// returns at once, and a later `serve_forever` returns immediately.
+    /// Called from one of the server's handlers, it only requests the
+    /// shutdown (a handler cannot wait for itself): the shutdown completes
+    /// once the handler returns.
+    pub fn shutdown(&self) {
+        self.control.request_shutdown();
+        self.control.wait_stopped();
+    }
+
+    /// Requests shutdown without waiting for it to complete.
+    pub fn request_shutdown(&self) {
+        self.control.request_shutdown();
+    }
+
+    /// True once shutdown has been requested.
+    pub fn is_shutdown_requested(&self) -> bool {
+        self.control.is_shutdown_requested()
+    }
+}
+
+impl fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownHandle")
+            .field("requested", &self.is_shutdown_requested())
+            .finish()
+    }
+}
+
+/// What a handler sees of its server: the local address, shutdown and
+/// stats. Every request carries one ([`StreamRequest::server`]).
+///
+/// [`StreamRequest::server`]: crate::StreamRequest::server
+pub struct ServerHandle<A> {
+    inner: Arc<HandleInner<A>>,
+}
+
+struct HandleInner<A> {
+    control: Arc<Control>,
+    local_addr: A,
+}
+
+impl<A> Clone for ServerHandle<A> {
+    fn clone(&self) -> Self {
+        ServerHandle {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<A> ServerHandle<A> {
+    pub(crate) fn new(control: Arc<Control>, local_addr: A) -> Self {
+        ServerHandle {
+            inner: Arc::new(HandleInner { control, local_addr }),
+        }
+    }
+
+    pub(crate) fn control(&self) -> &Arc<Control> {
+        &self.inner.control
+    }
+
+    /// The address the server is bound to (the real port when bound to
+    /// port 0).
+    pub fn local_addr(&self) -> &A {
+        &self.inner.local_addr
+    }
+
+    /// Stops the server; see [`ShutdownHandle::shutdown`]. From a handler
+    /// this requests the shutdown and returns at once.
+    pub fn shutdown(&self) {
+        self.shutdown_handle().shutdown();
+    }
+
+    /// A handle that can stop the server from elsewhere.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle::new(Arc::clone(&self.inner.control))
+    }
+
+    /// True once shutdown has been requested; a long-running handler can
+    /// check it to wind down early.
+    pub fn is_shutdown_requested(&self) -> bool {
+        self.inner.control.is_shutdown_requested()
+    }
+
+    /// A snapshot of the server's counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.control.counters.snapshot()
+    }
+}
+
+impl<A: fmt::Debug> fmt::Debug for ServerHandle<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.inner.local_addr)
+            .field("shutdown_requested", &self.is_shutdown_requested())
+            .finish()
+    }
+}
