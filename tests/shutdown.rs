@@ -1,0 +1,146 @@
+//! Shutdown: at once, from anywhere, with a grace period for clients in
+//! the middle of a conversation and a forced close after it.
+
+mod util;
+
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use socketserver::echo::Uppercase;
+use socketserver::{TcpServer, ThreadingTcpServer};
+use util::{connect, init_logging, read_to_end, round_trip, serve};
+
+/// Each client's message is unique, so a reply sent to the wrong client
+/// would be caught.
+fn message(client: usize, round: usize) -> Vec<u8> {
+    format!("client {client} round {round};").into_bytes()
+}
+
+/// What a client in the middle of a conversation saw when the server shut
+/// down.
+#[derive(Debug, PartialEq)]
+enum Ending {
+    Completed,
+    ClosedCleanly,
+}
+
+#[test]
+fn shutdown_mid_conversation_closes_cleanly_within_the_grace_period() {
+    init_logging();
+    const CLIENTS: usize = 50;
+    let grace = Duration::from_millis(300);
+    let (server, running) = serve(
+        ThreadingTcpServer::builder()
+            .shutdown_grace(grace)
+            .worker_name_prefix("mid-conv")
+            .bind("127.0.0.1:0", Uppercase),
+    );
+    let addr = *server.local_addr();
+
+    // Every client has finished one round trip before shutdown starts.
+    let talking = Arc::new(Barrier::new(CLIENTS + 1));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let talking = Arc::clone(&talking);
+            thread::spawn(move || -> Ending {
+                let mut stream = connect(addr);
+                let first = message(client, 0);
+                assert_eq!(
+                    round_trip(&mut stream, &first).unwrap(),
+                    first.to_ascii_uppercase()
+                );
+                talking.wait();
+                // Half the clients finish during the grace period; the
+                // rest talk on until the server closes them.
+                let rounds = if client % 2 == 0 { 5 } else { usize::MAX };
+                for round in 1..rounds {
+                    let sent = message(client, round);
+                    match round_trip(&mut stream, &sent) {
+                        Ok(reply) => assert_eq!(reply, sent.to_ascii_uppercase()),
+                        Err(e) => {
+                            assert!(
+                                matches!(
+                                    e.kind(),
+                                    ErrorKind::UnexpectedEof
+                                        | ErrorKind::ConnectionReset
+                                        | ErrorKind::BrokenPipe
+                                ),
+                                "client {client}: unclean ending: {e}"
+                            );
+                            return Ending::ClosedCleanly;
+                        }
+                    }
+                }
+                Ending::Completed
+            })
+        })
+        .collect();
+    talking.wait();
+    assert_eq!(server.stats().accepted, CLIENTS as u64);
+
+    let took = running.shutdown();
+    let endings: Vec<Ending> = clients
+        .into_iter()
+        .map(|c| c.join().expect("a client failed"))
+        .collect();
+    let completed = endings.iter().filter(|e| **e == Ending::Completed).count();
+    assert_eq!(
+        completed,
+        CLIENTS / 2,
+        "the short conversations complete within the grace period"
+    );
+    assert!(
+        took >= grace,
+        "shutdown returned before the grace period ended: {took:?}"
+    );
+    assert!(took < grace + Duration::from_secs(2), "shutdown took {took:?}");
+    let stats = server.stats();
+    assert_eq!((stats.active, stats.workers), (0, 0));
+    #[cfg(target_os = "linux")]
+    assert_eq!(util::threads_named("mid-conv"), Vec::<String>::new());
+}
+
+#[test]
+fn shutdown_with_zero_grace_closes_idle_clients_at_once() {
+    init_logging();
+    let (server, running) = serve(
+        ThreadingTcpServer::builder()
+            .shutdown_grace(Duration::ZERO)
+            .bind("127.0.0.1:0", Uppercase),
+    );
+    let addr = *server.local_addr();
+    let mut idle: Vec<TcpStream> = (0..20).map(|_| connect(addr)).collect();
+    for stream in &mut idle {
+        assert_eq!(round_trip(stream, b"x").unwrap(), b"X");
+    }
+    assert_eq!(server.stats().active, 20);
+    running.shutdown();
+    for stream in &mut idle {
+        assert_eq!(
+            read_to_end(stream).unwrap(),
+            b"",
+            "an idle client sees end-of-file"
+        );
+    }
+}
+
+#[test]
+fn serial_server_force_closes_a_lingering_client_after_the_grace_period() {
+    init_logging();
+    let grace = Duration::from_millis(100);
+    let (server, running) = serve(
+        TcpServer::builder()
+            .shutdown_grace(grace)
+            .bind("127.0.0.1:0", Uppercase),
+    );
+    let mut lingering = connect(*server.local_addr());
+    // The loop thread is now inside the handler, blocked reading.
+    assert_eq!(round_trip(&mut lingering, b"here").unwrap(), b"HERE");
+    let took = running.shutdown();
+    assert!(took >= grace, "closed before the grace period ended: {took:?}");
+    assert!(took < grace + Duration::from_secs(2), "shutdown took {took:?}");
+    assert_eq!(read_to_end(&mut lingering).unwrap(), b"");
+}
