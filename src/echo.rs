@@ -6,13 +6,14 @@
 use std::io::{self, Write};
 
 use crate::handler::RequestHandler;
-use crate::request::StreamRequest;
-use crate::transport::Connection;
+use crate::request::{DatagramRequest, StreamRequest};
+use crate::transport::{Connection, DatagramSocket};
 
 /// Echoes every chunk of bytes it reads, ASCII letters uppercased, until
-/// the client closes. Works with any client, including the tutorials'
-/// Python ones: it keeps no framing of its own, and uppercasing never
-/// changes a chunk's length (bytes outside ASCII pass through as they are).
+/// the client closes; answers every datagram with its uppercase. Works
+/// with any client, including the tutorials' Python ones: it keeps no
+/// framing of its own, and uppercasing never changes a length (bytes
+/// outside ASCII pass through as they are).
 ///
 /// ```
 /// use socketserver::{ThreadingTcpServer, echo::Uppercase};
@@ -41,5 +42,12 @@ impl<S: Connection> RequestHandler<StreamRequest<S>> for Uppercase {
             chunk[..n].make_ascii_uppercase();
             request.write_all(&chunk[..n])?;
         }
+    }
+}
+
+impl<S: DatagramSocket> RequestHandler<DatagramRequest<S>> for Uppercase {
+    fn handle(&self, request: &mut DatagramRequest<S>) -> io::Result<()> {
+        request.data_mut().make_ascii_uppercase();
+        request.reply_data()
     }
 }

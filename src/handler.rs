@@ -102,7 +102,9 @@ pub trait RequestHandler<R: Request>: Send + Sync + 'static {
     fn handle_timeout(&self) {}
 
     /// Called by the serving loop after each batch of requests, and every
-    /// service interval if the server has one. For periodic housekeeping.
+    /// service interval if the server has one; in a threading datagram
+    /// server, whose workers receive for themselves, only on the interval.
+    /// For periodic housekeeping.
     fn service_actions(&self) {}
 }
 
@@ -215,7 +217,14 @@ pub(crate) fn process<R: Request, H: RequestHandler<R>>(handler: &H, request: &m
     }
 }
 
-fn report<R: Request, H: RequestHandler<R>>(handler: &H, request: &R, counters: &Counters, error: io::Error) {
+/// Counts a failure and hands it to `handle_error`, containing a panic
+/// there too.
+pub(crate) fn report<R: Request, H: RequestHandler<R>>(
+    handler: &H,
+    request: &R,
+    counters: &Counters,
+    error: io::Error,
+) {
     Counters::bump(if is_panic(&error) {
         &counters.panics
     } else {

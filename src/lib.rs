@@ -1,6 +1,7 @@
 //! Python's `socketserver`, done properly: write one handler, get a
-//! working TCP server that serves each client on a pooled
-//! worker thread, shuts down at once and cleanly, and survives bad clients.
+//! working TCP, UDP or Unix-socket server that serves its clients on
+//! pooled worker threads, shuts down at once and cleanly, and survives bad
+//! clients.
 //!
 //! # A server in a few lines
 //!
@@ -98,6 +99,23 @@
 //! |---|---|---|
 //! | [`TcpServer`] | one connection at a time, on the loop thread | `TCPServer` |
 //! | [`ThreadingTcpServer`] | each connection on a pooled worker | `ThreadingTCPServer` |
+//! | [`UdpServer`] | one datagram at a time, on the loop thread | `UDPServer` |
+//! | [`ThreadingUdpServer`] | datagrams on workers sharing the socket | `ThreadingUDPServer` |
+//! | [`UnixStreamServer`], [`ThreadingUnixStreamServer`] | Unix-domain streams | the same names |
+//! | [`UnixDatagramServer`], [`ThreadingUnixDatagramServer`] | Unix-domain datagrams | the same names |
+//!
+//! A datagram handler gets a [`DatagramRequest`] and answers (or not)
+//! through the server's socket:
+//!
+//! ```
+//! use socketserver::{ThreadingUdpServer, UdpRequest};
+//!
+//! let server = ThreadingUdpServer::bind("127.0.0.1:0", |req: &mut UdpRequest| {
+//!     req.data_mut().make_ascii_uppercase();
+//!     req.reply_data()
+//! })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
 //!
 //! Options (worker counts, timeouts, backlog, socket options, overload
 //! policy) are set through each type's `builder()`; see [`Builder`].
@@ -122,14 +140,17 @@ pub mod echo;
 
 pub use handler::{HandlerPanic, Request, RequestHandler};
 pub use pool::{DEFAULT_KEEP_ALIVE, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, OverloadPolicy};
-pub use request::{StreamRequest, TcpRequest};
+pub use request::{
+    DatagramRequest, StreamRequest, TcpRequest, UdpRequest, UnixDatagramRequest, UnixStreamRequest,
+};
 pub use server::{
-    Builder, DEFAULT_READ_BUFFER_SIZE, DEFAULT_SHUTDOWN_GRACE, FORCE_CLOSE_WAIT, IpTransport, Mode,
-    NoHandler, Serial, ServerHandle, ShutdownHandle, Stats, StreamServer, TcpServer, Threading,
-    ThreadingTcpServer,
+    Builder, DEFAULT_MAX_DATAGRAM_SIZE, DEFAULT_READ_BUFFER_SIZE, DEFAULT_SHUTDOWN_GRACE, DatagramServer,
+    FORCE_CLOSE_WAIT, IpTransport, Mode, NoHandler, Serial, Server, ServerHandle, ShutdownHandle, Stats,
+    StreamServer, TcpServer, Threading, ThreadingTcpServer, ThreadingUdpServer, ThreadingUnixDatagramServer,
+    ThreadingUnixStreamServer, UdpServer, UnixDatagramServer, UnixStreamServer, UnixTransport,
 };
 pub use socket::DEFAULT_BACKLOG;
-pub use transport::{Connection, Listener};
+pub use transport::{Connection, DatagramSocket, Listener};
 
 /// The README's code blocks, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

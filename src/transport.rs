@@ -1,16 +1,21 @@
 //! What the generic server loops need from a socket type.
 //!
 //! The stream loop is written once over [`Listener`] and serves both TCP and
-//! Unix-domain stream sockets. The traits are sealed: the set of transports
-//! is the crate's to choose, which keeps the loops' assumptions (blocking
-//! accepted streams, `poll`-able descriptors) true.
+//! Unix-domain stream sockets; the datagram loop is written once over
+//! [`DatagramSocket`] and serves UDP and Unix-domain datagram sockets. The
+//! traits are sealed: the set of transports is the crate's to choose, which
+//! keeps the loops' assumptions (blocking accepted streams, `poll`-able
+//! descriptors) true.
 
 use std::fmt::Debug;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::mem::MaybeUninit;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
-use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixListener, UnixStream};
+use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixDatagram, UnixListener, UnixStream};
 use std::time::Duration;
+
+use socket2::{SockAddr, SockRef};
 
 mod sealed {
     pub trait Sealed {}
@@ -127,5 +132,180 @@ impl Connection for UnixStream {
 
     fn set_nodelay(&self, _nodelay: bool) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// A datagram socket: UDP or Unix-domain.
+pub trait DatagramSocket: AsFd + Send + Sync + Sized + 'static + Sealed {
+    /// The address type of both ends.
+    type Addr: Clone + Debug + Send + Sync + 'static;
+
+    /// The address the socket is bound to.
+    fn local_addr(&self) -> io::Result<Self::Addr>;
+
+    /// Sends one datagram to `addr`.
+    fn send_to_addr(&self, datagram: &[u8], addr: &Self::Addr) -> io::Result<usize>;
+
+    /// Switches non-blocking mode.
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()>;
+
+    /// Sets the receive timeout (`None`: block forever).
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// Whether a reply can be sent to `addr`: false for a Unix client that
+    /// never bound its socket to a path.
+    fn can_reply_to(addr: &Self::Addr) -> bool;
+
+    /// Converts a received sender address; `None` when the datagram came
+    /// from a socket without an address (an unbound Unix socket).
+    #[doc(hidden)]
+    fn from_sock_addr(addr: &SockAddr) -> Option<Self::Addr>;
+
+    /// The address recorded for a sender that has none.
+    #[doc(hidden)]
+    fn unnamed() -> io::Result<Self::Addr>;
+
+    /// Sends this socket an empty datagram from a fresh socket, to wake a
+    /// thread blocked receiving on it.
+    #[doc(hidden)]
+    fn poke(&self) -> io::Result<()>;
+}
+
+/// The size of a received datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Received {
+    /// It fitted: this many bytes.
+    Whole(usize),
+    /// It did not fit and was cut; its real size where the OS tells it.
+    Truncated(Option<usize>),
+}
+
+/// Receives one datagram into `buf`, detecting truncation.
+///
+/// Linux's `recvfrom(MSG_TRUNC)` returns the datagram's real length even
+/// when it exceeds the buffer, at no extra cost; elsewhere `recvmsg` flags
+/// the truncation without the size.
+pub(crate) fn recv_datagram(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<(Received, SockAddr)> {
+    let socket = SockRef::from(socket);
+    let capacity = buf.len();
+    // SAFETY: an initialised byte slice is a valid `[MaybeUninit<u8>]`, and
+    // recv only ever writes initialised bytes into it.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let (len, from) = socket.recv_from_with_flags(uninit, libc::MSG_TRUNC)?;
+        let received = if len > capacity {
+            Received::Truncated(Some(len))
+        } else {
+            Received::Whole(len)
+        };
+        Ok((received, from))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let mut bufs = [socket2::MaybeUninitSlice::new(uninit)];
+        let (len, flags, from) = socket.recv_from_vectored(&mut bufs)?;
+        let received = if flags.is_truncated() {
+            Received::Truncated(None)
+        } else {
+            Received::Whole(len.min(capacity))
+        };
+        Ok((received, from))
+    }
+}
+
+impl Sealed for UdpSocket {}
+impl DatagramSocket for UdpSocket {
+    type Addr = SocketAddr;
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        UdpSocket::local_addr(self)
+    }
+
+    fn send_to_addr(&self, datagram: &[u8], addr: &SocketAddr) -> io::Result<usize> {
+        self.send_to(datagram, addr)
+    }
+
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        UdpSocket::set_nonblocking(self, nonblocking)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UdpSocket::set_read_timeout(self, timeout)
+    }
+
+    fn can_reply_to(_addr: &SocketAddr) -> bool {
+        true
+    }
+
+    fn from_sock_addr(addr: &SockAddr) -> Option<SocketAddr> {
+        addr.as_socket()
+    }
+
+    fn unnamed() -> io::Result<SocketAddr> {
+        Ok(SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    fn poke(&self) -> io::Result<()> {
+        let mut target = UdpSocket::local_addr(self)?;
+        if target.ip().is_unspecified() {
+            // Bound to every address: loopback is one of them.
+            target.set_ip(match target {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let from = SocketAddr::new(target.ip(), 0);
+        UdpSocket::bind(from)?.send_to(&[], target).map(drop)
+    }
+}
+
+impl Sealed for UnixDatagram {}
+impl DatagramSocket for UnixDatagram {
+    type Addr = UnixSocketAddr;
+
+    fn local_addr(&self) -> io::Result<UnixSocketAddr> {
+        UnixDatagram::local_addr(self)
+    }
+
+    fn send_to_addr(&self, datagram: &[u8], addr: &UnixSocketAddr) -> io::Result<usize> {
+        UnixDatagram::send_to_addr(self, datagram, addr)
+    }
+
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        UnixDatagram::set_nonblocking(self, nonblocking)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixDatagram::set_read_timeout(self, timeout)
+    }
+
+    fn can_reply_to(addr: &UnixSocketAddr) -> bool {
+        !addr.is_unnamed()
+    }
+
+    fn from_sock_addr(addr: &SockAddr) -> Option<UnixSocketAddr> {
+        if let Some(addr) = addr.as_unix() {
+            return Some(addr);
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(name) = addr.as_abstract_namespace() {
+            #[cfg(target_os = "android")]
+            use std::os::android::net::SocketAddrExt;
+            #[cfg(target_os = "linux")]
+            use std::os::linux::net::SocketAddrExt;
+            return UnixSocketAddr::from_abstract_name(name).ok();
+        }
+        None
+    }
+
+    fn unnamed() -> io::Result<UnixSocketAddr> {
+        UnixDatagram::unbound()?.local_addr()
+    }
+
+    fn poke(&self) -> io::Result<()> {
+        UnixDatagram::unbound()?
+            .send_to_addr(&[], &UnixDatagram::local_addr(self)?)
+            .map(drop)
     }
 }

@@ -1,5 +1,7 @@
 //! What a handler receives: one request, with its peer and its server.
 
+mod datagram;
 mod stream;
 
-pub use stream::{StreamRequest, TcpRequest};
+pub use datagram::{DatagramRequest, UdpRequest, UnixDatagramRequest};
+pub use stream::{StreamRequest, TcpRequest, UnixStreamRequest};

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io::{self, BufRead, IoSlice, IoSliceMut, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
 
 use crate::handler::Request;
 use crate::server::ServerHandle;
@@ -10,6 +11,8 @@ use crate::transport::Connection;
 
 /// The request of a TCP server.
 pub type TcpRequest = StreamRequest<TcpStream>;
+/// The request of a Unix-domain stream server.
+pub type UnixStreamRequest = StreamRequest<UnixStream>;
 
 /// One accepted connection, for the whole of its life.
 ///

@@ -1,17 +1,25 @@
 //! Configuring a server before it binds.
+//!
+//! One builder type serves every server. Its type parameters (transport
+//! and mode) decide which options exist: `nodelay` only for TCP,
+//! `reuse_port` only for IP sockets, `permissions` only for Unix sockets,
+//! worker counts only in threading mode, and so on.
 
 use std::io;
 use std::marker::PhantomData;
-use std::net::{TcpListener, ToSocketAddrs};
+use std::net::{TcpListener, ToSocketAddrs, UdpSocket};
+use std::os::unix::net::{UnixDatagram, UnixListener};
+use std::path::Path;
 use std::time::Duration;
 
+use super::datagram::{DEFAULT_MAX_DATAGRAM_SIZE, DatagramServer};
 use super::stream::{ConnectionOptions, StreamServer};
 use super::{Mode, Threading};
 use crate::handler::RequestHandler;
 use crate::pool::{OverloadPolicy, PoolConfig};
-use crate::request::TcpRequest;
-use crate::socket::{self, SocketOptions};
-use crate::transport::{Listener, Sealed};
+use crate::request::{DatagramRequest, StreamRequest};
+use crate::socket::{self, SocketFile, SocketOptions};
+use crate::transport::{DatagramSocket, Listener, Sealed};
 
 /// The default time in-flight requests get to finish after a shutdown
 /// before their connections are force-closed.
@@ -23,6 +31,12 @@ pub const DEFAULT_READ_BUFFER_SIZE: usize = 8 * 1024;
 /// Transports with IP-level options (TCP and UDP).
 pub trait IpTransport: Sealed {}
 impl IpTransport for TcpListener {}
+impl IpTransport for UdpSocket {}
+
+/// Transports bound to a filesystem path (Unix-domain sockets).
+pub trait UnixTransport: Sealed {}
+impl UnixTransport for UnixListener {}
+impl UnixTransport for UnixDatagram {}
 
 /// Builds a server: `T` is the transport (e.g. [`TcpListener`]) and `M`
 /// the mode ([`Serial`](super::Serial) or [`Threading`]). Get one from the
@@ -46,20 +60,29 @@ impl IpTransport for TcpListener {}
 /// is [`backlog`](Self::backlog), `allow_reuse_address` is
 /// [`reuse_address`](Self::reuse_address), `allow_reuse_port` is
 /// [`reuse_port`](Self::reuse_port), `timeout` is
-/// [`timeout`](Self::timeout), `StreamRequestHandler.timeout` is
-/// [`read_timeout`](Self::read_timeout) and `disable_nagle_algorithm` is
-/// [`nodelay`](Self::nodelay).
+/// [`timeout`](Self::timeout), `max_packet_size` is
+/// [`max_datagram_size`](Self::max_datagram_size),
+/// `StreamRequestHandler.timeout` is [`read_timeout`](Self::read_timeout)
+/// and `disable_nagle_algorithm` is [`nodelay`](Self::nodelay).
 #[must_use = "a builder does nothing until `bind` is called"]
 #[derive(Clone, Debug)]
 pub struct Builder<T, M> {
     pub(crate) socket: SocketOptions,
     pub(crate) connection: ConnectionOptions,
     pub(crate) pool: PoolConfig,
+    /// Whether `min_workers` was set; datagram servers default to one
+    /// worker per core otherwise.
+    pub(crate) min_workers_set: bool,
+    pub(crate) max_datagram_size: usize,
     pub(crate) grace: Duration,
     pub(crate) timeout: Option<Duration>,
     pub(crate) service_interval: Option<Duration>,
     pub(crate) max_connections: Option<usize>,
     _marker: PhantomData<fn() -> (T, M)>,
+}
+
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message.into())
 }
 
 impl<T, M: Mode> Builder<T, M> {
@@ -68,6 +91,8 @@ impl<T, M: Mode> Builder<T, M> {
             socket,
             connection: ConnectionOptions::default(),
             pool: PoolConfig::default(),
+            min_workers_set: false,
+            max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
             grace: DEFAULT_SHUTDOWN_GRACE,
             timeout: None,
             service_interval: None,
@@ -98,14 +123,9 @@ impl<T, M: Mode> Builder<T, M> {
         self
     }
 
-    /// Sets `SO_REUSEADDR` (default on for stream servers, so a restarted
-    /// server can bind while old connections are in `TIME_WAIT`).
-    pub fn reuse_address(mut self, reuse: bool) -> Self {
-        self.socket.reuse_address = reuse;
-        self
-    }
-
-    /// Sets the socket's receive buffer size (`SO_RCVBUF`).
+    /// Sets the socket's receive buffer size (`SO_RCVBUF`). For a datagram
+    /// server this is how many datagrams can wait while every worker is
+    /// busy before the kernel drops them.
     pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
         self.socket.recv_buffer_size = Some(bytes);
         self
@@ -119,24 +139,31 @@ impl<T, M: Mode> Builder<T, M> {
 
     fn validate(&self) -> io::Result<()> {
         if M::THREADING {
-            self.pool
-                .validate()
-                .map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
+            self.pool.group.validate().map_err(invalid)?;
         }
         if self.max_connections == Some(0) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "max_connections must be at least 1",
-            ));
+            return Err(invalid("max_connections must be at least 1"));
+        }
+        if self.max_datagram_size == 0 {
+            return Err(invalid("max_datagram_size must be at least 1"));
         }
         Ok(())
     }
 }
 
 impl<T: IpTransport, M: Mode> Builder<T, M> {
+    /// Sets `SO_REUSEADDR`. On by default for TCP, so a restarted server
+    /// can bind while old connections are in `TIME_WAIT`. Off by default
+    /// for UDP, as in Python: on Linux it would let a second server bind
+    /// the same port and silently take part of the traffic.
+    pub fn reuse_address(mut self, reuse: bool) -> Self {
+        self.socket.reuse_address = reuse;
+        self
+    }
+
     /// Sets `SO_REUSEPORT`, so several servers (processes) can bind the
     /// same address and the kernel spreads clients among them (default
-    /// off).
+    /// off). IP sockets only.
     pub fn reuse_port(mut self, reuse: bool) -> Self {
         self.socket.reuse_port = reuse;
         self
@@ -148,6 +175,16 @@ impl<T: IpTransport, M: Mode> Builder<T, M> {
     /// is an `InvalidInput` error.
     pub fn dual_stack(mut self, dual: bool) -> Self {
         self.socket.dual_stack = dual;
+        self
+    }
+}
+
+impl<T: UnixTransport, M: Mode> Builder<T, M> {
+    /// Permission bits for the socket file, e.g. `0o660` to let only the
+    /// owner and group connect (default: from the process's umask). Set
+    /// before a stream socket listens, so no client connects before.
+    pub fn permissions(mut self, mode: u32) -> Self {
+        self.socket.permissions = Some(mode);
         self
     }
 }
@@ -184,12 +221,119 @@ impl<L: Listener, M: Mode> Builder<L, M> {
         self
     }
 
-    pub(crate) fn build_stream<H>(self, listener: L, handler: H) -> io::Result<StreamServer<L, M, H>>
+    fn build_stream<H>(
+        self,
+        listener: L,
+        file: Option<SocketFile>,
+        handler: H,
+    ) -> io::Result<StreamServer<L, M, H>>
     where
-        H: RequestHandler<crate::StreamRequest<L::Stream>>,
+        H: RequestHandler<StreamRequest<L::Stream>>,
     {
         self.validate()?;
-        StreamServer::new(listener, handler, self)
+        StreamServer::new(listener, file, handler, self)
+    }
+}
+
+impl<L: Listener> Builder<L, Threading> {
+    /// How many connections may wait for a worker when all are busy and
+    /// the pool is at its maximum (default
+    /// [`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY)).
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.pool.queue_capacity = capacity;
+        self
+    }
+
+    /// What happens to a connection when the pool and its queue are full,
+    /// or the connection limit is reached (default:
+    /// [`OverloadPolicy::Block`]).
+    pub fn overload_policy(mut self, policy: OverloadPolicy) -> Self {
+        self.pool.overload = policy;
+        self
+    }
+
+    /// The most connections open at once (default: no limit besides
+    /// [`max_workers`](Self::max_workers) and the queue). At the limit the
+    /// server stops accepting (under [`OverloadPolicy::Block`]) or closes
+    /// new connections at once (under [`OverloadPolicy::Reject`]).
+    pub fn max_connections(mut self, count: usize) -> Self {
+        self.max_connections = Some(count);
+        self
+    }
+}
+
+impl<S: DatagramSocket, M: Mode> Builder<S, M> {
+    /// The largest datagram received whole (default
+    /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::DEFAULT_MAX_DATAGRAM_SIZE), a
+    /// full UDP payload). A larger one is not served: it is reported to
+    /// `handle_error` with its size (its real size on Linux).
+    pub fn max_datagram_size(mut self, bytes: usize) -> Self {
+        self.max_datagram_size = bytes;
+        self
+    }
+
+    fn build_datagram<H>(
+        self,
+        socket: S,
+        file: Option<SocketFile>,
+        handler: H,
+    ) -> io::Result<DatagramServer<S, M, H>>
+    where
+        H: RequestHandler<DatagramRequest<S>>,
+    {
+        self.validate()?;
+        DatagramServer::new(socket, file, handler, self)
+    }
+}
+
+impl<T> Builder<T, Threading> {
+    /// Workers kept alive even when idle. Stream servers default to 0 and
+    /// start them when built; datagram servers default to one per core
+    /// (never fewer than one, never more than the maximum), all receiving,
+    /// and start them when serving.
+    pub fn min_workers(mut self, count: usize) -> Self {
+        self.pool.group.min_workers = count;
+        self.min_workers_set = true;
+        self
+    }
+
+    /// The most workers, so the most requests served at once (default
+    /// [`DEFAULT_MAX_WORKERS`](crate::DEFAULT_MAX_WORKERS)). A connection
+    /// holds its worker for its whole life. Beyond this many, connections
+    /// queue and then the overload policy applies; datagrams wait in the
+    /// socket's receive buffer.
+    pub fn max_workers(mut self, count: usize) -> Self {
+        self.pool.group.max_workers = count;
+        self
+    }
+
+    /// Sets both [`min_workers`](Self::min_workers) and
+    /// [`max_workers`](Self::max_workers): a fixed-size pool.
+    pub fn workers(self, count: usize) -> Self {
+        self.min_workers(count).max_workers(count)
+    }
+
+    /// How long a worker above the minimum waits idle before it retires
+    /// (default [`DEFAULT_KEEP_ALIVE`](crate::DEFAULT_KEEP_ALIVE)).
+    pub fn keep_alive(mut self, idle: Duration) -> Self {
+        self.pool.group.keep_alive = idle;
+        self
+    }
+
+    /// Worker threads are named `"{prefix}-{n}"` (default
+    /// `"socketserver-worker"`). Linux shows the first 15 bytes in `top`.
+    pub fn worker_name_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.pool.group.name_prefix = prefix.into();
+        self
+    }
+
+    /// Stack size of worker threads, in bytes (default: the standard
+    /// library's, 2 MiB unless `RUST_MIN_STACK` says otherwise). Only the
+    /// pages a worker touches cost memory, but a smaller reservation lets
+    /// more workers fit in the address space.
+    pub fn worker_stack_size(mut self, bytes: usize) -> Self {
+        self.pool.group.stack_size = Some(bytes);
+        self
     }
 }
 
@@ -208,11 +352,11 @@ impl<M: Mode> Builder<TcpListener, M> {
     /// serve. The family (IPv4 or IPv6) follows the address.
     pub fn bind<H>(self, addr: impl ToSocketAddrs, handler: H) -> io::Result<StreamServer<TcpListener, M, H>>
     where
-        H: RequestHandler<TcpRequest>,
+        H: RequestHandler<StreamRequest<std::net::TcpStream>>,
     {
         self.validate()?;
         let listener = socket::bind_tcp(addr, &self.socket)?;
-        self.build_stream(listener, handler)
+        self.build_stream(listener, None, handler)
     }
 
     /// Serves on a listener created elsewhere, such as one inherited from
@@ -224,80 +368,70 @@ impl<M: Mode> Builder<TcpListener, M> {
         handler: H,
     ) -> io::Result<StreamServer<TcpListener, M, H>>
     where
-        H: RequestHandler<TcpRequest>,
+        H: RequestHandler<StreamRequest<std::net::TcpStream>>,
     {
-        self.build_stream(listener, handler)
+        self.build_stream(listener, None, handler)
     }
 }
 
-impl<T> Builder<T, Threading> {
-    /// Workers kept alive even when idle (default 0). They start when the
-    /// server is built.
-    pub fn min_workers(mut self, count: usize) -> Self {
-        self.pool.min_workers = count;
-        self
+impl<M: Mode> Builder<UnixListener, M> {
+    /// Binds a Unix-domain stream socket at `path`. A socket file left by
+    /// a dead server is replaced; one a live server answers on is an
+    /// `AddrInUse` error, and a path that is not a socket is never touched
+    /// (`AlreadyExists`). The file is removed when the server closes.
+    pub fn bind<H>(self, path: impl AsRef<Path>, handler: H) -> io::Result<StreamServer<UnixListener, M, H>>
+    where
+        H: RequestHandler<StreamRequest<std::os::unix::net::UnixStream>>,
+    {
+        self.validate()?;
+        let (listener, file) = socket::bind_unix_listener(path.as_ref(), &self.socket)?;
+        self.build_stream(listener, Some(file), handler)
     }
 
-    /// The most workers, so the most requests served at once (default
-    /// [`DEFAULT_MAX_WORKERS`](crate::DEFAULT_MAX_WORKERS)). A connection
-    /// holds its worker for its whole life. Beyond this many, requests
-    /// queue and then the [`overload_policy`](Self::overload_policy)
-    /// applies.
-    pub fn max_workers(mut self, count: usize) -> Self {
-        self.pool.max_workers = count;
-        self
+    /// Serves on a listener created elsewhere (its file is left alone).
+    pub fn from_listener<H>(
+        self,
+        listener: UnixListener,
+        handler: H,
+    ) -> io::Result<StreamServer<UnixListener, M, H>>
+    where
+        H: RequestHandler<StreamRequest<std::os::unix::net::UnixStream>>,
+    {
+        self.build_stream(listener, None, handler)
+    }
+}
+
+impl<M: Mode> Builder<UdpSocket, M> {
+    /// Binds the first of `addr`'s addresses that works (port 0 picks a
+    /// free port) and returns the server, ready to serve.
+    pub fn bind<H>(self, addr: impl ToSocketAddrs, handler: H) -> io::Result<DatagramServer<UdpSocket, M, H>>
+    where
+        H: RequestHandler<DatagramRequest<UdpSocket>>,
+    {
+        self.validate()?;
+        let socket = socket::bind_udp(addr, &self.socket)?;
+        self.build_datagram(socket, None, handler)
     }
 
-    /// Sets both [`min_workers`](Self::min_workers) and
-    /// [`max_workers`](Self::max_workers): a fixed-size pool.
-    pub fn workers(self, count: usize) -> Self {
-        self.min_workers(count).max_workers(count)
+    /// Serves on a socket created elsewhere.
+    pub fn from_socket<H>(self, socket: UdpSocket, handler: H) -> io::Result<DatagramServer<UdpSocket, M, H>>
+    where
+        H: RequestHandler<DatagramRequest<UdpSocket>>,
+    {
+        self.build_datagram(socket, None, handler)
     }
+}
 
-    /// How long a worker above the minimum waits idle before it retires
-    /// (default [`DEFAULT_KEEP_ALIVE`](crate::DEFAULT_KEEP_ALIVE)).
-    pub fn keep_alive(mut self, idle: Duration) -> Self {
-        self.pool.keep_alive = idle;
-        self
-    }
-
-    /// How many requests may wait for a worker when all are busy and the
-    /// pool is at its maximum (default
-    /// [`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY)).
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.pool.queue_capacity = capacity;
-        self
-    }
-
-    /// What happens to a request when the pool and its queue are full, or
-    /// the connection limit is reached (default: [`OverloadPolicy::Block`]).
-    pub fn overload_policy(mut self, policy: OverloadPolicy) -> Self {
-        self.pool.overload = policy;
-        self
-    }
-
-    /// Worker threads are named `"{prefix}-{n}"` (default
-    /// `"socketserver-worker"`). Linux shows the first 15 bytes in `top`.
-    pub fn worker_name_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.pool.name_prefix = prefix.into();
-        self
-    }
-
-    /// Stack size of worker threads, in bytes (default: the standard
-    /// library's, 2 MiB unless `RUST_MIN_STACK` says otherwise). Only the
-    /// pages a worker touches cost memory, but a smaller reservation lets
-    /// more workers fit in the address space.
-    pub fn worker_stack_size(mut self, bytes: usize) -> Self {
-        self.pool.stack_size = Some(bytes);
-        self
-    }
-
-    /// The most connections open at once (default: no limit besides
-    /// [`max_workers`](Self::max_workers) and the queue). At the limit the
-    /// server stops accepting (under [`OverloadPolicy::Block`]) or closes
-    /// new connections at once (under [`OverloadPolicy::Reject`]).
-    pub fn max_connections(mut self, count: usize) -> Self {
-        self.max_connections = Some(count);
-        self
+impl<M: Mode> Builder<UnixDatagram, M> {
+    /// Binds a Unix-domain datagram socket at `path`, with the same
+    /// handling of existing files as a Unix stream server. Clients must
+    /// bind their own socket to a path to receive replies.
+    pub fn bind<H>(self, path: impl AsRef<Path>, handler: H) -> io::Result<DatagramServer<UnixDatagram, M, H>>
+    where
+        H: RequestHandler<DatagramRequest<UnixDatagram>>,
+    {
+        self.validate()?;
+        let (socket, file) = socket::bind_unix_datagram(path.as_ref(), &self.socket)?;
+        self.build_datagram(socket, Some(file), handler)
     }
 }

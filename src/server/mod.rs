@@ -1,29 +1,35 @@
-//! The servers: a stream loop, in two modes.
+//! The servers: a stream loop and a datagram loop, each in two modes.
 //!
 //! Python builds `ThreadingTCPServer` by mixing `ThreadingMixIn` into
-//! `TCPServer`. Here the loop is written once per transport kind and takes
-//! the mode as a type parameter: [`Serial`] serves each request on the
-//! loop thread, [`Threading`] hands it to a worker pool. The public names
-//! ([`TcpServer`], [`ThreadingTcpServer`], ...) are aliases of those
-//! combinations.
+//! `TCPServer`. Here the loop is written once per transport kind (stream,
+//! datagram) and takes the mode as a type parameter: [`Serial`] serves
+//! each request on the loop thread, [`Threading`] on a pool of workers. The
+//! public names ([`TcpServer`], [`ThreadingUdpServer`], ...) are aliases of
+//! those combinations.
 
 mod backoff;
+mod base;
 mod builder;
 mod connections;
 mod control;
+mod datagram;
 pub(crate) mod stats;
 mod stream;
 
 use std::io;
-use std::net::{TcpListener, ToSocketAddrs};
+use std::net::{TcpListener, ToSocketAddrs, UdpSocket};
+use std::os::unix::net::{UnixDatagram, UnixListener};
+use std::path::Path;
 
-pub use builder::{Builder, DEFAULT_READ_BUFFER_SIZE, DEFAULT_SHUTDOWN_GRACE, IpTransport};
+pub use base::Server;
+pub use builder::{Builder, DEFAULT_READ_BUFFER_SIZE, DEFAULT_SHUTDOWN_GRACE, IpTransport, UnixTransport};
 pub use control::{FORCE_CLOSE_WAIT, ServerHandle, ShutdownHandle};
+pub use datagram::{DEFAULT_MAX_DATAGRAM_SIZE, DatagramServer};
 pub use stats::Stats;
 pub use stream::StreamServer;
 
 use crate::handler::RequestHandler;
-use crate::request::TcpRequest;
+use crate::request::{TcpRequest, UdpRequest, UnixDatagramRequest, UnixStreamRequest};
 use crate::socket::SocketOptions;
 use crate::transport::Sealed;
 
@@ -34,7 +40,7 @@ pub trait Mode: Sealed + Send + Sync + 'static {
 }
 
 /// Serves one request at a time on the thread that runs the loop, like
-/// Python's `TCPServer`.
+/// Python's `TCPServer` and `UDPServer`.
 #[derive(Clone, Copy, Debug)]
 pub struct Serial;
 impl Sealed for Serial {}
@@ -42,7 +48,7 @@ impl Mode for Serial {
     const THREADING: bool = false;
 }
 
-/// Serves each request on a pooled worker thread, like Python's
+/// Serves requests on pooled worker threads, like Python's
 /// `ThreadingMixIn` but with threads reused and bounded.
 #[derive(Clone, Copy, Debug)]
 pub struct Threading;
@@ -55,6 +61,18 @@ impl Mode for Threading {
 pub type TcpServer<H> = StreamServer<TcpListener, Serial, H>;
 /// TCP, each connection on a pooled worker (Python's `ThreadingTCPServer`).
 pub type ThreadingTcpServer<H> = StreamServer<TcpListener, Threading, H>;
+/// UDP, one datagram at a time (Python's `UDPServer`).
+pub type UdpServer<H> = DatagramServer<UdpSocket, Serial, H>;
+/// UDP, datagrams served by pooled workers (Python's `ThreadingUDPServer`).
+pub type ThreadingUdpServer<H> = DatagramServer<UdpSocket, Threading, H>;
+/// Unix-domain stream socket, one connection at a time.
+pub type UnixStreamServer<H> = StreamServer<UnixListener, Serial, H>;
+/// Unix-domain stream socket, each connection on a pooled worker.
+pub type ThreadingUnixStreamServer<H> = StreamServer<UnixListener, Threading, H>;
+/// Unix-domain datagram socket, one datagram at a time.
+pub type UnixDatagramServer<H> = DatagramServer<UnixDatagram, Serial, H>;
+/// Unix-domain datagram socket, datagrams served by pooled workers.
+pub type ThreadingUnixDatagramServer<H> = DatagramServer<UnixDatagram, Threading, H>;
 
 /// Stands for the handler in `ThreadingTcpServer::builder()` and the like,
 /// which are called before the handler is chosen; it serves nothing.
@@ -70,7 +88,7 @@ impl<R: crate::Request> RequestHandler<R> for NoHandler {
 impl<M: Mode> StreamServer<TcpListener, M, NoHandler> {
     /// A builder for this kind of server, to set options before binding.
     pub fn builder() -> Builder<TcpListener, M> {
-        Builder::with_socket(SocketOptions::stream())
+        Builder::with_socket(SocketOptions::tcp())
     }
 }
 
@@ -79,5 +97,50 @@ impl<M: Mode, H: RequestHandler<TcpRequest>> StreamServer<TcpListener, M, H> {
     /// to serve. Port 0 picks a free port (see [`local_addr`](Self::local_addr)).
     pub fn bind(addr: impl ToSocketAddrs, handler: H) -> io::Result<Self> {
         StreamServer::<TcpListener, M, NoHandler>::builder().bind(addr, handler)
+    }
+}
+
+impl<M: Mode> StreamServer<UnixListener, M, NoHandler> {
+    /// A builder for this kind of server, to set options before binding.
+    pub fn builder() -> Builder<UnixListener, M> {
+        Builder::with_socket(SocketOptions::unix())
+    }
+}
+
+impl<M: Mode, H: RequestHandler<UnixStreamRequest>> StreamServer<UnixListener, M, H> {
+    /// Binds a socket at `path` with the default options; see
+    /// [`Builder::bind`](Builder#method.bind-1) for how an existing file
+    /// is treated.
+    pub fn bind(path: impl AsRef<Path>, handler: H) -> io::Result<Self> {
+        StreamServer::<UnixListener, M, NoHandler>::builder().bind(path, handler)
+    }
+}
+
+impl<M: Mode> DatagramServer<UdpSocket, M, NoHandler> {
+    /// A builder for this kind of server, to set options before binding.
+    pub fn builder() -> Builder<UdpSocket, M> {
+        Builder::with_socket(SocketOptions::udp())
+    }
+}
+
+impl<M: Mode, H: RequestHandler<UdpRequest>> DatagramServer<UdpSocket, M, H> {
+    /// Binds `addr` with the default options and returns the server, ready
+    /// to serve. Port 0 picks a free port (see [`local_addr`](Self::local_addr)).
+    pub fn bind(addr: impl ToSocketAddrs, handler: H) -> io::Result<Self> {
+        DatagramServer::<UdpSocket, M, NoHandler>::builder().bind(addr, handler)
+    }
+}
+
+impl<M: Mode> DatagramServer<UnixDatagram, M, NoHandler> {
+    /// A builder for this kind of server, to set options before binding.
+    pub fn builder() -> Builder<UnixDatagram, M> {
+        Builder::with_socket(SocketOptions::unix())
+    }
+}
+
+impl<M: Mode, H: RequestHandler<UnixDatagramRequest>> DatagramServer<UnixDatagram, M, H> {
+    /// Binds a socket at `path` with the default options.
+    pub fn bind(path: impl AsRef<Path>, handler: H) -> io::Result<Self> {
+        DatagramServer::<UnixDatagram, M, NoHandler>::builder().bind(path, handler)
     }
 }

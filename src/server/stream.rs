@@ -24,6 +24,7 @@ use super::{Mode, ServerHandle};
 use crate::handler::{RequestHandler, process, run_hook};
 use crate::pool::{OverloadPolicy, Pool, Refusal, Work, WorkerCounts};
 use crate::request::StreamRequest;
+use crate::socket::SocketFile;
 use crate::sys::wait_readable;
 use crate::transport::{Connection, Listener};
 
@@ -130,14 +131,18 @@ where
 }
 
 /// The listener and the dispatch, owned by whichever call is serving.
+/// Dropping it closes the listener and removes a Unix socket file.
 struct Engine<L: Listener, H: RequestHandler<StreamRequest<L::Stream>>> {
     listener: L,
     pool: Option<Pool<Arc<StreamWork<L, H>>>>,
+    file: Option<SocketFile>,
 }
 
 /// A stream-socket server, generic over the transport `L` and the mode
-/// `M`. Use it through its aliases: [`TcpServer`](crate::TcpServer) and
-/// [`ThreadingTcpServer`](crate::ThreadingTcpServer).
+/// `M`. Use it through its aliases: [`TcpServer`](crate::TcpServer),
+/// [`ThreadingTcpServer`](crate::ThreadingTcpServer),
+/// [`UnixStreamServer`](crate::UnixStreamServer) and
+/// [`ThreadingUnixStreamServer`](crate::ThreadingUnixStreamServer).
 ///
 /// Dropping a server that is not serving closes its socket; if requests it
 /// handed to workers (through `handle_request`) are still running, it
@@ -164,10 +169,17 @@ where
     M: Mode,
     H: RequestHandler<StreamRequest<L::Stream>>,
 {
-    pub(crate) fn new(listener: L, handler: H, config: Builder<L, M>) -> io::Result<Self> {
+    pub(crate) fn new(
+        listener: L,
+        file: Option<SocketFile>,
+        handler: H,
+        config: Builder<L, M>,
+    ) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let workers = Arc::new(WorkerCounts::default());
+        // The serial loop runs handlers itself, so a watchdog must enforce
+        // the grace period for it.
         let control = Control::new(
             config.grace,
             config.max_connections,
@@ -186,7 +198,7 @@ where
             None
         };
         Ok(StreamServer {
-            engine: Mutex::new(Some(Engine { listener, pool })),
+            engine: Mutex::new(Some(Engine { listener, pool, file })),
             work,
             timeout: config.timeout,
             service_interval: config.service_interval,
@@ -421,16 +433,18 @@ where
     /// The orderly stop: close the listener, let the pool drain within the
     /// grace period, force-close what is left, join the workers.
     fn stop(&self, engine: Engine<L, H>) {
-        let Engine { listener, pool } = engine;
+        let Engine { listener, pool, file } = engine;
         drop(listener);
+        drop(file);
         let Some(mut pool) = pool else { return };
         let control = self.control();
         pool.close();
-        if !pool.wait_exited(Instant::now() + control.grace()) {
+        let workers = pool.group();
+        if !workers.wait_exited(Instant::now() + control.grace()) {
             log::info!("grace period over; closing the remaining connections");
             pool.abandon();
             control.registry.force_close_all();
-            if !pool.wait_exited(Instant::now() + FORCE_CLOSE_WAIT) {
+            if !workers.wait_exited(Instant::now() + FORCE_CLOSE_WAIT) {
                 log::error!(
                     "{} handler(s) still running after their connections were closed; leaving them detached",
                     control.counters.workers.live()
@@ -438,7 +452,7 @@ where
                 return;
             }
         }
-        pool.join();
+        workers.join();
     }
 }
 
@@ -470,5 +484,26 @@ where
             .field("local_addr", self.work.server.local_addr())
             .field("threading", &M::THREADING)
             .finish_non_exhaustive()
+    }
+}
+
+impl<L, M, H> super::Server for StreamServer<L, M, H>
+where
+    L: Listener,
+    M: Mode,
+    H: RequestHandler<StreamRequest<L::Stream>>,
+{
+    type Addr = L::Addr;
+
+    fn server_handle(&self) -> &ServerHandle<L::Addr> {
+        StreamServer::server_handle(self)
+    }
+
+    fn serve_forever(&self) -> io::Result<()> {
+        StreamServer::serve_forever(self)
+    }
+
+    fn handle_request(&self) -> io::Result<bool> {
+        StreamServer::handle_request(self)
     }
 }

@@ -1,6 +1,6 @@
 //! `poll(2)` and a socketpair waker.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -99,6 +99,12 @@ impl Waker {
     pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
         self.read.as_fd()
     }
+
+    /// Consumes pending wake-ups, for a waker that is used more than once.
+    pub(crate) fn drain(&self) {
+        let mut sink = [0u8; 64];
+        while matches!((&self.read).read(&mut sink), Ok(n) if n > 0) {}
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +119,25 @@ mod tests {
         waker.wake();
         let ready = wait_readable(&[waker.as_fd()], Some(Duration::from_secs(5))).unwrap();
         assert!(ready.is_ready(0));
+    }
+
+    #[test]
+    fn drained_waker_is_quiet_until_woken_again() {
+        let waker = Waker::new().unwrap();
+        waker.wake();
+        waker.wake();
+        waker.drain();
+        assert!(
+            wait_readable(&[waker.as_fd()], Some(Duration::ZERO))
+                .unwrap()
+                .is_empty()
+        );
+        waker.wake();
+        assert!(
+            wait_readable(&[waker.as_fd()], Some(Duration::ZERO))
+                .unwrap()
+                .is_ready(0)
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! The worker pool behind the threading servers.
+//! The connection queue: how a stream server hands connections to
+//! workers.
 //!
-//! Python's `ThreadingMixIn` starts a thread per request. This pool keeps
-//! workers and reuses them: they are created on demand up to a maximum,
-//! idle ones retire after a keep-alive (down to a minimum), and beyond the
-//! maximum a bounded queue holds jobs until a worker is free.
+//! Workers are created on demand up to the group's maximum, idle ones
+//! retire after the keep-alive (down to the minimum), and beyond the
+//! maximum a bounded queue holds connections until a worker is free.
 //!
 //! # Hand-off
 //! Submitting a job costs one atomic decrement and one channel send; no
@@ -16,24 +16,18 @@
 //! off the count while the count is positive; when it is not, a job is on
 //! its way to the waiting workers and it waits on. Jobs travel only through
 //! the channel, so a failed thread spawn never loses one.
-//!
-//! # Bookkeeping
-//! Only live workers are tracked (their join handles, removed by workers
-//! that retire), so nothing grows with the number of jobs served.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender, TrySendError};
-use parking_lot::{Condvar, Mutex};
+
+use super::group::{Exit, GroupConfig, ThreadGroup, WorkerCounts};
 
 /// The work a pool's workers do: the server's request processing.
 pub(crate) trait Work: Send + Sync + 'static {
-    /// One unit of work: an accepted connection or a datagram.
+    /// One unit of work: an accepted connection.
     type Job: Send + 'static;
     /// State a worker keeps across jobs (buffers, its force-close slot).
     type Local;
@@ -63,91 +57,42 @@ impl<W: Work> Work for Arc<W> {
     }
 }
 
-/// What the server does with a new request when every worker is busy, the
-/// pool is at its maximum and the queue is full.
+/// What a stream server does with a new connection when every worker is
+/// busy, the pool is at its maximum and the queue is full (or the
+/// connection limit is reached).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OverloadPolicy {
     /// Wait for room (the default). The accept loop stops accepting, so new
-    /// clients wait in the kernel's listen backlog and nothing is dropped;
-    /// a datagram server stops reading, so datagrams wait in the socket's
-    /// receive buffer.
+    /// clients wait in the kernel's listen backlog and nothing is dropped.
     #[default]
     Block,
-    /// Refuse the request at once: a connection is closed without being
-    /// served (counted in [`Stats::refused`](crate::Stats::refused)); a
-    /// datagram is dropped (counted likewise). Keeps latency bounded for
-    /// the clients that are served, at the price of failing the others.
+    /// Refuse the connection at once: it is closed without being served
+    /// (counted in [`Stats::refused`](crate::Stats::refused)). Keeps
+    /// latency bounded for the clients that are served, at the price of
+    /// failing the others.
     Reject,
 }
 
-/// Sizing and naming of the worker pool.
+/// The default number of connections that may wait for a worker when
+/// every worker is busy and the pool is at its maximum.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+
+/// A connection pool's configuration: its threads, its queue, its policy.
 #[derive(Clone, Debug)]
 pub(crate) struct PoolConfig {
-    pub(crate) min_workers: usize,
-    pub(crate) max_workers: usize,
-    pub(crate) keep_alive: Duration,
+    pub(crate) group: GroupConfig,
     pub(crate) queue_capacity: usize,
     pub(crate) overload: OverloadPolicy,
-    pub(crate) name_prefix: String,
-    pub(crate) stack_size: Option<usize>,
 }
-
-/// The default maximum number of workers. Each connection holds a worker
-/// for its whole life, so this is the number of clients served at once;
-/// it is set as high as a thread-per-connection server would reach in
-/// practice.
-pub const DEFAULT_MAX_WORKERS: usize = 16_384;
-/// The default idle time after which a worker above the minimum retires.
-pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
-/// The default number of requests that may wait for a worker when every
-/// worker is busy and the pool is at its maximum.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
 
 impl Default for PoolConfig {
     fn default() -> Self {
         PoolConfig {
-            min_workers: 0,
-            max_workers: DEFAULT_MAX_WORKERS,
-            keep_alive: DEFAULT_KEEP_ALIVE,
+            group: GroupConfig::default(),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             overload: OverloadPolicy::Block,
-            name_prefix: "socketserver-worker".to_owned(),
-            stack_size: None,
         }
-    }
-}
-
-impl PoolConfig {
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.max_workers == 0 {
-            return Err("max_workers must be at least 1".into());
-        }
-        if self.min_workers > self.max_workers {
-            return Err(format!(
-                "min_workers ({}) exceeds max_workers ({})",
-                self.min_workers, self.max_workers
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Live and idle worker counts, shared with the server's stats.
-#[derive(Debug, Default)]
-pub(crate) struct WorkerCounts {
-    live: AtomicUsize,
-    /// Waiting workers minus queued jobs; negative when jobs wait.
-    idle: AtomicIsize,
-}
-
-impl WorkerCounts {
-    pub(crate) fn live(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn idle(&self) -> usize {
-        self.idle.load(Ordering::Relaxed).max(0) as usize
     }
 }
 
@@ -173,19 +118,10 @@ impl fmt::Display for Refusal {
 
 struct Shared<W: Work> {
     work: W,
-    config: PoolConfig,
     jobs: Receiver<W::Job>,
-    counts: Arc<WorkerCounts>,
-    next_id: AtomicUsize,
-    /// Join handles of live workers; a retiring worker removes its own.
-    handles: Mutex<HashMap<usize, JoinHandle<()>>>,
-    /// Signalled when `live` drops to zero.
-    all_exited: Condvar,
-    exit_lock: Mutex<()>,
+    group: Arc<ThreadGroup>,
     /// Set when queued jobs are to be discarded rather than run.
     abandoned: AtomicBool,
-    /// Set once a spawn failure has been logged, until a spawn succeeds.
-    spawn_failing: AtomicBool,
 }
 
 /// A pool of worker threads running `W`'s jobs.
@@ -199,6 +135,7 @@ pub(crate) struct Pool<W: Work> {
     sender: Option<Sender<W::Job>>,
     /// Disconnects when shutdown is requested; wakes a blocked submitter.
     stop: Receiver<()>,
+    overload: OverloadPolicy,
 }
 
 impl<W: Work> Pool<W> {
@@ -210,25 +147,20 @@ impl<W: Work> Pool<W> {
         stop: Receiver<()>,
     ) -> std::io::Result<Self> {
         let (sender, jobs) = crossbeam_channel::bounded(config.queue_capacity);
-        let min = config.min_workers;
+        let min = config.group.min_workers;
         let mut pool = Pool {
             shared: Arc::new(Shared {
                 work,
-                config,
                 jobs,
-                counts,
-                next_id: AtomicUsize::new(0),
-                handles: Mutex::new(HashMap::new()),
-                all_exited: Condvar::new(),
-                exit_lock: Mutex::new(()),
+                group: ThreadGroup::new(config.group, counts),
                 abandoned: AtomicBool::new(false),
-                spawn_failing: AtomicBool::new(false),
             }),
             sender: Some(sender),
             stop,
+            overload: config.overload,
         };
         for _ in 0..min {
-            pool.shared.reserve_live();
+            pool.shared.group.reserve();
             if let Err(e) = Shared::spawn(&pool.shared) {
                 pool.close();
                 return Err(e);
@@ -237,24 +169,25 @@ impl<W: Work> Pool<W> {
         Ok(pool)
     }
 
+    fn counts(&self) -> &WorkerCounts {
+        &self.shared.group.counts
+    }
+
     /// Hands `job` to a worker, starting one if none is idle. Follows the
     /// overload policy when the pool is saturated; a refused job is given
     /// back so the caller can close it and account for it.
     pub(crate) fn submit(&self, job: W::Job) -> Result<(), (W::Job, Refusal)> {
-        let shared = &self.shared;
         let Some(sender) = &self.sender else {
             return Err((job, Refusal::Closing));
         };
-        let had_idle = shared.counts.idle.fetch_sub(1, Ordering::AcqRel) > 0;
+        let group = &self.shared.group;
+        let had_idle = self.counts().idle.fetch_sub(1, Ordering::AcqRel) > 0;
         let mut may_reject = false;
         if !had_idle {
-            if shared.reserve_live() {
-                if let Err(e) = Shared::spawn(shared) {
-                    shared.log_spawn_failure(&e);
-                    if shared.counts.live() == 0 {
-                        shared.counts.idle.fetch_add(1, Ordering::AcqRel);
-                        return Err((job, Refusal::NoWorkers));
-                    }
+            if group.reserve() {
+                if Shared::spawn(&self.shared).is_err() && group.counts.live() == 0 {
+                    self.counts().idle.fetch_add(1, Ordering::AcqRel);
+                    return Err((job, Refusal::NoWorkers));
                 }
             } else {
                 may_reject = true;
@@ -263,14 +196,14 @@ impl<W: Work> Pool<W> {
         match sender.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job)) => {
-                if may_reject && shared.config.overload == OverloadPolicy::Reject {
-                    shared.counts.idle.fetch_add(1, Ordering::AcqRel);
+                if may_reject && self.overload == OverloadPolicy::Reject {
+                    self.counts().idle.fetch_add(1, Ordering::AcqRel);
                     return Err((job, Refusal::Overloaded));
                 }
                 self.send_blocking(sender, job)
             }
             Err(TrySendError::Disconnected(job)) => {
-                shared.counts.idle.fetch_add(1, Ordering::AcqRel);
+                self.counts().idle.fetch_add(1, Ordering::AcqRel);
                 Err((job, Refusal::Closing))
             }
         }
@@ -282,18 +215,17 @@ impl<W: Work> Pool<W> {
         let send_index = select.send(sender);
         select.recv(&self.stop);
         let operation = select.select();
-        if operation.index() == send_index {
+        let refused = if operation.index() == send_index {
             match operation.send(sender, job) {
                 Ok(()) => return Ok(()),
-                Err(e) => {
-                    self.shared.counts.idle.fetch_add(1, Ordering::AcqRel);
-                    return Err((e.into_inner(), Refusal::Closing));
-                }
+                Err(e) => e.into_inner(),
             }
-        }
-        let _ = operation.recv(&self.stop);
-        self.shared.counts.idle.fetch_add(1, Ordering::AcqRel);
-        Err((job, Refusal::Closing))
+        } else {
+            let _ = operation.recv(&self.stop);
+            job
+        };
+        self.counts().idle.fetch_add(1, Ordering::AcqRel);
+        Err((refused, Refusal::Closing))
     }
 
     /// Stops taking jobs. Workers finish what is queued, then exit.
@@ -306,116 +238,47 @@ impl<W: Work> Pool<W> {
         self.shared.abandoned.store(true, Ordering::Release);
     }
 
-    /// Waits until every worker has exited or `deadline` passes; true if
-    /// they all exited.
-    pub(crate) fn wait_exited(&self, deadline: Instant) -> bool {
-        let shared = &self.shared;
-        let mut guard = shared.exit_lock.lock();
-        while shared.counts.live() > 0 {
-            if shared.all_exited.wait_until(&mut guard, deadline).timed_out() {
-                return shared.counts.live() == 0;
-            }
-        }
-        true
-    }
-
-    /// Joins the workers' threads. Call after [`wait_exited`] returned
-    /// true, so no join can block for long.
-    ///
-    /// [`wait_exited`]: Pool::wait_exited
-    pub(crate) fn join(&self) {
-        let handles = std::mem::take(&mut *self.shared.handles.lock());
-        for (_, handle) in handles {
-            // A worker's panics are caught around each job; one escaping
-            // here would be a bug in the pool itself.
-            if handle.join().is_err() {
-                log::error!("a worker thread panicked outside a request");
-            }
-        }
+    /// The pool's threads, to wait for and join.
+    pub(crate) fn group(&self) -> &ThreadGroup {
+        &self.shared.group
     }
 }
 
 impl<W: Work> Shared<W> {
-    /// Counts a new worker in if below the maximum.
-    fn reserve_live(&self) -> bool {
-        let max = self.config.max_workers;
-        self.counts
-            .live
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
-                (live < max).then_some(live + 1)
-            })
-            .is_ok()
-    }
-
-    /// Starts a worker already counted by `reserve_live`.
+    /// Starts a worker already counted by `reserve`.
     fn spawn(shared: &Arc<Self>) -> std::io::Result<()> {
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut builder = thread::Builder::new().name(format!("{}-{id}", shared.config.name_prefix));
-        if let Some(size) = shared.config.stack_size {
-            builder = builder.stack_size(size);
-        }
         let worker = Arc::clone(shared);
-        // Hold the lock across the spawn so a worker that retires at once
-        // finds its handle to remove.
-        let mut handles = shared.handles.lock();
-        match builder.spawn(move || worker.worker_main(id)) {
-            Ok(handle) => {
-                handles.insert(id, handle);
-                shared.spawn_failing.store(false, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                drop(handles);
-                shared.worker_gone();
-                Err(e)
-            }
-        }
+        shared.group.spawn(move || worker.worker_main())
     }
 
-    fn log_spawn_failure(&self, error: &std::io::Error) {
-        if !self.spawn_failing.swap(true, Ordering::Relaxed) {
-            log::error!(
-                "cannot start a worker thread ({error}); requests wait for the {} running workers",
-                self.counts.live()
-            );
-        }
-    }
-
-    fn worker_main(&self, id: usize) {
+    fn worker_main(&self) -> Exit {
         let mut local = self.work.start_worker();
-        let retired = loop {
+        loop {
             match self.next_job() {
                 Ok(job) if self.abandoned.load(Ordering::Acquire) => self.work.discard(job),
                 Ok(job) => self.work.run(&mut local, job),
-                Err(retired) => break retired,
+                Err(exit) => return exit,
             }
-        };
-        drop(local);
-        if retired {
-            // Detach: this thread is about to end and nobody will join it.
-            self.handles.lock().remove(&id);
-            self.notify_if_none_left(self.counts.live());
-        } else {
-            self.worker_gone();
         }
     }
 
-    /// Waits for the next job. `Err(retired)`: this worker is to exit,
-    /// because it retired (already counted out of `live`) or because the
-    /// pool closed and the queue is empty. Its idle count is taken back.
-    fn next_job(&self) -> Result<W::Job, bool> {
-        self.counts.idle.fetch_add(1, Ordering::AcqRel);
+    /// Waits for the next job. `Err`: this worker is to exit, because it
+    /// retired or because the pool closed and the queue is empty; its idle
+    /// count is taken back.
+    fn next_job(&self) -> Result<W::Job, Exit> {
+        let idle = &self.group.counts.idle;
+        idle.fetch_add(1, Ordering::AcqRel);
         loop {
-            match self.jobs.recv_timeout(self.config.keep_alive) {
+            match self.jobs.recv_timeout(self.group.config.keep_alive) {
                 Ok(job) => return Ok(job),
                 Err(RecvTimeoutError::Timeout) => {
                     if self.try_retire() {
-                        return Err(true);
+                        return Err(Exit::Retired);
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.counts.idle.fetch_sub(1, Ordering::AcqRel);
-                    return Err(false);
+                    idle.fetch_sub(1, Ordering::AcqRel);
+                    return Err(Exit::Stopped);
                 }
             }
         }
@@ -424,9 +287,8 @@ impl<W: Work> Shared<W> {
     /// Takes an idle worker out of the counts if it may retire: the pool is
     /// above its minimum and no queued job is owed to the waiting workers.
     fn try_retire(&self) -> bool {
-        let counts = &self.counts;
-        let min = self.config.min_workers;
-        if counts.live() <= min {
+        let counts = &self.group.counts;
+        if counts.live() <= self.group.config.min_workers {
             return false;
         }
         // The CAS on `idle` refuses while jobs are owed; the one on `live`
@@ -439,30 +301,11 @@ impl<W: Work> Shared<W> {
         if unowed.is_err() {
             return false;
         }
-        let above_min = counts
-            .live
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
-                (live > min).then_some(live - 1)
-            });
-        if above_min.is_err() {
+        if !self.group.try_retire() {
             counts.idle.fetch_add(1, Ordering::AcqRel);
             return false;
         }
         true
-    }
-
-    /// Takes an exiting (or never started) worker out of the live count.
-    fn worker_gone(&self) {
-        let left = self.counts.live.fetch_sub(1, Ordering::AcqRel) - 1;
-        self.notify_if_none_left(left);
-    }
-
-    fn notify_if_none_left(&self, left: usize) {
-        if left == 0 {
-            // Taking the lock orders this after a waiter's check of `live`.
-            let _guard = self.exit_lock.lock();
-            self.all_exited.notify_all();
-        }
     }
 }
 
@@ -470,6 +313,8 @@ impl<W: Work> Shared<W> {
 mod tests {
     use super::*;
     use crossbeam_channel::{Receiver as Rx, Sender as Tx, unbounded};
+    use std::thread;
+    use std::time::{Duration, Instant};
 
     /// Jobs are channels to answer on, so tests can hold a worker busy.
     struct Echo;
@@ -493,6 +338,13 @@ mod tests {
             }
         }
         fn discard(&self, _: Job) {}
+    }
+
+    fn one_worker() -> GroupConfig {
+        GroupConfig {
+            max_workers: 1,
+            ..GroupConfig::default()
+        }
     }
 
     fn pool(config: PoolConfig) -> (Pool<Echo>, Tx<()>) {
@@ -520,9 +372,9 @@ mod tests {
 
     fn finish(pool: &mut Pool<Echo>) {
         pool.close();
-        assert!(pool.wait_exited(Instant::now() + Duration::from_secs(10)));
-        pool.join();
-        assert_eq!(pool.shared.counts.live(), 0);
+        assert!(pool.group().wait_exited(Instant::now() + Duration::from_secs(10)));
+        pool.group().join();
+        assert_eq!(pool.counts().live(), 0);
     }
 
     #[test]
@@ -534,25 +386,25 @@ mod tests {
             rx.recv_timeout(Duration::from_secs(10)).unwrap();
             // The worker replies before it is back waiting; a job sent in
             // between would rightly start a second worker.
-            wait_until(
-                || pool.shared.counts.idle() == 1,
-                "the worker never became idle again",
-            );
+            wait_until(|| pool.counts().idle() == 1, "the worker never became idle again");
         }
-        assert_eq!(pool.shared.counts.live(), 1, "sequential jobs need one worker");
+        assert_eq!(pool.counts().live(), 1, "sequential jobs need one worker");
         finish(&mut pool);
     }
 
     #[test]
     fn grows_on_demand_and_retires_idle_workers() {
         let config = PoolConfig {
-            keep_alive: Duration::from_millis(20),
-            min_workers: 1,
+            group: GroupConfig {
+                keep_alive: Duration::from_millis(20),
+                min_workers: 1,
+                ..GroupConfig::default()
+            },
             ..PoolConfig::default()
         };
         let (mut pool, _stop) = pool(config);
         wait_until(
-            || pool.shared.counts.idle() == 1,
+            || pool.counts().idle() == 1,
             "the minimum worker never became idle",
         );
         let (release_tx, release_rx) = unbounded();
@@ -566,12 +418,12 @@ mod tests {
         for _ in 0..8 {
             started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         }
-        assert_eq!(pool.shared.counts.live(), 8);
+        assert_eq!(pool.counts().live(), 8);
         drop(release_tx);
         // Extra workers retire after the keep-alive; the minimum stays.
         // A retiring worker leaves the count, then removes its handle.
         wait_until(
-            || pool.shared.counts.live() == 1 && pool.shared.handles.lock().len() == 1,
+            || pool.counts().live() == 1 && pool.group().handle_count() == 1,
             "idle workers never retired, or left their handles",
         );
         finish(&mut pool);
@@ -580,10 +432,9 @@ mod tests {
     #[test]
     fn reject_policy_refuses_when_saturated() {
         let config = PoolConfig {
-            max_workers: 1,
+            group: one_worker(),
             queue_capacity: 1,
             overload: OverloadPolicy::Reject,
-            ..PoolConfig::default()
         };
         let (mut pool, _stop) = pool(config);
         let (release_tx, release_rx) = unbounded();
@@ -603,7 +454,7 @@ mod tests {
     #[test]
     fn blocked_submit_returns_on_stop() {
         let config = PoolConfig {
-            max_workers: 1,
+            group: one_worker(),
             queue_capacity: 0,
             ..PoolConfig::default()
         };
@@ -622,7 +473,7 @@ mod tests {
     #[test]
     fn abandoned_jobs_are_discarded() {
         let config = PoolConfig {
-            max_workers: 1,
+            group: one_worker(),
             ..PoolConfig::default()
         };
         let (mut pool, _stop) = pool(config);
@@ -639,7 +490,10 @@ mod tests {
     #[test]
     fn workers_carry_the_name_prefix() {
         let config = PoolConfig {
-            name_prefix: "unit-pool".into(),
+            group: GroupConfig {
+                name_prefix: "unit-pool".into(),
+                ..GroupConfig::default()
+            },
             ..PoolConfig::default()
         };
         let (mut pool, _stop) = pool(config);
@@ -647,20 +501,5 @@ mod tests {
         assert!(pool.submit(Job::Reply(tx)).is_ok());
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "unit-pool-0");
         finish(&mut pool);
-    }
-
-    #[test]
-    fn rejects_bad_sizes() {
-        let config = PoolConfig {
-            min_workers: 3,
-            max_workers: 2,
-            ..PoolConfig::default()
-        };
-        assert!(config.validate().is_err());
-        let config = PoolConfig {
-            max_workers: 0,
-            ..PoolConfig::default()
-        };
-        assert!(config.validate().is_err());
     }
 }

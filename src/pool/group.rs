@@ -1,0 +1,322 @@
+//! A group of worker threads: naming, stack size, how many are alive, the
+//! minimum and maximum, retirement, and joining them at shutdown.
+//!
+//! Both dispatch strategies sit on it: the connection queue
+//! ([`Pool`](super::Pool)) and the datagram receivers. Only live workers
+//! are tracked (their join handles, which retiring workers remove), so
+//! nothing grows with the number of requests served.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+/// The default maximum number of workers. Each connection holds a worker
+/// for its whole life, so this is the number of clients served at once;
+/// it is set as high as a thread-per-connection server would reach in
+/// practice.
+pub const DEFAULT_MAX_WORKERS: usize = 16_384;
+/// The default idle time after which a worker above the minimum retires.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+/// Sizing and naming of a group's threads.
+#[derive(Clone, Debug)]
+pub(crate) struct GroupConfig {
+    pub(crate) min_workers: usize,
+    pub(crate) max_workers: usize,
+    pub(crate) keep_alive: Duration,
+    pub(crate) name_prefix: String,
+    pub(crate) stack_size: Option<usize>,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            min_workers: 0,
+            max_workers: DEFAULT_MAX_WORKERS,
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            name_prefix: "socketserver-worker".to_owned(),
+            stack_size: None,
+        }
+    }
+}
+
+impl GroupConfig {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.max_workers == 0 {
+            return Err("max_workers must be at least 1".into());
+        }
+        if self.min_workers > self.max_workers {
+            return Err(format!(
+                "min_workers ({}) exceeds max_workers ({})",
+                self.min_workers, self.max_workers
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Live and idle worker counts, shared with the server's stats.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerCounts {
+    pub(crate) live: AtomicUsize,
+    /// Workers waiting for a request. The connection queue lets it go
+    /// negative: it counts waiting workers minus queued jobs.
+    pub(crate) idle: AtomicIsize,
+}
+
+impl WorkerCounts {
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn idle(&self) -> usize {
+        self.idle.load(Ordering::Relaxed).max(0) as usize
+    }
+}
+
+/// How a worker's main function ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// It left through [`ThreadGroup::try_retire`], which counted it out.
+    Retired,
+    /// The group is stopping.
+    Stopped,
+}
+
+/// The threads of one pool.
+pub(crate) struct ThreadGroup {
+    pub(crate) config: GroupConfig,
+    pub(crate) counts: Arc<WorkerCounts>,
+    next_id: AtomicUsize,
+    handles: Mutex<HashMap<usize, JoinHandle<()>>>,
+    exit_lock: Mutex<()>,
+    all_exited: Condvar,
+    /// Set once a spawn failure has been logged, until a spawn succeeds.
+    spawn_failing: AtomicBool,
+}
+
+impl ThreadGroup {
+    pub(crate) fn new(config: GroupConfig, counts: Arc<WorkerCounts>) -> Arc<Self> {
+        Arc::new(ThreadGroup {
+            config,
+            counts,
+            next_id: AtomicUsize::new(0),
+            handles: Mutex::new(HashMap::new()),
+            exit_lock: Mutex::new(()),
+            all_exited: Condvar::new(),
+            spawn_failing: AtomicBool::new(false),
+        })
+    }
+
+    /// Counts a new worker in if below the maximum.
+    pub(crate) fn reserve(&self) -> bool {
+        let max = self.config.max_workers;
+        self.counts
+            .live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live < max).then_some(live + 1)
+            })
+            .is_ok()
+    }
+
+    /// Starts a worker counted in by [`reserve`](Self::reserve). On failure
+    /// the reservation is taken back, and the failure logged once per run
+    /// of failures.
+    pub(crate) fn spawn(self: &Arc<Self>, main: impl FnOnce() -> Exit + Send + 'static) -> io::Result<()> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut builder = thread::Builder::new().name(format!("{}-{id}", self.config.name_prefix));
+        if let Some(size) = self.config.stack_size {
+            builder = builder.stack_size(size);
+        }
+        let group = Arc::clone(self);
+        // Hold the lock across the spawn so a worker that retires at once
+        // finds its handle to remove.
+        let mut handles = self.handles.lock();
+        match builder.spawn(move || {
+            let exit = main();
+            group.exited(id, exit);
+        }) {
+            Ok(handle) => {
+                handles.insert(id, handle);
+                self.spawn_failing.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                drop(handles);
+                self.leave();
+                if !self.spawn_failing.swap(true, Ordering::Relaxed) {
+                    log::error!(
+                        "cannot start a worker thread ({e}); requests wait for the {} running workers",
+                        self.counts.live()
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Counts a worker out if the group is above its minimum; the worker
+    /// must then end, returning [`Exit::Retired`].
+    pub(crate) fn try_retire(&self) -> bool {
+        let min = self.config.min_workers;
+        self.counts
+            .live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live > min).then_some(live - 1)
+            })
+            .is_ok()
+    }
+
+    fn exited(&self, id: usize, exit: Exit) {
+        match exit {
+            Exit::Retired => {
+                // Detach: this thread is about to end and nobody joins it.
+                self.handles.lock().remove(&id);
+                self.notify_if_none_left(self.counts.live());
+            }
+            Exit::Stopped => self.leave(),
+        }
+    }
+
+    fn leave(&self) {
+        let left = self.counts.live.fetch_sub(1, Ordering::AcqRel) - 1;
+        self.notify_if_none_left(left);
+    }
+
+    fn notify_if_none_left(&self, left: usize) {
+        if left == 0 {
+            // Taking the lock orders this after a waiter's check of `live`.
+            let _guard = self.exit_lock.lock();
+            self.all_exited.notify_all();
+        }
+    }
+
+    /// Waits until every worker has exited or `deadline` passes; true if
+    /// they all exited.
+    pub(crate) fn wait_exited(&self, deadline: Instant) -> bool {
+        let mut guard = self.exit_lock.lock();
+        while self.counts.live() > 0 {
+            if self.all_exited.wait_until(&mut guard, deadline).timed_out() {
+                return self.counts.live() == 0;
+            }
+        }
+        true
+    }
+
+    /// Joins the workers' threads. Call after [`wait_exited`] returned
+    /// true, so no join can block for long.
+    ///
+    /// [`wait_exited`]: ThreadGroup::wait_exited
+    pub(crate) fn join(&self) {
+        let handles = std::mem::take(&mut *self.handles.lock());
+        for (_, handle) in handles {
+            // Requests' panics are caught where they run; one escaping
+            // here would be a bug in the pool itself.
+            if handle.join().is_err() {
+                log::error!("a worker thread panicked outside a request");
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn handle_count(&self) -> usize {
+        self.handles.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(min: usize, max: usize) -> Arc<ThreadGroup> {
+        let config = GroupConfig {
+            min_workers: min,
+            max_workers: max,
+            name_prefix: "unit-group".into(),
+            ..GroupConfig::default()
+        };
+        ThreadGroup::new(config, Arc::default())
+    }
+
+    #[test]
+    fn reserve_stops_at_the_maximum() {
+        let group = group(0, 2);
+        assert!(group.reserve());
+        assert!(group.reserve());
+        assert!(!group.reserve());
+        assert_eq!(group.counts.live(), 2);
+    }
+
+    #[test]
+    fn retire_stops_at_the_minimum() {
+        let group = group(1, 4);
+        assert!(group.reserve() && group.reserve());
+        assert!(group.try_retire());
+        assert!(!group.try_retire());
+        assert_eq!(group.counts.live(), 1);
+    }
+
+    #[test]
+    fn workers_are_named_joined_and_counted_out() {
+        let group = group(0, 4);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for _ in 0..3 {
+            assert!(group.reserve());
+            let tx = tx.clone();
+            group
+                .spawn(move || {
+                    let _ = tx.send(thread::current().name().unwrap_or("").to_owned());
+                    Exit::Stopped
+                })
+                .unwrap();
+        }
+        let mut names: Vec<String> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["unit-group-0", "unit-group-1", "unit-group-2"]);
+        assert!(group.wait_exited(Instant::now() + Duration::from_secs(10)));
+        group.join();
+        assert_eq!(group.handle_count(), 0);
+    }
+
+    #[test]
+    fn a_retired_worker_removes_its_handle() {
+        let group = group(0, 1);
+        assert!(group.reserve());
+        let retiring = Arc::clone(&group);
+        group
+            .spawn(move || {
+                assert!(retiring.try_retire());
+                Exit::Retired
+            })
+            .unwrap();
+        assert!(group.wait_exited(Instant::now() + Duration::from_secs(10)));
+        // The handle goes right after the count.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while group.handle_count() > 0 {
+            assert!(Instant::now() < deadline, "the retired worker kept its handle");
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn rejects_bad_sizes() {
+        let bad = GroupConfig {
+            min_workers: 3,
+            max_workers: 2,
+            ..GroupConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = GroupConfig {
+            max_workers: 0,
+            ..GroupConfig::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}
