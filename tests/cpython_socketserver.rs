@@ -1,8 +1,8 @@
 //! The portable behaviours of CPython's `Lib/test/test_socketserver.py`
 //! (`SocketServerTest`, `ErrorHandlerTest`, `MiscTestCase`), ported to the
-//! TCP servers. Each test names the CPython test it comes from. Tests that
-//! exercise fork, Python's exception hierarchy or its 0.5 s polling have
-//! no counterpart here.
+//! TCP, UDP and Unix-socket servers. Each test names the CPython test it
+//! comes from. Tests that exercise fork, Python's exception hierarchy or
+//! its 0.5 s polling have no counterpart here.
 
 mod util;
 
@@ -13,8 +13,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, unbounded};
-use socketserver::{RequestHandler, TcpRequest, TcpServer, ThreadingTcpServer};
-use util::{TIMEOUT, connect, eventually, init_logging, read_to_end, serve, within};
+use socketserver::{
+    RequestHandler, TcpRequest, TcpServer, ThreadingTcpServer, ThreadingUdpServer,
+    ThreadingUnixDatagramServer, ThreadingUnixStreamServer, UdpRequest, UdpServer, UnixDatagramRequest,
+    UnixDatagramServer, UnixStreamRequest, UnixStreamServer,
+};
+use util::{
+    TIMEOUT, connect, eventually, init_logging, read_to_end, serve, udp_client, udp_round_trip, within,
+};
 
 /// CPython's `TEST_STR`.
 const TEST_STR: &[u8] = b"hello world\n";
@@ -332,4 +338,138 @@ fn buffered_lines_survive_coalesced_packets() {
     client.read_to_string(&mut reply).unwrap();
     assert_eq!(reply, "one|two|three");
     running.shutdown();
+}
+
+/// CPython's datagram handler: sends the datagram back.
+fn datagram_echo(request: &mut UdpRequest) -> io::Result<()> {
+    request.reply_data()
+}
+
+/// From `test_UDPServer` / `test_ThreadingUDPServer` with `dgram_examine`:
+/// a datagram is answered with the expected reply; shutdown leaves no
+/// worker behind.
+#[test]
+fn udp_servers_answer_datagrams() {
+    init_logging();
+    for threading in [false, true] {
+        let (server, running) = if threading {
+            serve(
+                ThreadingUdpServer::builder()
+                    .worker_name_prefix("cpy-udp")
+                    .bind("127.0.0.1:0", datagram_echo),
+            )
+        } else {
+            serve(UdpServer::bind("127.0.0.1:0", datagram_echo))
+        };
+        let addr = *server.local_addr();
+        for _ in 0..3 {
+            assert_eq!(udp_round_trip(&udp_client(), addr, TEST_STR).unwrap(), TEST_STR);
+        }
+        running.shutdown();
+        assert_eq!(server.stats().workers, 0);
+    }
+    #[cfg(target_os = "linux")]
+    assert_eq!(util::threads_named("cpy-udp"), Vec::<String>::new());
+}
+
+/// From `test_shutdown`, for the datagram servers.
+#[test]
+fn udp_shutdown_right_after_start_always_returns() {
+    init_logging();
+    for _ in 0..20 {
+        serve(ThreadingUdpServer::bind("127.0.0.1:0", datagram_echo))
+            .1
+            .shutdown();
+        serve(UdpServer::bind("127.0.0.1:0", datagram_echo)).1.shutdown();
+    }
+}
+
+/// From `test_UnixStreamServer` / `test_ThreadingUnixStreamServer`.
+#[test]
+fn unix_stream_servers_serve_sequential_clients() {
+    init_logging();
+    fn unix_line_echo(request: &mut UnixStreamRequest) -> io::Result<()> {
+        let mut line = Vec::new();
+        request.read_until(b'\n', &mut line)?;
+        request.write_all(&line)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for threading in [false, true] {
+        let path = dir.path().join(format!("stream-{threading}.sock"));
+        let (_server, running) = if threading {
+            serve(
+                ThreadingUnixStreamServer::builder()
+                    .worker_name_prefix("cpy-unix")
+                    .bind(&path, unix_line_echo),
+            )
+        } else {
+            serve(UnixStreamServer::bind(&path, unix_line_echo))
+        };
+        for _ in 0..3 {
+            let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+            client.set_read_timeout(Some(TIMEOUT)).unwrap();
+            client.write_all(TEST_STR).unwrap();
+            assert_eq!(read_to_end(&mut client).unwrap(), TEST_STR);
+        }
+        running.shutdown();
+        assert!(!path.exists(), "the socket file is removed");
+    }
+    #[cfg(target_os = "linux")]
+    assert_eq!(util::threads_named("cpy-unix"), Vec::<String>::new());
+}
+
+/// From `test_UnixDatagramServer` / `test_ThreadingUnixDatagramServer`:
+/// the client binds its own path to receive the reply.
+#[test]
+fn unix_datagram_servers_answer_bound_clients() {
+    init_logging();
+    fn unix_datagram_echo(request: &mut UnixDatagramRequest) -> io::Result<()> {
+        request.reply_data()
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for threading in [false, true] {
+        let path = dir.path().join(format!("dgram-{threading}.sock"));
+        let (_server, running) = if threading {
+            serve(ThreadingUnixDatagramServer::bind(&path, unix_datagram_echo))
+        } else {
+            serve(UnixDatagramServer::bind(&path, unix_datagram_echo))
+        };
+        let client_path = dir.path().join(format!("client-{threading}.sock"));
+        let client = std::os::unix::net::UnixDatagram::bind(&client_path).unwrap();
+        client.set_read_timeout(Some(TIMEOUT)).unwrap();
+        client.send_to(TEST_STR, &path).unwrap();
+        let mut reply = [0u8; 64];
+        let len = client.recv(&mut reply).unwrap();
+        assert_eq!(&reply[..len], TEST_STR);
+        running.shutdown();
+        assert!(!path.exists(), "the socket file is removed");
+    }
+}
+
+/// From `BaseServer.handle_request` with `timeout`, for UDP.
+#[test]
+fn udp_handle_request_honours_the_timeout() {
+    init_logging();
+    struct Counting(Arc<AtomicUsize>);
+    impl RequestHandler<UdpRequest> for Counting {
+        fn handle(&self, request: &mut UdpRequest) -> io::Result<()> {
+            request.reply_data()
+        }
+        fn handle_timeout(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let timeouts = Arc::new(AtomicUsize::new(0));
+    let server = ThreadingUdpServer::builder()
+        .timeout(Duration::from_millis(20))
+        .bind("127.0.0.1:0", Counting(Arc::clone(&timeouts)))
+        .unwrap();
+    assert!(!server.handle_request().unwrap());
+    assert_eq!(timeouts.load(Ordering::SeqCst), 1);
+    let client = udp_client();
+    client.send_to(TEST_STR, server.local_addr()).unwrap();
+    assert!(server.handle_request().unwrap());
+    let mut reply = [0u8; 64];
+    let len = client.recv(&mut reply).unwrap();
+    assert_eq!(&reply[..len], TEST_STR);
 }

@@ -2,14 +2,15 @@
 //! on background threads, and bounds on everything that could hang.
 #![allow(dead_code)]
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
+use std::process::{Child, Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, bounded};
-use socketserver::{Mode, RequestHandler, ServerHandle, ShutdownHandle, StreamServer, TcpRequest};
+use socketserver::{Server, ServerHandle, ShutdownHandle};
 
 /// The bound on every blocking step of a test.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,16 +93,92 @@ impl Running {
     }
 }
 
-/// Starts `server` (from `bind(...)`, unwrapped here) on a background
+/// Starts a server (from `bind(...)`, unwrapped here) on a background
 /// thread; returns the handle to its address and stats, and the runner
 /// that shuts it down.
-pub fn serve<M: Mode, H: RequestHandler<TcpRequest>>(
-    server: io::Result<StreamServer<std::net::TcpListener, M, H>>,
-) -> (ServerHandle<SocketAddr>, Running) {
+pub fn serve<S: Server>(server: io::Result<S>) -> (ServerHandle<S::Addr>, Running) {
     let server = server.expect("bind");
     let handle = server.server_handle().clone();
     let running = Running::start(server.shutdown_handle(), move || server.serve_forever());
     (handle, running)
+}
+
+/// A UDP client on loopback with a receive timeout.
+pub fn udp_client() -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+    socket
+}
+
+/// Sends one datagram to `server` and returns the first reply.
+pub fn udp_round_trip(client: &UdpSocket, server: SocketAddr, datagram: &[u8]) -> io::Result<Vec<u8>> {
+    client.send_to(datagram, server)?;
+    let mut reply = vec![0; 65_536];
+    let (len, from) = client.recv_from(&mut reply)?;
+    assert_eq!(from, server, "a reply from someone else");
+    reply.truncate(len);
+    Ok(reply)
+}
+
+/// A child process killed if the test fails before it ends.
+pub struct Process(Option<Child>);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Process {
+    pub fn spawn(command: &mut Command) -> Self {
+        Process(Some(command.spawn().expect("start the child process")))
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().unwrap()
+    }
+
+    pub fn signal(&mut self, signal: libc::c_int) {
+        let pid = self.child().id() as libc::pid_t;
+        // SAFETY: sends a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// The child's standard output, line by line, on a channel (so reads
+    /// can be bounded in time).
+    pub fn stdout_lines(&mut self) -> Receiver<String> {
+        let stdout = self.child().stdout.take().expect("stdout is piped");
+        let (tx, lines) = bounded(64);
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        lines
+    }
+
+    /// Waits, bounded, for the process to end and collects its output.
+    pub fn finish(mut self) -> Output {
+        let child = self.0.take().unwrap();
+        let pid = child.id();
+        let (tx, rx) = bounded(1);
+        thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(TIMEOUT) {
+            Ok(output) => output.unwrap(),
+            Err(_) => {
+                // SAFETY: kills our own child process, which hung.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                panic!("the child process did not exit within {TIMEOUT:?}");
+            }
+        }
+    }
 }
 
 /// Names of this process's threads that start with `prefix` (Linux shows
@@ -130,22 +207,67 @@ pub fn eventually(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
-/// Path of an example's binary, building it if `cargo test` did not (as
-/// with `cargo test --test NAME`).
+/// Starts an example server with `--port 0` and reads the address it
+/// prints first ("listening on ADDR"). The rest of its standard output
+/// stays on the returned channel.
+pub fn start_example_server(name: &str, args: &[&str]) -> (Process, SocketAddr, Receiver<String>) {
+    let mut server = Process::spawn(
+        Command::new(example_binary(name))
+            .args(["--port", "0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let lines = server.stdout_lines();
+    let first = lines
+        .recv_timeout(TIMEOUT)
+        .expect("the server prints its address");
+    let addr = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .parse()
+        .unwrap();
+    (server, addr, lines)
+}
+
+/// Runs an example client against `addr` with `stdin` as its input, and
+/// collects its output (bounded in time).
+pub fn run_example_client(name: &str, addr: SocketAddr, args: &[&str], stdin: &[u8]) -> Output {
+    let port = addr.port().to_string();
+    let mut client = Process::spawn(
+        Command::new(example_binary(name))
+            .args(["--port", &port])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    client.child().stdin.take().unwrap().write_all(stdin).unwrap();
+    client.finish()
+}
+
+/// Path of an example's binary, built first: `cargo test --test NAME`
+/// does not build examples, and a stale binary would test old code. The
+/// build is a quick no-op when the binary is current, and runs once per
+/// example per test process.
 pub fn example_binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test binary>
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let path = profile_dir.join("examples").join(name);
-    if !path.exists() {
+    let mut built = BUILT.lock().unwrap();
+    if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut command = std::process::Command::new(cargo);
-        command.args(["build", "--all-features", "--example", name]);
+        let mut command = Command::new(cargo);
+        command.args(["build", "--quiet", "--all-features", "--example", name]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             command.arg("--release");
         }
         let status = command.status().expect("run cargo build");
         assert!(status.success(), "building example {name} failed");
+        built.push(name.to_owned());
     }
     path
 }

@@ -1,0 +1,53 @@
+//! The tutorials' uppercase echo client over UDP.
+//!
+//! ```text
+//! cargo run --example uppercase_udp_client                        # interactive; q quits
+//! cargo run --example uppercase_udp_client -- --message hi --count 3
+//! ```
+//!
+//! UDP may lose datagrams: a reply that does not come within `--timeout`
+//! is reported, and the client goes on (interactive) or fails (scripted).
+
+mod common;
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::ClientArgs;
+
+/// Client for the uppercase echo server over UDP.
+#[derive(Parser, Debug)]
+struct Args {
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+fn main() -> ExitCode {
+    common::init_logging("warn");
+    let args = Args::parse().client;
+    common::exit("uppercase_udp_client", run(&args))
+}
+
+fn run(args: &ClientArgs) -> io::Result<()> {
+    let server = args
+        .address()
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the host resolved to nothing"))?;
+    let any = match server {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    };
+    let socket = UdpSocket::bind(any)?;
+    // Connecting filters out datagrams from anyone but the server.
+    socket.connect(server)?;
+    socket.set_read_timeout(Some(args.timeout()?))?;
+    let mut reply = vec![0; 65_536];
+    common::run_client(args, |message| {
+        socket.send(message.as_bytes())?;
+        let len = socket.recv(&mut reply).map_err(common::reply_error)?;
+        Ok(String::from_utf8_lossy(&reply[..len]).into_owned())
+    })
+}

@@ -1,0 +1,45 @@
+//! The tutorials' uppercase echo over UDP: every datagram is answered with
+//! its uppercase, up to a full 65,507-byte one.
+//!
+//! ```text
+//! cargo run --example uppercase_udp_server                  # 127.0.0.1:9999, worker pool
+//! cargo run --example uppercase_udp_server -- --serial      # one datagram at a time
+//! ```
+//!
+//! Talk to it with `uppercase_udp_client`, `nc -u 127.0.0.1 9999`, or the
+//! tutorials' Python client. Ctrl-C (or SIGTERM) stops it cleanly.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::ServerArgs;
+use socketserver::echo::Uppercase;
+use socketserver::{Builder, Mode, ThreadingUdpServer, UdpServer};
+
+/// Uppercase echo server over UDP (the socketserver tutorials' example).
+#[derive(Parser, Debug)]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+fn main() -> ExitCode {
+    common::init_logging("info");
+    let args = Args::parse().server;
+    let result = if args.serial {
+        serve(UdpServer::builder(), &args)
+    } else {
+        serve(args.sized(ThreadingUdpServer::builder()), &args)
+    };
+    common::exit("uppercase_udp_server", result)
+}
+
+fn serve<M: Mode>(builder: Builder<UdpSocket, M>, args: &ServerArgs) -> std::io::Result<()> {
+    let server = builder
+        .shutdown_grace(args.grace())
+        .bind(args.address(), Uppercase)?;
+    common::serve_until_signal(server, "datagrams")
+}
