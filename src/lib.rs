@@ -120,6 +120,37 @@
 //! Options (worker counts, timeouts, backlog, socket options, overload
 //! policy) are set through each type's `builder()`; see [`Builder`].
 //!
+//! # Messages, not bytes
+//!
+//! TCP is a byte stream: two writes can arrive as one read, and one as two
+//! (the tutorials' "sticky packets"). [`framing`] puts a length prefix in
+//! front of each message so its boundaries survive; with the `message`
+//! feature, `message` adds a JSON header and a streamed
+//! body (and file transfer); with the `auth` feature, `auth` verifies
+//! clients with an HMAC challenge before any handler runs.
+//!
+//! ```
+//! use socketserver::framing::Framed;
+//! use socketserver::{TcpRequest, ThreadingTcpServer};
+//!
+//! let server = ThreadingTcpServer::bind("127.0.0.1:0", |req: &mut TcpRequest| {
+//!     let mut framed = Framed::new(req);
+//!     while let Some(message) = framed.read_frame()? {
+//!         framed.write_frame(&message.to_ascii_uppercase())?;
+//!     }
+//!     Ok(())
+//! })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Messages
+//!
+//! | module | feature | what |
+//! |---|---|---|
+//! | [`framing`] | always | length-prefixed frames |
+//! | `message` | `message` | JSON header + streamed body; file transfer |
+//! | `auth` | `auth` | HMAC-SHA256 challenge-response |
+//!
 //! # Platforms
 //!
 //! Unix-like systems (Linux, macOS, the BSDs); the loop waits with
@@ -136,7 +167,12 @@ mod socket;
 mod sys;
 mod transport;
 
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod echo;
+pub mod framing;
+#[cfg(feature = "message")]
+pub mod message;
 
 pub use handler::{HandlerPanic, Request, RequestHandler};
 pub use pool::{DEFAULT_KEEP_ALIVE, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, OverloadPolicy};

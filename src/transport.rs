@@ -48,6 +48,8 @@ pub trait Connection: Read + Write + AsFd + Send + 'static + Sealed {
 
     /// Sets the read timeout (`None`: block forever).
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    /// The read timeout.
+    fn read_timeout(&self) -> io::Result<Option<Duration>>;
     /// Sets the write timeout (`None`: block forever).
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// Disables Nagle's algorithm where the transport has one (TCP).
@@ -90,6 +92,10 @@ impl Connection for TcpStream {
         TcpStream::set_read_timeout(self, timeout)
     }
 
+    fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        TcpStream::read_timeout(self)
+    }
+
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_write_timeout(self, timeout)
     }
@@ -124,6 +130,10 @@ impl Connection for UnixStream {
 
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         UnixStream::set_read_timeout(self, timeout)
+    }
+
+    fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        UnixStream::read_timeout(self)
     }
 
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {

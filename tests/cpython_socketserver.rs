@@ -72,11 +72,7 @@ fn threading_tcp_server_serves_sequential_clients_and_reaps_workers() {
     );
     running.shutdown();
     #[cfg(target_os = "linux")]
-    assert_eq!(
-        util::threads_named("cpy-seq"),
-        Vec::<String>::new(),
-        "workers left running"
-    );
+    util::assert_no_threads_named("cpy-seq");
 }
 
 /// From `test_shutdown`: shutdown issued right after the serving thread
@@ -233,7 +229,7 @@ fn dropping_a_threading_server_joins_its_workers() {
     }
     within(TIMEOUT, "drop", move || drop(server));
     #[cfg(target_os = "linux")]
-    assert_eq!(util::threads_named("cpy-reap"), Vec::<String>::new());
+    util::assert_no_threads_named("cpy-reap");
 }
 
 /// Counts `handle_timeout` calls.
@@ -369,7 +365,7 @@ fn udp_servers_answer_datagrams() {
         assert_eq!(server.stats().workers, 0);
     }
     #[cfg(target_os = "linux")]
-    assert_eq!(util::threads_named("cpy-udp"), Vec::<String>::new());
+    util::assert_no_threads_named("cpy-udp");
 }
 
 /// From `test_shutdown`, for the datagram servers.
@@ -415,7 +411,7 @@ fn unix_stream_servers_serve_sequential_clients() {
         assert!(!path.exists(), "the socket file is removed");
     }
     #[cfg(target_os = "linux")]
-    assert_eq!(util::threads_named("cpy-unix"), Vec::<String>::new());
+    util::assert_no_threads_named("cpy-unix");
 }
 
 /// From `test_UnixDatagramServer` / `test_ThreadingUnixDatagramServer`:

@@ -100,7 +100,7 @@ fn shutdown_mid_conversation_closes_cleanly_within_the_grace_period() {
     let stats = server.stats();
     assert_eq!((stats.active, stats.workers), (0, 0));
     #[cfg(target_os = "linux")]
-    assert_eq!(util::threads_named("mid-conv"), Vec::<String>::new());
+    util::assert_no_threads_named("mid-conv");
 }
 
 #[test]

@@ -222,7 +222,7 @@ fn workers_grow_while_busy_and_retire_when_idle() {
     eventually("idle workers retire down to one", || server.stats().workers == 1);
     running.shutdown();
     #[cfg(target_os = "linux")]
-    assert_eq!(util::threads_named("udp-grow"), Vec::<String>::new());
+    util::assert_no_threads_named("udp-grow");
 }
 
 #[test]
@@ -241,7 +241,7 @@ fn shutdown_stops_every_worker_at_once() {
     assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
     assert_eq!(server.stats().workers, 0);
     #[cfg(target_os = "linux")]
-    assert_eq!(util::threads_named("udp-stop"), Vec::<String>::new());
+    util::assert_no_threads_named("udp-stop");
     // The socket is closed: nothing answers any more.
     let client = udp_client();
     client.set_read_timeout(Some(Duration::from_millis(100))).unwrap();

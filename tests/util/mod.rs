@@ -197,6 +197,23 @@ pub fn threads_named(prefix: &str) -> Vec<String> {
     names
 }
 
+/// Asserts that no thread named with `prefix` is left. `pthread_join`
+/// returns when the kernel clears the thread's id, a moment before the
+/// thread leaves /proc/self/task, so a joined thread may still show there
+/// briefly: this waits (bounded) for the listing to catch up.
+#[cfg(target_os = "linux")]
+pub fn assert_no_threads_named(prefix: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let left = threads_named(prefix);
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "threads left running: {left:?}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Waits, bounded, until `condition` holds: for state that background
 /// threads change and nothing signals (such as thread exits seen in /proc).
 pub fn eventually(what: &str, condition: impl Fn() -> bool) {

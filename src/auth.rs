@@ -1,0 +1,261 @@
+//! Client verification: HMAC-SHA256 challenge-response.
+//!
+//! The tutorials' `hmac` example, hardened. Server and client share a
+//! secret key. The server sends 32 random bytes; the client answers with
+//! HMAC-SHA256(key, those bytes), 32 bytes; the server compares in
+//! constant time, within a timeout, and closes the connection on a wrong
+//! or missing answer. The key never crosses the wire, and a recorded
+//! answer is useless against the next challenge.
+//!
+//! ```text
+//! server -> client   32 random bytes
+//! client -> server   HMAC-SHA256(key, challenge)
+//! ```
+//!
+//! The easiest way to require it is to wrap a handler in
+//! [`Authenticated`], which runs the exchange in `verify_request`, before
+//! the wrapped handler sees the connection:
+//!
+//! ```
+//! use socketserver::auth::Authenticated;
+//! use socketserver::{ThreadingTcpServer, echo::Uppercase};
+//!
+//! let key = b"a secret both ends know".to_vec();
+//! let server = ThreadingTcpServer::bind("127.0.0.1:0", Authenticated::new(key, Uppercase)?)?;
+//! // A client calls socketserver::auth::answer_challenge(&mut stream, key) first.
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Requires the `auth` feature.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::handler::{Request, RequestHandler};
+use crate::request::StreamRequest;
+use crate::transport::Connection;
+
+/// The challenge's length in bytes.
+pub const CHALLENGE_LEN: usize = 32;
+/// The answer's length in bytes (an HMAC-SHA256).
+pub const RESPONSE_LEN: usize = 32;
+/// How long a client gets to answer by default.
+pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn mac(key: &[u8], challenge: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(challenge);
+    mac
+}
+
+/// The answer to `challenge` under `key`: HMAC-SHA256(key, challenge).
+pub fn response(key: &[u8], challenge: &[u8]) -> [u8; RESPONSE_LEN] {
+    let mut out = [0u8; RESPONSE_LEN];
+    out.copy_from_slice(&mac(key, challenge).finalize().into_bytes());
+    out
+}
+
+fn check_key(key: &[u8]) -> io::Result<()> {
+    if key.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the shared key is empty",
+        ));
+    }
+    Ok(())
+}
+
+/// The server's side: challenges the client on `stream` and checks its
+/// answer, waiting at most `timeout` for it. The stream's read timeout is
+/// restored afterwards.
+///
+/// `PermissionDenied` on a wrong answer, `TimedOut` when none comes in
+/// time, `UnexpectedEof` when the client hangs up.
+pub fn challenge_client<S>(stream: &S, key: &[u8], timeout: Duration) -> io::Result<()>
+where
+    S: Connection,
+    for<'a> &'a S: Read + Write,
+{
+    check_key(key)?;
+    let mut challenge = [0u8; CHALLENGE_LEN];
+    getrandom::fill(&mut challenge)
+        .map_err(|e| io::Error::other(format!("no randomness for the challenge: {e}")))?;
+    let previous = stream.read_timeout()?;
+    stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+    let exchanged = exchange(stream, &challenge);
+    stream.set_read_timeout(previous)?;
+    let answer = exchanged.map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no answer to the challenge within {timeout:?}"),
+        ),
+        _ => e,
+    })?;
+    // verify_slice compares in constant time.
+    mac(key, &challenge)
+        .verify_slice(&answer)
+        .map_err(|_| io::Error::new(io::ErrorKind::PermissionDenied, "wrong answer to the challenge"))
+}
+
+fn exchange<S>(stream: &S, challenge: &[u8; CHALLENGE_LEN]) -> io::Result<[u8; RESPONSE_LEN]>
+where
+    for<'a> &'a S: Read + Write,
+{
+    let mut stream = stream;
+    stream.write_all(challenge)?;
+    let mut answer = [0u8; RESPONSE_LEN];
+    stream.read_exact(&mut answer)?;
+    Ok(answer)
+}
+
+/// The client's side: reads the server's challenge and answers it. Set a
+/// read timeout on the stream first if the server might never send one.
+pub fn answer_challenge(stream: &mut (impl Read + Write), key: &[u8]) -> io::Result<()> {
+    check_key(key)?;
+    let mut challenge = [0u8; CHALLENGE_LEN];
+    stream.read_exact(&mut challenge)?;
+    stream.write_all(&response(key, &challenge))
+}
+
+/// Wraps a stream handler so that every connection must pass the
+/// challenge first. A client that fails is refused (counted in
+/// [`Stats::refused`](crate::Stats::refused)), logged with its address,
+/// and disconnected before the wrapped handler runs.
+#[derive(Clone)]
+pub struct Authenticated<H> {
+    inner: H,
+    key: Vec<u8>,
+    timeout: Duration,
+}
+
+impl<H> Authenticated<H> {
+    /// Requires `key` of every client before `inner` serves it. An empty
+    /// key is an `InvalidInput` error.
+    pub fn new(key: impl Into<Vec<u8>>, inner: H) -> io::Result<Self> {
+        let key = key.into();
+        check_key(&key)?;
+        Ok(Authenticated {
+            inner,
+            key,
+            timeout: DEFAULT_AUTH_TIMEOUT,
+        })
+    }
+
+    /// How long a client gets to answer (default [`DEFAULT_AUTH_TIMEOUT`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The wrapped handler.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+}
+
+impl<H> fmt::Debug for Authenticated<H> {
+    /// Leaves the key out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticated")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, H> RequestHandler<StreamRequest<S>> for Authenticated<H>
+where
+    S: Connection,
+    for<'a> &'a S: Read + Write,
+    H: RequestHandler<StreamRequest<S>>,
+{
+    fn verify_request(&self, request: &StreamRequest<S>) -> bool {
+        match challenge_client(request.stream(), &self.key, self.timeout) {
+            Ok(()) => self.inner.verify_request(request),
+            Err(e) => {
+                log::warn!(
+                    "client {:?} failed verification: {e}",
+                    Request::peer_addr(request)
+                );
+                false
+            }
+        }
+    }
+
+    fn setup(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
+        self.inner.setup(request)
+    }
+
+    fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
+        self.inner.handle(request)
+    }
+
+    fn finish(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
+        self.inner.finish(request)
+    }
+
+    fn handle_error(&self, request: &StreamRequest<S>, error: &io::Error) {
+        self.inner.handle_error(request, error)
+    }
+
+    fn handle_timeout(&self) {
+        self.inner.handle_timeout()
+    }
+
+    fn service_actions(&self) {
+        self.inner.service_actions()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::thread;
+
+    #[test]
+    fn matches_python_hmac() {
+        // hmac.new(b"key", b"challenge", "sha256").hexdigest()
+        let expected = "fe94963fbac6b086cf871d423af4bb5f7a3dc0e61d37e4c78d122a6cc751b3e8";
+        let got: String = response(b"key", b"challenge")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    fn run(server_key: &'static [u8], client_key: &'static [u8]) -> io::Result<()> {
+        let (server, mut client) = UnixStream::pair().unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let answering = thread::spawn(move || answer_challenge(&mut client, client_key));
+        let verdict = challenge_client(&server, server_key, Duration::from_secs(10));
+        answering.join().unwrap().unwrap();
+        verdict
+    }
+
+    #[test]
+    fn the_right_key_passes_and_a_wrong_one_does_not() {
+        assert!(run(b"secret", b"secret").is_ok());
+        assert_eq!(
+            run(b"secret", b"guess").unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
+    }
+
+    #[test]
+    fn a_silent_client_times_out_and_the_timeout_is_restored() {
+        let (server, _client) = UnixStream::pair().unwrap();
+        server.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let error = challenge_client(&server, b"secret", Duration::from_millis(20)).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(server.read_timeout().unwrap(), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn an_empty_key_is_refused() {
+        assert!(Authenticated::new(Vec::new(), ()).is_err());
+    }
+}

@@ -1,0 +1,593 @@
+//! Length-prefixed frames: the cure for "sticky packets".
+//!
+//! TCP is a byte stream. Two `send`s can arrive as one `recv`, and one
+//! `send` as two: the tutorials call it 粘包, sticky packets, and show it
+//! with a remote shell whose outputs run into each other. The cure is to
+//! put each message's length in front of it. A frame is that: a length
+//! prefix, then exactly that many bytes.
+//!
+//! ```
+//! use socketserver::framing::{Framed, FrameConfig};
+//! use std::io::Cursor;
+//!
+//! // Two frames written back to back, read back as two messages.
+//! let mut wire = Vec::new();
+//! let config = FrameConfig::default();
+//! socketserver::framing::write_frame(&mut wire, b"hello", &config)?;
+//! socketserver::framing::write_frame(&mut wire, b"world", &config)?;
+//!
+//! let mut framed = Framed::new(Cursor::new(wire));
+//! assert_eq!(framed.read_frame()?.as_deref(), Some(&b"hello"[..]));
+//! assert_eq!(framed.read_frame()?.as_deref(), Some(&b"world"[..]));
+//! assert_eq!(framed.read_frame()?, None); // a clean end of stream
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Every reader has a maximum frame length ([`DEFAULT_MAX_FRAME_LEN`] by
+//! default): a longer length, or a negative one in a signed format, is an
+//! [`InvalidData`](io::ErrorKind::InvalidData) error raised before
+//! anything is allocated, so a hostile peer cannot make the server reserve
+//! gigabytes by sending four bytes. End-of-file exactly between frames is
+//! a clean end (`Ok(None)`); anywhere else it is
+//! [`UnexpectedEof`](io::ErrorKind::UnexpectedEof).
+//!
+//! A frame goes out in one write, never as two small writes that would
+//! invite Nagle's algorithm to hold the second one back: a small frame is
+//! assembled on the stack and written whole (measurably cheaper than a
+//! vectored write of two pieces), a large one is a vectored write of
+//! prefix and payload.
+
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+
+/// The default maximum frame length: 16 MiB.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// The default size of [`Framed`]'s read buffer.
+const READ_BUFFER: usize = 8 * 1024;
+
+/// Frames up to this size are copied next to their prefix and written in
+/// one plain write.
+const SMALL_FRAME: usize = 1024;
+
+/// How a frame's length is written in front of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LengthPrefix {
+    /// 2 bytes, unsigned, big-endian: Python `struct.pack('!H', n)`.
+    U16Be,
+    /// 4 bytes, unsigned, big-endian: Python `struct.pack('!I', n)`. The
+    /// default, and the network's byte order.
+    #[default]
+    U32Be,
+    /// 8 bytes, unsigned, big-endian: Python `struct.pack('!Q', n)`.
+    U64Be,
+    /// 4 bytes, signed, little-endian: the tutorials' `struct.pack('i',
+    /// n)` (native order on x86). A negative length is invalid.
+    I32Le,
+}
+
+impl LengthPrefix {
+    /// The prefix's size in bytes.
+    pub const fn width(self) -> usize {
+        match self {
+            LengthPrefix::U16Be => 2,
+            LengthPrefix::U32Be | LengthPrefix::I32Le => 4,
+            LengthPrefix::U64Be => 8,
+        }
+    }
+
+    /// The largest length the prefix can express.
+    pub const fn max_len(self) -> u64 {
+        match self {
+            LengthPrefix::U16Be => u16::MAX as u64,
+            LengthPrefix::U32Be => u32::MAX as u64,
+            LengthPrefix::U64Be => u64::MAX,
+            LengthPrefix::I32Le => i32::MAX as u64,
+        }
+    }
+
+    /// Writes `len` into the first [`width`](Self::width) bytes of `out`.
+    fn encode(self, len: usize, out: &mut [u8; 8]) -> io::Result<&[u8]> {
+        let len = len as u64;
+        if len > self.max_len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a frame of {len} bytes does not fit a {self} prefix"),
+            ));
+        }
+        let width = self.width();
+        match self {
+            LengthPrefix::U16Be => out[..2].copy_from_slice(&(len as u16).to_be_bytes()),
+            LengthPrefix::U32Be => out[..4].copy_from_slice(&(len as u32).to_be_bytes()),
+            LengthPrefix::U64Be => out.copy_from_slice(&len.to_be_bytes()),
+            LengthPrefix::I32Le => out[..4].copy_from_slice(&(len as i32).to_le_bytes()),
+        }
+        Ok(&out[..width])
+    }
+
+    /// Reads a length from exactly [`width`](Self::width) bytes. Negative
+    /// lengths come back as `Err(value)`.
+    fn decode(self, bytes: &[u8]) -> Result<u64, i64> {
+        match self {
+            LengthPrefix::U16Be => Ok(u16::from_be_bytes([bytes[0], bytes[1]]) as u64),
+            LengthPrefix::U32Be => Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as u64),
+            LengthPrefix::U64Be => {
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(&bytes[..8]);
+                Ok(u64::from_be_bytes(raw))
+            }
+            LengthPrefix::I32Le => {
+                let value = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                u64::try_from(value).map_err(|_| value as i64)
+            }
+        }
+    }
+}
+
+impl fmt::Display for LengthPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LengthPrefix::U16Be => "2-byte unsigned big-endian",
+            LengthPrefix::U32Be => "4-byte unsigned big-endian",
+            LengthPrefix::U64Be => "8-byte unsigned big-endian",
+            LengthPrefix::I32Le => "4-byte signed little-endian",
+        })
+    }
+}
+
+/// A frame format: the length prefix and the largest frame accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameConfig {
+    /// How the length is written.
+    pub prefix: LengthPrefix,
+    /// Longer frames are refused, on reading and on writing.
+    pub max_frame_len: usize,
+}
+
+impl Default for FrameConfig {
+    fn default() -> Self {
+        FrameConfig {
+            prefix: LengthPrefix::U32Be,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+}
+
+impl FrameConfig {
+    /// The tutorials' format: a `struct.pack('i')` prefix.
+    pub fn tutorial() -> Self {
+        FrameConfig {
+            prefix: LengthPrefix::I32Le,
+            ..FrameConfig::default()
+        }
+    }
+
+    /// This format with another prefix.
+    pub fn with_prefix(mut self, prefix: LengthPrefix) -> Self {
+        self.prefix = prefix;
+        self
+    }
+
+    /// This format with another maximum frame length.
+    pub fn with_max_frame_len(mut self, max: usize) -> Self {
+        self.max_frame_len = max;
+        self
+    }
+
+    /// Decodes and checks a length prefix.
+    fn check_len(&self, prefix: &[u8]) -> io::Result<usize> {
+        let len = self.prefix.decode(prefix).map_err(|negative| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("negative frame length {negative}"),
+            )
+        })?;
+        if len > self.max_frame_len as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "frame of {len} bytes exceeds the maximum of {} bytes",
+                    self.max_frame_len
+                ),
+            ));
+        }
+        Ok(len as usize)
+    }
+}
+
+/// Writes one frame: the length prefix and `payload`, in one write where
+/// the OS takes it whole.
+pub fn write_frame<W: Write + ?Sized>(
+    writer: &mut W,
+    payload: &[u8],
+    config: &FrameConfig,
+) -> io::Result<()> {
+    if payload.len() > config.max_frame_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "frame of {} bytes exceeds the maximum of {} bytes",
+                payload.len(),
+                config.max_frame_len
+            ),
+        ));
+    }
+    let mut prefix = [0u8; 8];
+    let prefix = config.prefix.encode(payload.len(), &mut prefix)?;
+    if payload.len() <= SMALL_FRAME {
+        let mut frame = [0u8; 8 + SMALL_FRAME];
+        frame[..prefix.len()].copy_from_slice(prefix);
+        frame[prefix.len()..prefix.len() + payload.len()].copy_from_slice(payload);
+        return writer.write_all(&frame[..prefix.len() + payload.len()]);
+    }
+    write_all_vectored(writer, &mut [IoSlice::new(prefix), IoSlice::new(payload)])
+}
+
+/// `Write::write_all_vectored`, which is not stable yet.
+fn write_all_vectored<W: Write + ?Sized>(writer: &mut W, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match writer.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads one frame without buffering beyond it (two reads per frame):
+/// `Ok(None)` at a clean end of stream. [`Framed`] reads ahead and is
+/// cheaper for a stream of frames.
+pub fn read_frame<R: Read + ?Sized>(reader: &mut R, config: &FrameConfig) -> io::Result<Option<Vec<u8>>> {
+    let mut prefix = [0u8; 8];
+    let prefix = &mut prefix[..config.prefix.width()];
+    if !read_prefix(reader, prefix)? {
+        return Ok(None);
+    }
+    let len = config.check_len(prefix)?;
+    let mut payload = vec![0; len];
+    read_payload(reader, &mut payload, 0)?;
+    Ok(Some(payload))
+}
+
+/// Fills `prefix`; false if the stream ended before its first byte.
+fn read_prefix<R: Read + ?Sized>(reader: &mut R, prefix: &mut [u8]) -> io::Result<bool> {
+    let mut got = 0;
+    while got < prefix.len() {
+        match reader.read(&mut prefix[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "stream ended inside a frame's length ({got} of {} bytes)",
+                        prefix.len()
+                    ),
+                ));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Fills `payload[from..]`, which must complete a frame.
+fn read_payload<R: Read + ?Sized>(reader: &mut R, payload: &mut [u8], from: usize) -> io::Result<()> {
+    let mut got = from;
+    while got < payload.len() {
+        match reader.read(&mut payload[got..]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("stream ended inside a frame ({got} of {} bytes)", payload.len()),
+                ));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A stream that reads and writes whole frames, reading ahead so that a
+/// small frame costs one read.
+///
+/// It works over anything: a `TcpStream`, a handler's request, a
+/// `Cursor`. Reads need `T: Read`, writes `T: Write`. Bytes after a frame
+/// stay in the read-ahead buffer for the next one, or for [`Read`] on the
+/// `Framed` itself (a streamed message body, say).
+///
+/// ```
+/// use socketserver::{TcpRequest, ThreadingTcpServer, framing::Framed};
+///
+/// // Answers each frame with its length, as text, in a frame.
+/// let server = ThreadingTcpServer::bind("127.0.0.1:0", |req: &mut TcpRequest| {
+///     let mut framed = Framed::new(req);
+///     let mut frame = Vec::new();
+///     while framed.read_frame_into(&mut frame)? {
+///         framed.write_frame(frame.len().to_string().as_bytes())?;
+///     }
+///     Ok(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Framed<T> {
+    inner: T,
+    config: FrameConfig,
+    buffer: Box<[u8]>,
+    pos: usize,
+    filled: usize,
+}
+
+impl<T> Framed<T> {
+    /// Frames `inner` in the default format.
+    pub fn new(inner: T) -> Self {
+        Framed::with_config(inner, FrameConfig::default())
+    }
+
+    /// Frames `inner` in `config`'s format.
+    pub fn with_config(inner: T, config: FrameConfig) -> Self {
+        Framed {
+            inner,
+            config,
+            buffer: vec![0; READ_BUFFER].into_boxed_slice(),
+            pos: 0,
+            filled: 0,
+        }
+    }
+
+    /// The frame format.
+    pub fn config(&self) -> &FrameConfig {
+        &self.config
+    }
+
+    /// The framed stream.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// The framed stream. Reading from it directly skips what was read
+    /// ahead; see [`buffered`](Self::buffered).
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// Bytes read ahead and not consumed yet.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buffer[self.pos..self.filled]
+    }
+
+    /// The framed stream back; anything read ahead is lost.
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+impl<T: Read> Framed<T> {
+    /// Reads the next frame: `Ok(None)` at a clean end of stream. Use
+    /// [`read_frame_into`](Self::read_frame_into) in a loop to reuse one
+    /// buffer instead of allocating each frame.
+    pub fn read_frame(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let mut frame = Vec::new();
+        Ok(self.read_frame_into(&mut frame)?.then_some(frame))
+    }
+
+    /// Reads the next frame into `frame` (replacing its contents): `false`
+    /// at a clean end of stream.
+    pub fn read_frame_into(&mut self, frame: &mut Vec<u8>) -> io::Result<bool> {
+        let width = self.config.prefix.width();
+        if !self.buffer_at_least(width)? {
+            return Ok(false);
+        }
+        let len = self.config.check_len(&self.buffer[self.pos..self.pos + width])?;
+        self.pos += width;
+        frame.clear();
+        frame.resize(len, 0);
+        let from_buffer = len.min(self.filled - self.pos);
+        frame[..from_buffer].copy_from_slice(&self.buffer[self.pos..self.pos + from_buffer]);
+        self.pos += from_buffer;
+        // The rest, if any, goes straight into `frame`.
+        read_payload(&mut self.inner, frame, from_buffer)?;
+        Ok(true)
+    }
+
+    /// Makes at least `want` bytes available in the buffer; false if the
+    /// stream ended cleanly first (before any of them).
+    fn buffer_at_least(&mut self, want: usize) -> io::Result<bool> {
+        if self.filled - self.pos >= want {
+            return Ok(true);
+        }
+        // Move the partial prefix to the front, then read behind it.
+        self.buffer.copy_within(self.pos..self.filled, 0);
+        self.filled -= self.pos;
+        self.pos = 0;
+        while self.filled < want {
+            match self.inner.read(&mut self.buffer[self.filled..]) {
+                Ok(0) if self.filled == 0 => return Ok(false),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "stream ended inside a frame's length ({} of {want} bytes)",
+                            self.filled
+                        ),
+                    ));
+                }
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl<T: Write> Framed<T> {
+    /// Writes one frame.
+    pub fn write_frame(&mut self, payload: &[u8]) -> io::Result<()> {
+        write_frame(&mut self.inner, payload, &self.config)
+    }
+}
+
+/// Raw bytes after the last frame read: what was read ahead first, then
+/// the stream itself.
+impl<T: Read> Read for Framed<T> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos < self.filled {
+            let n = out.len().min(self.filled - self.pos);
+            out[..n].copy_from_slice(&self.buffer[self.pos..self.pos + n]);
+            self.pos += n;
+            return Ok(n);
+        }
+        self.inner.read(out)
+    }
+}
+
+/// Raw bytes, unframed (a streamed message body, say).
+impl<T: Write> Write for Framed<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.inner.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<T> fmt::Debug for Framed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Framed")
+            .field("config", &self.config)
+            .field("buffered", &(self.filled - self.pos))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn encoded(payload: &[u8], config: &FrameConfig) -> Vec<u8> {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, payload, config).unwrap();
+        wire
+    }
+
+    #[test]
+    fn prefixes_match_python_struct() {
+        // struct.pack('!H', 5), '!I', '!Q', 'i' on x86.
+        let five = |prefix| encoded(b"12345", &FrameConfig::default().with_prefix(prefix));
+        assert_eq!(five(LengthPrefix::U16Be)[..2], [0, 5]);
+        assert_eq!(five(LengthPrefix::U32Be)[..4], [0, 0, 0, 5]);
+        assert_eq!(five(LengthPrefix::U64Be)[..8], [0, 0, 0, 0, 0, 0, 0, 5]);
+        assert_eq!(five(LengthPrefix::I32Le)[..4], [5, 0, 0, 0]);
+        assert_eq!(&five(LengthPrefix::I32Le)[4..], b"12345");
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_before_allocating() {
+        let config = FrameConfig::default().with_max_frame_len(10);
+        let wire = [0xff, 0xff, 0xff, 0xff];
+        let error = read_frame(&mut &wire[..], &config).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            error.to_string(),
+            "frame of 4294967295 bytes exceeds the maximum of 10 bytes"
+        );
+        let error = Framed::with_config(&wire[..], config).read_frame().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_negative_length_is_refused() {
+        let wire = (-5i32).to_le_bytes();
+        let error = read_frame(&mut &wire[..], &FrameConfig::tutorial()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(error.to_string(), "negative frame length -5");
+    }
+
+    #[test]
+    fn end_of_stream_between_frames_is_clean_and_inside_is_not() {
+        let config = FrameConfig::default();
+        let wire = encoded(b"abc", &config);
+        for cut in 1..wire.len() {
+            let error = read_frame(&mut &wire[..cut], &config).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");
+            let error = Framed::new(&wire[..cut]).read_frame().unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");
+        }
+        assert_eq!(read_frame(&mut &wire[..0], &config).unwrap(), None);
+        let mut framed = Framed::new(Cursor::new(wire));
+        assert_eq!(framed.read_frame().unwrap().unwrap(), b"abc");
+        assert_eq!(framed.read_frame().unwrap(), None);
+    }
+
+    #[test]
+    fn writing_an_oversized_frame_is_refused() {
+        let config = FrameConfig::default().with_max_frame_len(3);
+        let error = write_frame(&mut Vec::new(), b"four", &config).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        let config = FrameConfig::default().with_prefix(LengthPrefix::U16Be);
+        let error = write_frame(&mut Vec::new(), &[0; 70_000], &config).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    /// Counts writes, to show a frame is one.
+    struct CountingWriter(Vec<u8>, usize);
+    impl Write for CountingWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.1 += 1;
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.1 += 1;
+            let mut n = 0;
+            for buf in bufs {
+                self.0.extend_from_slice(buf);
+                n += buf.len();
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_frame_is_one_write() {
+        for payload in [
+            vec![1u8; 7],
+            vec![2u8; SMALL_FRAME],
+            vec![3u8; SMALL_FRAME + 1],
+            vec![4u8; 100_000],
+        ] {
+            let mut writer = CountingWriter(Vec::new(), 0);
+            write_frame(&mut writer, &payload, &FrameConfig::default()).unwrap();
+            assert_eq!(writer.1, 1, "{} bytes", payload.len());
+            assert_eq!(writer.0, encoded(&payload, &FrameConfig::default()));
+            assert_eq!(writer.0[..4], (payload.len() as u32).to_be_bytes());
+        }
+    }
+
+    #[test]
+    fn large_frames_bypass_the_read_buffer() {
+        let payload: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let mut wire = encoded(&payload, &FrameConfig::default());
+        wire.extend(encoded(b"next", &FrameConfig::default()));
+        let mut framed = Framed::new(Cursor::new(wire));
+        assert_eq!(framed.read_frame().unwrap().unwrap(), payload);
+        assert_eq!(framed.read_frame().unwrap().unwrap(), b"next");
+    }
+}

@@ -1,0 +1,507 @@
+//! Header + body messages: a framed JSON header, then a streamed body.
+//!
+//! The tutorials send a file by first sending a dictionary describing it
+//! (its name, its size) as a length-prefixed JSON header, then the file's
+//! bytes. This module is that protocol, hardened: the header is a JSON
+//! object with a size limit of its own, its `"size"` field declares the
+//! body's length, and the body is read as a bounded stream, so a 3 GB body
+//! never sits in memory.
+//!
+//! ```text
+//! [length prefix][{"size": N, ...header fields...}][N body bytes]
+//! ```
+//!
+//! ```
+//! use socketserver::message::{MessageStream, write_message_bytes, MessageConfig};
+//! use serde_json::json;
+//! use std::io::{Cursor, Read};
+//!
+//! let mut wire = Vec::new();
+//! let config = MessageConfig::default();
+//! write_message_bytes(&mut wire, &json!({"op": "greet"}), b"hello", &config)?;
+//!
+//! let mut messages = MessageStream::new(Cursor::new(wire));
+//! let header = messages.read_header()?.expect("a message");
+//! assert_eq!(header.get("op"), Some(&json!("greet")));
+//! assert_eq!(header.body_len(), 5);
+//! let mut body = String::new();
+//! messages.body().read_to_string(&mut body)?;
+//! assert_eq!(body, "hello");
+//! assert!(messages.read_header()?.is_none()); // a clean end
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Requires the `message` feature.
+
+pub mod file;
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::framing::{FrameConfig, Framed, LengthPrefix, write_frame};
+
+/// The header field that declares the body's length in bytes.
+pub const SIZE_FIELD: &str = "size";
+
+/// The default maximum header length: 64 KiB.
+pub const DEFAULT_MAX_HEADER_LEN: usize = 64 * 1024;
+
+/// How a message's header is framed, and its size limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageConfig {
+    /// The header's frame format; its maximum length is the header limit.
+    pub header: FrameConfig,
+}
+
+impl Default for MessageConfig {
+    fn default() -> Self {
+        MessageConfig {
+            header: FrameConfig::default().with_max_frame_len(DEFAULT_MAX_HEADER_LEN),
+        }
+    }
+}
+
+impl MessageConfig {
+    /// The tutorials' format: the header length as `struct.pack('i')`.
+    pub fn tutorial() -> Self {
+        MessageConfig::default().with_prefix(LengthPrefix::I32Le)
+    }
+
+    /// This format with another length prefix for the header.
+    pub fn with_prefix(mut self, prefix: LengthPrefix) -> Self {
+        self.header.prefix = prefix;
+        self
+    }
+
+    /// This format with another header size limit.
+    pub fn with_max_header_len(mut self, max: usize) -> Self {
+        self.header.max_frame_len = max;
+        self
+    }
+}
+
+/// A message's header: a JSON object whose `"size"` field is the length
+/// of the body that follows.
+#[derive(Clone, PartialEq)]
+pub struct Header {
+    fields: Map<String, Value>,
+    body_len: u64,
+}
+
+impl Header {
+    /// Builds a header from any value that serializes to a JSON object.
+    /// Its `"size"` field, if it has one, must be a non-negative integer.
+    pub fn from_value(value: &impl Serialize) -> io::Result<Header> {
+        match serde_json::to_value(value) {
+            Ok(Value::Object(fields)) => Header::from_fields(fields, io::ErrorKind::InvalidInput),
+            Ok(other) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a message header must be a JSON object, not {}", kind_of(&other)),
+            )),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidInput, e)),
+        }
+    }
+
+    /// Parses a received header.
+    fn parse(bytes: &[u8]) -> io::Result<Header> {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(fields)) => Header::from_fields(fields, io::ErrorKind::InvalidData),
+            Ok(other) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the message header is {}, not a JSON object", kind_of(&other)),
+            )),
+            Err(e) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the message header is not JSON: {e}"),
+            )),
+        }
+    }
+
+    fn from_fields(fields: Map<String, Value>, kind: io::ErrorKind) -> io::Result<Header> {
+        let body_len = match fields.get(SIZE_FIELD) {
+            None => 0,
+            Some(size) => size.as_u64().ok_or_else(|| {
+                io::Error::new(
+                    kind,
+                    format!("the header's \"size\" must be a non-negative integer, not {size}"),
+                )
+            })?,
+        };
+        Ok(Header { fields, body_len })
+    }
+
+    /// The body's length, from the `"size"` field (0 without one).
+    pub fn body_len(&self) -> u64 {
+        self.body_len
+    }
+
+    /// A field of the header.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.fields.get(key)
+    }
+
+    /// A field that must be a string: `InvalidData` if it is missing or
+    /// is something else.
+    pub fn get_str(&self, key: &str) -> io::Result<&str> {
+        self.fields.get(key).and_then(Value::as_str).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the message header has no string field \"{key}\""),
+            )
+        })
+    }
+
+    /// All the fields, `"size"` included.
+    pub fn fields(&self) -> &Map<String, Value> {
+        &self.fields
+    }
+
+    /// The header as a typed value; `InvalidData` if it does not fit.
+    pub fn to_typed<T: DeserializeOwned>(&self) -> io::Result<T> {
+        serde_json::from_value(Value::Object(self.fields.clone())).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected message header: {e}"),
+            )
+        })
+    }
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.fields, f)
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Serializes `header` with its `"size"` set to `body_len`.
+fn header_bytes(header: &impl Serialize, body_len: u64) -> io::Result<Vec<u8>> {
+    let mut fields = Header::from_value(header)?.fields;
+    fields.insert(SIZE_FIELD.to_owned(), Value::from(body_len));
+    serde_json::to_vec(&fields).map_err(io::Error::other)
+}
+
+/// Writes a message: `header` (any value that serializes to a JSON
+/// object; its `"size"` is set to `body_len`), then exactly `body_len`
+/// bytes streamed from `body`. A body that ends early is an
+/// `UnexpectedEof` error, and the stream is then unusable.
+pub fn write_message<W: Write + ?Sized>(
+    writer: &mut W,
+    header: &impl Serialize,
+    body: &mut (impl Read + ?Sized),
+    body_len: u64,
+    config: &MessageConfig,
+) -> io::Result<()> {
+    write_frame(writer, &header_bytes(header, body_len)?, &config.header)?;
+    let copied = io::copy(&mut body.take(body_len), writer)?;
+    if copied < body_len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the body ended after {copied} of {body_len} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes a message whose body is in memory, with as few writes as the
+/// header frame and body take (two).
+pub fn write_message_bytes<W: Write + ?Sized>(
+    writer: &mut W,
+    header: &impl Serialize,
+    body: &[u8],
+    config: &MessageConfig,
+) -> io::Result<()> {
+    write_frame(writer, &header_bytes(header, body.len() as u64)?, &config.header)?;
+    writer.write_all(body)
+}
+
+/// Reads and writes messages over a stream.
+///
+/// Reading is two-step: [`read_header`](Self::read_header), then the body
+/// through [`body`](Self::body). A body not read to its end is skipped
+/// by the next `read_header`, so the stream never loses its place.
+pub struct MessageStream<T> {
+    framed: Framed<T>,
+    config: MessageConfig,
+    /// Bytes of the current body not read yet.
+    remaining: u64,
+}
+
+impl<T> MessageStream<T> {
+    /// Messages over `inner`, in the default format.
+    pub fn new(inner: T) -> Self {
+        MessageStream::with_config(inner, MessageConfig::default())
+    }
+
+    /// Messages over `inner`, in `config`'s format.
+    pub fn with_config(inner: T, config: MessageConfig) -> Self {
+        MessageStream {
+            framed: Framed::with_config(inner, config.header),
+            config,
+            remaining: 0,
+        }
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &T {
+        self.framed.get_ref()
+    }
+
+    /// The underlying stream. Reading from it directly skips what was read
+    /// ahead.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.framed.get_mut()
+    }
+
+    /// The underlying stream back; anything read ahead is lost.
+    pub fn into_inner(self) -> T {
+        self.framed.into_inner()
+    }
+}
+
+impl<T: Read> MessageStream<T> {
+    /// Reads the next message's header, first skipping whatever is left
+    /// of the previous body. `Ok(None)` at a clean end of stream. A header
+    /// that is too long, not JSON, not an object, or with a bad `"size"`
+    /// is an `InvalidData` error.
+    pub fn read_header(&mut self) -> io::Result<Option<Header>> {
+        if self.remaining > 0 {
+            let skipped = io::copy(&mut self.body(), &mut io::sink())?;
+            log::debug!("skipped {skipped} unread body bytes");
+        }
+        let mut frame = Vec::new();
+        if !self.framed.read_frame_into(&mut frame)? {
+            return Ok(None);
+        }
+        let header = Header::parse(&frame)?;
+        self.remaining = header.body_len;
+        Ok(Some(header))
+    }
+
+    /// The current message's body: a reader of exactly the bytes the
+    /// header declared. End-of-file before them is `UnexpectedEof`.
+    pub fn body(&mut self) -> Body<'_, T> {
+        Body { stream: self }
+    }
+
+    /// Reads the current body into memory, refusing (with `InvalidData`,
+    /// before reading) one longer than `limit` bytes.
+    pub fn read_body_to_vec(&mut self, limit: u64) -> io::Result<Vec<u8>> {
+        if self.remaining > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a message body of {} bytes exceeds the limit of {limit} bytes",
+                    self.remaining
+                ),
+            ));
+        }
+        let mut body = Vec::with_capacity(self.remaining as usize);
+        self.body().read_to_end(&mut body)?;
+        Ok(body)
+    }
+}
+
+impl<T: Write> MessageStream<T> {
+    /// Writes a message with a streamed body; see [`write_message`].
+    pub fn write_message(
+        &mut self,
+        header: &impl Serialize,
+        body: &mut impl Read,
+        body_len: u64,
+    ) -> io::Result<()> {
+        write_message(self.framed.get_mut(), header, body, body_len, &self.config)
+    }
+
+    /// Writes a message with a body in memory.
+    pub fn write_message_bytes(&mut self, header: &impl Serialize, body: &[u8]) -> io::Result<()> {
+        write_message_bytes(self.framed.get_mut(), header, body, &self.config)
+    }
+}
+
+impl<T> fmt::Debug for MessageStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageStream")
+            .field("config", &self.config)
+            .field("body_remaining", &self.remaining)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The body of the message just read: exactly the bytes its header
+/// declared.
+pub struct Body<'a, T> {
+    stream: &'a mut MessageStream<T>,
+}
+
+impl<T> Body<'_, T> {
+    /// Bytes of the body not read yet.
+    pub fn remaining(&self) -> u64 {
+        self.stream.remaining
+    }
+}
+
+impl<T: Read> Read for Body<'_, T> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let remaining = self.stream.remaining;
+        if remaining == 0 || out.is_empty() {
+            return Ok(0);
+        }
+        let want = out.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let n = self.stream.framed.read(&mut out[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the stream ended with {remaining} body bytes still to come"),
+            ));
+        }
+        self.stream.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::io::Cursor;
+
+    fn wire(messages: &[(Value, &[u8])]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for (header, body) in messages {
+            write_message_bytes(&mut wire, header, body, &MessageConfig::default()).unwrap();
+        }
+        wire
+    }
+
+    #[test]
+    fn an_unread_body_is_skipped() {
+        let wire = wire(&[(json!({"n": 1}), b"first body"), (json!({"n": 2}), b"second")]);
+        let mut messages = MessageStream::new(Cursor::new(wire));
+        assert_eq!(messages.read_header().unwrap().unwrap().get("n"), Some(&json!(1)));
+        let mut two = [0u8; 2];
+        messages.body().read_exact(&mut two).unwrap();
+        let second = messages.read_header().unwrap().unwrap();
+        assert_eq!(second.get("n"), Some(&json!(2)));
+        assert_eq!(messages.read_body_to_vec(100).unwrap(), b"second");
+    }
+
+    #[test]
+    fn bad_headers_are_invalid_data() {
+        let config = MessageConfig::default();
+        for (frame, message) in [
+            (&b"not json"[..], "the message header is not JSON"),
+            (b"[1, 2]", "the message header is an array, not a JSON object"),
+            (
+                b"{\"size\": -1}",
+                "the header's \"size\" must be a non-negative integer, not -1",
+            ),
+            (
+                b"{\"size\": \"big\"}",
+                "the header's \"size\" must be a non-negative integer",
+            ),
+        ] {
+            let mut wire = Vec::new();
+            write_frame(&mut wire, frame, &config.header).unwrap();
+            let error = MessageStream::new(Cursor::new(wire)).read_header().unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+            assert!(error.to_string().starts_with(message), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_long_header_is_refused() {
+        let config = MessageConfig::default().with_max_header_len(16);
+        let mut wire = Vec::new();
+        write_message_bytes(
+            &mut wire,
+            &json!({"name": "a rather long name"}),
+            b"",
+            &MessageConfig::default(),
+        )
+        .unwrap();
+        let error = MessageStream::with_config(Cursor::new(wire), config)
+            .read_header()
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_truncated_body_is_unexpected_eof() {
+        let mut wire = wire(&[(json!({}), b"0123456789")]);
+        wire.truncate(wire.len() - 3);
+        let mut messages = MessageStream::new(Cursor::new(wire));
+        messages.read_header().unwrap();
+        let error = messages.read_body_to_vec(100).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_before_reading() {
+        let wire = wire(&[(json!({}), b"0123456789")]);
+        let mut messages = MessageStream::new(Cursor::new(wire));
+        messages.read_header().unwrap();
+        assert_eq!(
+            messages.read_body_to_vec(5).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+    }
+
+    #[test]
+    fn headers_must_be_objects_when_written() {
+        let error =
+            write_message_bytes(&mut Vec::new(), &json!([1]), b"", &MessageConfig::default()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_short_streamed_body_is_an_error() {
+        let error = write_message(
+            &mut Vec::new(),
+            &json!({}),
+            &mut &b"abc"[..],
+            10,
+            &MessageConfig::default(),
+        )
+        .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn typed_headers_round_trip() {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct Put {
+            op: String,
+            name: String,
+            size: u64,
+        }
+        let wire = wire(&[(json!({"op": "put", "name": "a.txt"}), b"abc")]);
+        let header = MessageStream::new(Cursor::new(wire))
+            .read_header()
+            .unwrap()
+            .unwrap();
+        let put: Put = header.to_typed().unwrap();
+        assert_eq!(
+            put,
+            Put {
+                op: "put".into(),
+                name: "a.txt".into(),
+                size: 3
+            }
+        );
+    }
+}
