@@ -18,15 +18,15 @@
 //! ```
 
 use std::hint::black_box;
-use std::io::{self, Cursor, Read, Write};
+use std::io::{Cursor, Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use socketserver::echo::Uppercase;
+use socketserver::echo::{FramedUppercase, Uppercase};
 use socketserver::framing::{FrameConfig, Framed, write_frame};
-use socketserver::{Server, ShutdownHandle, TcpRequest, ThreadingTcpServer};
+use socketserver::{Server, ShutdownHandle, ThreadingTcpServer};
 
 const SIZES: [usize; 3] = [64, 4 * 1024, 64 * 1024];
 
@@ -68,17 +68,6 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-/// Uppercases each frame back, in a frame.
-fn framed_uppercase(request: &mut TcpRequest) -> io::Result<()> {
-    let mut framed = Framed::new(request);
-    let mut frame = Vec::new();
-    while framed.read_frame_into(&mut frame)? {
-        frame.make_ascii_uppercase();
-        framed.write_frame(&frame)?;
-    }
-    Ok(())
-}
-
 /// Serves `server` on a thread until the handle is dropped.
 fn start<S: Server<Addr = std::net::SocketAddr>>(server: S) -> (TcpStream, ShutdownHandle) {
     let client = TcpStream::connect(server.local_addr()).unwrap();
@@ -102,7 +91,7 @@ fn ping_pong(c: &mut Criterion) {
         })
     });
 
-    let (stream, framed_stop) = start(ThreadingTcpServer::bind("127.0.0.1:0", framed_uppercase).unwrap());
+    let (stream, framed_stop) = start(ThreadingTcpServer::bind("127.0.0.1:0", FramedUppercase).unwrap());
     let mut framed = Framed::new(stream);
     let mut frame = Vec::new();
     group.bench_function("framed", |b| {
@@ -123,7 +112,7 @@ fn interleaved_ratio() {
     const TRIPS: u32 = 5_000;
     let message = [b'a'; 64];
     let (mut raw, raw_stop) = start(ThreadingTcpServer::bind("127.0.0.1:0", Uppercase).unwrap());
-    let (stream, framed_stop) = start(ThreadingTcpServer::bind("127.0.0.1:0", framed_uppercase).unwrap());
+    let (stream, framed_stop) = start(ThreadingTcpServer::bind("127.0.0.1:0", FramedUppercase).unwrap());
     let mut framed = Framed::new(stream);
     let mut reply = [0u8; 64];
     let mut frame = Vec::new();

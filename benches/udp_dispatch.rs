@@ -29,6 +29,9 @@ use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+#[path = "fixtures/plain.rs"]
+mod plain;
+
 use socketserver::echo::Uppercase;
 use socketserver::{Server, ThreadingUdpServer, UdpServer};
 
@@ -67,19 +70,11 @@ fn prototype(addr: SocketAddr, threads: Vec<JoinHandle<()>>, flag: Arc<AtomicBoo
 }
 
 fn plain_loop() -> Running {
-    let socket = ticking_socket();
-    let addr = socket.local_addr().unwrap();
-    let flag = Arc::new(AtomicBool::new(false));
-    let stop = Arc::clone(&flag);
-    let thread = thread::spawn(move || {
-        let mut buf = vec![0u8; 65_507];
-        while !stop.load(Ordering::Acquire) {
-            if let Ok((len, from)) = socket.recv_from(&mut buf) {
-                uppercase_reply(&socket, &mut buf, len, from);
-            }
-        }
-    });
-    prototype(addr, vec![thread], flag)
+    let server = plain::udp_loop(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    Running {
+        addr: server.addr,
+        stop: Box::new(move || server.stop()),
+    }
 }
 
 fn hand_off(workers: usize) -> Running {

@@ -1,10 +1,12 @@
-//! The tutorials' uppercase echo, as a ready handler.
+//! The tutorials' uppercase echo, as ready handlers: over raw bytes and
+//! datagrams ([`Uppercase`]), and over frames ([`FramedUppercase`]).
 //!
 //! Used by the uppercase examples, the load generator's target server,
 //! the benchmarks and the tests, so all of them exercise one definition.
 
 use std::io::{self, Write};
 
+use crate::framing::Framed;
 use crate::handler::RequestHandler;
 use crate::request::{DatagramRequest, StreamRequest};
 use crate::transport::{Connection, DatagramSocket};
@@ -24,9 +26,11 @@ use crate::transport::{Connection, DatagramSocket};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Uppercase;
 
-/// The chunk size read at a time; the tutorials' `recv(1024)` grown to a
-/// size that keeps large transfers cheap. Lives on the worker's stack.
-const CHUNK: usize = 16 * 1024;
+/// The chunk read at a time: one page, the tutorials' `recv(1024)` grown
+/// a little. It lives on the worker's stack and is zeroed there on every
+/// connection, so its pages are resident for as long as the connection
+/// is: with 10,000 idle clients a 16 KiB chunk held 160 MB, this one 40.
+const CHUNK: usize = 4 * 1024;
 
 impl<S: Connection> RequestHandler<StreamRequest<S>> for Uppercase {
     fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
@@ -49,5 +53,29 @@ impl<S: DatagramSocket> RequestHandler<DatagramRequest<S>> for Uppercase {
     fn handle(&self, request: &mut DatagramRequest<S>) -> io::Result<()> {
         request.data_mut().make_ascii_uppercase();
         request.reply_data()
+    }
+}
+
+/// Answers each frame (in the default [`framing`](crate::framing) format)
+/// with a frame of its uppercase, until the client closes.
+///
+/// ```
+/// use socketserver::{ThreadingTcpServer, echo::FramedUppercase};
+///
+/// let server = ThreadingTcpServer::bind("127.0.0.1:0", FramedUppercase)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FramedUppercase;
+
+impl<S: Connection> RequestHandler<StreamRequest<S>> for FramedUppercase {
+    fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
+        let mut framed = Framed::new(request);
+        let mut frame = Vec::new();
+        while framed.read_frame_into(&mut frame)? {
+            frame.make_ascii_uppercase();
+            framed.write_frame(&frame)?;
+        }
+        Ok(())
     }
 }

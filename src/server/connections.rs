@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use socket2::SockRef;
@@ -56,6 +56,11 @@ fn shut(fd: BorrowedFd<'_>) {
 pub(crate) struct Registry {
     slots: Mutex<HashMap<u64, Arc<Slot>>>,
     next: AtomicU64,
+    /// Set by a forced close. The registry is not used after it, so the
+    /// workers then exiting all at once skip unregistering: otherwise a
+    /// thousand of them queue on one lock, in the middle of a shutdown
+    /// that is meant to be quick.
+    closing: AtomicBool,
 }
 
 impl Registry {
@@ -74,6 +79,7 @@ impl Registry {
     /// Shuts every socket in use, now and (for slots that take one later,
     /// such as a worker picking up a queued connection) from now on.
     pub(crate) fn force_close_all(&self) {
+        self.closing.store(true, Ordering::Release);
         let slots: Vec<Arc<Slot>> = self.slots.lock().values().cloned().collect();
         for slot in slots {
             slot.force_close();
@@ -104,7 +110,9 @@ impl SlotHandle {
 
 impl Drop for SlotHandle {
     fn drop(&mut self) {
-        self.registry.slots.lock().remove(&self.id);
+        if !self.registry.closing.load(Ordering::Acquire) {
+            self.registry.slots.lock().remove(&self.id);
+        }
     }
 }
 

@@ -438,12 +438,15 @@ where
         drop(file);
         let Some(mut pool) = pool else { return };
         let control = self.control();
+        let started = Instant::now();
         pool.close();
         let workers = pool.group();
-        if !workers.wait_exited(Instant::now() + control.grace()) {
-            log::info!("grace period over; closing the remaining connections");
+        if !workers.wait_exited(started + control.grace()) {
+            let open = control.counters.active.load(std::sync::atomic::Ordering::Relaxed);
+            log::info!("grace period over; closing the {open} connections still open");
             pool.abandon();
             control.registry.force_close_all();
+            log::debug!("connections shut after {:?}", started.elapsed());
             if !workers.wait_exited(Instant::now() + FORCE_CLOSE_WAIT) {
                 log::error!(
                     "{} handler(s) still running after their connections were closed; leaving them detached",
@@ -452,7 +455,9 @@ where
                 return;
             }
         }
+        log::debug!("workers done after {:?}", started.elapsed());
         workers.join();
+        log::debug!("workers joined after {:?}", started.elapsed());
     }
 }
 

@@ -1,0 +1,139 @@
+//! The servers `scripts/bench-compare.sh` measures, one process each: the
+//! crate's uppercase echo servers, and the plain standard-library ones
+//! they are compared with (benches/fixtures/plain.rs).
+//!
+//! ```text
+//! cargo run --release --example bench_server -- --kind crate-tcp --port 0
+//! ```
+//!
+//! Prints "listening on ADDR" first. On SIGTERM or Ctrl-C a crate server
+//! shuts down, timing its own `shutdown()` call, and prints
+//! "shutdown took N us" and its peak memory; then it exits.
+
+mod common;
+#[path = "../benches/fixtures/plain.rs"]
+mod plain;
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use socketserver::echo::{FramedUppercase, Uppercase};
+use socketserver::{Server, ThreadingTcpServer, ThreadingUdpServer};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Kind {
+    /// ThreadingTcpServer with the uppercase echo.
+    CrateTcp,
+    /// ThreadingTcpServer with the framed uppercase echo.
+    CrateFramed,
+    /// ThreadingUdpServer with the uppercase echo.
+    CrateUdp,
+    /// A std thread-per-connection TCP uppercase echo.
+    PlainTcp,
+    /// A std single-thread UDP uppercase echo.
+    PlainUdp,
+}
+
+/// A server for benchmarks: the crate's or a plain std baseline.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Which server.
+    #[arg(long, value_enum)]
+    kind: Kind,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Worker thread stack size, in KiB (crate TCP servers).
+    #[arg(long)]
+    stack_kib: Option<usize>,
+    /// Shutdown grace period, in milliseconds (crate servers).
+    #[arg(long, default_value_t = 1000)]
+    grace_ms: u64,
+}
+
+fn main() -> ExitCode {
+    common::init_logging("warn");
+    let args = Args::parse();
+    common::exit("bench_server", run(&args))
+}
+
+fn run(args: &Args) -> io::Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let grace = Duration::from_millis(args.grace_ms);
+    let tcp = || {
+        let builder = ThreadingTcpServer::builder().shutdown_grace(grace);
+        match args.stack_kib {
+            Some(kib) => builder.worker_stack_size(kib * 1024),
+            None => builder,
+        }
+    };
+    match args.kind {
+        Kind::CrateTcp => serve(tcp().bind(addr, Uppercase)?),
+        Kind::CrateFramed => serve(tcp().bind(addr, FramedUppercase)?),
+        Kind::CrateUdp => serve(
+            ThreadingUdpServer::builder()
+                .shutdown_grace(grace)
+                .bind(addr, Uppercase)?,
+        ),
+        Kind::PlainTcp => serve_plain(plain::tcp_thread_per_connection(addr)?),
+        Kind::PlainUdp => serve_plain(plain::udp_loop(addr)?),
+    }
+}
+
+fn announce(addr: SocketAddr) -> io::Result<()> {
+    println!("listening on {addr}");
+    io::stdout().flush()
+}
+
+/// Serves until a signal, then times `shutdown()`.
+fn serve<S: Server<Addr = SocketAddr>>(server: S) -> io::Result<()> {
+    let (signal_tx, signalled) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = signal_tx.send(());
+    })
+    .map_err(io::Error::other)?;
+    let stop = server.shutdown_handle();
+    let addr = *server.local_addr();
+    let serving = std::thread::spawn(move || server.serve_forever());
+    announce(addr)?;
+    let _ = signalled.recv();
+    let started = Instant::now();
+    stop.shutdown();
+    let took = started.elapsed();
+    serving
+        .join()
+        .map_err(|_| io::Error::other("the server thread panicked"))??;
+    println!("shutdown took {} us", took.as_micros());
+    println!("peak rss {} KiB", peak_rss_kib());
+    Ok(())
+}
+
+fn serve_plain(server: plain::PlainServer) -> io::Result<()> {
+    let (signal_tx, signalled) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = signal_tx.send(());
+    })
+    .map_err(io::Error::other)?;
+    announce(server.addr)?;
+    let _ = signalled.recv();
+    server.stop();
+    println!("peak rss {} KiB", peak_rss_kib());
+    Ok(())
+}
+
+/// The process's peak resident memory (VmHWM), 0 if unknown.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,379 @@
+//! One loop per mode, each run by one client thread. Every reply is
+//! checked against the uppercase of what was sent; every failure is
+//! recorded. Every loop ends by itself at the end of the window.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use socketserver::framing::Framed;
+
+use crate::record::{Live, Recorder, Window};
+
+/// Pause after a failed connection before trying again, so a dead server
+/// is not hammered.
+const RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// What every client thread needs to know.
+pub struct Plan {
+    pub target: SocketAddr,
+    pub size: usize,
+    pub timeout: Duration,
+    pub window: Window,
+    /// Open-loop pacing: one request per this interval, per client.
+    pub interval: Option<Duration>,
+    pub live: Arc<Live>,
+}
+
+impl Plan {
+    fn recorder(&self) -> Recorder {
+        Recorder::new(self.window, Arc::clone(&self.live))
+    }
+
+    fn pacer(&self, client: usize) -> Pacer {
+        // Spread the clients' schedules over one interval.
+        let offset = self
+            .interval
+            .map_or(Duration::ZERO, |i| i.mul_f64((client % 64) as f64 / 64.0));
+        Pacer {
+            next: Instant::now() + offset,
+            interval: self.interval,
+            end: self.window.end,
+        }
+    }
+
+    fn connect(&self) -> io::Result<TcpStream> {
+        let stream = TcpStream::connect_timeout(&self.target, self.timeout)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(self.timeout))?;
+        stream.set_write_timeout(Some(self.timeout))?;
+        Ok(stream)
+    }
+
+    fn pause_after_failure(&self) {
+        let left = self.window.end.saturating_duration_since(Instant::now());
+        thread::sleep(RETRY_PAUSE.min(left));
+    }
+}
+
+/// When the next request goes out. Closed loop: at once. Open loop (a
+/// rate): on a fixed schedule, and latency counts from the scheduled time,
+/// so a server that stalls cannot hide the queue it builds up.
+struct Pacer {
+    next: Instant,
+    interval: Option<Duration>,
+    end: Instant,
+}
+
+impl Pacer {
+    /// The time the next request counts from, or `None` when the run is
+    /// over.
+    fn next(&mut self) -> Option<Instant> {
+        let Some(interval) = self.interval else {
+            let now = Instant::now();
+            return (now < self.end).then_some(now);
+        };
+        let scheduled = self.next;
+        if scheduled >= self.end {
+            return None;
+        }
+        self.next += interval;
+        let now = Instant::now();
+        if scheduled > now {
+            thread::sleep(scheduled - now);
+        }
+        Some(scheduled)
+    }
+}
+
+/// A request and the reply it must get. The first bytes carry a sequence
+/// number in lowercase letters, so a late UDP reply can be told from the
+/// current one; the uppercase echo turns them into capitals.
+struct Message {
+    sent: Vec<u8>,
+    expected: Vec<u8>,
+    seq: u64,
+}
+
+/// How many leading bytes carry the sequence number.
+fn seq_digits(size: usize) -> usize {
+    size.min(8)
+}
+
+impl Message {
+    fn new(size: usize, client: usize) -> Self {
+        let mut sent: Vec<u8> = (0..size).map(|i| b'a' + ((i + client) % 26) as u8).collect();
+        if size > 8 {
+            sent[8] = b'-';
+        }
+        let expected = sent.to_ascii_uppercase();
+        Message {
+            sent,
+            expected,
+            seq: 0,
+        }
+    }
+
+    /// Moves to the next sequence number.
+    fn advance(&mut self) {
+        self.seq += 1;
+        let mut n = self.seq;
+        for i in 0..seq_digits(self.sent.len()) {
+            let digit = (n % 26) as u8;
+            self.sent[i] = b'a' + digit;
+            self.expected[i] = b'A' + digit;
+            n /= 26;
+        }
+    }
+
+    /// The sequence number an uppercase reply carries, if it has the
+    /// request's shape.
+    fn seq_of(&self, reply: &[u8]) -> Option<u64> {
+        let digits = seq_digits(self.sent.len());
+        if reply.len() != self.sent.len() || reply[digits..] != self.expected[digits..] {
+            return None;
+        }
+        let mut seq = 0u64;
+        for &b in reply[..digits].iter().rev() {
+            if !b.is_ascii_uppercase() {
+                return None;
+            }
+            seq = seq * 26 + (b - b'A') as u64;
+        }
+        Some(seq)
+    }
+}
+
+/// Ping-pong on one connection, reconnecting after a failure.
+/// `exchange` sends the message and reads the reply into the buffer.
+fn ping_pong<C>(
+    plan: &Plan,
+    client: usize,
+    connect: impl Fn(TcpStream) -> C,
+    mut exchange: impl FnMut(&mut C, &[u8], &mut Vec<u8>) -> io::Result<()>,
+) -> Recorder {
+    let mut recorder = plan.recorder();
+    let mut message = Message::new(plan.size, client);
+    let mut reply = vec![0; plan.size];
+    let mut pacer = plan.pacer(client);
+    let mut connection: Option<C> = None;
+    while let Some(began) = pacer.next() {
+        let conn = match connection.as_mut() {
+            Some(conn) => conn,
+            None => match plan.connect() {
+                Ok(stream) => connection.insert(connect(stream)),
+                Err(e) => {
+                    recorder.error(&e);
+                    plan.pause_after_failure();
+                    continue;
+                }
+            },
+        };
+        message.advance();
+        match exchange(conn, &message.sent, &mut reply) {
+            Ok(()) if reply == message.expected => recorder.success(began),
+            Ok(()) => {
+                // Out of step: start again on a new connection.
+                recorder.mismatch();
+                connection = None;
+            }
+            Err(e) => {
+                recorder.error(&e);
+                connection = None;
+            }
+        }
+    }
+    recorder
+}
+
+/// Raw ping-pong: the reply is exactly as long as the request.
+pub fn tcp(plan: &Plan, client: usize) -> Recorder {
+    ping_pong(
+        plan,
+        client,
+        |stream| stream,
+        |stream, sent, reply| {
+            stream.write_all(sent)?;
+            stream.read_exact(reply)
+        },
+    )
+}
+
+/// Connect, one round trip, close; again and again.
+pub fn churn(plan: &Plan, client: usize) -> Recorder {
+    let mut recorder = plan.recorder();
+    let mut message = Message::new(plan.size, client);
+    let mut reply = vec![0; plan.size];
+    let mut pacer = plan.pacer(client);
+    while let Some(began) = pacer.next() {
+        message.advance();
+        let exchanged = plan.connect().and_then(|mut stream| {
+            stream.write_all(&message.sent)?;
+            stream.read_exact(&mut reply)
+        });
+        match exchanged {
+            Ok(()) if reply == message.expected => recorder.success(began),
+            Ok(()) => recorder.mismatch(),
+            Err(e) => {
+                recorder.error(&e);
+                plan.pause_after_failure();
+            }
+        }
+    }
+    recorder
+}
+
+/// Ping-pong with frames on one connection.
+pub fn framed(plan: &Plan, client: usize) -> Recorder {
+    ping_pong(plan, client, Framed::new, |framed, sent, reply| {
+        framed.write_frame(sent)?;
+        if framed.read_frame_into(reply)? {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ))
+        }
+    })
+}
+
+/// Datagram ping-pong. A reply that does not come within the timeout is
+/// counted lost; one that comes later is recognized by its sequence
+/// number and counted late, never mistaken for the current reply.
+pub fn udp(plan: &Plan, client: usize) -> Recorder {
+    let mut recorder = plan.recorder();
+    let socket = match udp_socket(plan) {
+        Ok(socket) => socket,
+        Err(e) => {
+            recorder.error(&e);
+            return recorder;
+        }
+    };
+    let mut message = Message::new(plan.size, client);
+    let mut reply = vec![0; plan.size.max(1) + 1];
+    let mut pacer = plan.pacer(client);
+    while let Some(began) = pacer.next() {
+        message.advance();
+        if let Err(e) = socket.send(&message.sent) {
+            recorder.error(&e);
+            plan.pause_after_failure();
+            continue;
+        }
+        loop {
+            match socket.recv(&mut reply) {
+                Ok(len) if reply[..len] == message.expected[..] => {
+                    recorder.success(began);
+                    break;
+                }
+                Ok(len) => match message.seq_of(&reply[..len]) {
+                    Some(seq) if seq != message.seq % 26u64.pow(seq_digits(plan.size) as u32) => {
+                        recorder.late()
+                    }
+                    _ => {
+                        recorder.mismatch();
+                        break;
+                    }
+                },
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    recorder.lost();
+                    break;
+                }
+                Err(e) => {
+                    recorder.error(&e);
+                    break;
+                }
+            }
+        }
+    }
+    recorder
+}
+
+fn udp_socket(plan: &Plan) -> io::Result<UdpSocket> {
+    // Loopback for a loopback target, any address otherwise.
+    let local: IpAddr = match (plan.target, plan.target.ip().is_loopback()) {
+        (SocketAddr::V4(_), true) => Ipv4Addr::LOCALHOST.into(),
+        (SocketAddr::V4(_), false) => Ipv4Addr::UNSPECIFIED.into(),
+        (SocketAddr::V6(_), true) => Ipv6Addr::LOCALHOST.into(),
+        (SocketAddr::V6(_), false) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = UdpSocket::bind(SocketAddr::new(local, 0))?;
+    socket.connect(plan.target)?;
+    socket.set_read_timeout(Some(plan.timeout))?;
+    Ok(socket)
+}
+
+/// What an idle-connections run found besides latency.
+#[derive(Default)]
+pub struct IdleOutcome {
+    pub connected: u64,
+    pub closed_by_server: u64,
+}
+
+/// Opens `count` connections and keeps them, does one round trip on each,
+/// then (with `hold`) waits until the server closes them or the window
+/// ends.
+pub fn idle(plan: &Plan, client: usize, count: usize, hold: bool) -> (Recorder, IdleOutcome) {
+    let mut recorder = plan.recorder();
+    let mut outcome = IdleOutcome::default();
+    let mut streams = Vec::with_capacity(count);
+    for _ in 0..count {
+        if Instant::now() >= plan.window.end {
+            break;
+        }
+        match plan.connect() {
+            Ok(stream) => streams.push(stream),
+            Err(e) => recorder.error(&e),
+        }
+    }
+    outcome.connected = streams.len() as u64;
+    let mut message = Message::new(plan.size, client);
+    let mut reply = vec![0; plan.size];
+    for stream in &mut streams {
+        message.advance();
+        let began = Instant::now();
+        match stream
+            .write_all(&message.sent)
+            .and_then(|()| stream.read_exact(&mut reply))
+        {
+            Ok(()) if reply == message.expected => recorder.success(began),
+            Ok(()) => recorder.mismatch(),
+            Err(e) => recorder.error(&e),
+        }
+    }
+    if hold {
+        // Wait for the server to close each one, until the window ends.
+        for stream in &mut streams {
+            let left = plan.window.end.saturating_duration_since(Instant::now());
+            if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            let mut byte = [0u8; 1];
+            match stream.read(&mut byte) {
+                Ok(0) => outcome.closed_by_server += 1,
+                Ok(_) => recorder.mismatch(),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => outcome.closed_by_server += 1,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                Err(e) => recorder.error(&e),
+            }
+        }
+    }
+    (recorder, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_survive_the_echo() {
+        let mut message = Message::new(64, 3);
+        for _ in 0..1000 {
+            message.advance();
+        }
+        assert_eq!(message.seq_of(&message.expected), Some(1000));
+        assert_eq!(message.seq_of(&message.sent), None);
+    }
+}

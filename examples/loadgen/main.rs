@@ -1,0 +1,379 @@
+//! The load generator: many concurrent clients against an uppercase echo
+//! server, every reply checked, latency from an HDR histogram.
+//!
+//! ```text
+//! cargo run --release --example loadgen                 # the main job: an in-process
+//!                                                       # ThreadingTcpServer, 64 clients, 10 s
+//! cargo run --release --example loadgen -- udp --connections 16
+//! cargo run --release --example loadgen -- tcp --target 127.0.0.1:9999 --rate 20000 --json
+//! ```
+//!
+//! Modes: `tcp` (ping-pong on long-lived connections), `churn` (connect,
+//! one round trip, close), `udp` (datagram ping-pong), `framed`
+//! (ping-pong with length-prefixed frames), `idle` (open the connections,
+//! one round trip on each, then keep them; with `--hold`, until the
+//! server closes them). Without `--target` it starts the crate's matching
+//! server in this process. Targets must be loopback addresses unless
+//! `--allow-remote` is given. It always stops by itself after
+//! `--warmup` + `--duration`.
+
+mod clients;
+#[path = "../common/mod.rs"]
+mod common;
+mod record;
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use socketserver::echo::{FramedUppercase, Uppercase};
+use socketserver::{Server, Stats, ThreadingTcpServer, ThreadingUdpServer};
+
+use clients::{IdleOutcome, Plan};
+use record::{Live, Recorder, Totals, Window};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Ping-pong on long-lived TCP connections.
+    Tcp,
+    /// Connect, one round trip, close, repeatedly.
+    Churn,
+    /// Datagram ping-pong.
+    Udp,
+    /// Ping-pong with length-prefixed frames.
+    Framed,
+    /// Open connections, one round trip each, then keep them open.
+    Idle,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Tcp => "tcp",
+            Mode::Churn => "churn",
+            Mode::Udp => "udp",
+            Mode::Framed => "framed",
+            Mode::Idle => "idle",
+        }
+    }
+}
+
+/// Load-tests an uppercase echo server with many concurrent clients.
+#[derive(Parser, Debug)]
+struct Args {
+    /// What the clients do.
+    #[arg(value_enum, default_value_t = Mode::Tcp)]
+    mode: Mode,
+    /// The server to test (host:port). Without it, the crate's server for
+    /// the mode runs in this process.
+    #[arg(long)]
+    target: Option<String>,
+    /// Concurrent clients (connections, or UDP sockets).
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of load before measuring starts (not for idle).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Requests per second across all clients, on a fixed schedule (open
+    /// loop: latency counts from when a request was due). Without it,
+    /// each client sends as soon as it has its reply (closed loop).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Milliseconds to wait for a reply (or a connection) before counting
+    /// a timeout, or a UDP loss.
+    #[arg(long, default_value_t = 2000)]
+    timeout_ms: u64,
+    /// Idle mode: after the round trips, keep the connections until the
+    /// server closes them or the run ends.
+    #[arg(long)]
+    hold: bool,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    json: bool,
+    /// Allow a target that is not a loopback address.
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+fn main() -> ExitCode {
+    common::init_logging("warn");
+    let args = Args::parse();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message.into())
+}
+
+fn seconds(name: &str, value: f64) -> io::Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|e| invalid(format!("--{name}: {e}")))
+}
+
+/// The crate's server for the mode, serving in this process.
+struct InProcess {
+    name: &'static str,
+    stop: Box<dyn FnOnce() -> io::Result<Stats>>,
+}
+
+fn start<S: Server<Addr = SocketAddr>>(server: S, name: &'static str) -> (SocketAddr, InProcess) {
+    let addr = *server.local_addr();
+    let stop_handle = server.shutdown_handle();
+    let stats = server.server_handle().clone();
+    let serving = thread::spawn(move || server.serve_forever());
+    let stop = Box::new(move || {
+        stop_handle.shutdown();
+        serving
+            .join()
+            .map_err(|_| io::Error::other("the server panicked"))??;
+        Ok(stats.stats())
+    });
+    (addr, InProcess { name, stop })
+}
+
+fn start_in_process(mode: Mode) -> io::Result<(SocketAddr, InProcess)> {
+    let local = "127.0.0.1:0";
+    Ok(match mode {
+        Mode::Tcp | Mode::Churn | Mode::Idle => start(
+            ThreadingTcpServer::bind(local, Uppercase)?,
+            "in-process ThreadingTcpServer",
+        ),
+        Mode::Framed => start(
+            ThreadingTcpServer::bind(local, FramedUppercase)?,
+            "in-process ThreadingTcpServer (framed)",
+        ),
+        Mode::Udp => start(
+            ThreadingUdpServer::bind(local, Uppercase)?,
+            "in-process ThreadingUdpServer",
+        ),
+    })
+}
+
+fn resolve(target: &str, allow_remote: bool) -> io::Result<SocketAddr> {
+    let addr = target
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| invalid(format!("{target} resolved to nothing")))?;
+    if !addr.ip().is_loopback() && !allow_remote {
+        return Err(invalid(format!(
+            "refusing to load-test {addr}, which is not a loopback address; pass --allow-remote if you mean it"
+        )));
+    }
+    Ok(addr)
+}
+
+fn run(args: &Args) -> io::Result<ExitCode> {
+    if args.connections == 0 || args.size == 0 {
+        return Err(invalid("--connections and --size must be at least 1"));
+    }
+    if args.mode == Mode::Udp && args.size > 65_507 {
+        return Err(invalid("--size: a UDP datagram carries at most 65,507 bytes"));
+    }
+    let duration = seconds("duration", args.duration)?;
+    let warmup = if args.mode == Mode::Idle {
+        Duration::ZERO
+    } else {
+        seconds("warmup", args.warmup)?
+    };
+    let interval = match args.rate {
+        Some(rate) if rate > 0.0 && rate.is_finite() => {
+            Some(seconds("rate", args.connections as f64 / rate)?)
+        }
+        Some(_) => return Err(invalid("--rate must be a positive number of requests per second")),
+        None => None,
+    };
+    let (target, server) = match &args.target {
+        Some(target) => (resolve(target, args.allow_remote)?, None),
+        None => {
+            let (addr, server) = start_in_process(args.mode)?;
+            (addr, Some(server))
+        }
+    };
+
+    let started = Instant::now();
+    let window = Window {
+        start: started + warmup,
+        end: started + warmup + duration,
+    };
+    let plan = Arc::new(Plan {
+        target,
+        size: args.size,
+        timeout: Duration::from_millis(args.timeout_ms),
+        window,
+        interval,
+        live: Arc::new(Live::default()),
+    });
+    let clients = spawn_clients(args, &plan)?;
+    // Idle mode with --hold says on stderr when every connection has had
+    // its round trip, so a script knows the server now holds them all.
+    let announce = (args.mode == Mode::Idle && args.hold).then_some(args.connections as u64);
+    let (recorders, idle) = wait_with_progress(clients, &plan.live, args.json, announce);
+    let totals = Totals::merge(recorders, window);
+    let server_stats = match server {
+        Some(server) => Some((server.name, (server.stop)()?)),
+        None => None,
+    };
+    report(args, target, &totals, &idle, server_stats);
+    // Wrong replies are a correctness failure, not just a slow server.
+    Ok(if totals.counts.mismatches > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+type Client = thread::JoinHandle<(Recorder, IdleOutcome)>;
+
+fn spawn_clients(args: &Args, plan: &Arc<Plan>) -> io::Result<Vec<Client>> {
+    // Idle connections are many and quiet: a few threads own them all.
+    let threads = if args.mode == Mode::Idle {
+        args.connections.min(32)
+    } else {
+        args.connections
+    };
+    (0..threads)
+        .map(|client| {
+            let plan = Arc::clone(plan);
+            let (mode, hold, connections) = (args.mode, args.hold, args.connections);
+            thread::Builder::new()
+                .name(format!("loadgen-{client}"))
+                .stack_size(256 * 1024)
+                .spawn(move || match mode {
+                    Mode::Tcp => (clients::tcp(&plan, client), IdleOutcome::default()),
+                    Mode::Churn => (clients::churn(&plan, client), IdleOutcome::default()),
+                    Mode::Udp => (clients::udp(&plan, client), IdleOutcome::default()),
+                    Mode::Framed => (clients::framed(&plan, client), IdleOutcome::default()),
+                    Mode::Idle => {
+                        // This thread's share of the connections.
+                        let share = connections / threads + usize::from(client < connections % threads);
+                        clients::idle(&plan, client, share, hold)
+                    }
+                })
+        })
+        .collect()
+}
+
+/// Joins the clients, showing a live progress line meanwhile.
+fn wait_with_progress(
+    clients: Vec<Client>,
+    live: &Live,
+    quiet: bool,
+    mut announce: Option<u64>,
+) -> (Vec<Recorder>, IdleOutcome) {
+    let progress = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    progress
+        .set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("a valid template"));
+    let started = Instant::now();
+    let mut last = (started, 0u64);
+    while clients.iter().any(|c| !c.is_finished()) {
+        thread::sleep(Duration::from_millis(if announce.is_some() { 10 } else { 200 }));
+        let ops = live.ops.load(Ordering::Relaxed);
+        if let Some(count) = announce
+            && ops + live.failures.load(Ordering::Relaxed) >= count
+        {
+            progress.suspend(|| eprintln!("holding {ops} connections"));
+            announce = None;
+        }
+        let now = Instant::now();
+        let rate = (ops - last.1) as f64 / (now - last.0).as_secs_f64();
+        last = (now, ops);
+        progress.set_message(format!(
+            "{ops} ops, {rate:.0}/s now, {} failures",
+            live.failures.load(Ordering::Relaxed)
+        ));
+        progress.tick();
+    }
+    progress.finish_and_clear();
+    let mut idle = IdleOutcome::default();
+    let recorders = clients
+        .into_iter()
+        .map(|client| {
+            let (recorder, outcome) = client.join().expect("a client thread panicked");
+            idle.connected += outcome.connected;
+            idle.closed_by_server += outcome.closed_by_server;
+            recorder
+        })
+        .collect();
+    (recorders, idle)
+}
+
+fn report(
+    args: &Args,
+    target: SocketAddr,
+    totals: &Totals,
+    idle: &IdleOutcome,
+    server: Option<(&str, Stats)>,
+) {
+    let server_name = server.as_ref().map_or("external", |(name, _)| name);
+    if args.json {
+        let mut context = json!({
+            "mode": args.mode.name(),
+            "target": target.to_string(),
+            "server": server_name,
+            "connections": args.connections,
+            "size": args.size,
+            "duration": args.duration,
+            "warmup": if args.mode == Mode::Idle { 0.0 } else { args.warmup },
+            "rate": args.rate,
+        });
+        if args.mode == Mode::Idle {
+            context["connected"] = json!(idle.connected);
+            context["closed_by_server"] = json!(idle.closed_by_server);
+        }
+        if let Some((_, stats)) = server {
+            context["server_stats"] = json!({
+                "accepted": stats.accepted, "refused": stats.refused, "errors": stats.errors,
+                "panics": stats.panics, "workers": stats.workers,
+            });
+        }
+        println!("{}", totals.json(context));
+        return;
+    }
+    let pacing = match args.rate {
+        Some(rate) => format!("open loop at {rate} requests/s"),
+        None => "closed loop".to_owned(),
+    };
+    let what = format!(
+        "{} against {target} ({server_name}): {} clients, {}-byte messages, {pacing}, {} s measured after {} s warm-up",
+        args.mode.name(),
+        args.connections,
+        args.size,
+        args.duration,
+        if args.mode == Mode::Idle { 0.0 } else { args.warmup },
+    );
+    print!("{}", totals.text(&what));
+    if args.mode == Mode::Idle {
+        println!(
+            "idle         {} connected, {} answered, {} closed by the server",
+            idle.connected, totals.counts.ops, idle.closed_by_server
+        );
+    }
+    if let Some((_, stats)) = server {
+        println!(
+            "server       {} accepted, {} errors, {} panics",
+            stats.accepted, stats.errors, stats.panics
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The load generator, run for real: every mode against a correct server
+//! finds no failures, a server that answers wrong is caught, a target off
+//! loopback is refused, and open-loop pacing keeps to its schedule.
+
+mod util;
+
+use std::io::{self, Read, Write};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use socketserver::echo::Uppercase;
+use socketserver::{TcpRequest, ThreadingTcpServer};
+use util::{Process, init_logging, serve};
+
+fn loadgen(args: &[&str]) -> Output {
+    Process::spawn(
+        Command::new(util::example_binary("loadgen"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .finish()
+}
+
+fn report(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("loadgen printed no JSON ({e}): {output:?}"))
+}
+
+fn failures(report: &Value) -> u64 {
+    ["mismatches", "errors", "timeouts", "lost"]
+        .iter()
+        .map(|k| report[k].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn every_mode_runs_clean_against_the_crate_servers() {
+    let short = [
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--connections",
+        "4",
+        "--json",
+    ];
+    for mode in ["tcp", "churn", "udp", "framed"] {
+        let output = loadgen(&[&[mode][..], &short].concat());
+        assert!(output.status.success(), "{mode}: {output:?}");
+        let report = report(&output);
+        assert_eq!(report["mode"], mode);
+        assert!(report["ops"].as_u64().unwrap() > 0, "{mode}: {report}");
+        assert_eq!(failures(&report), 0, "{mode}: {report}");
+        assert!(report["latency_us"]["p50"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn idle_mode_holds_its_connections() {
+    let output = loadgen(&[
+        "idle",
+        "--connections",
+        "50",
+        "--duration",
+        "0.3",
+        "--hold",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let report = report(&output);
+    assert_eq!(
+        (report["connected"].as_u64(), report["ops"].as_u64()),
+        (Some(50), Some(50))
+    );
+    assert_eq!(failures(&report), 0);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("holding 50 connections"));
+}
+
+/// Echoes without uppercasing: every reply is wrong.
+fn plain_echo(request: &mut TcpRequest) -> io::Result<()> {
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = request.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        request.write_all(&chunk[..n])?;
+    }
+}
+
+#[test]
+fn wrong_replies_are_counted_and_fail_the_run() {
+    init_logging();
+    let (server, running) = serve(ThreadingTcpServer::bind("127.0.0.1:0", plain_echo));
+    let target = server.local_addr().to_string();
+    let output = loadgen(&[
+        "tcp",
+        "--target",
+        &target,
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+        "--connections",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let report = report(&output);
+    assert!(report["mismatches"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["ops"], 0);
+    running.shutdown();
+}
+
+#[test]
+fn a_target_off_loopback_is_refused() {
+    let output = loadgen(&["tcp", "--target", "192.0.2.1:9", "--duration", "0.1"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not a loopback address") && stderr.contains("--allow-remote"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn open_loop_pacing_keeps_to_its_schedule() {
+    init_logging();
+    let (server, running) = serve(ThreadingTcpServer::bind("127.0.0.1:0", Uppercase));
+    let target = server.local_addr().to_string();
+    // 200 requests a second for half a second, after no warm-up: the
+    // schedule has 100 slots, so never more than 100 requests.
+    let output = loadgen(&[
+        "tcp",
+        "--target",
+        &target,
+        "--rate",
+        "200",
+        "--connections",
+        "2",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let report = report(&output);
+    let ops = report["ops"].as_u64().unwrap();
+    assert!(ops > 0 && ops <= 100, "{ops} requests for 100 slots");
+    assert_eq!(server.stats().accepted, 2);
+    running.shutdown();
+}
