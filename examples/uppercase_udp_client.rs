@@ -11,7 +11,6 @@
 mod common;
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -31,18 +30,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &ClientArgs) -> io::Result<()> {
-    let server = args
-        .address()
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the host resolved to nothing"))?;
-    let any = match server {
-        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
-    };
-    let socket = UdpSocket::bind(any)?;
-    // Connecting filters out datagrams from anyone but the server.
-    socket.connect(server)?;
+    let socket = common::connected_udp_socket(args.address())?;
     socket.set_read_timeout(Some(args.timeout()?))?;
     let mut reply = vec![0; 65_536];
     common::run_client(args, |message| {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{self, BufRead, Write};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -165,4 +166,20 @@ pub fn reply_error(error: io::Error) -> io::Error {
         }
         _ => error,
     }
+}
+
+/// A UDP socket connected to `server`, so only the server's datagrams get
+/// through: bound to any local address of the server's family.
+pub fn connected_udp_socket(server: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+    let server = server
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the host resolved to nothing"))?;
+    let any = match server {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    };
+    let socket = UdpSocket::bind(any)?;
+    socket.connect(server)?;
+    Ok(socket)
 }

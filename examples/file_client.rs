@@ -1,0 +1,178 @@
+//! The client of `file_server`: upload, download and list files, with a
+//! progress bar showing the rate and the time left.
+//!
+//! ```text
+//! cargo run --release --features message --example file_client -- put ./video.mp4 [--name clip.mp4]
+//! cargo run --release --features message --example file_client -- get clip.mp4 --out ./downloads
+//! cargo run --release --features message --example file_client -- list
+//! ```
+//!
+//! Both directions check the SHA-256 the header carries against the bytes
+//! that arrive; a download is written to a temporary file and renamed only
+//! when it matches.
+
+mod common;
+
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Map, Value, json};
+use socketserver::message::file::{receive_file, send_file};
+use socketserver::message::{Header, MessageConfig, MessageStream};
+
+/// Client for the file server.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1", global = true)]
+    host: String,
+    /// Server port.
+    #[arg(long, default_value_t = 9999, global = true)]
+    port: u16,
+    /// No progress bar.
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Action,
+}
+
+#[derive(Subcommand, Debug)]
+enum Action {
+    /// Upload a file.
+    Put {
+        /// The file to upload.
+        path: PathBuf,
+        /// The name to store it under (default: the file's own name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Download a file.
+    Get {
+        /// The name it is stored under.
+        name: String,
+        /// The directory to write it to.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// List the stored files.
+    List,
+}
+
+fn main() -> ExitCode {
+    common::init_logging("warn");
+    let args = Args::parse();
+    common::exit("file_client", run(&args))
+}
+
+fn run(args: &Args) -> io::Result<()> {
+    let stream = TcpStream::connect((args.host.as_str(), args.port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bytes:>10}/{total_bytes:10} {wide_bar} {binary_bytes_per_sec:>12} eta {eta}",
+        )
+        .expect("a valid template"),
+    );
+    // Every byte either way moves the bar.
+    let mut messages = MessageStream::new(bar.wrap_read(stream));
+    match &args.command {
+        Action::Put { path, name } => put(&mut messages, &bar, path, name.as_deref()),
+        Action::Get { name, out } => get(&mut messages, &bar, name, out),
+        Action::List => list(&mut messages),
+    }
+}
+
+type Messages = MessageStream<indicatif::ProgressBarIter<TcpStream>>;
+
+/// Reads the server's reply; an error reply becomes an error.
+fn reply(messages: &mut Messages) -> io::Result<Header> {
+    let header = messages
+        .read_header()?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection"))?;
+    match header.get("status").and_then(Value::as_str) {
+        Some("ok") => Ok(header),
+        _ => {
+            let error = header
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no reason given");
+            Err(io::Error::other(format!("the server said: {error}")))
+        }
+    }
+}
+
+fn put(messages: &mut Messages, bar: &ProgressBar, path: &Path, name: Option<&str>) -> io::Result<()> {
+    let name = match name {
+        Some(name) => name.to_owned(),
+        None => path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"))?
+            .to_owned(),
+    };
+    bar.set_length(std::fs::metadata(path)?.len());
+    let mut request = Map::new();
+    request.insert("op".into(), json!("put"));
+    let sent = send_file(
+        messages.get_mut(),
+        path,
+        &name,
+        &request,
+        &MessageConfig::default(),
+    )?;
+    messages.get_mut().flush()?;
+    let header = reply(messages)?;
+    bar.finish_and_clear();
+    println!(
+        "stored {} ({} bytes, sha256 {})",
+        sent.name, sent.size, sent.sha256
+    );
+    if header.get("sha256").and_then(Value::as_str) != Some(sent.sha256.as_str()) {
+        return Err(io::Error::other("the server's checksum differs from ours"));
+    }
+    Ok(())
+}
+
+fn get(messages: &mut Messages, bar: &ProgressBar, name: &str, out: &Path) -> io::Result<()> {
+    messages.write_message_bytes(&json!({"op": "get", "name": name}), b"")?;
+    let header = reply(messages)?;
+    bar.set_length(header.body_len());
+    bar.reset();
+    let file = receive_file(messages, &header, out)?;
+    bar.finish_and_clear();
+    println!(
+        "saved {} ({} bytes, sha256 {})",
+        file.path.display(),
+        file.header.size,
+        file.header.sha256
+    );
+    Ok(())
+}
+
+fn list(messages: &mut Messages) -> io::Result<()> {
+    messages.write_message_bytes(&json!({"op": "list"}), b"")?;
+    let header = reply(messages)?;
+    let files = header
+        .get("files")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for file in files {
+        println!(
+            "{:>12}  {}",
+            file["size"].as_u64().unwrap_or(0),
+            file["name"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
