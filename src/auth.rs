@@ -30,7 +30,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -85,8 +85,7 @@ where
     getrandom::fill(&mut challenge)
         .map_err(|e| io::Error::other(format!("no randomness for the challenge: {e}")))?;
     let previous = stream.read_timeout()?;
-    stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
-    let exchanged = exchange(stream, &challenge);
+    let exchanged = exchange(stream, &challenge, Instant::now() + timeout);
     stream.set_read_timeout(previous)?;
     let answer = exchanged.map_err(|e| match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
@@ -101,14 +100,36 @@ where
         .map_err(|_| io::Error::new(io::ErrorKind::PermissionDenied, "wrong answer to the challenge"))
 }
 
-fn exchange<S>(stream: &S, challenge: &[u8; CHALLENGE_LEN]) -> io::Result<[u8; RESPONSE_LEN]>
+/// Sends the challenge and reads the answer by `deadline`: the timeout
+/// covers the whole answer, so a client trickling it a byte at a time
+/// cannot hold the connection longer.
+fn exchange<S>(
+    stream: &S,
+    challenge: &[u8; CHALLENGE_LEN],
+    deadline: Instant,
+) -> io::Result<[u8; RESPONSE_LEN]>
 where
+    S: Connection,
     for<'a> &'a S: Read + Write,
 {
-    let mut stream = stream;
-    stream.write_all(challenge)?;
+    let mut writer = stream;
+    writer.write_all(challenge)?;
     let mut answer = [0u8; RESPONSE_LEN];
-    stream.read_exact(&mut answer)?;
+    let mut got = 0;
+    while got < RESPONSE_LEN {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
+        let mut reader = stream;
+        match reader.read(&mut answer[got..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(answer)
 }
 
@@ -252,6 +273,33 @@ mod tests {
         let error = challenge_client(&server, b"secret", Duration::from_millis(20)).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         assert_eq!(server.read_timeout().unwrap(), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn the_timeout_covers_the_whole_answer() {
+        let (server, mut client) = UnixStream::pair().unwrap();
+        // Answers one byte every 50 ms: each read is quick, the whole
+        // answer would take 1.6 s.
+        let trickle = thread::spawn(move || {
+            let mut challenge = [0u8; CHALLENGE_LEN];
+            client.read_exact(&mut challenge).unwrap();
+            for byte in response(b"secret", &challenge) {
+                if client.write_all(&[byte]).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let started = Instant::now();
+        let error = challenge_client(&server, b"secret", Duration::from_millis(200)).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            started.elapsed() < Duration::from_millis(1200),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(server);
+        trickle.join().unwrap();
     }
 
     #[test]

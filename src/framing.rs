@@ -26,8 +26,10 @@
 //! Every reader has a maximum frame length ([`DEFAULT_MAX_FRAME_LEN`] by
 //! default): a longer length, or a negative one in a signed format, is an
 //! [`InvalidData`](io::ErrorKind::InvalidData) error raised before
-//! anything is allocated, so a hostile peer cannot make the server reserve
-//! gigabytes by sending four bytes. End-of-file exactly between frames is
+//! anything is allocated. Within the limit, memory grows with the bytes
+//! that actually arrive, not with the length claimed: four bytes of
+//! prefix make the server reserve 64 KiB at most, however many
+//! connections send them. End-of-file exactly between frames is
 //! a clean end (`Ok(None)`); anywhere else it is
 //! [`UnexpectedEof`](io::ErrorKind::UnexpectedEof).
 //!
@@ -248,8 +250,8 @@ pub fn read_frame<R: Read + ?Sized>(reader: &mut R, config: &FrameConfig) -> io:
         return Ok(None);
     }
     let len = config.check_len(prefix)?;
-    let mut payload = vec![0; len];
-    read_payload(reader, &mut payload, 0)?;
+    let mut payload = Vec::new();
+    read_payload(reader, &mut payload, len)?;
     Ok(Some(payload))
 }
 
@@ -276,21 +278,21 @@ fn read_prefix<R: Read + ?Sized>(reader: &mut R, prefix: &mut [u8]) -> io::Resul
     Ok(true)
 }
 
-/// Fills `payload[from..]`, which must complete a frame.
-fn read_payload<R: Read + ?Sized>(reader: &mut R, payload: &mut [u8], from: usize) -> io::Result<()> {
-    let mut got = from;
-    while got < payload.len() {
-        match reader.read(&mut payload[got..]) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("stream ended inside a frame ({got} of {} bytes)", payload.len()),
-                ));
-            }
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// Memory reserved for a frame's payload before its bytes arrive.
+const FIRST_RESERVE: usize = 64 * 1024;
+
+/// Appends to `frame` the rest of a payload of `len` bytes. The vector
+/// grows with the bytes that arrive, not with the length the peer
+/// claimed: four bytes of prefix buy no more than [`FIRST_RESERVE`].
+fn read_payload<R: Read + ?Sized>(reader: &mut R, frame: &mut Vec<u8>, len: usize) -> io::Result<()> {
+    let missing = len - frame.len();
+    frame.reserve(missing.min(FIRST_RESERVE));
+    let got = (&mut *reader).take(missing as u64).read_to_end(frame)?;
+    if got < missing {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("stream ended inside a frame ({} of {len} bytes)", frame.len()),
+        ));
     }
     Ok(())
 }
@@ -388,12 +390,11 @@ impl<T: Read> Framed<T> {
         let len = self.config.check_len(&self.buffer[self.pos..self.pos + width])?;
         self.pos += width;
         frame.clear();
-        frame.resize(len, 0);
         let from_buffer = len.min(self.filled - self.pos);
-        frame[..from_buffer].copy_from_slice(&self.buffer[self.pos..self.pos + from_buffer]);
+        frame.extend_from_slice(&self.buffer[self.pos..self.pos + from_buffer]);
         self.pos += from_buffer;
         // The rest, if any, goes straight into `frame`.
-        read_payload(&mut self.inner, frame, from_buffer)?;
+        read_payload(&mut self.inner, frame, len)?;
         Ok(true)
     }
 
@@ -579,6 +580,35 @@ mod tests {
             assert_eq!(writer.0, encoded(&payload, &FrameConfig::default()));
             assert_eq!(writer.0[..4], (payload.len() as u32).to_be_bytes());
         }
+    }
+
+    /// Claims the maximum, then sends nothing more.
+    struct Claim(Option<[u8; 4]>);
+    impl Read for Claim {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            match self.0.take() {
+                Some(prefix) => {
+                    out[..4].copy_from_slice(&prefix);
+                    Ok(4)
+                }
+                None => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn a_claimed_length_reserves_only_what_arrives() {
+        let claim = (DEFAULT_MAX_FRAME_LEN as u32).to_be_bytes();
+        let mut frame = Vec::new();
+        let error = Framed::new(Claim(Some(claim)))
+            .read_frame_into(&mut frame)
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(
+            frame.capacity() <= FIRST_RESERVE,
+            "reserved {} bytes",
+            frame.capacity()
+        );
     }
 
     #[test]

@@ -167,7 +167,8 @@ pub trait DatagramSocket: AsFd + Send + Sync + Sized + 'static + Sealed {
     fn can_reply_to(addr: &Self::Addr) -> bool;
 
     /// Converts a received sender address; `None` when the datagram came
-    /// from a socket without an address (an unbound Unix socket).
+    /// from a socket without an address (an unbound Unix socket), or from
+    /// one whose address the standard library cannot represent.
     #[doc(hidden)]
     fn from_sock_addr(addr: &SockAddr) -> Option<Self::Addr>;
 
@@ -295,8 +296,10 @@ impl DatagramSocket for UnixDatagram {
     }
 
     fn from_sock_addr(addr: &SockAddr) -> Option<UnixSocketAddr> {
-        if let Some(addr) = addr.as_unix() {
-            return Some(addr);
+        // Not `SockAddr::as_unix`: it panics on a 108-byte path, which
+        // Linux lets a client bind.
+        if let Some(path) = addr.as_pathname() {
+            return UnixSocketAddr::from_pathname(path).ok();
         }
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if let Some(name) = addr.as_abstract_namespace() {

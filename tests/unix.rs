@@ -254,3 +254,84 @@ fn threading_unix_stream_server_serves_many_clients_at_once() {
     #[cfg(target_os = "linux")]
     util::assert_no_threads_named("unix-many");
 }
+
+/// Binds a datagram socket to `path`, which may be a full 108 bytes with
+/// no terminating NUL: Linux allows it, the standard library does not.
+#[cfg(target_os = "linux")]
+fn bind_raw_unix_datagram(path: &[u8]) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket(2)/bind(2) calls on a zeroed sockaddr_un whose
+    // path is copied within its bounds; the descriptor is owned at once.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0);
+        assert!(fd >= 0);
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        assert!(path.len() <= addr.sun_path.len());
+        for (slot, byte) in addr.sun_path.iter_mut().zip(path) {
+            *slot = *byte as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sa_family_t>() + path.len();
+        let rc = libc::bind(
+            fd,
+            &addr as *const _ as *const libc::sockaddr,
+            len as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "bind: {}", io::Error::last_os_error());
+        owned
+    }
+}
+
+/// A client bound to a 108-byte path once made socket2 panic while the
+/// server read its address. Now its datagram is served (the reply cannot
+/// be addressed to it, which is reported) and serving goes on.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_client_at_a_full_length_path_cannot_crash_the_server() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    for threading in [false, true] {
+        let path = dir.path().join(format!("server-{threading}.sock"));
+        let (errors, reported) = unbounded();
+        let (server, running) = if threading {
+            serve(ThreadingUnixDatagramServer::bind(&path, ReportErrors(errors)))
+        } else {
+            serve(UnixDatagramServer::bind(&path, ReportErrors(errors)))
+        };
+        let mut long = dir.path().as_os_str().as_bytes().to_vec();
+        long.push(b'/');
+        long.resize(108, b'x');
+        long[dir.path().as_os_str().len() + 1] = if threading { b't' } else { b's' };
+        let client = bind_raw_unix_datagram(&long);
+        let target = socket2::SockAddr::unix(&path).unwrap();
+        // SAFETY: sendto(2) with a valid descriptor, buffer and address.
+        let sent = unsafe {
+            libc::sendto(
+                client.as_raw_fd(),
+                b"hi".as_ptr().cast(),
+                2,
+                0,
+                target.as_ptr().cast(),
+                target.len(),
+            )
+        };
+        assert_eq!(sent, 2, "{}", io::Error::last_os_error());
+        let error = reported
+            .recv_timeout(TIMEOUT)
+            .expect("the reply failure is reported");
+        assert_eq!(error.kind(), ErrorKind::NotConnected);
+        // Still serving: an ordinary client gets its reply.
+        let (ordinary, ordinary_path) = bound_client(dir.path(), &format!("ordinary-{threading}.sock"));
+        ordinary.send_to(b"x", &path).unwrap();
+        let mut reply = [0u8; 16];
+        assert_eq!(ordinary.recv(&mut reply).unwrap(), 5);
+        assert_eq!(&reply[..5], b"hello");
+        let stats = server.stats();
+        assert_eq!((stats.accepted, stats.panics), (2, 0));
+        running.shutdown();
+        std::fs::remove_file(ordinary_path).unwrap();
+    }
+}

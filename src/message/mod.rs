@@ -239,6 +239,8 @@ pub struct MessageStream<T> {
     config: MessageConfig,
     /// Bytes of the current body not read yet.
     remaining: u64,
+    /// The last header's bytes; kept to reuse its allocation.
+    header_bytes: Vec<u8>,
 }
 
 impl<T> MessageStream<T> {
@@ -253,6 +255,7 @@ impl<T> MessageStream<T> {
             framed: Framed::with_config(inner, config.header),
             config,
             remaining: 0,
+            header_bytes: Vec::new(),
         }
     }
 
@@ -283,11 +286,10 @@ impl<T: Read> MessageStream<T> {
             let skipped = io::copy(&mut self.body(), &mut io::sink())?;
             log::debug!("skipped {skipped} unread body bytes");
         }
-        let mut frame = Vec::new();
-        if !self.framed.read_frame_into(&mut frame)? {
+        if !self.framed.read_frame_into(&mut self.header_bytes)? {
             return Ok(None);
         }
-        let header = Header::parse(&frame)?;
+        let header = Header::parse(&self.header_bytes)?;
         self.remaining = header.body_len;
         Ok(Some(header))
     }

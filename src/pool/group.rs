@@ -88,6 +88,22 @@ pub(crate) enum Exit {
     Stopped,
 }
 
+/// Runs a worker's exit bookkeeping when its thread ends.
+struct ExitGuard {
+    group: Arc<ThreadGroup>,
+    id: usize,
+    exit: Exit,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            log::error!("worker {} panicked outside a request", self.id);
+        }
+        self.group.exited(self.id, self.exit);
+    }
+}
+
 /// The threads of one pool.
 pub(crate) struct ThreadGroup {
     pub(crate) config: GroupConfig,
@@ -138,8 +154,13 @@ impl ThreadGroup {
         // finds its handle to remove.
         let mut handles = self.handles.lock();
         match builder.spawn(move || {
-            let exit = main();
-            group.exited(id, exit);
+            // Counts the worker out however `main` ends, a panic included.
+            let mut guard = ExitGuard {
+                group,
+                id,
+                exit: Exit::Stopped,
+            };
+            guard.exit = main();
         }) {
             Ok(handle) => {
                 handles.insert(id, handle);
@@ -303,6 +324,16 @@ mod tests {
             assert!(Instant::now() < deadline, "the retired worker kept its handle");
             thread::yield_now();
         }
+    }
+
+    #[test]
+    fn a_panicking_worker_is_still_counted_out() {
+        let group = group(0, 1);
+        assert!(group.reserve());
+        group.spawn(|| panic!("a bug in a worker loop")).unwrap();
+        assert!(group.wait_exited(Instant::now() + Duration::from_secs(10)));
+        group.join();
+        assert_eq!(group.counts.live(), 0);
     }
 
     #[test]

@@ -43,17 +43,22 @@ pub struct DatagramRequest<S: DatagramSocket> {
 }
 
 impl<S: DatagramSocket> DatagramRequest<S> {
-    /// A request ready to receive datagrams of up to `capacity` bytes.
-    pub(crate) fn new(socket: Arc<S>, server: ServerHandle<S::Addr>, capacity: usize) -> io::Result<Self> {
-        let unnamed = S::unnamed()?;
-        Ok(DatagramRequest {
+    /// A request ready to receive datagrams of up to `capacity` bytes;
+    /// `unnamed` is the address recorded for senders without one.
+    pub(crate) fn new(
+        socket: Arc<S>,
+        server: ServerHandle<S::Addr>,
+        capacity: usize,
+        unnamed: S::Addr,
+    ) -> Self {
+        DatagramRequest {
             buffer: vec![0; capacity],
             len: 0,
             peer: unnamed.clone(),
             unnamed,
             socket,
             server,
-        })
+        }
     }
 
     /// Receives the next datagram into this request.

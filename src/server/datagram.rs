@@ -90,6 +90,8 @@ struct Shared<S: DatagramSocket, H> {
     handler: H,
     server: ServerHandle<S::Addr>,
     capacity: usize,
+    /// The address recorded for senders that have none.
+    unnamed: S::Addr,
     /// A receive error that ended serving, for `serve_forever` to return.
     failure: Mutex<Option<io::Error>>,
     /// Set by a worker that took a datagram while nobody else was
@@ -156,6 +158,7 @@ where
                 handler,
                 server: ServerHandle::new(control, local_addr),
                 capacity: config.max_datagram_size,
+                unnamed: S::unnamed()?,
                 failure: Mutex::new(None),
                 starving: AtomicBool::new(false),
                 growth: Waker::new()?,
@@ -228,6 +231,8 @@ where
         match failure.map_or(result, Err) {
             Err(e) => {
                 log::error!("serving stopped: the socket failed: {e}");
+                // The socket is gone: later calls return at once.
+                control.request_shutdown();
                 Err(e)
             }
             ok => ok,
@@ -236,7 +241,7 @@ where
 
     fn serve_serial(&self, engine: &mut Engine<S>) -> io::Result<()> {
         let control = self.control();
-        let mut request = self.spare_request(engine)?;
+        let mut request = self.spare_request(engine);
         let mut backoff = Backoff::default();
         let result = loop {
             if control.is_shutdown_requested() {
@@ -350,15 +355,11 @@ where
         }
     }
 
-    fn spare_request(&self, engine: &mut Engine<S>) -> io::Result<DatagramRequest<S>> {
-        match engine.spare.take() {
-            Some(request) => Ok(request),
-            None => DatagramRequest::new(
-                Arc::clone(&engine.socket),
-                self.shared.server.clone(),
-                self.shared.capacity,
-            ),
-        }
+    fn spare_request(&self, engine: &mut Engine<S>) -> DatagramRequest<S> {
+        engine
+            .spare
+            .take()
+            .unwrap_or_else(|| self.shared.new_request(Arc::clone(&engine.socket)))
     }
 
     /// Serves at most one datagram, on the calling thread in both modes:
@@ -385,7 +386,7 @@ where
 
     fn handle_one(&self, engine: &mut Engine<S>) -> io::Result<bool> {
         let control = self.control();
-        let mut request = self.spare_request(engine)?;
+        let mut request = self.spare_request(engine);
         let deadline = self.timeout.map(|t| Instant::now() + t);
         let mut backoff = Backoff::default();
         let result = loop {
@@ -425,6 +426,10 @@ where
 {
     fn control(&self) -> &Arc<Control> {
         self.server.control()
+    }
+
+    fn new_request(&self, socket: Arc<S>) -> DatagramRequest<S> {
+        DatagramRequest::new(socket, self.server.clone(), self.capacity, self.unnamed.clone())
     }
 
     /// Receives one datagram from a non-blocking socket. `None`: nothing
@@ -493,14 +498,7 @@ where
     fn receive_loop(self: &Arc<Self>, group: &Arc<ThreadGroup>, socket: Arc<S>) -> Exit {
         let control = self.control();
         let _mark = control.mark_current_thread();
-        let mut request = match DatagramRequest::new(Arc::clone(&socket), self.server.clone(), self.capacity)
-        {
-            Ok(request) => request,
-            Err(e) => {
-                log::error!("cannot start a datagram worker: {e}");
-                return Exit::Stopped;
-            }
-        };
+        let mut request = self.new_request(Arc::clone(&socket));
         let idle = &group.counts.idle;
         let mut backoff = Backoff::default();
         loop {

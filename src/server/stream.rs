@@ -270,6 +270,8 @@ where
         let result = self.run_loop(&mut engine, serial_local.as_mut());
         if let Err(e) = &result {
             log::error!("serving stopped: the listening socket failed: {e}");
+            // The listener is gone: later calls return at once.
+            control.request_shutdown();
         }
         drop(serial_local);
         self.stop(engine);
