@@ -26,7 +26,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use common::ServerArgs;
@@ -87,6 +87,7 @@ fn read_capped(mut pipe: impl Read, cap: usize) -> (Vec<u8>, bool) {
 
 impl Shell {
     fn run(&self, command: &str) -> io::Result<Outcome> {
+        let deadline = Instant::now() + self.time_limit;
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -99,30 +100,61 @@ impl Shell {
         let group = child.id() as libc::pid_t;
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let cap = self.output_cap;
-        let out = thread::spawn(move || stdout.map(|p| read_capped(p, cap)).unwrap_or_default());
-        let err = thread::spawn(move || stderr.map(|p| read_capped(p, cap)).unwrap_or_default());
+        let (outputs_tx, outputs) = mpsc::channel();
+        let pipes: [Option<Box<dyn Read + Send>>; 2] = [
+            stdout.map(|p| Box::new(p) as Box<dyn Read + Send>),
+            stderr.map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ];
+        for (index, pipe) in pipes.into_iter().enumerate() {
+            let tx = outputs_tx.clone();
+            thread::spawn(move || {
+                let _ = tx.send((index, pipe.map(|p| read_capped(p, cap)).unwrap_or_default()));
+            });
+        }
         let (done_tx, done) = mpsc::channel();
         let waiter = thread::spawn(move || {
             let status = child.wait();
             let _ = done_tx.send(());
             status
         });
-        let timed_out = done.recv_timeout(self.time_limit).is_err();
-        if timed_out {
-            // SAFETY: signals the process group this handler started.
-            unsafe { libc::kill(-group, libc::SIGKILL) };
-        }
+        let timed_out = done
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_err();
+        // Kill the group whether or not the command ended in time: a
+        // background job it left (`sleep 100 &`) would otherwise run on
+        // and hold the output pipes open.
+        // SAFETY: signals the process group this handler started.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
         let status = waiter
             .join()
             .map_err(|_| io::Error::other("the waiter panicked"))??;
-        let (stdout, out_cut) = out.join().unwrap_or_default();
-        let (stderr, err_cut) = err.join().unwrap_or_default();
+        // The pipes close once every process holding them is gone; one that
+        // left the group (setsid) could hold them forever, so wait no longer
+        // than a moment past the deadline.
+        let mut streams = [(Vec::new(), false), (Vec::new(), false)];
+        let mut complete = 0;
+        let last_call = deadline.max(Instant::now()) + Duration::from_millis(200);
+        while complete < 2 {
+            match outputs.recv_timeout(last_call.saturating_duration_since(Instant::now())) {
+                Ok((index, read)) => {
+                    streams[index] = read;
+                    complete += 1;
+                }
+                Err(_) => {
+                    log::warn!(
+                        "{command:?}: a process outside its group still holds its output; giving up on it"
+                    );
+                    break;
+                }
+            }
+        }
+        let [(stdout, out_cut), (stderr, err_cut)] = streams;
         Ok(Outcome {
             status: Some(status),
             timed_out,
             stdout,
             stderr,
-            truncated: out_cut || err_cut,
+            truncated: out_cut || err_cut || complete < 2,
         })
     }
 }

@@ -92,6 +92,16 @@ fn commands_run_for_the_right_key_only_whole_and_within_their_time() {
     assert_eq!(output.stdout, b"");
     assert!(String::from_utf8_lossy(&output.stderr).contains("[timed out: the command was killed]"));
 
+    // A background job cannot outlive the command, or hold the reply
+    // up by keeping the output open.
+    let started = Instant::now();
+    let output = client(addr, KEY, &["sleep 30 & echo started"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a background job held the reply"
+    );
+    assert_eq!(output.stdout, b"started\n");
+
     server.signal(libc::SIGTERM);
     let log = server.finish();
     assert!(log.status.success());
