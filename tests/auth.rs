@@ -63,8 +63,9 @@ fn a_client_that_never_answers_is_refused_after_the_timeout() {
     init_logging();
     let timeout = Duration::from_millis(200);
     let (server, running) = authenticated_server(timeout);
-    let mut client = connect(*server.local_addr());
+    // Before connecting: the server's clock cannot start earlier.
     let started = Instant::now();
+    let mut client = connect(*server.local_addr());
     let mut challenge = [0u8; CHALLENGE_LEN];
     client.read_exact(&mut challenge).unwrap();
     wait_closed(&mut client);

@@ -60,7 +60,9 @@ impl Member {
 #[test]
 fn three_members_talk_and_a_silent_one_expires() {
     let (mut server, addr, _lines) =
-        util::start_example_server("chat_server", &["--timeout-ms", "400", "--grace-ms", "200"]);
+        // Keep-alives every 100 ms against a 1 s timeout: a member is
+        // dropped only by missing ten in a row.
+        util::start_example_server("chat_server", &["--timeout-ms", "1000", "--grace-ms", "200"]);
 
     let mut alice = Member::join(addr, "alice");
     let mut bob = Member::join(addr, "bob");

@@ -31,7 +31,7 @@ enum Ending {
 fn shutdown_mid_conversation_closes_cleanly_within_the_grace_period() {
     init_logging();
     const CLIENTS: usize = 50;
-    let grace = Duration::from_millis(300);
+    let grace = Duration::from_millis(500);
     let (server, running) = serve(
         ThreadingTcpServer::builder()
             .shutdown_grace(grace)

@@ -240,6 +240,12 @@ fn bad_configuration_is_refused_at_bind() {
         .max_connections(0)
         .bind("127.0.0.1:0", Uppercase);
     assert_eq!(bad.unwrap_err().kind(), ErrorKind::InvalidInput);
+    // An adopted listener is checked the same way.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bad = ThreadingTcpServer::builder()
+        .max_workers(0)
+        .from_listener(listener, Uppercase);
+    assert_eq!(bad.unwrap_err().kind(), ErrorKind::InvalidInput);
 }
 
 #[test]

@@ -463,6 +463,11 @@ mod tests {
         hold_worker(&pool, &release_rx);
         thread::scope(|s| {
             let blocked = s.spawn(|| pool.submit(Job::Reply(unbounded().0)));
+            // The submitter owes the job to the pool before it blocks.
+            wait_until(
+                || pool.counts().idle.load(Ordering::Acquire) < 0,
+                "the submitter never queued its job",
+            );
             drop(stop);
             assert!(matches!(blocked.join().unwrap(), Err((_, Refusal::Closing))));
         });

@@ -230,7 +230,7 @@ impl<L: Listener, M: Mode> Builder<L, M> {
     where
         H: RequestHandler<StreamRequest<L::Stream>>,
     {
-        self.validate()?;
+        // Every public entry point has validated the options already.
         StreamServer::new(listener, file, handler, self)
     }
 }
@@ -281,7 +281,7 @@ impl<S: DatagramSocket, M: Mode> Builder<S, M> {
     where
         H: RequestHandler<DatagramRequest<S>>,
     {
-        self.validate()?;
+        // Every public entry point has validated the options already.
         DatagramServer::new(socket, file, handler, self)
     }
 }
@@ -370,6 +370,7 @@ impl<M: Mode> Builder<TcpListener, M> {
     where
         H: RequestHandler<StreamRequest<std::net::TcpStream>>,
     {
+        self.validate()?;
         self.build_stream(listener, None, handler)
     }
 }
@@ -397,6 +398,7 @@ impl<M: Mode> Builder<UnixListener, M> {
     where
         H: RequestHandler<StreamRequest<std::os::unix::net::UnixStream>>,
     {
+        self.validate()?;
         self.build_stream(listener, None, handler)
     }
 }
@@ -418,6 +420,7 @@ impl<M: Mode> Builder<UdpSocket, M> {
     where
         H: RequestHandler<DatagramRequest<UdpSocket>>,
     {
+        self.validate()?;
         self.build_datagram(socket, None, handler)
     }
 }

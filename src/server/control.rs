@@ -275,7 +275,9 @@ impl Drop for ThreadMark {
 /// let server = ThreadingTcpServer::bind("127.0.0.1:0", |_req: &mut TcpRequest| Ok(()))?;
 /// let stopper = server.shutdown_handle();
 /// let serving = thread::spawn(move || server.serve_forever());
-/// stopper.shutdown(); // returns once serve_forever has finished
+/// // Returns once serve_forever has finished, or at once if it has not
+/// // started yet (it then returns as soon as it does).
+/// stopper.shutdown();
 /// serving.join().unwrap()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -293,12 +295,21 @@ impl ShutdownHandle {
     ///
     /// Wakes the serving loop at once, stops accepting, gives in-flight
     /// requests the server's grace period to finish, force-closes the
-    /// connections still open, joins the workers, and returns when
-    /// `serve_forever` has done all that. If the server is not serving,
-    /// returns at once, and a later `serve_forever` returns immediately.
-    /// Called from one of the server's handlers, it only requests the
-    /// shutdown (a handler cannot wait for itself): the shutdown completes
-    /// once the handler returns.
+    /// connections still open (stream servers), joins the workers, and
+    /// returns when `serve_forever` has done all that.
+    ///
+    /// - If `serve_forever` is not running (not yet started), returns at
+    ///   once; `serve_forever` then returns as soon as it is called, and
+    ///   the socket closes then or when the server is dropped.
+    /// - Called from one of the server's handlers, it only requests the
+    ///   shutdown (a handler cannot wait for itself): the shutdown
+    ///   completes once the handler returns.
+    /// - A handler stuck outside its socket (in a sleep, a lock, a long
+    ///   computation) cannot be interrupted. A threading server leaves it
+    ///   running detached, [`FORCE_CLOSE_WAIT`] after its connection was
+    ///   closed (stream servers) or at the end of the grace period
+    ///   (datagram servers, whose handlers hold no connection to close);
+    ///   a serial server waits for it, as Python's does.
     pub fn shutdown(&self) {
         self.control.request_shutdown();
         self.control.wait_stopped();

@@ -103,7 +103,7 @@ impl<M: Mode, H: RequestHandler<TcpRequest>> StreamServer<TcpListener, M, H> {
 impl<M: Mode> StreamServer<UnixListener, M, NoHandler> {
     /// A builder for this kind of server, to set options before binding.
     pub fn builder() -> Builder<UnixListener, M> {
-        Builder::with_socket(SocketOptions::unix())
+        Builder::with_socket(SocketOptions::without_address_reuse())
     }
 }
 
@@ -119,7 +119,7 @@ impl<M: Mode, H: RequestHandler<UnixStreamRequest>> StreamServer<UnixListener, M
 impl<M: Mode> DatagramServer<UdpSocket, M, NoHandler> {
     /// A builder for this kind of server, to set options before binding.
     pub fn builder() -> Builder<UdpSocket, M> {
-        Builder::with_socket(SocketOptions::udp())
+        Builder::with_socket(SocketOptions::without_address_reuse())
     }
 }
 
@@ -134,7 +134,7 @@ impl<M: Mode, H: RequestHandler<UdpRequest>> DatagramServer<UdpSocket, M, H> {
 impl<M: Mode> DatagramServer<UnixDatagram, M, NoHandler> {
     /// A builder for this kind of server, to set options before binding.
     pub fn builder() -> Builder<UnixDatagram, M> {
-        Builder::with_socket(SocketOptions::unix())
+        Builder::with_socket(SocketOptions::without_address_reuse())
     }
 }
 

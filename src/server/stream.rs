@@ -121,13 +121,17 @@ where
     }
 
     fn discard(&self, job: Self::Job) {
-        let control = self.server.control();
-        log::debug!("closing unserved connection from {:?}: shutting down", job.1);
-        // Counted before the close, which the peer can observe.
-        Counters::bump(&control.counters.refused);
-        drop(job);
-        control.request_finished();
+        refuse(self.server.control(), job, &Refusal::Closing);
     }
+}
+
+/// Closes a connection without serving it, counting it as refused.
+fn refuse<S: Connection>(control: &Control, (stream, peer): (S, S::Addr), refusal: &Refusal) {
+    log::debug!("refusing connection from {peer:?}: {refusal}");
+    // Counted before the close, which the peer can observe.
+    Counters::bump(&control.counters.refused);
+    drop(stream);
+    control.request_finished();
 }
 
 /// The listener and the dispatch, owned by whichever call is serving.
@@ -367,21 +371,12 @@ where
             return;
         };
         if at_limit && self.overload == OverloadPolicy::Reject {
-            self.refuse(job, &Refusal::Overloaded);
+            refuse(control, job, &Refusal::Overloaded);
             return;
         }
         if let Err((job, refusal)) = pool.submit(job) {
-            self.refuse(job, &refusal);
+            refuse(control, job, &refusal);
         }
-    }
-
-    fn refuse(&self, job: (L::Stream, L::Addr), refusal: &Refusal) {
-        let control = self.control();
-        log::debug!("refusing connection from {:?}: {refusal}", job.1);
-        // Counted before the close, which the peer can observe.
-        Counters::bump(&control.counters.refused);
-        drop(job);
-        control.request_finished();
     }
 
     /// Serves at most one request: waits (up to the server's timeout) for

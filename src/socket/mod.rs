@@ -40,18 +40,11 @@ impl SocketOptions {
         }
     }
 
-    /// Defaults for a UDP socket: address reuse off, as in Python's
-    /// `UDPServer`, because on Linux it would let a second server bind the
-    /// same port and silently take part of the traffic.
-    pub(crate) fn udp() -> Self {
-        SocketOptions {
-            reuse_address: false,
-            ..SocketOptions::tcp()
-        }
-    }
-
-    /// Defaults for a Unix-domain socket (address reuse does not apply).
-    pub(crate) fn unix() -> Self {
+    /// Defaults for a UDP socket, and for Unix-domain ones (where address
+    /// reuse does not apply): address reuse off, as in Python's
+    /// `UDPServer`, because on Linux it would let a second UDP server bind
+    /// the same port and silently take part of the traffic.
+    pub(crate) fn without_address_reuse() -> Self {
         SocketOptions {
             reuse_address: false,
             ..SocketOptions::tcp()

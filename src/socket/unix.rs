@@ -161,7 +161,7 @@ mod tests {
     fn a_replaced_file_is_not_removed() {
         let path = dir().join("replaced.sock");
         let _ = fs::remove_file(&path);
-        let (listener, file) = bind_unix_listener(&path, &SocketOptions::unix()).unwrap();
+        let (listener, file) = bind_unix_listener(&path, &SocketOptions::without_address_reuse()).unwrap();
         drop(listener);
         fs::remove_file(&path).unwrap();
         fs::write(&path, b"someone else's").unwrap();
