@@ -286,6 +286,10 @@ const FIRST_RESERVE: usize = 64 * 1024;
 /// claimed: four bytes of prefix buy no more than [`FIRST_RESERVE`].
 fn read_payload<R: Read + ?Sized>(reader: &mut R, frame: &mut Vec<u8>, len: usize) -> io::Result<()> {
     let missing = len - frame.len();
+    if missing == 0 {
+        // Small frames arrive whole in the read-ahead buffer.
+        return Ok(());
+    }
     frame.reserve(missing.min(FIRST_RESERVE));
     let got = (&mut *reader).take(missing as u64).read_to_end(frame)?;
     if got < missing {

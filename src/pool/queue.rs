@@ -173,6 +173,12 @@ impl<W: Work> Pool<W> {
         &self.shared.group.counts
     }
 
+    /// Takes back the claim `submit` made on an idle worker (or the debt
+    /// it ran up) for a job that is not going into the queue after all.
+    fn withdraw_claim(&self) {
+        self.counts().idle.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Hands `job` to a worker, starting one if none is idle. Follows the
     /// overload policy when the pool is saturated; a refused job is given
     /// back so the caller can close it and account for it.
@@ -186,7 +192,7 @@ impl<W: Work> Pool<W> {
         if !had_idle {
             if group.reserve() {
                 if Shared::spawn(&self.shared).is_err() && group.counts.live() == 0 {
-                    self.counts().idle.fetch_add(1, Ordering::AcqRel);
+                    self.withdraw_claim();
                     return Err((job, Refusal::NoWorkers));
                 }
             } else {
@@ -197,13 +203,13 @@ impl<W: Work> Pool<W> {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job)) => {
                 if may_reject && self.overload == OverloadPolicy::Reject {
-                    self.counts().idle.fetch_add(1, Ordering::AcqRel);
+                    self.withdraw_claim();
                     return Err((job, Refusal::Overloaded));
                 }
                 self.send_blocking(sender, job)
             }
             Err(TrySendError::Disconnected(job)) => {
-                self.counts().idle.fetch_add(1, Ordering::AcqRel);
+                self.withdraw_claim();
                 Err((job, Refusal::Closing))
             }
         }
@@ -224,7 +230,7 @@ impl<W: Work> Pool<W> {
             let _ = operation.recv(&self.stop);
             job
         };
-        self.counts().idle.fetch_add(1, Ordering::AcqRel);
+        self.withdraw_claim();
         Err((refused, Refusal::Closing))
     }
 

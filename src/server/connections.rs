@@ -17,21 +17,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::Mutex;
 use socket2::SockRef;
 
+/// The descriptor of the socket a thread is serving, if any.
 #[derive(Default)]
-struct SlotState {
-    fd: Option<RawFd>,
-    /// Set by a forced close: whatever the slot holds next is shut at once.
-    closing: bool,
-}
-
-#[derive(Default)]
-struct Slot(Mutex<SlotState>);
+struct Slot(Mutex<Option<RawFd>>);
 
 impl Slot {
     fn force_close(&self) {
-        let mut state = self.0.lock();
-        state.closing = true;
-        if let Some(fd) = state.fd {
+        let fd = self.0.lock();
+        if let Some(fd) = *fd {
             // SAFETY: the descriptor is open: it is cleared from the slot,
             // under this lock, before its socket is closed.
             let fd = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -56,10 +49,10 @@ fn shut(fd: BorrowedFd<'_>) {
 pub(crate) struct Registry {
     slots: Mutex<HashMap<u64, Arc<Slot>>>,
     next: AtomicU64,
-    /// Set by a forced close. The registry is not used after it, so the
-    /// workers then exiting all at once skip unregistering: otherwise a
-    /// thousand of them queue on one lock, in the middle of a shutdown
-    /// that is meant to be quick.
+    /// Set by a forced close. A socket a slot takes after it is shut at
+    /// once. And the registry is not used after it, so the workers then
+    /// exiting all at once skip unregistering: otherwise a thousand of
+    /// them queue on one lock, in a shutdown that is meant to be quick.
     closing: AtomicBool,
 }
 
@@ -99,11 +92,14 @@ impl SlotHandle {
     /// before closing the socket.
     pub(crate) fn hold<'a>(&'a self, socket: &impl AsFd) -> InUse<'a> {
         let fd = socket.as_fd();
-        let mut state = self.slot.0.lock();
-        if state.closing {
+        let mut held = self.slot.0.lock();
+        // Read under the slot's lock: a forced close sets the flag before
+        // it visits the slots, so either it sees this descriptor or this
+        // sees the flag.
+        if self.registry.closing.load(Ordering::Acquire) {
             shut(fd);
         }
-        state.fd = Some(fd.as_raw_fd());
+        *held = Some(fd.as_raw_fd());
         InUse { slot: &self.slot }
     }
 }
@@ -123,7 +119,7 @@ pub(crate) struct InUse<'a> {
 
 impl Drop for InUse<'_> {
     fn drop(&mut self) {
-        self.slot.0.lock().fd = None;
+        *self.slot.0.lock() = None;
     }
 }
 

@@ -263,7 +263,10 @@ where
                     match self.shared.receive_one(&mut request, &mut backoff) {
                         Ok(Some(received)) => self.shared.serve(&mut request, received),
                         Ok(None) => break,
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            engine.spare = Some(request);
+                            return Err(e);
+                        }
                     }
                     if control.is_shutdown_requested() {
                         break;

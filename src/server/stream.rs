@@ -75,7 +75,10 @@ pub(crate) struct StreamWork<L: Listener, H: RequestHandler<StreamRequest<L::Str
 pub(crate) struct StreamLocal {
     slot: SlotHandle,
     buffer: Vec<u8>,
-    _mark: ThreadMark,
+    /// A pool worker's mark as one of the server's threads. The serial
+    /// state has none: it moves between calls, and `serve_forever` and
+    /// `handle_request` mark whichever thread is calling.
+    _mark: Option<ThreadMark>,
 }
 
 impl<L, H> Work for StreamWork<L, H>
@@ -87,11 +90,9 @@ where
     type Local = StreamLocal;
 
     fn start_worker(&self) -> StreamLocal {
-        let control = self.server.control();
         StreamLocal {
-            slot: control.registry.slot(),
-            buffer: Vec::new(),
-            _mark: control.mark_current_thread(),
+            _mark: Some(self.server.control().mark_current_thread()),
+            ..self.serial_state()
         }
     }
 
@@ -125,6 +126,21 @@ where
     }
 }
 
+impl<L, H> StreamWork<L, H>
+where
+    L: Listener,
+    H: RequestHandler<StreamRequest<L::Stream>>,
+{
+    /// The state of the serial loop, which serves on the calling thread.
+    fn serial_state(&self) -> StreamLocal {
+        StreamLocal {
+            slot: self.server.control().registry.slot(),
+            buffer: Vec::new(),
+            _mark: None,
+        }
+    }
+}
+
 /// Closes a connection without serving it, counting it as refused.
 fn refuse<S: Connection>(control: &Control, (stream, peer): (S, S::Addr), refusal: &Refusal) {
     log::debug!("refusing connection from {peer:?}: {refusal}");
@@ -138,7 +154,11 @@ fn refuse<S: Connection>(control: &Control, (stream, peer): (S, S::Addr), refusa
 /// Dropping it closes the listener and removes a Unix socket file.
 struct Engine<L: Listener, H: RequestHandler<StreamRequest<L::Stream>>> {
     listener: L,
+    /// Threading mode: the workers.
     pool: Option<Pool<Arc<StreamWork<L, H>>>>,
+    /// Serial mode: the loop's state, kept between calls so that serving
+    /// a request does not register a slot or drop the read buffer.
+    serial: Option<StreamLocal>,
     file: Option<SocketFile>,
 }
 
@@ -196,13 +216,19 @@ where
             server: ServerHandle::new(control, local_addr),
             options: config.connection,
         });
-        let pool = if M::THREADING {
-            Some(Pool::new(Arc::clone(&work), config.pool.clone(), workers, stop)?)
+        let (pool, serial) = if M::THREADING {
+            let pool = Pool::new(Arc::clone(&work), config.pool.clone(), workers, stop)?;
+            (Some(pool), None)
         } else {
-            None
+            (None, Some(work.serial_state()))
         };
         Ok(StreamServer {
-            engine: Mutex::new(Some(Engine { listener, pool, file })),
+            engine: Mutex::new(Some(Engine {
+                listener,
+                pool,
+                serial,
+                file,
+            })),
             work,
             timeout: config.timeout,
             service_interval: config.service_interval,
@@ -270,19 +296,17 @@ where
                 "the server is busy in handle_request on another thread",
             ));
         };
-        let mut serial_local = engine.pool.is_none().then(|| self.work.start_worker());
-        let result = self.run_loop(&mut engine, serial_local.as_mut());
+        let result = self.run_loop(&mut engine);
         if let Err(e) = &result {
             log::error!("serving stopped: the listening socket failed: {e}");
             // The listener is gone: later calls return at once.
             control.request_shutdown();
         }
-        drop(serial_local);
         self.stop(engine);
         result
     }
 
-    fn run_loop(&self, engine: &mut Engine<L, H>, mut local: Option<&mut StreamLocal>) -> io::Result<()> {
+    fn run_loop(&self, engine: &mut Engine<L, H>) -> io::Result<()> {
         let control = self.control();
         let mut backoff = Backoff::default();
         loop {
@@ -300,7 +324,7 @@ where
                 return Ok(());
             }
             if ready.is_ready(0) {
-                self.accept_pending(engine, local.as_deref_mut(), &mut backoff)?;
+                self.accept_pending(engine, &mut backoff)?;
             }
             run_hook("service_actions", || self.work.handler.service_actions());
         }
@@ -308,12 +332,7 @@ where
 
     /// Accepts and dispatches connections until none is pending, the
     /// connection limit is reached, or shutdown is requested.
-    fn accept_pending(
-        &self,
-        engine: &Engine<L, H>,
-        mut local: Option<&mut StreamLocal>,
-        backoff: &mut Backoff,
-    ) -> io::Result<()> {
+    fn accept_pending(&self, engine: &mut Engine<L, H>, backoff: &mut Backoff) -> io::Result<()> {
         let control = self.control();
         loop {
             if control.is_shutdown_requested() {
@@ -323,7 +342,7 @@ where
                 return Ok(());
             }
             match self.accept(engine, backoff)? {
-                Some(job) => self.dispatch(engine, local.as_deref_mut(), job),
+                Some(job) => self.dispatch(engine, job),
                 None => return Ok(()),
             }
         }
@@ -361,16 +380,16 @@ where
         }
     }
 
-    fn dispatch(&self, engine: &Engine<L, H>, local: Option<&mut StreamLocal>, job: (L::Stream, L::Addr)) {
+    fn dispatch(&self, engine: &mut Engine<L, H>, job: (L::Stream, L::Addr)) {
         let control = self.control();
-        let at_limit = control.at_capacity();
+        let reject = self.overload == OverloadPolicy::Reject && control.at_capacity();
         control.request_started();
         let Some(pool) = &engine.pool else {
-            let local = local.expect("the serial loop has its own state");
+            let local = engine.serial.get_or_insert_with(|| self.work.serial_state());
             self.work.run(local, job);
             return;
         };
-        if at_limit && self.overload == OverloadPolicy::Reject {
+        if reject {
             refuse(control, job, &Refusal::Overloaded);
             return;
         }
@@ -420,8 +439,7 @@ where
                 return Ok(false);
             }
             if let Some(job) = self.accept(engine, &mut backoff)? {
-                let mut local = engine.pool.is_none().then(|| self.work.start_worker());
-                self.dispatch(engine, local.as_mut(), job);
+                self.dispatch(engine, job);
                 return Ok(true);
             }
         }
@@ -430,9 +448,15 @@ where
     /// The orderly stop: close the listener, let the pool drain within the
     /// grace period, force-close what is left, join the workers.
     fn stop(&self, engine: Engine<L, H>) {
-        let Engine { listener, pool, file } = engine;
+        let Engine {
+            listener,
+            pool,
+            serial,
+            file,
+        } = engine;
         drop(listener);
         drop(file);
+        drop(serial);
         let Some(mut pool) = pool else { return };
         let control = self.control();
         let started = Instant::now();
