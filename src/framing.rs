@@ -278,8 +278,9 @@ fn read_prefix<R: Read + ?Sized>(reader: &mut R, prefix: &mut [u8]) -> io::Resul
     Ok(true)
 }
 
-/// Memory reserved for a frame's payload before its bytes arrive.
-const FIRST_RESERVE: usize = 64 * 1024;
+/// Memory reserved for a frame's payload (or a message body) before its
+/// bytes arrive: a claimed length buys no more than this.
+pub(crate) const FIRST_RESERVE: usize = 64 * 1024;
 
 /// Appends to `frame` the rest of a payload of `len` bytes. The vector
 /// grows with the bytes that arrive, not with the length the peer

@@ -12,6 +12,7 @@ use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixDatagram, UnixListener, UnixStream};
 use std::time::Duration;
 
@@ -153,7 +154,11 @@ pub trait DatagramSocket: AsFd + Send + Sync + Sized + 'static + Sealed {
     /// The address the socket is bound to.
     fn local_addr(&self) -> io::Result<Self::Addr>;
 
-    /// Sends one datagram to `addr`.
+    /// Sends one datagram to `addr` without ever blocking: `WouldBlock`
+    /// when it cannot go now (a Unix peer's receive queue is full because
+    /// it does not read, or the socket's send buffer is full). Workers
+    /// share the socket in blocking mode for receiving, so a blocking send
+    /// would let one client that never reads stall them all.
     fn send_to_addr(&self, datagram: &[u8], addr: &Self::Addr) -> io::Result<usize>;
 
     /// Switches non-blocking mode.
@@ -225,6 +230,37 @@ pub(crate) fn recv_datagram(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<(R
     }
 }
 
+/// `sendto(MSG_DONTWAIT)`: non-blocking for this call only, whatever mode
+/// the socket is in.
+fn send_without_blocking(socket: &impl AsFd, datagram: &[u8], to: &SockAddr) -> io::Result<usize> {
+    SockRef::from(socket).send_to_with_flags(datagram, to, libc::MSG_DONTWAIT)
+}
+
+/// The standard library's Unix address as socket2's, for `sendto`.
+fn unix_sock_addr(addr: &UnixSocketAddr) -> io::Result<SockAddr> {
+    if let Some(path) = addr.as_pathname() {
+        return SockAddr::unix(path);
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        #[cfg(target_os = "android")]
+        use std::os::android::net::SocketAddrExt;
+        #[cfg(target_os = "linux")]
+        use std::os::linux::net::SocketAddrExt;
+        if let Some(name) = addr.as_abstract_name() {
+            // socket2 reads a leading NUL as the abstract namespace.
+            let mut bytes = Vec::with_capacity(name.len() + 1);
+            bytes.push(0);
+            bytes.extend_from_slice(name);
+            return SockAddr::unix(std::ffi::OsStr::from_bytes(&bytes));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the peer's socket has no address to send to",
+    ))
+}
+
 impl Sealed for UdpSocket {}
 impl DatagramSocket for UdpSocket {
     type Addr = SocketAddr;
@@ -234,7 +270,7 @@ impl DatagramSocket for UdpSocket {
     }
 
     fn send_to_addr(&self, datagram: &[u8], addr: &SocketAddr) -> io::Result<usize> {
-        self.send_to(datagram, addr)
+        send_without_blocking(self, datagram, &SockAddr::from(*addr))
     }
 
     fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
@@ -280,7 +316,7 @@ impl DatagramSocket for UnixDatagram {
     }
 
     fn send_to_addr(&self, datagram: &[u8], addr: &UnixSocketAddr) -> io::Result<usize> {
-        UnixDatagram::send_to_addr(self, datagram, addr)
+        send_without_blocking(self, datagram, &unix_sock_addr(addr)?)
     }
 
     fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {

@@ -144,3 +144,34 @@ fn serial_server_force_closes_a_lingering_client_after_the_grace_period() {
     assert!(took < grace + Duration::from_secs(2), "shutdown took {took:?}");
     assert_eq!(read_to_end(&mut lingering).unwrap(), b"");
 }
+
+/// Issue 15, defect 5: a serial server busy in a handler when shutdown is
+/// requested stops listening at once; a client connecting during the
+/// grace period is refused, not left in the backlog until the grace ends.
+#[test]
+fn a_serial_server_refuses_new_clients_during_the_grace_period() {
+    use socketserver::TcpRequest;
+    use std::io::{Read, Write};
+    init_logging();
+    let (release, released) = crossbeam_channel::bounded::<()>(0);
+    let server = TcpServer::builder()
+        .shutdown_grace(Duration::from_secs(30))
+        .bind("127.0.0.1:0", move |req: &mut TcpRequest| {
+            req.write_all(b"busy")?;
+            let _ = released.recv_timeout(util::TIMEOUT);
+            Ok(())
+        })
+        .unwrap();
+    let addr = *server.local_addr();
+    let stop = server.shutdown_handle();
+    let (_server, running) = serve(Ok(server));
+    let mut busy = connect(addr);
+    let mut reply = [0u8; 4];
+    busy.read_exact(&mut reply).unwrap();
+    stop.request_shutdown();
+    let error = TcpStream::connect_timeout(&addr, util::TIMEOUT)
+        .expect_err("a new client was let into the backlog during the grace period");
+    assert_eq!(error.kind(), ErrorKind::ConnectionRefused, "{error}");
+    release.send(()).unwrap();
+    running.join();
+}

@@ -304,3 +304,48 @@ fn serve_forever_twice_at_once_is_refused() {
     assert_eq!(second.kind(), ErrorKind::ResourceBusy);
     running.shutdown();
 }
+
+/// Issue 15, defect 4: `handle_request` waits for room under
+/// `max_connections`, as `serve_forever` does, instead of accepting past
+/// the limit; a wait that outlasts the server's timeout counts as a
+/// timeout.
+#[test]
+fn handle_request_keeps_to_max_connections() {
+    init_logging();
+    let (release, released) = crossbeam_channel::bounded::<()>(0);
+    let server = ThreadingTcpServer::builder()
+        .max_connections(1)
+        .timeout(Duration::from_millis(200))
+        .bind("127.0.0.1:0", move |req: &mut TcpRequest| {
+            req.write_all(b"served")?;
+            let _ = released.recv_timeout(TIMEOUT);
+            Ok(())
+        })
+        .unwrap();
+    let addr = *server.local_addr();
+    let served = |stream: &mut TcpStream| {
+        let mut reply = [0u8; 6];
+        stream.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"served");
+    };
+    let mut first = connect(addr);
+    assert!(server.handle_request().unwrap());
+    served(&mut first);
+    let mut second = connect(addr);
+    // The first connection holds the only place: no accepting.
+    assert!(!server.handle_request().unwrap(), "accepted past max_connections");
+    let stats = server.stats();
+    assert_eq!((stats.accepted, stats.active), (1, 1), "{stats:?}");
+    release.send(()).unwrap();
+    drop(first);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !server.handle_request().unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second client was never accepted"
+        );
+    }
+    served(&mut second);
+    release.send(()).unwrap();
+    drop(server);
+}

@@ -335,3 +335,83 @@ fn a_client_at_a_full_length_path_cannot_crash_the_server() {
         std::fs::remove_file(ordinary_path).unwrap();
     }
 }
+
+/// Issue 15, defect 1: replies go out without blocking, so a client that
+/// never reads (its small Unix datagram queue fills at once) cannot stall
+/// the workers that serve everyone else, nor make the pool grow a thread
+/// per blocked reply.
+#[test]
+fn a_client_that_never_reads_does_not_stall_a_threading_unix_datagram_server() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    for (prefix, workers) in [("dgram-two", Some(2)), ("dgram-dflt", None)] {
+        let path = dir.path().join(format!("{prefix}.sock"));
+        let builder = ThreadingUnixDatagramServer::builder().worker_name_prefix(prefix);
+        let builder = match workers {
+            Some(n) => builder.workers(n),
+            None => builder,
+        };
+        let (server, running) = serve(builder.bind(&path, Uppercase));
+        let (deaf, deaf_path) = bound_client(dir.path(), &format!("{prefix}-deaf.sock"));
+        // Never reads. Its sends must not block the test either when the
+        // server's own queue is full for a moment.
+        deaf.set_write_timeout(Some(std::time::Duration::from_millis(10)))
+            .unwrap();
+        for _ in 0..200 {
+            let _ = deaf.send_to(b"flood", &path);
+        }
+        let (good, good_path) = bound_client(dir.path(), &format!("{prefix}-good.sock"));
+        good.set_write_timeout(Some(TIMEOUT)).unwrap();
+        good.send_to(b"still there?", &path).unwrap();
+        let mut reply = [0u8; 64];
+        let len = good
+            .recv(&mut reply)
+            .expect("a well-behaved client gets its reply despite the one that never reads");
+        assert_eq!(&reply[..len], b"STILL THERE?");
+        let stats = server.stats();
+        assert!(stats.errors >= 1, "the dropped replies are counted: {stats:?}");
+        assert!(
+            stats.workers <= 8,
+            "the pool grew a worker per blocked reply: {stats:?}"
+        );
+        running.shutdown();
+        util::assert_no_threads_named(prefix);
+        drop((deaf, good));
+        std::fs::remove_file(deaf_path).unwrap();
+        std::fs::remove_file(good_path).unwrap();
+    }
+}
+
+/// Issue 15, defect 2: binding over the path of a live server whose
+/// backlog is full fails with `AddrInUse` at once instead of hanging in a
+/// blocking probe `connect`.
+#[test]
+fn binding_over_a_live_server_with_a_full_backlog_fails_at_once() {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wedged.sock");
+    // A live server that never accepts, with the smallest backlog.
+    let wedged = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+    wedged.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+    wedged.listen(0).unwrap();
+    let mut queued = Vec::new();
+    loop {
+        let client = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        client.set_nonblocking(true).unwrap();
+        match client.connect(&SockAddr::unix(&path).unwrap()) {
+            Ok(()) => queued.push(client),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling the backlog: {e}"),
+        }
+        assert!(queued.len() < 1000, "the backlog never filled");
+    }
+    let bind_path = path.clone();
+    let error = util::within(TIMEOUT, "bind over a wedged server", move || {
+        UnixStreamServer::bind(&bind_path, Uppercase).map(drop)
+    })
+    .expect_err("the path belongs to a live server");
+    assert_eq!(error.kind(), ErrorKind::AddrInUse, "{error}");
+    assert!(is_socket(&path), "the live server's socket file was removed");
+    drop((wedged, queued));
+}

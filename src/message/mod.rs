@@ -42,7 +42,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::framing::{FrameConfig, Framed, LengthPrefix, write_frame};
+use crate::framing::{FIRST_RESERVE, FrameConfig, Framed, LengthPrefix, write_frame};
 
 /// The header field that declares the body's length in bytes.
 pub const SIZE_FIELD: &str = "size";
@@ -301,7 +301,9 @@ impl<T: Read> MessageStream<T> {
     }
 
     /// Reads the current body into memory, refusing (with `InvalidData`,
-    /// before reading) one longer than `limit` bytes.
+    /// before reading) one longer than `limit` bytes. Memory grows with
+    /// the bytes that arrive, not with the size the header claims: a peer
+    /// that claims 256 MiB and sends 10 bytes costs 64 KiB at most.
     pub fn read_body_to_vec(&mut self, limit: u64) -> io::Result<Vec<u8>> {
         if self.remaining > limit {
             return Err(io::Error::new(
@@ -312,7 +314,7 @@ impl<T: Read> MessageStream<T> {
                 ),
             ));
         }
-        let mut body = Vec::with_capacity(self.remaining as usize);
+        let mut body = Vec::with_capacity(self.remaining.min(FIRST_RESERVE as u64) as usize);
         self.body().read_to_end(&mut body)?;
         Ok(body)
     }

@@ -107,8 +107,10 @@ impl<S: DatagramSocket> DatagramRequest<S> {
     /// Sends `datagram` to the sender through the server's socket.
     ///
     /// Fails with `NotConnected` if the sender has no address to answer to
-    /// (a Unix client that did not bind its socket to a path), and with
-    /// `WriteZero` if the OS sent less than the whole datagram.
+    /// (a Unix client that did not bind its socket to a path), with
+    /// `WouldBlock` if the reply cannot go at once (see
+    /// [`send_to`](Self::send_to)), and with `WriteZero` if the OS sent
+    /// less than the whole datagram.
     pub fn reply(&self, datagram: &[u8]) -> io::Result<()> {
         if !S::can_reply_to(&self.peer) {
             return Err(io::Error::new(
@@ -127,8 +129,26 @@ impl<S: DatagramSocket> DatagramRequest<S> {
     }
 
     /// Sends `datagram` to `addr` through the server's socket.
+    ///
+    /// Never blocks: if the datagram cannot go at once (a Unix peer that
+    /// does not read has a full receive queue, or the socket's send buffer
+    /// is full) it is dropped and this fails with `WouldBlock`, so one
+    /// client that never reads cannot stall the workers serving everyone
+    /// else. Datagram delivery is not guaranteed anyway.
     pub fn send_to(&self, datagram: &[u8], addr: &S::Addr) -> io::Result<()> {
-        let sent = self.socket.send_to_addr(datagram, addr)?;
+        let sent = self.socket.send_to_addr(datagram, addr).map_err(|e| {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "dropped a {}-byte datagram to {addr:?}: it cannot take more now (a peer that does not read, or a full send buffer)",
+                        datagram.len()
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
         if sent < datagram.len() {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,

@@ -57,6 +57,9 @@ pub(crate) struct Control {
     /// The serial servers run handlers on the loop thread, so a separate
     /// thread must enforce the grace period for them.
     serial: bool,
+    /// Run once, by the thread that requests shutdown: they stop accepting
+    /// at once, even while a serial loop is busy in a handler.
+    shutdown_hooks: Mutex<Vec<ShutdownHook>>,
     pub(crate) counters: Counters,
     pub(crate) registry: Arc<Registry>,
 }
@@ -82,6 +85,7 @@ impl Control {
             max_active: max_active.map(|m| m as u64),
             grace,
             serial,
+            shutdown_hooks: Mutex::new(Vec::new()),
             counters: Counters {
                 workers,
                 ..Counters::default()
@@ -118,8 +122,24 @@ impl Control {
             let _guard = self.capacity_lock.lock();
             self.capacity_freed.notify_all();
         }
+        let hooks = std::mem::take(&mut *self.shutdown_hooks.lock());
+        for hook in hooks {
+            hook();
+        }
         if self.serial && *self.phase.lock() == Phase::Serving {
             self.spawn_grace_watchdog();
+        }
+    }
+
+    /// Runs `hook` when shutdown is requested (at once if it already was),
+    /// on the requesting thread, after the loop has been woken.
+    pub(crate) fn on_shutdown(&self, hook: ShutdownHook) {
+        let mut hooks = self.shutdown_hooks.lock();
+        if self.is_shutdown_requested() {
+            drop(hooks);
+            hook();
+        } else {
+            hooks.push(hook);
         }
     }
 
@@ -212,20 +232,34 @@ impl Control {
         }
     }
 
-    /// Blocks while the connection limit is reached. False if shutdown was
-    /// requested meanwhile.
-    pub(crate) fn wait_for_capacity(&self) -> bool {
+    /// Blocks while the connection limit is reached, until `deadline` if
+    /// there is one.
+    pub(crate) fn wait_for_capacity(&self, deadline: Option<Instant>) -> Capacity {
+        let outcome = || {
+            if self.is_shutdown_requested() {
+                Capacity::ShuttingDown
+            } else {
+                Capacity::Room
+            }
+        };
         let Some(max) = self.max_active else {
-            return !self.is_shutdown_requested();
+            return outcome();
         };
         let full = || self.counters.active.load(Ordering::Acquire) >= max;
         if full() {
             let mut guard = self.capacity_lock.lock();
             while full() && !self.is_shutdown_requested() {
-                self.capacity_freed.wait(&mut guard);
+                match deadline {
+                    None => self.capacity_freed.wait(&mut guard),
+                    Some(deadline) => {
+                        if self.capacity_freed.wait_until(&mut guard, deadline).timed_out() {
+                            return if full() { Capacity::TimedOut } else { outcome() };
+                        }
+                    }
+                }
             }
         }
-        !self.is_shutdown_requested()
+        outcome()
     }
 
     /// True if the connection limit is reached right now.
@@ -233,6 +267,20 @@ impl Control {
         self.max_active
             .is_some_and(|max| self.counters.active.load(Ordering::Acquire) >= max)
     }
+}
+
+/// Closes over what to do when shutdown is requested.
+pub(crate) type ShutdownHook = Box<dyn FnOnce() + Send>;
+
+/// What waiting for room under the connection limit ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Capacity {
+    /// There is room for another connection.
+    Room,
+    /// Shutdown was requested.
+    ShuttingDown,
+    /// The deadline passed while the server was full.
+    TimedOut,
 }
 
 fn already_serving() -> io::Error {

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use super::backoff::{AcceptFailure, Backoff, classify};
 use super::builder::{Builder, DEFAULT_READ_BUFFER_SIZE};
 use super::connections::SlotHandle;
-use super::control::{Control, FORCE_CLOSE_WAIT, ShutdownHandle, ThreadMark};
+use super::control::{Capacity, Control, FORCE_CLOSE_WAIT, ShutdownHandle, ThreadMark};
 use super::stats::{Counters, Stats};
 use super::{Mode, ServerHandle};
 use crate::handler::{RequestHandler, process, run_hook};
@@ -150,16 +150,28 @@ fn refuse<S: Connection>(control: &Control, (stream, peer): (S, S::Addr), refusa
     control.request_finished();
 }
 
+/// The listening socket (and a Unix socket's file), shared by the loop
+/// and the shutdown hook that closes it the moment shutdown is requested:
+/// a serial loop may then be busy in a handler for the whole grace
+/// period, and clients must be refused meanwhile, not left in the backlog.
+/// The loop holds the lock only while it waits and accepts.
+struct ListenerSlot<L>(Mutex<Option<(L, Option<SocketFile>)>>);
+
+impl<L> ListenerSlot<L> {
+    /// Closes the listener and removes its socket file.
+    fn close(&self) {
+        drop(self.0.lock().take());
+    }
+}
+
 /// The listener and the dispatch, owned by whichever call is serving.
-/// Dropping it closes the listener and removes a Unix socket file.
 struct Engine<L: Listener, H: RequestHandler<StreamRequest<L::Stream>>> {
-    listener: L,
+    listener: Arc<ListenerSlot<L>>,
     /// Threading mode: the workers.
     pool: Option<Pool<Arc<StreamWork<L, H>>>>,
     /// Serial mode: the loop's state, kept between calls so that serving
     /// a request does not register a slot or drop the read buffer.
     serial: Option<StreamLocal>,
-    file: Option<SocketFile>,
 }
 
 /// A stream-socket server, generic over the transport `L` and the mode
@@ -211,6 +223,9 @@ where
             Arc::clone(&workers),
         )?;
         let stop = control.stop_signal();
+        let slot = Arc::new(ListenerSlot(Mutex::new(Some((listener, file)))));
+        let closing = Arc::clone(&slot);
+        control.on_shutdown(Box::new(move || closing.close()));
         let work = Arc::new(StreamWork {
             handler,
             server: ServerHandle::new(control, local_addr),
@@ -224,10 +239,9 @@ where
         };
         Ok(StreamServer {
             engine: Mutex::new(Some(Engine {
-                listener,
+                listener: slot,
                 pool,
                 serial,
-                file,
             })),
             work,
             timeout: config.timeout,
@@ -310,16 +324,19 @@ where
         let control = self.control();
         let mut backoff = Backoff::default();
         loop {
-            if self.overload == OverloadPolicy::Block && !control.wait_for_capacity() {
+            if self.overload == OverloadPolicy::Block && control.wait_for_capacity(None) != Capacity::Room {
                 return Ok(());
             }
-            if control.is_shutdown_requested() {
-                return Ok(());
-            }
-            let ready = wait_readable(
-                &[engine.listener.as_fd(), control.waker().as_fd()],
-                self.service_interval,
-            )?;
+            let ready = {
+                let slot = engine.listener.0.lock();
+                let Some((listener, _)) = slot.as_ref() else {
+                    return Ok(());
+                };
+                wait_readable(
+                    &[listener.as_fd(), control.waker().as_fd()],
+                    self.service_interval,
+                )?
+            };
             if ready.is_ready(1) || control.is_shutdown_requested() {
                 return Ok(());
             }
@@ -356,7 +373,12 @@ where
     ) -> io::Result<Option<(L::Stream, L::Addr)>> {
         let control = self.control();
         loop {
-            match engine.listener.accept_blocking_stream() {
+            let accepted = match engine.listener.0.lock().as_ref() {
+                Some((listener, _)) => listener.accept_blocking_stream(),
+                // Closed by shutdown.
+                None => return Ok(None),
+            };
+            match accepted {
                 Ok(job) => {
                     backoff.succeeded("accept");
                     return Ok(Some(job));
@@ -425,18 +447,32 @@ where
         let control = self.control();
         let deadline = self.timeout.map(|t| Instant::now() + t);
         let mut backoff = Backoff::default();
+        let timed_out = || {
+            run_hook("handle_timeout", || self.work.handler.handle_timeout());
+            Ok(false)
+        };
         loop {
-            if control.is_shutdown_requested() {
-                return Ok(false);
+            // As serve_forever does: no accepting beyond the limit.
+            if self.overload == OverloadPolicy::Block {
+                match control.wait_for_capacity(deadline) {
+                    Capacity::Room => {}
+                    Capacity::ShuttingDown => return Ok(false),
+                    Capacity::TimedOut => return timed_out(),
+                }
             }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let ready = wait_readable(&[engine.listener.as_fd(), control.waker().as_fd()], left)?;
-            if ready.is_ready(1) {
+            let ready = {
+                let slot = engine.listener.0.lock();
+                let Some((listener, _)) = slot.as_ref() else {
+                    return Ok(false);
+                };
+                wait_readable(&[listener.as_fd(), control.waker().as_fd()], left)?
+            };
+            if ready.is_ready(1) || control.is_shutdown_requested() {
                 return Ok(false);
             }
             if ready.is_empty() {
-                run_hook("handle_timeout", || self.work.handler.handle_timeout());
-                return Ok(false);
+                return timed_out();
             }
             if let Some(job) = self.accept(engine, &mut backoff)? {
                 self.dispatch(engine, job);
@@ -452,10 +488,8 @@ where
             listener,
             pool,
             serial,
-            file,
         } = engine;
-        drop(listener);
-        drop(file);
+        listener.close();
         drop(serial);
         let Some(mut pool) = pool else { return };
         let control = self.control();

@@ -72,11 +72,22 @@ fn clear_stale(path: &Path, ty: Type) -> io::Result<()> {
             format!("{} exists and is not a socket; not replacing it", path.display()),
         ));
     }
+    // Without blocking: a live server with a full backlog would otherwise
+    // hold the probe (and whoever is binding) forever; "would block" means
+    // someone is there.
     let probe = Socket::new(Domain::UNIX, ty, None)?;
+    probe.set_nonblocking(true)?;
     match probe.connect(&SockAddr::unix(path)?) {
         Ok(()) => Err(io::Error::new(
             io::ErrorKind::AddrInUse,
             format!("a server is already listening on {}", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "a server is listening on {} (its backlog is full)",
+                path.display()
+            ),
         )),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             log::info!("replacing stale socket {}", path.display());
