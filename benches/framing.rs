@@ -92,7 +92,7 @@ fn ping_pong(c: &mut Criterion) {
     });
 
     let (stream, framed_stop) = start(ThreadingTcpServer::bind("127.0.0.1:0", FramedUppercase).unwrap());
-    let mut framed = Framed::new(stream);
+    let mut framed = Framed::buffered(stream);
     let mut frame = Vec::new();
     group.bench_function("framed", |b| {
         b.iter(|| {
@@ -113,7 +113,7 @@ fn interleaved_ratio() {
     let message = [b'a'; 64];
     let (mut raw, raw_stop) = start(ThreadingTcpServer::bind("127.0.0.1:0", Uppercase).unwrap());
     let (stream, framed_stop) = start(ThreadingTcpServer::bind("127.0.0.1:0", FramedUppercase).unwrap());
-    let mut framed = Framed::new(stream);
+    let mut framed = Framed::buffered(stream);
     let mut reply = [0u8; 64];
     let mut frame = Vec::new();
     let mut raw_round = || {

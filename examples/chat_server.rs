@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use common::ServerArgs;
 use parking_lot::Mutex;
-use socketserver::{Builder, Mode, RequestHandler, ThreadingUdpServer, UdpRequest, UdpServer};
+use socketserver::server::Mode;
+use socketserver::{Builder, RequestHandler, ThreadingUdpServer, UdpRequest, UdpServer};
 
 /// UDP chat room: relays each member's messages to the others.
 #[derive(Parser, Debug)]

@@ -22,6 +22,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
+use socketserver::framing::BufStream;
 use socketserver::message::file::{receive_file, send_file};
 use socketserver::message::{Header, MessageConfig, MessageStream};
 
@@ -84,7 +85,7 @@ fn run(args: &Args) -> io::Result<()> {
         .expect("a valid template"),
     );
     // Every byte either way moves the bar.
-    let mut messages = MessageStream::new(bar.wrap_read(stream));
+    let mut messages = MessageStream::new(bar.wrap_read(BufStream::new(stream)));
     match &args.command {
         Action::Put { path, name } => put(&mut messages, &bar, path, name.as_deref()),
         Action::Get { name, out } => get(&mut messages, &bar, name, out),
@@ -92,7 +93,7 @@ fn run(args: &Args) -> io::Result<()> {
     }
 }
 
-type Messages = MessageStream<indicatif::ProgressBarIter<TcpStream>>;
+type Messages = MessageStream<indicatif::ProgressBarIter<BufStream<TcpStream>>>;
 
 /// Reads the server's reply; an error reply becomes an error.
 fn reply(messages: &mut Messages) -> io::Result<Header> {

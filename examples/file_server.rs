@@ -32,7 +32,8 @@ use common::ServerArgs;
 use serde_json::{Map, Value, json};
 use socketserver::message::file::{receive_file, safe_file_name, send_file};
 use socketserver::message::{Header, MessageConfig, MessageStream};
-use socketserver::{Builder, Mode, RequestHandler, TcpRequest, TcpServer, ThreadingTcpServer};
+use socketserver::server::Mode;
+use socketserver::{Builder, RequestHandler, TcpRequest, TcpServer, ThreadingTcpServer};
 
 /// File server: stores uploads in a directory and serves them back.
 #[derive(Parser, Debug)]

@@ -22,6 +22,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde_json::{Value, json};
 use socketserver::auth::answer_challenge;
+use socketserver::framing::BufStream;
 use socketserver::message::MessageStream;
 
 /// Client for the remote command runner.
@@ -51,7 +52,7 @@ fn run(args: &Args) -> io::Result<()> {
     let mut stream = TcpStream::connect((args.host.as_str(), args.port))?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
     answer_challenge(&mut stream, args.key.as_bytes())?;
-    let mut messages = MessageStream::new(stream);
+    let mut messages = MessageStream::buffered(stream);
     if !args.command.is_empty() {
         for command in &args.command {
             execute(&mut messages, command)?;
@@ -74,7 +75,7 @@ fn run(args: &Args) -> io::Result<()> {
 }
 
 /// Runs one command remotely and prints its outputs and how it ended.
-fn execute(messages: &mut MessageStream<TcpStream>, command: &str) -> io::Result<()> {
+fn execute(messages: &mut MessageStream<BufStream<TcpStream>>, command: &str) -> io::Result<()> {
     messages.write_message_bytes(&json!({"command": command}), b"")?;
     let header = messages.read_header().map_err(refused)?.ok_or_else(|| {
         io::Error::new(

@@ -18,7 +18,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::ServerArgs;
 use socketserver::echo::Uppercase;
-use socketserver::{Builder, Mode, TcpServer, ThreadingTcpServer};
+use socketserver::server::Mode;
+use socketserver::{Builder, TcpServer, ThreadingTcpServer};
 
 /// Uppercase echo server over TCP (the socketserver tutorials' example).
 #[derive(Parser, Debug)]

@@ -17,7 +17,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::ServerArgs;
 use socketserver::echo::Uppercase;
-use socketserver::{Builder, Mode, ThreadingUdpServer, UdpServer};
+use socketserver::server::Mode;
+use socketserver::{Builder, ThreadingUdpServer, UdpServer};
 
 /// Uppercase echo server over UDP (the socketserver tutorials' example).
 #[derive(Parser, Debug)]

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::handler::{Request, RequestHandler};
+use crate::handler::{Request, RequestHandler, forward_handler_hooks};
 use crate::request::StreamRequest;
 use crate::transport::Connection;
 
@@ -193,9 +193,14 @@ where
     for<'a> &'a S: Read + Write,
     H: RequestHandler<StreamRequest<S>>,
 {
+    /// The wrapped handler's own check first (it is cheap, and a peer it
+    /// refuses gets no challenge), then the challenge.
     fn verify_request(&self, request: &StreamRequest<S>) -> bool {
+        if !self.inner.verify_request(request) {
+            return false;
+        }
         match challenge_client(request.stream(), &self.key, self.timeout) {
-            Ok(()) => self.inner.verify_request(request),
+            Ok(()) => true,
             Err(e) => {
                 log::warn!(
                     "client {:?} failed verification: {e}",
@@ -206,29 +211,7 @@ where
         }
     }
 
-    fn setup(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        self.inner.setup(request)
-    }
-
-    fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        self.inner.handle(request)
-    }
-
-    fn finish(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        self.inner.finish(request)
-    }
-
-    fn handle_error(&self, request: &StreamRequest<S>, error: &io::Error) {
-        self.inner.handle_error(request, error)
-    }
-
-    fn handle_timeout(&self) {
-        self.inner.handle_timeout()
-    }
-
-    fn service_actions(&self) {
-        self.inner.service_actions()
-    }
+    forward_handler_hooks!(StreamRequest<S>, |this| this.inner);
 }
 
 #[cfg(test)]

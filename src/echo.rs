@@ -4,7 +4,7 @@
 //! Used by the uppercase examples, the load generator's target server,
 //! the benchmarks and the tests, so all of them exercise one definition.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use crate::framing::Framed;
 use crate::handler::RequestHandler;
@@ -36,8 +36,7 @@ impl<S: Connection> RequestHandler<StreamRequest<S>> for Uppercase {
     fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
         let mut chunk = [0u8; CHUNK];
         loop {
-            // Straight from the socket: an echo needs no read-ahead.
-            let n = match request.stream_mut().read(&mut chunk) {
+            let n = match request.read(&mut chunk) {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

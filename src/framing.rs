@@ -40,12 +40,12 @@
 //! prefix and payload.
 
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
 
 /// The default maximum frame length: 16 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 
-/// The default size of [`Framed`]'s read buffer.
+/// The default size of a [`BufStream`]'s read buffer.
 const READ_BUFFER: usize = 8 * 1024;
 
 /// Frames up to this size are copied next to their prefix and written in
@@ -302,12 +302,14 @@ fn read_payload<R: Read + ?Sized>(reader: &mut R, frame: &mut Vec<u8>, len: usiz
     Ok(())
 }
 
-/// A stream that reads and writes whole frames, reading ahead so that a
-/// small frame costs one read.
+/// A stream that reads and writes whole frames.
 ///
-/// It works over anything: a `TcpStream`, a handler's request, a
-/// `Cursor`. Reads need `T: Read`, writes `T: Write`. Bytes after a frame
-/// stay in the read-ahead buffer for the next one, or for [`Read`] on the
+/// Reading needs `T: BufRead`, so that a small frame costs one read: a
+/// handler's request reads ahead already (into its worker's buffer, which
+/// `Framed` then shares rather than adding its own); so do `Cursor` and
+/// `&[u8]`. A raw socket goes through [`Framed::buffered`], which puts a
+/// [`BufStream`] in front of it. Writing needs `T: Write`. Bytes after a
+/// frame stay read ahead, for the next frame or for [`Read`] on the
 /// `Framed` itself (a streamed message body, say).
 ///
 /// ```
@@ -327,9 +329,6 @@ fn read_payload<R: Read + ?Sized>(reader: &mut R, frame: &mut Vec<u8>, len: usiz
 pub struct Framed<T> {
     inner: T,
     config: FrameConfig,
-    buffer: Box<[u8]>,
-    pos: usize,
-    filled: usize,
 }
 
 impl<T> Framed<T> {
@@ -340,13 +339,7 @@ impl<T> Framed<T> {
 
     /// Frames `inner` in `config`'s format.
     pub fn with_config(inner: T, config: FrameConfig) -> Self {
-        Framed {
-            inner,
-            config,
-            buffer: vec![0; READ_BUFFER].into_boxed_slice(),
-            pos: 0,
-            filled: 0,
-        }
+        Framed { inner, config }
     }
 
     /// The frame format.
@@ -359,24 +352,26 @@ impl<T> Framed<T> {
         &self.inner
     }
 
-    /// The framed stream. Reading from it directly skips what was read
-    /// ahead; see [`buffered`](Self::buffered).
+    /// The framed stream.
     pub fn get_mut(&mut self) -> &mut T {
         &mut self.inner
     }
 
-    /// Bytes read ahead and not consumed yet.
-    pub fn buffered(&self) -> &[u8] {
-        &self.buffer[self.pos..self.filled]
-    }
-
-    /// The framed stream back; anything read ahead is lost.
+    /// The framed stream back, with whatever it has read ahead.
     pub fn into_inner(self) -> T {
         self.inner
     }
 }
 
-impl<T: Read> Framed<T> {
+impl<S: Read> Framed<BufStream<S>> {
+    /// Frames a stream that does not read ahead itself (a `TcpStream`, a
+    /// `UnixStream`), in the default format, through a [`BufStream`].
+    pub fn buffered(stream: S) -> Self {
+        Framed::new(BufStream::new(stream))
+    }
+}
+
+impl<T: BufRead> Framed<T> {
     /// Reads the next frame: `Ok(None)` at a clean end of stream. Use
     /// [`read_frame_into`](Self::read_frame_into) in a loop to reuse one
     /// buffer instead of allocating each frame.
@@ -388,50 +383,51 @@ impl<T: Read> Framed<T> {
     /// Reads the next frame into `frame` (replacing its contents): `false`
     /// at a clean end of stream.
     pub fn read_frame_into(&mut self, frame: &mut Vec<u8>) -> io::Result<bool> {
-        let width = self.config.prefix.width();
-        if !self.buffer_at_least(width)? {
+        let mut prefix = [0u8; 8];
+        let prefix = &mut prefix[..self.config.prefix.width()];
+        if !read_buffered_prefix(&mut self.inner, prefix)? {
             return Ok(false);
         }
-        let len = self.config.check_len(&self.buffer[self.pos..self.pos + width])?;
-        self.pos += width;
+        let len = self.config.check_len(prefix)?;
         frame.clear();
-        let from_buffer = len.min(self.filled - self.pos);
-        frame.extend_from_slice(&self.buffer[self.pos..self.pos + from_buffer]);
-        self.pos += from_buffer;
-        // The rest, if any, goes straight into `frame`.
+        // What is read ahead already, then the rest straight into `frame`.
+        let available = self.inner.fill_buf()?;
+        let from_buffer = len.min(available.len());
+        frame.extend_from_slice(&available[..from_buffer]);
+        self.inner.consume(from_buffer);
         read_payload(&mut self.inner, frame, len)?;
         Ok(true)
     }
+}
 
-    /// Makes at least `want` bytes available in the buffer; false if the
-    /// stream ended cleanly first (before any of them).
-    fn buffer_at_least(&mut self, want: usize) -> io::Result<bool> {
-        if self.filled - self.pos >= want {
-            return Ok(true);
-        }
-        // Move the partial prefix to the front, then read behind it.
-        self.buffer.copy_within(self.pos..self.filled, 0);
-        self.filled -= self.pos;
-        self.pos = 0;
-        while self.filled < want {
-            match self.inner.read(&mut self.buffer[self.filled..]) {
-                Ok(0) if self.filled == 0 => return Ok(false),
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "stream ended inside a frame's length ({} of {want} bytes)",
-                            self.filled
-                        ),
-                    ));
-                }
-                Ok(n) => self.filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+/// Fills `prefix` from a buffered reader, across as many reads as it
+/// takes; false if the stream ended cleanly before its first byte.
+fn read_buffered_prefix<R: BufRead + ?Sized>(reader: &mut R, prefix: &mut [u8]) -> io::Result<bool> {
+    let mut got = 0;
+    while got < prefix.len() {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            if got == 0 {
+                return Ok(false);
             }
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "stream ended inside a frame's length ({got} of {} bytes)",
+                    prefix.len()
+                ),
+            ));
         }
-        Ok(true)
+        let n = available.len().min(prefix.len() - got);
+        prefix[got..got + n].copy_from_slice(&available[..n]);
+        reader.consume(n);
+        got += n;
     }
+    Ok(true)
 }
 
 impl<T: Write> Framed<T> {
@@ -445,12 +441,6 @@ impl<T: Write> Framed<T> {
 /// the stream itself.
 impl<T: Read> Read for Framed<T> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos < self.filled {
-            let n = out.len().min(self.filled - self.pos);
-            out[..n].copy_from_slice(&self.buffer[self.pos..self.pos + n]);
-            self.pos += n;
-            return Ok(n);
-        }
         self.inner.read(out)
     }
 }
@@ -474,7 +464,94 @@ impl<T> fmt::Debug for Framed<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Framed")
             .field("config", &self.config)
-            .field("buffered", &(self.filled - self.pos))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream read through a buffer and written straight through: reading
+/// ahead for a stream that is also written to, which
+/// [`std::io::BufReader`] alone does not offer. What [`Framed::buffered`]
+/// puts in front of a raw socket.
+///
+/// ```
+/// use socketserver::framing::{BufStream, Framed};
+/// use std::net::TcpStream;
+///
+/// fn framed(stream: TcpStream) -> Framed<BufStream<TcpStream>> {
+///     Framed::new(BufStream::new(stream)) // the same as Framed::buffered(stream)
+/// }
+/// ```
+pub struct BufStream<S>(BufReader<S>);
+
+impl<S: Read> BufStream<S> {
+    /// Buffers `stream`'s reads with an 8 KiB buffer.
+    pub fn new(stream: S) -> Self {
+        BufStream(BufReader::with_capacity(READ_BUFFER, stream))
+    }
+
+    /// Buffers `stream`'s reads with a buffer of `capacity` bytes.
+    pub fn with_capacity(capacity: usize, stream: S) -> Self {
+        BufStream(BufReader::with_capacity(capacity, stream))
+    }
+}
+
+impl<S> BufStream<S> {
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        self.0.get_ref()
+    }
+
+    /// The stream. Reading from it directly skips what was read ahead; see
+    /// [`buffered`](Self::buffered).
+    pub fn get_mut(&mut self) -> &mut S {
+        self.0.get_mut()
+    }
+
+    /// Bytes read ahead and not consumed yet.
+    pub fn buffered(&self) -> &[u8] {
+        self.0.buffer()
+    }
+
+    /// The stream back; anything read ahead is lost.
+    pub fn into_inner(self) -> S {
+        self.0.into_inner()
+    }
+}
+
+impl<S: Read> Read for BufStream<S> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.0.read(out)
+    }
+}
+
+impl<S: Read> BufRead for BufStream<S> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.0.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.0.consume(amount)
+    }
+}
+
+impl<S: Write> Write for BufStream<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.get_mut().write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.get_mut().write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.get_mut().flush()
+    }
+}
+
+impl<S> fmt::Debug for BufStream<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufStream")
+            .field("buffered", &self.0.buffer().len())
             .finish_non_exhaustive()
     }
 }
@@ -605,7 +682,7 @@ mod tests {
     fn a_claimed_length_reserves_only_what_arrives() {
         let claim = (DEFAULT_MAX_FRAME_LEN as u32).to_be_bytes();
         let mut frame = Vec::new();
-        let error = Framed::new(Claim(Some(claim)))
+        let error = Framed::buffered(Claim(Some(claim)))
             .read_frame_into(&mut frame)
             .unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);

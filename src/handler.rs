@@ -13,8 +13,6 @@ use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::server::stats::Counters;
-
 /// What every request offers its handler's hooks: the peer's address.
 pub trait Request {
     /// The peer's address type: [`std::net::SocketAddr`] for TCP and UDP,
@@ -108,6 +106,49 @@ pub trait RequestHandler<R: Request>: Send + Sync + 'static {
     fn service_actions(&self) {}
 }
 
+/// Implements every [`RequestHandler`] method but `verify_request` by
+/// calling the same method of the handler `$inner` evaluates to: for
+/// wrappers that check something before a connection is served (such as
+/// `auth::Authenticated`) and must pass everything else through. Kept
+/// beside the trait, so a method added to the trait is added here too,
+/// and no wrapper silently stops forwarding it.
+#[cfg_attr(not(feature = "auth"), allow(unused_macros))]
+macro_rules! forward_handler_hooks {
+    ($request:ty, |$this:ident| $inner:expr) => {
+        fn setup(&self, request: &mut $request) -> std::io::Result<()> {
+            let $this = self;
+            $inner.setup(request)
+        }
+
+        fn handle(&self, request: &mut $request) -> std::io::Result<()> {
+            let $this = self;
+            $inner.handle(request)
+        }
+
+        fn finish(&self, request: &mut $request) -> std::io::Result<()> {
+            let $this = self;
+            $inner.finish(request)
+        }
+
+        fn handle_error(&self, request: &$request, error: &std::io::Error) {
+            let $this = self;
+            $inner.handle_error(request, error)
+        }
+
+        fn handle_timeout(&self) {
+            let $this = self;
+            $inner.handle_timeout()
+        }
+
+        fn service_actions(&self) {
+            let $this = self;
+            $inner.service_actions()
+        }
+    };
+}
+#[cfg_attr(not(feature = "auth"), allow(unused_imports))]
+pub(crate) use forward_handler_hooks;
+
 impl<R, F> RequestHandler<R> for F
 where
     R: Request,
@@ -185,7 +226,7 @@ fn log_request_error(peer: &dyn fmt::Debug, error: &io::Error) {
 }
 
 /// Runs `f`, turning a panic into an error.
-fn catch<T>(f: impl FnOnce() -> T) -> Result<T, io::Error> {
+pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, io::Error> {
     panic::catch_unwind(AssertUnwindSafe(f))
         .map_err(|payload| io::Error::other(HandlerPanic::from_payload(payload.as_ref())))
 }
@@ -194,47 +235,91 @@ fn is_panic(error: &io::Error) -> bool {
     error.get_ref().is_some_and(|e| e.is::<HandlerPanic>())
 }
 
-/// Takes one request through `verify_request`, `setup`, `handle` and
-/// `finish`, reporting failures to `handle_error` and the counters. Never
-/// panics and never fails: whatever happens stays with this request.
-pub(crate) fn process<R: Request, H: RequestHandler<R>>(handler: &H, request: &mut R, counters: &Counters) {
-    match catch(|| handler.verify_request(request)) {
-        Ok(true) => {}
-        Ok(false) => {
-            Counters::bump(&counters.refused);
-            log::debug!("refused request from {:?}", request.peer_addr());
-            return;
+/// How one request went, for the server to count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use = "the server counts what happened"]
+pub(crate) struct Outcome {
+    /// `verify_request` turned it away.
+    pub(crate) refused: bool,
+    /// Errors reported to `handle_error`.
+    pub(crate) errors: u32,
+    /// Panics caught (and reported to `handle_error`).
+    pub(crate) panics: u32,
+}
+
+impl Outcome {
+    fn and(self, other: Outcome) -> Outcome {
+        Outcome {
+            refused: self.refused || other.refused,
+            errors: self.errors + other.errors,
+            panics: self.panics + other.panics,
         }
-        Err(panicked) => return report(handler, request, counters, panicked),
-    }
-    if let Err(e) = catch(|| handler.setup(request)).and_then(|r| r) {
-        return report(handler, request, counters, e);
-    }
-    let handled = catch(|| handler.handle(request)).and_then(|r| r);
-    let finished = catch(|| handler.finish(request)).and_then(|r| r);
-    for error in [handled.err(), finished.err()].into_iter().flatten() {
-        report(handler, request, counters, error);
     }
 }
 
-/// Counts a failure and hands it to `handle_error`, containing a panic
-/// there too.
+/// Takes one request through `verify_request`, `setup`, `handle` and
+/// `finish`, reporting failures to `handle_error`. Never panics and never
+/// fails: whatever happens stays with this request, and is returned for
+/// the server to count.
+pub(crate) fn process<R: Request, H: RequestHandler<R>>(handler: &H, request: &mut R) -> Outcome {
+    match catch(|| handler.verify_request(request)) {
+        Ok(true) => {}
+        Ok(false) => {
+            log::debug!("refused request from {:?}", request.peer_addr());
+            return Outcome {
+                refused: true,
+                ..Outcome::default()
+            };
+        }
+        Err(panicked) => return report(handler, request, panicked),
+    }
+    if let Err(e) = catch(|| handler.setup(request)).and_then(|r| r) {
+        return report(handler, request, e);
+    }
+    let handled = catch(|| handler.handle(request)).and_then(|r| r);
+    let finished = catch(|| handler.finish(request)).and_then(|r| r);
+    [handled.err(), finished.err()]
+        .into_iter()
+        .flatten()
+        .fold(Outcome::default(), |outcome, error| {
+            outcome.and(report(handler, request, error))
+        })
+}
+
+/// Hands a failure to `handle_error`, containing a panic there too, and
+/// says what to count.
 pub(crate) fn report<R: Request, H: RequestHandler<R>>(
     handler: &H,
     request: &R,
-    counters: &Counters,
     error: io::Error,
-) {
-    Counters::bump(if is_panic(&error) {
-        &counters.panics
-    } else {
-        &counters.errors
-    });
-    if let Err(panicked) = catch(|| handler.handle_error(request, &error)) {
+) -> Outcome {
+    report_with(request, &error, |request, error| {
+        handler.handle_error(request, error)
+    })
+}
+
+/// [`report`] for any `handle_error`.
+pub(crate) fn report_with<R: Request>(
+    request: &R,
+    error: &io::Error,
+    handle_error: impl FnOnce(&R, &io::Error),
+) -> Outcome {
+    if let Err(panicked) = catch(|| handle_error(request, error)) {
         log::error!(
             "handle_error panicked ({panicked}) while reporting for {:?}: {error}",
             request.peer_addr()
         );
+    }
+    if is_panic(error) {
+        Outcome {
+            panics: 1,
+            ..Outcome::default()
+        }
+    } else {
+        Outcome {
+            errors: 1,
+            ..Outcome::default()
+        }
     }
 }
 

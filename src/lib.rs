@@ -118,7 +118,10 @@
 //! ```
 //!
 //! Options (worker counts, timeouts, backlog, socket options, overload
-//! policy) are set through each type's `builder()`; see [`Builder`].
+//! policy) are set through each type's `builder()`; see [`Builder`], and
+//! [`config`] for the defaults. The generic types behind the names
+//! (`StreamServer`, `DatagramServer`, the modes and transports) are in
+//! [`server`], for code generic over servers.
 //!
 //! # Messages, not bytes
 //!
@@ -153,40 +156,40 @@
 //!
 //! # Platforms
 //!
-//! Unix-like systems (Linux, macOS, the BSDs); the loop waits with
-//! `poll(2)`. Handler panics are caught, so build with `panic = "unwind"`
-//! (the default).
+//! Unix-like systems (Linux, macOS, the BSDs); the loops wait with mio
+//! (epoll, kqueue). Handler panics are caught, so build with
+//! `panic = "unwind"` (the default).
 
 #![warn(missing_docs)]
+// Unsafe code and libc calls live in `sys` alone.
+#![deny(unsafe_code)]
 
 mod handler;
 mod pool;
 mod request;
-mod server;
 mod socket;
+#[allow(unsafe_code)]
 mod sys;
 mod transport;
 
 #[cfg(feature = "auth")]
 pub mod auth;
+pub mod config;
 pub mod echo;
 pub mod framing;
 #[cfg(feature = "message")]
 pub mod message;
+pub mod server;
 
+pub use config::OverloadPolicy;
 pub use handler::{HandlerPanic, Request, RequestHandler};
-pub use pool::{DEFAULT_KEEP_ALIVE, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, OverloadPolicy};
 pub use request::{
     DatagramRequest, StreamRequest, TcpRequest, UdpRequest, UnixDatagramRequest, UnixStreamRequest,
 };
 pub use server::{
-    Builder, DEFAULT_MAX_DATAGRAM_SIZE, DEFAULT_READ_BUFFER_SIZE, DEFAULT_SHUTDOWN_GRACE, DatagramServer,
-    FORCE_CLOSE_WAIT, IpTransport, Mode, NoHandler, Serial, Server, ServerHandle, ShutdownHandle, Stats,
-    StreamServer, TcpServer, Threading, ThreadingTcpServer, ThreadingUdpServer, ThreadingUnixDatagramServer,
-    ThreadingUnixStreamServer, UdpServer, UnixDatagramServer, UnixStreamServer, UnixTransport,
+    Builder, Server, ServerHandle, ShutdownHandle, Stats, TcpServer, ThreadingTcpServer, ThreadingUdpServer,
+    ThreadingUnixDatagramServer, ThreadingUnixStreamServer, UdpServer, UnixDatagramServer, UnixStreamServer,
 };
-pub use socket::DEFAULT_BACKLOG;
-pub use transport::{Connection, DatagramSocket, Listener};
 
 /// The README's code blocks, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

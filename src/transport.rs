@@ -8,8 +8,7 @@
 //! descriptors) true.
 
 use std::fmt::Debug;
-use std::io::{self, Read, Write};
-use std::mem::MaybeUninit;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
@@ -19,9 +18,29 @@ use std::time::Duration;
 use socket2::{SockAddr, SockRef};
 
 mod sealed {
+    use socket2::SockAddr;
+    use std::io;
+
     pub trait Sealed {}
+
+    /// What the datagram loop needs of a socket beyond the public trait.
+    pub trait DatagramInternals: Sized {
+        type Address;
+
+        /// Converts a received sender address; `None` when the datagram
+        /// came from a socket without an address (an unbound Unix socket),
+        /// or from one whose address the standard library cannot represent.
+        fn from_sock_addr(addr: &SockAddr) -> Option<Self::Address>;
+
+        /// The address recorded for a sender that has none.
+        fn unnamed() -> io::Result<Self::Address>;
+
+        /// Sends this socket an empty datagram from a fresh socket, to wake
+        /// a thread blocked receiving on it.
+        fn poke(&self) -> io::Result<()>;
+    }
 }
-pub(crate) use sealed::Sealed;
+pub(crate) use sealed::{DatagramInternals, Sealed};
 
 /// A listening stream socket: TCP or Unix-domain.
 pub trait Listener: AsFd + Send + Sync + Sized + 'static + Sealed {
@@ -43,9 +62,22 @@ pub trait Listener: AsFd + Send + Sync + Sized + 'static + Sealed {
 }
 
 /// A connected stream socket: TCP or Unix-domain.
-pub trait Connection: Read + Write + AsFd + Send + 'static + Sealed {
+///
+/// The server shares one socket between the thread serving it and the
+/// shutdown machinery (which may shut it to wake that thread), so it is
+/// read and written through shared references, as `&TcpStream` allows.
+pub trait Connection: AsFd + Send + Sync + 'static + Sealed {
     /// The address type of both ends.
     type Addr: Clone + Debug + Send + Sync + 'static;
+
+    /// Reads from the socket, as `Read::read` on `&Self`.
+    fn read_shared(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Reads into several buffers, as `Read::read_vectored` on `&Self`.
+    fn read_vectored_shared(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>;
+    /// Writes to the socket, as `Write::write` on `&Self`.
+    fn write_shared(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Writes several buffers, as `Write::write_vectored` on `&Self`.
+    fn write_vectored_shared(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
 
     /// Sets the read timeout (`None`: block forever).
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
@@ -55,6 +87,28 @@ pub trait Connection: Read + Write + AsFd + Send + 'static + Sealed {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// Disables Nagle's algorithm where the transport has one (TCP).
     fn set_nodelay(&self, nodelay: bool) -> io::Result<()>;
+}
+
+/// The `Connection` I/O methods, for a type whose shared reference is
+/// `Read + Write`.
+macro_rules! shared_io {
+    () => {
+        fn read_shared(&self, buf: &mut [u8]) -> io::Result<usize> {
+            Read::read(&mut &*self, buf)
+        }
+
+        fn read_vectored_shared(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+            Read::read_vectored(&mut &*self, bufs)
+        }
+
+        fn write_shared(&self, buf: &[u8]) -> io::Result<usize> {
+            Write::write(&mut &*self, buf)
+        }
+
+        fn write_vectored_shared(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            Write::write_vectored(&mut &*self, bufs)
+        }
+    };
 }
 
 /// On Linux an accepted socket never inherits `O_NONBLOCK` from the
@@ -87,6 +141,7 @@ impl Listener for TcpListener {
 
 impl Sealed for TcpStream {}
 impl Connection for TcpStream {
+    shared_io!();
     type Addr = SocketAddr;
 
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -127,6 +182,7 @@ impl Listener for UnixListener {
 
 impl Sealed for UnixStream {}
 impl Connection for UnixStream {
+    shared_io!();
     type Addr = UnixSocketAddr;
 
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -147,7 +203,9 @@ impl Connection for UnixStream {
 }
 
 /// A datagram socket: UDP or Unix-domain.
-pub trait DatagramSocket: AsFd + Send + Sync + Sized + 'static + Sealed {
+pub trait DatagramSocket:
+    AsFd + Send + Sync + Sized + 'static + Sealed + DatagramInternals<Address = <Self as DatagramSocket>::Addr>
+{
     /// The address type of both ends.
     type Addr: Clone + Debug + Send + Sync + 'static;
 
@@ -170,64 +228,6 @@ pub trait DatagramSocket: AsFd + Send + Sync + Sized + 'static + Sealed {
     /// Whether a reply can be sent to `addr`: false for a Unix client that
     /// never bound its socket to a path.
     fn can_reply_to(addr: &Self::Addr) -> bool;
-
-    /// Converts a received sender address; `None` when the datagram came
-    /// from a socket without an address (an unbound Unix socket), or from
-    /// one whose address the standard library cannot represent.
-    #[doc(hidden)]
-    fn from_sock_addr(addr: &SockAddr) -> Option<Self::Addr>;
-
-    /// The address recorded for a sender that has none.
-    #[doc(hidden)]
-    fn unnamed() -> io::Result<Self::Addr>;
-
-    /// Sends this socket an empty datagram from a fresh socket, to wake a
-    /// thread blocked receiving on it.
-    #[doc(hidden)]
-    fn poke(&self) -> io::Result<()>;
-}
-
-/// The size of a received datagram.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Received {
-    /// It fitted: this many bytes.
-    Whole(usize),
-    /// It did not fit and was cut; its real size where the OS tells it.
-    Truncated(Option<usize>),
-}
-
-/// Receives one datagram into `buf`, detecting truncation.
-///
-/// Linux's `recvfrom(MSG_TRUNC)` returns the datagram's real length even
-/// when it exceeds the buffer, at no extra cost; elsewhere `recvmsg` flags
-/// the truncation without the size.
-pub(crate) fn recv_datagram(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<(Received, SockAddr)> {
-    let socket = SockRef::from(socket);
-    let capacity = buf.len();
-    // SAFETY: an initialised byte slice is a valid `[MaybeUninit<u8>]`, and
-    // recv only ever writes initialised bytes into it.
-    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let (len, from) = socket.recv_from_with_flags(uninit, libc::MSG_TRUNC)?;
-        let received = if len > capacity {
-            Received::Truncated(Some(len))
-        } else {
-            Received::Whole(len)
-        };
-        Ok((received, from))
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let mut bufs = [socket2::MaybeUninitSlice::new(uninit)];
-        let (len, flags, from) = socket.recv_from_vectored(&mut bufs)?;
-        let received = if flags.is_truncated() {
-            Received::Truncated(None)
-        } else {
-            Received::Whole(len.min(capacity))
-        };
-        Ok((received, from))
-    }
 }
 
 /// `sendto(MSG_DONTWAIT)`: non-blocking for this call only, whatever mode
@@ -284,6 +284,10 @@ impl DatagramSocket for UdpSocket {
     fn can_reply_to(_addr: &SocketAddr) -> bool {
         true
     }
+}
+
+impl DatagramInternals for UdpSocket {
+    type Address = SocketAddr;
 
     fn from_sock_addr(addr: &SockAddr) -> Option<SocketAddr> {
         addr.as_socket()
@@ -330,6 +334,10 @@ impl DatagramSocket for UnixDatagram {
     fn can_reply_to(addr: &UnixSocketAddr) -> bool {
         !addr.is_unnamed()
     }
+}
+
+impl DatagramInternals for UnixDatagram {
+    type Address = UnixSocketAddr;
 
     fn from_sock_addr(addr: &SockAddr) -> Option<UnixSocketAddr> {
         // Not `SockAddr::as_unix`: it panics on a 108-byte path, which

@@ -89,3 +89,95 @@ fn each_challenge_is_fresh() {
     }
     running.shutdown();
 }
+
+/// Records which of its hooks ran.
+#[derive(Default)]
+struct Recorder {
+    calls: std::sync::Arc<parking_lot::Mutex<Vec<&'static str>>>,
+    refuse: bool,
+}
+
+impl Recorder {
+    fn record(&self, hook: &'static str) {
+        self.calls.lock().push(hook);
+    }
+}
+
+impl socketserver::RequestHandler<socketserver::TcpRequest> for Recorder {
+    fn verify_request(&self, _request: &socketserver::TcpRequest) -> bool {
+        self.record("verify_request");
+        !self.refuse
+    }
+    fn setup(&self, _request: &mut socketserver::TcpRequest) -> std::io::Result<()> {
+        self.record("setup");
+        Ok(())
+    }
+    fn handle(&self, _request: &mut socketserver::TcpRequest) -> std::io::Result<()> {
+        self.record("handle");
+        Err(std::io::Error::other("handle fails on purpose"))
+    }
+    fn finish(&self, _request: &mut socketserver::TcpRequest) -> std::io::Result<()> {
+        self.record("finish");
+        Ok(())
+    }
+    fn handle_error(&self, _request: &socketserver::TcpRequest, _error: &std::io::Error) {
+        self.record("handle_error");
+    }
+    fn handle_timeout(&self) {
+        self.record("handle_timeout");
+    }
+    fn service_actions(&self) {
+        self.record("service_actions");
+    }
+}
+
+/// Issue 14: the wrapped handler's cheap `verify_request` runs before the
+/// challenge (a peer it refuses is never challenged), and every other
+/// hook reaches the wrapped handler.
+#[test]
+fn the_inner_check_comes_first_and_every_hook_is_forwarded() {
+    init_logging();
+    let refusing = Recorder {
+        refuse: true,
+        ..Recorder::default()
+    };
+    let server =
+        socketserver::TcpServer::bind("127.0.0.1:0", Authenticated::new(KEY, refusing).unwrap()).unwrap();
+    let mut client = connect(*server.local_addr());
+    assert!(server.handle_request().unwrap());
+    let mut sent = Vec::new();
+    client.read_to_end(&mut sent).unwrap();
+    assert!(sent.is_empty(), "a refused peer was sent a challenge");
+    drop(server);
+
+    let recorder = Recorder::default();
+    let calls = std::sync::Arc::clone(&recorder.calls);
+    let server = socketserver::TcpServer::builder()
+        .timeout(Duration::from_millis(10))
+        .service_interval(Duration::from_millis(1))
+        .bind("127.0.0.1:0", Authenticated::new(KEY, recorder).unwrap())
+        .unwrap();
+    let mut client = connect(*server.local_addr());
+    // The serial server challenges on this thread, in handle_request.
+    let answering = std::thread::spawn(move || answer_challenge(&mut client, KEY).map(|()| client));
+    assert!(server.handle_request().unwrap());
+    let client = answering.join().unwrap().unwrap();
+    assert!(!server.handle_request().unwrap(), "no second client: a timeout");
+    drop(client);
+    assert_eq!(
+        *calls.lock(),
+        [
+            "verify_request",
+            "setup",
+            "handle",
+            "finish",
+            "handle_error",
+            "handle_timeout"
+        ]
+    );
+    let (_server, running) = serve(Ok(server));
+    util::eventually("service_actions reaches the wrapped handler", || {
+        calls.lock().contains(&"service_actions")
+    });
+    running.shutdown();
+}

@@ -97,7 +97,7 @@ fn accept_backs_off_when_out_of_descriptors_and_recovers() {
     };
     assert!(warning.contains("accept failed"), "{warning}");
     assert!(warning.contains("Too many open files"), "{warning}");
-    assert!(stats.stats().accept_errors >= 1);
+    assert!(stats.stats().receive_errors >= 1);
     assert_eq!(stats.stats().accepted, 0);
 
     drop(fillers);

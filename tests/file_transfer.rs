@@ -8,6 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, json};
+use socketserver::framing::BufStream;
 use socketserver::message::file::{receive_file, send_file};
 use socketserver::message::{MessageConfig, MessageStream, write_message_bytes};
 use socketserver::{RequestHandler, TcpRequest, ThreadingTcpServer};
@@ -53,9 +54,9 @@ fn files_arrive_whole_or_not_at_all() {
             dir: store.path().to_owned(),
         },
     ));
-    let mut messages = MessageStream::new(connect(*server.local_addr()));
+    let mut messages = MessageStream::buffered(connect(*server.local_addr()));
     let config = MessageConfig::default();
-    let reply = |messages: &mut MessageStream<std::net::TcpStream>| {
+    let reply = |messages: &mut MessageStream<BufStream<std::net::TcpStream>>| {
         let header = messages.read_header().unwrap().expect("a reply");
         (
             header.get_str("status").unwrap().to_owned(),

@@ -9,7 +9,7 @@ use std::thread;
 
 use crossbeam_channel::{Sender, unbounded};
 use proptest::prelude::*;
-use socketserver::framing::{FrameConfig, Framed, LengthPrefix, read_frame, write_frame};
+use socketserver::framing::{BufStream, FrameConfig, Framed, LengthPrefix, read_frame, write_frame};
 use socketserver::{RequestHandler, TcpRequest, ThreadingTcpServer};
 use util::{TIMEOUT, connect, init_logging, read_to_end, serve};
 
@@ -80,7 +80,7 @@ proptest! {
             write_frame(&mut wire, frame, &config).unwrap();
         }
         // Buffered, reusing one buffer.
-        let mut framed = Framed::with_config(Chunked::new(wire.clone(), sizes.clone()), config);
+        let mut framed = Framed::with_config(BufStream::new(Chunked::new(wire.clone(), sizes.clone())), config);
         let mut frame = Vec::new();
         let mut decoded = Vec::new();
         while framed.read_frame_into(&mut frame).unwrap() {
@@ -109,7 +109,7 @@ proptest! {
         }
         prop_assume!(!wire.is_empty());
         let cut = cut.index(wire.len());
-        let mut framed = Framed::new(Chunked::new(wire[..cut].to_vec(), sizes));
+        let mut framed = Framed::new(BufStream::new(Chunked::new(wire[..cut].to_vec(), sizes)));
         let mut whole = 0;
         loop {
             match framed.read_frame() {
@@ -173,7 +173,7 @@ mod messages {
             for (header, body) in &messages {
                 write_message(&mut wire, header, &mut &body[..], body.len() as u64, &config).unwrap();
             }
-            let mut stream = MessageStream::with_config(Chunked::new(wire, sizes), config);
+            let mut stream = MessageStream::with_config(BufStream::new(Chunked::new(wire, sizes)), config);
             for (header, body) in &messages {
                 let got = stream.read_header().unwrap().expect("a message");
                 let mut expected = header.clone();
@@ -231,7 +231,7 @@ fn a_framing_server_turns_garbage_away_and_keeps_serving() {
     // A well-behaved client, talking throughout.
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let good = thread::spawn(move || {
-        let mut framed = Framed::with_config(connect(addr), config);
+        let mut framed = Framed::with_config(BufStream::new(connect(addr)), config);
         let mut rounds = 0;
         // Talks until the test is done with the bad clients, and at least
         // ten rounds.

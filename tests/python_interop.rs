@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use socketserver::auth::Authenticated;
+use socketserver::framing::BufStream;
 use socketserver::message::{MessageConfig, MessageStream};
 use socketserver::{TcpRequest, ThreadingTcpServer};
 use util::{Process, TIMEOUT, init_logging, serve};
@@ -86,7 +87,7 @@ fn a_rust_client_talks_to_a_python_server() {
         .unwrap();
     let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut messages = MessageStream::with_config(stream, MessageConfig::tutorial());
+    let mut messages = MessageStream::with_config(BufStream::new(stream), MessageConfig::tutorial());
     let bodies: [&[u8]; 3] = [b"hello from rust", b"", &[b'x'; 200_000]];
     for (n, body) in bodies.iter().enumerate() {
         messages.write_message_bytes(&json!({"n": n}), body).unwrap();

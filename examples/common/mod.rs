@@ -8,7 +8,8 @@ use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use socketserver::{Builder, Server, Threading};
+use socketserver::server::Threading;
+use socketserver::{Builder, Server};
 
 /// Installs `env_logger`, at `default` level unless `RUST_LOG` says
 /// otherwise.

@@ -227,7 +227,7 @@ pub fn churn(plan: &Plan, client: usize) -> Recorder {
 
 /// Ping-pong with frames on one connection.
 pub fn framed(plan: &Plan, client: usize) -> Recorder {
-    ping_pong(plan, client, Framed::new, |framed, sent, reply| {
+    ping_pong(plan, client, Framed::buffered, |framed, sent, reply| {
         framed.write_frame(sent)?;
         if framed.read_frame_into(reply)? {
             Ok(())

@@ -9,7 +9,7 @@
 //! the file's size.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -150,7 +150,7 @@ pub struct ReceivedFile {
 /// (`InvalidData`), or a body cut short (`UnexpectedEof`), no file is left
 /// behind. A refused name leaves the body unread; the next
 /// `read_header` skips it.
-pub fn receive_file<T: Read>(
+pub fn receive_file<T: BufRead>(
     messages: &mut MessageStream<T>,
     header: &Header,
     dir: &Path,

@@ -36,13 +36,13 @@
 pub mod file;
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::framing::{FIRST_RESERVE, FrameConfig, Framed, LengthPrefix, write_frame};
+use crate::framing::{BufStream, FIRST_RESERVE, FrameConfig, Framed, LengthPrefix, write_frame};
 
 /// The header field that declares the body's length in bytes.
 pub const SIZE_FIELD: &str = "size";
@@ -234,6 +234,9 @@ pub fn write_message_bytes<W: Write + ?Sized>(
 /// Reading is two-step: [`read_header`](Self::read_header), then the body
 /// through [`body`](Self::body). A body not read to its end is skipped
 /// by the next `read_header`, so the stream never loses its place.
+/// Reading needs a stream that reads ahead (`BufRead`): a handler's
+/// request does; a raw socket goes through
+/// [`MessageStream::buffered`].
 pub struct MessageStream<T> {
     framed: Framed<T>,
     config: MessageConfig,
@@ -264,19 +267,26 @@ impl<T> MessageStream<T> {
         self.framed.get_ref()
     }
 
-    /// The underlying stream. Reading from it directly skips what was read
-    /// ahead.
+    /// The underlying stream.
     pub fn get_mut(&mut self) -> &mut T {
         self.framed.get_mut()
     }
 
-    /// The underlying stream back; anything read ahead is lost.
+    /// The underlying stream back, with whatever it has read ahead.
     pub fn into_inner(self) -> T {
         self.framed.into_inner()
     }
 }
 
-impl<T: Read> MessageStream<T> {
+impl<S: Read> MessageStream<BufStream<S>> {
+    /// Messages over a stream that does not read ahead itself (a
+    /// `TcpStream`), in the default format, through a [`BufStream`].
+    pub fn buffered(stream: S) -> Self {
+        MessageStream::new(BufStream::new(stream))
+    }
+}
+
+impl<T: BufRead> MessageStream<T> {
     /// Reads the next message's header, first skipping whatever is left
     /// of the previous body. `Ok(None)` at a clean end of stream. A header
     /// that is too long, not JSON, not an object, or with a bad `"size"`
@@ -359,7 +369,7 @@ impl<T> Body<'_, T> {
     }
 }
 
-impl<T: Read> Read for Body<'_, T> {
+impl<T: BufRead> Read for Body<'_, T> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let remaining = self.stream.remaining;
         if remaining == 0 || out.is_empty() {

@@ -13,7 +13,5 @@
 mod group;
 mod queue;
 
-pub use group::{DEFAULT_KEEP_ALIVE, DEFAULT_MAX_WORKERS};
 pub(crate) use group::{Exit, GroupConfig, ThreadGroup, WorkerCounts};
-pub use queue::{DEFAULT_QUEUE_CAPACITY, OverloadPolicy};
 pub(crate) use queue::{Pool, PoolConfig, Refusal, Work};

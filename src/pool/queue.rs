@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender, TrySendError};
 
 use super::group::{Exit, GroupConfig, ThreadGroup, WorkerCounts};
+use crate::config::{DEFAULT_QUEUE_CAPACITY, OverloadPolicy};
 
 /// The work a pool's workers do: the server's request processing.
 pub(crate) trait Work: Send + Sync + 'static {
@@ -56,27 +57,6 @@ impl<W: Work> Work for Arc<W> {
         (**self).discard(job)
     }
 }
-
-/// What a stream server does with a new connection when every worker is
-/// busy, the pool is at its maximum and the queue is full (or the
-/// connection limit is reached).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OverloadPolicy {
-    /// Wait for room (the default). The accept loop stops accepting, so new
-    /// clients wait in the kernel's listen backlog and nothing is dropped.
-    #[default]
-    Block,
-    /// Refuse the connection at once: it is closed without being served
-    /// (counted in [`Stats::refused`](crate::Stats::refused)). Keeps
-    /// latency bounded for the clients that are served, at the price of
-    /// failing the others.
-    Reject,
-}
-
-/// The default number of connections that may wait for a worker when
-/// every worker is busy and the pool is at its maximum.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
 
 /// A connection pool's configuration: its threads, its queue, its policy.
 #[derive(Clone, Debug)]
@@ -116,7 +96,7 @@ impl fmt::Display for Refusal {
     }
 }
 
-struct Shared<W: Work> {
+struct PoolInner<W: Work> {
     work: W,
     jobs: Receiver<W::Job>,
     group: Arc<ThreadGroup>,
@@ -130,7 +110,7 @@ struct Shared<W: Work> {
 /// and whatever is queued, then exit on their own. Servers close their pool
 /// explicitly, with a grace period, before it is dropped.
 pub(crate) struct Pool<W: Work> {
-    shared: Arc<Shared<W>>,
+    shared: Arc<PoolInner<W>>,
     /// Dropped to close the pool: workers drain the queue, then exit.
     sender: Option<Sender<W::Job>>,
     /// Disconnects when shutdown is requested; wakes a blocked submitter.
@@ -149,7 +129,7 @@ impl<W: Work> Pool<W> {
         let (sender, jobs) = crossbeam_channel::bounded(config.queue_capacity);
         let min = config.group.min_workers;
         let mut pool = Pool {
-            shared: Arc::new(Shared {
+            shared: Arc::new(PoolInner {
                 work,
                 jobs,
                 group: ThreadGroup::new(config.group, counts),
@@ -160,8 +140,7 @@ impl<W: Work> Pool<W> {
             overload: config.overload,
         };
         for _ in 0..min {
-            pool.shared.group.reserve();
-            if let Err(e) = Shared::spawn(&pool.shared) {
+            if let Err(e) = PoolInner::spawn(&pool.shared) {
                 pool.close();
                 return Err(e);
             }
@@ -190,13 +169,15 @@ impl<W: Work> Pool<W> {
         let had_idle = self.counts().idle.fetch_sub(1, Ordering::AcqRel) > 0;
         let mut may_reject = false;
         if !had_idle {
-            if group.reserve() {
-                if Shared::spawn(&self.shared).is_err() && group.counts.live() == 0 {
+            match PoolInner::spawn(&self.shared) {
+                Ok(true) => {}
+                Ok(false) => may_reject = true,
+                Err(_) if group.counts.live() == 0 => {
                     self.withdraw_claim();
                     return Err((job, Refusal::NoWorkers));
                 }
-            } else {
-                may_reject = true;
+                // The job waits for the workers there are.
+                Err(_) => {}
             }
         }
         match sender.try_send(job) {
@@ -250,11 +231,11 @@ impl<W: Work> Pool<W> {
     }
 }
 
-impl<W: Work> Shared<W> {
-    /// Starts a worker already counted by `reserve`.
-    fn spawn(shared: &Arc<Self>) -> std::io::Result<()> {
+impl<W: Work> PoolInner<W> {
+    /// Starts a worker if the group is below its maximum.
+    fn spawn(shared: &Arc<Self>) -> std::io::Result<bool> {
         let worker = Arc::clone(shared);
-        shared.group.spawn(move || worker.worker_main())
+        shared.group.try_spawn(move || worker.worker_main())
     }
 
     fn worker_main(&self) -> Exit {

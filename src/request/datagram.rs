@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use crate::handler::Request;
 use crate::server::ServerHandle;
-use crate::transport::{DatagramSocket, Received, recv_datagram};
+use crate::sys::{Received, recv_datagram};
+use crate::transport::DatagramSocket;
 
 /// The request of a UDP server.
 pub type UdpRequest = DatagramRequest<UdpSocket>;

@@ -1,9 +1,11 @@
-//! The request a stream server hands its handler: one connection.
+//! The request a stream server hands its handler: one connection (or, on a
+//! parked server, one request on a connection that stays open).
 
 use std::fmt;
 use std::io::{self, BufRead, IoSlice, IoSliceMut, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 
 use crate::handler::Request;
 use crate::server::ServerHandle;
@@ -14,7 +16,8 @@ pub type TcpRequest = StreamRequest<TcpStream>;
 /// The request of a Unix-domain stream server.
 pub type UnixStreamRequest = StreamRequest<UnixStream>;
 
-/// One accepted connection, for the whole of its life.
+/// One accepted connection, for the whole of its life (or, on a parked
+/// server, for one request).
 ///
 /// It reads and writes like the stream itself ([`Read`], [`Write`]), and
 /// offers buffered reading ([`BufRead`]: `read_line`, `lines`,
@@ -25,22 +28,41 @@ pub type UnixStreamRequest = StreamRequest<UnixStream>;
 /// the socket, unbuffered, like Python's default `wfile`: send each reply
 /// in one `write_all` (or a vectored write), not in many small pieces.
 ///
-/// The server closes the connection after the handler's `finish`.
+/// The server closes the connection after the handler's `finish`. The
+/// socket itself is only lent out ([`stream`](Self::stream)): a handler
+/// can read it, write it and set its options, but never replace or drop
+/// it, so a forced close at shutdown always reaches the connection being
+/// served, never a descriptor number the OS has since given to another
+/// socket:
+///
+/// ```compile_fail,E0599
+/// # fn swap(request: &mut socketserver::TcpRequest, other: std::net::TcpStream) {
+/// let old = std::mem::replace(request.stream_mut(), other); // no such method
+/// # }
+/// ```
 pub struct StreamRequest<S: Connection> {
-    stream: S,
+    stream: Arc<S>,
     peer: S::Addr,
     server: ServerHandle<S::Addr>,
     buffer: Vec<u8>,
     capacity: usize,
     pos: usize,
     filled: usize,
+    traffic: Traffic,
+}
+
+/// Bytes that crossed a connection, for the debug log of its end.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Traffic {
+    pub(crate) read: u64,
+    pub(crate) written: u64,
 }
 
 impl<S: Connection> StreamRequest<S> {
     /// `buffer` is reused storage for read-ahead; it grows to `capacity`
     /// the first time buffered reading needs it.
     pub(crate) fn new(
-        stream: S,
+        stream: Arc<S>,
         peer: S::Addr,
         server: ServerHandle<S::Addr>,
         buffer: Vec<u8>,
@@ -54,13 +76,19 @@ impl<S: Connection> StreamRequest<S> {
             capacity: capacity.max(1),
             pos: 0,
             filled: 0,
+            traffic: Traffic::default(),
         }
     }
 
-    /// Closes the connection and gives the read-ahead storage back for the
-    /// next one.
+    /// Ends the request, giving back the worker's buffer; the connection
+    /// closes unless the registry still holds it.
     pub(crate) fn into_buffer(self) -> Vec<u8> {
         self.buffer
+    }
+
+    /// The bytes read and written so far.
+    pub(crate) fn traffic(&self) -> Traffic {
+        self.traffic
     }
 
     /// The client's address.
@@ -74,21 +102,29 @@ impl<S: Connection> StreamRequest<S> {
     }
 
     /// The connected socket, for its options (timeouts, `peer_addr`,
-    /// `try_clone`). Reading from it directly skips the bytes already
-    /// read ahead; see [`buffered`](Self::buffered).
+    /// `try_clone`) or to read and write it directly (`&TcpStream` is
+    /// `Read` and `Write`). Reading from it directly skips the bytes
+    /// already read ahead; see [`buffered`](Self::buffered).
     pub fn stream(&self) -> &S {
         &self.stream
     }
 
-    /// The connected socket, mutably. Reading from it directly skips the
-    /// bytes already read ahead; see [`buffered`](Self::buffered).
-    pub fn stream_mut(&mut self) -> &mut S {
-        &mut self.stream
+    /// The socket, shared: the server's force-close registry holds it
+    /// while a handler runs, so a forced close always reaches this very
+    /// socket, never a descriptor number reused by another.
+    pub(crate) fn shared_stream(&self) -> &Arc<S> {
+        &self.stream
     }
 
     /// Bytes read ahead from the socket and not consumed yet.
     pub fn buffered(&self) -> &[u8] {
         &self.buffer[self.pos..self.filled]
+    }
+
+    fn read_socket(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read_shared(out)?;
+        self.traffic.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -103,7 +139,7 @@ impl<S: Connection> Request for StreamRequest<S> {
 impl<S: Connection> Read for StreamRequest<S> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.pos == self.filled && out.len() >= self.capacity {
-            return self.stream.read(out);
+            return self.read_socket(out);
         }
         let available = self.fill_buf()?;
         let n = available.len().min(out.len());
@@ -115,7 +151,9 @@ impl<S: Connection> Read for StreamRequest<S> {
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         if self.pos == self.filled && total >= self.capacity {
-            return self.stream.read_vectored(bufs);
+            let n = self.stream.read_vectored_shared(bufs)?;
+            self.traffic.read += n as u64;
+            return Ok(n);
         }
         let n = self.fill_buf()?.read_vectored(bufs)?;
         self.consume(n);
@@ -129,7 +167,8 @@ impl<S: Connection> BufRead for StreamRequest<S> {
             if self.buffer.len() < self.capacity {
                 self.buffer.resize(self.capacity, 0);
             }
-            let n = self.stream.read(&mut self.buffer[..self.capacity])?;
+            let n = self.stream.read_shared(&mut self.buffer[..self.capacity])?;
+            self.traffic.read += n as u64;
             self.pos = 0;
             self.filled = n;
         }
@@ -143,15 +182,19 @@ impl<S: Connection> BufRead for StreamRequest<S> {
 
 impl<S: Connection> Write for StreamRequest<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf)
+        let n = self.stream.write_shared(buf)?;
+        self.traffic.written += n as u64;
+        Ok(n)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.stream.write_vectored(bufs)
+        let n = self.stream.write_vectored_shared(bufs)?;
+        self.traffic.written += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.stream.flush()
+        Ok(())
     }
 }
 

@@ -10,8 +10,6 @@ use std::io;
 use std::time::Duration;
 
 use super::control::Control;
-use super::stats::Counters;
-use crate::sys::wait_readable;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum AcceptFailure {
@@ -61,10 +59,17 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     /// Records a failure and waits before the next try; the wait ends at
-    /// once if shutdown is requested. Logs the first failure of a run at
-    /// `warn` level and the rest at `debug`.
-    pub(crate) fn pause(&mut self, control: &Control, what: &str, error: &io::Error) -> io::Result<()> {
-        Counters::bump(&control.counters.accept_errors);
+    /// once if shutdown is requested.
+    pub(crate) fn pause(&mut self, control: &Control, what: &str, error: &io::Error) {
+        let pause = self.record(control, what, error);
+        control.sleep_unless_shutdown(pause);
+    }
+
+    /// Records a failure and returns how long to wait before the next try,
+    /// for a loop that has other work meanwhile. Logs the first failure of
+    /// a run at `warn` level and the rest at `debug`.
+    pub(crate) fn record(&mut self, control: &Control, what: &str, error: &io::Error) -> Duration {
+        control.counters.receive_errors.bump();
         self.failures += 1;
         self.pause = if self.failures == 1 {
             FIRST_PAUSE
@@ -76,8 +81,7 @@ impl Backoff {
         } else {
             log::debug!("{what} failed again ({error}); retrying in {:?}", self.pause);
         }
-        wait_readable(&[control.waker().as_fd()], Some(self.pause))?;
-        Ok(())
+        self.pause
     }
 
     /// Ends a run of failures after a success.

@@ -3,7 +3,8 @@
 //! One builder type serves every server. Its type parameters (transport
 //! and mode) decide which options exist: `nodelay` only for TCP,
 //! `reuse_port` only for IP sockets, `permissions` only for Unix sockets,
-//! worker counts only in threading mode, and so on.
+//! worker counts only in threading mode, and so on. The options themselves,
+//! their defaults and their checks live in [`config`](crate::config).
 
 use std::io;
 use std::marker::PhantomData;
@@ -12,21 +13,14 @@ use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::Path;
 use std::time::Duration;
 
-use super::datagram::{DEFAULT_MAX_DATAGRAM_SIZE, DatagramServer};
-use super::stream::{ConnectionOptions, StreamServer};
+use super::datagram::DatagramServer;
+use super::stream::StreamServer;
 use super::{Mode, Threading};
+use crate::config::{OverloadPolicy, ServerConfig};
 use crate::handler::RequestHandler;
-use crate::pool::{OverloadPolicy, PoolConfig};
 use crate::request::{DatagramRequest, StreamRequest};
 use crate::socket::{self, SocketFile, SocketOptions};
 use crate::transport::{DatagramSocket, Listener, Sealed};
-
-/// The default time in-flight requests get to finish after a shutdown
-/// before their connections are force-closed.
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// The default size of a connection's read-ahead buffer.
-pub const DEFAULT_READ_BUFFER_SIZE: usize = 8 * 1024;
 
 /// Transports with IP-level options (TCP and UDP).
 pub trait IpTransport: Sealed {}
@@ -56,6 +50,10 @@ impl UnixTransport for UnixDatagram {}
 /// # Ok::<(), std::io::Error>(())
 /// ```
 ///
+/// Options are checked together when the server is built: `bind` (or
+/// `from_listener`) fails with `InvalidInput` for a combination that
+/// cannot work, such as more minimum than maximum workers.
+///
 /// Options Python's `socketserver` has map as follows: `request_queue_size`
 /// is [`backlog`](Self::backlog), `allow_reuse_address` is
 /// [`reuse_address`](Self::reuse_address), `allow_reuse_port` is
@@ -67,59 +65,38 @@ impl UnixTransport for UnixDatagram {}
 #[must_use = "a builder does nothing until `bind` is called"]
 #[derive(Clone, Debug)]
 pub struct Builder<T, M> {
-    pub(crate) socket: SocketOptions,
-    pub(crate) connection: ConnectionOptions,
-    pub(crate) pool: PoolConfig,
-    /// Whether `min_workers` was set; datagram servers default to one
-    /// worker per core otherwise.
-    pub(crate) min_workers_set: bool,
-    pub(crate) max_datagram_size: usize,
-    pub(crate) grace: Duration,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) service_interval: Option<Duration>,
-    pub(crate) max_connections: Option<usize>,
+    config: ServerConfig,
     _marker: PhantomData<fn() -> (T, M)>,
-}
-
-fn invalid(message: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, message.into())
 }
 
 impl<T, M: Mode> Builder<T, M> {
     pub(crate) fn with_socket(socket: SocketOptions) -> Self {
         Builder {
-            socket,
-            connection: ConnectionOptions::default(),
-            pool: PoolConfig::default(),
-            min_workers_set: false,
-            max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
-            grace: DEFAULT_SHUTDOWN_GRACE,
-            timeout: None,
-            service_interval: None,
-            max_connections: None,
+            config: ServerConfig::new(socket),
             _marker: PhantomData,
         }
     }
 
     /// How long in-flight requests may run on after a shutdown is
     /// requested before their connections are force-closed (default
-    /// [`DEFAULT_SHUTDOWN_GRACE`]). Zero closes them at once.
+    /// [`DEFAULT_SHUTDOWN_GRACE`](crate::config::DEFAULT_SHUTDOWN_GRACE)).
+    /// Zero closes them at once.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.config.grace = grace;
         self
     }
 
     /// How long `handle_request` waits for a request before it calls
     /// `handle_timeout` and returns (default: forever).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.config.timeout = Some(timeout);
         self
     }
 
     /// Also call `service_actions` at least this often while idle
     /// (default: only after requests; the loop never wakes up otherwise).
     pub fn service_interval(mut self, interval: Duration) -> Self {
-        self.service_interval = Some(interval);
+        self.config.service_interval = Some(interval);
         self
     }
 
@@ -127,27 +104,14 @@ impl<T, M: Mode> Builder<T, M> {
     /// server this is how many datagrams can wait while every worker is
     /// busy before the kernel drops them.
     pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
-        self.socket.recv_buffer_size = Some(bytes);
+        self.config.socket.recv_buffer_size = Some(bytes);
         self
     }
 
     /// Sets the socket's send buffer size (`SO_SNDBUF`).
     pub fn send_buffer_size(mut self, bytes: usize) -> Self {
-        self.socket.send_buffer_size = Some(bytes);
+        self.config.socket.send_buffer_size = Some(bytes);
         self
-    }
-
-    fn validate(&self) -> io::Result<()> {
-        if M::THREADING {
-            self.pool.group.validate().map_err(invalid)?;
-        }
-        if self.max_connections == Some(0) {
-            return Err(invalid("max_connections must be at least 1"));
-        }
-        if self.max_datagram_size == 0 {
-            return Err(invalid("max_datagram_size must be at least 1"));
-        }
-        Ok(())
     }
 }
 
@@ -157,7 +121,7 @@ impl<T: IpTransport, M: Mode> Builder<T, M> {
     /// for UDP, as in Python: on Linux it would let a second server bind
     /// the same port and silently take part of the traffic.
     pub fn reuse_address(mut self, reuse: bool) -> Self {
-        self.socket.reuse_address = reuse;
+        self.config.socket.reuse_address = reuse;
         self
     }
 
@@ -165,7 +129,7 @@ impl<T: IpTransport, M: Mode> Builder<T, M> {
     /// same address and the kernel spreads clients among them (default
     /// off). IP sockets only.
     pub fn reuse_port(mut self, reuse: bool) -> Self {
-        self.socket.reuse_port = reuse;
+        self.config.socket.reuse_port = reuse;
         self
     }
 
@@ -174,7 +138,7 @@ impl<T: IpTransport, M: Mode> Builder<T, M> {
     /// only, whatever the OS default. Binding an IPv4 address with this on
     /// is an `InvalidInput` error.
     pub fn dual_stack(mut self, dual: bool) -> Self {
-        self.socket.dual_stack = dual;
+        self.config.socket.dual_stack = dual;
         self
     }
 }
@@ -184,17 +148,17 @@ impl<T: UnixTransport, M: Mode> Builder<T, M> {
     /// owner and group connect (default: from the process's umask). Set
     /// before a stream socket listens, so no client connects before.
     pub fn permissions(mut self, mode: u32) -> Self {
-        self.socket.permissions = Some(mode);
+        self.config.socket.permissions = Some(mode);
         self
     }
 }
 
 impl<L: Listener, M: Mode> Builder<L, M> {
     /// The listen backlog: connections the kernel holds before `accept`
-    /// (default [`DEFAULT_BACKLOG`](crate::DEFAULT_BACKLOG), capped by
-    /// the kernel's own limit).
+    /// (default [`DEFAULT_BACKLOG`](crate::config::DEFAULT_BACKLOG), capped
+    /// by the kernel's own limit).
     pub fn backlog(mut self, backlog: i32) -> Self {
-        self.socket.backlog = backlog;
+        self.config.socket.backlog = backlog;
         self
     }
 
@@ -202,45 +166,48 @@ impl<L: Listener, M: Mode> Builder<L, M> {
     /// `WouldBlock`/`TimedOut`, which ends the request (default: no
     /// timeout). Protects against clients that stall.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
-        self.connection.read_timeout = Some(timeout);
+        self.config.connection.read_timeout = Some(timeout);
         self
     }
 
     /// A write on a connection that waits longer than this fails (default:
     /// no timeout). Protects against clients that stop reading.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.connection.write_timeout = Some(timeout);
+        self.config.connection.write_timeout = Some(timeout);
         self
     }
 
     /// Size of each connection's read-ahead buffer (default
-    /// [`DEFAULT_READ_BUFFER_SIZE`]). Allocated once per worker, the first
-    /// time a handler reads through it.
+    /// [`DEFAULT_READ_BUFFER_SIZE`](crate::config::DEFAULT_READ_BUFFER_SIZE)).
+    /// Allocated once per worker, the first time a handler reads through
+    /// it. Zero is refused when the server is built.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
-        self.connection.read_buffer_size = bytes.max(1);
+        self.config.connection.read_buffer_size = bytes;
         self
     }
 
+    /// Checks the options, then builds a stream server on the listener
+    /// `listen` creates: the one way every `bind` and `from_listener` ends.
     fn build_stream<H>(
         self,
-        listener: L,
-        file: Option<SocketFile>,
+        listen: impl FnOnce(&SocketOptions) -> io::Result<(L, Option<SocketFile>)>,
         handler: H,
     ) -> io::Result<StreamServer<L, M, H>>
     where
         H: RequestHandler<StreamRequest<L::Stream>>,
     {
-        // Every public entry point has validated the options already.
-        StreamServer::new(listener, file, handler, self)
+        self.config.validate()?;
+        let (listener, file) = listen(&self.config.socket)?;
+        StreamServer::new(listener, file, handler, self.config)
     }
 }
 
 impl<L: Listener> Builder<L, Threading> {
     /// How many connections may wait for a worker when all are busy and
     /// the pool is at its maximum (default
-    /// [`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY)).
+    /// [`DEFAULT_QUEUE_CAPACITY`](crate::config::DEFAULT_QUEUE_CAPACITY)).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.pool.queue_capacity = capacity;
+        self.config.pool.queue_capacity = capacity;
         self
     }
 
@@ -248,7 +215,7 @@ impl<L: Listener> Builder<L, Threading> {
     /// or the connection limit is reached (default:
     /// [`OverloadPolicy::Block`]).
     pub fn overload_policy(mut self, policy: OverloadPolicy) -> Self {
-        self.pool.overload = policy;
+        self.config.pool.overload = policy;
         self
     }
 
@@ -257,32 +224,34 @@ impl<L: Listener> Builder<L, Threading> {
     /// server stops accepting (under [`OverloadPolicy::Block`]) or closes
     /// new connections at once (under [`OverloadPolicy::Reject`]).
     pub fn max_connections(mut self, count: usize) -> Self {
-        self.max_connections = Some(count);
+        self.config.max_connections = Some(count);
         self
     }
 }
 
 impl<S: DatagramSocket, M: Mode> Builder<S, M> {
     /// The largest datagram received whole (default
-    /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::DEFAULT_MAX_DATAGRAM_SIZE), a
-    /// full UDP payload). A larger one is not served: it is reported to
+    /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::config::DEFAULT_MAX_DATAGRAM_SIZE),
+    /// a full UDP payload). A larger one is not served: it is reported to
     /// `handle_error` with its size (its real size on Linux).
     pub fn max_datagram_size(mut self, bytes: usize) -> Self {
-        self.max_datagram_size = bytes;
+        self.config.max_datagram_size = bytes;
         self
     }
 
+    /// Checks the options, then builds a datagram server on the socket
+    /// `open` creates: the one way every `bind` and `from_socket` ends.
     fn build_datagram<H>(
         self,
-        socket: S,
-        file: Option<SocketFile>,
+        open: impl FnOnce(&SocketOptions) -> io::Result<(S, Option<SocketFile>)>,
         handler: H,
     ) -> io::Result<DatagramServer<S, M, H>>
     where
         H: RequestHandler<DatagramRequest<S>>,
     {
-        // Every public entry point has validated the options already.
-        DatagramServer::new(socket, file, handler, self)
+        self.config.validate()?;
+        let (socket, file) = open(&self.config.socket)?;
+        DatagramServer::new(socket, file, handler, self.config)
     }
 }
 
@@ -292,18 +261,17 @@ impl<T> Builder<T, Threading> {
     /// (never fewer than one, never more than the maximum), all receiving,
     /// and start them when serving.
     pub fn min_workers(mut self, count: usize) -> Self {
-        self.pool.group.min_workers = count;
-        self.min_workers_set = true;
+        self.config.min_workers = Some(count);
         self
     }
 
     /// The most workers, so the most requests served at once (default
-    /// [`DEFAULT_MAX_WORKERS`](crate::DEFAULT_MAX_WORKERS)). A connection
-    /// holds its worker for its whole life. Beyond this many, connections
-    /// queue and then the overload policy applies; datagrams wait in the
-    /// socket's receive buffer.
+    /// [`DEFAULT_MAX_WORKERS`](crate::config::DEFAULT_MAX_WORKERS)). A
+    /// connection holds its worker for its whole life. Beyond this many,
+    /// connections queue and then the overload policy applies; datagrams
+    /// wait in the socket's receive buffer.
     pub fn max_workers(mut self, count: usize) -> Self {
-        self.pool.group.max_workers = count;
+        self.config.pool.group.max_workers = count;
         self
     }
 
@@ -314,16 +282,16 @@ impl<T> Builder<T, Threading> {
     }
 
     /// How long a worker above the minimum waits idle before it retires
-    /// (default [`DEFAULT_KEEP_ALIVE`](crate::DEFAULT_KEEP_ALIVE)).
+    /// (default [`DEFAULT_KEEP_ALIVE`](crate::config::DEFAULT_KEEP_ALIVE)).
     pub fn keep_alive(mut self, idle: Duration) -> Self {
-        self.pool.group.keep_alive = idle;
+        self.config.pool.group.keep_alive = idle;
         self
     }
 
     /// Worker threads are named `"{prefix}-{n}"` (default
     /// `"socketserver-worker"`). Linux shows the first 15 bytes in `top`.
     pub fn worker_name_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.pool.group.name_prefix = prefix.into();
+        self.config.pool.group.name_prefix = prefix.into();
         self
     }
 
@@ -332,7 +300,7 @@ impl<T> Builder<T, Threading> {
     /// pages a worker touches cost memory, but a smaller reservation lets
     /// more workers fit in the address space.
     pub fn worker_stack_size(mut self, bytes: usize) -> Self {
-        self.pool.group.stack_size = Some(bytes);
+        self.config.pool.group.stack_size = Some(bytes);
         self
     }
 }
@@ -343,7 +311,7 @@ impl<M: Mode> Builder<TcpListener, M> {
     /// which otherwise stalls a reply written in two pieces by up to the
     /// peer's delayed-ACK timeout (40 ms on Linux).
     pub fn nodelay(mut self, nodelay: bool) -> Self {
-        self.connection.nodelay = nodelay;
+        self.config.connection.nodelay = nodelay;
         self
     }
 
@@ -354,9 +322,7 @@ impl<M: Mode> Builder<TcpListener, M> {
     where
         H: RequestHandler<StreamRequest<std::net::TcpStream>>,
     {
-        self.validate()?;
-        let listener = socket::bind_tcp(addr, &self.socket)?;
-        self.build_stream(listener, None, handler)
+        self.build_stream(|options| Ok((socket::bind_tcp(addr, options)?, None)), handler)
     }
 
     /// Serves on a listener created elsewhere, such as one inherited from
@@ -370,8 +336,7 @@ impl<M: Mode> Builder<TcpListener, M> {
     where
         H: RequestHandler<StreamRequest<std::net::TcpStream>>,
     {
-        self.validate()?;
-        self.build_stream(listener, None, handler)
+        self.build_stream(|_| Ok((listener, None)), handler)
     }
 }
 
@@ -384,9 +349,13 @@ impl<M: Mode> Builder<UnixListener, M> {
     where
         H: RequestHandler<StreamRequest<std::os::unix::net::UnixStream>>,
     {
-        self.validate()?;
-        let (listener, file) = socket::bind_unix_listener(path.as_ref(), &self.socket)?;
-        self.build_stream(listener, Some(file), handler)
+        self.build_stream(
+            |options| {
+                let (listener, file) = socket::bind_unix_listener(path.as_ref(), options)?;
+                Ok((listener, Some(file)))
+            },
+            handler,
+        )
     }
 
     /// Serves on a listener created elsewhere (its file is left alone).
@@ -398,8 +367,7 @@ impl<M: Mode> Builder<UnixListener, M> {
     where
         H: RequestHandler<StreamRequest<std::os::unix::net::UnixStream>>,
     {
-        self.validate()?;
-        self.build_stream(listener, None, handler)
+        self.build_stream(|_| Ok((listener, None)), handler)
     }
 }
 
@@ -410,9 +378,7 @@ impl<M: Mode> Builder<UdpSocket, M> {
     where
         H: RequestHandler<DatagramRequest<UdpSocket>>,
     {
-        self.validate()?;
-        let socket = socket::bind_udp(addr, &self.socket)?;
-        self.build_datagram(socket, None, handler)
+        self.build_datagram(|options| Ok((socket::bind_udp(addr, options)?, None)), handler)
     }
 
     /// Serves on a socket created elsewhere.
@@ -420,8 +386,7 @@ impl<M: Mode> Builder<UdpSocket, M> {
     where
         H: RequestHandler<DatagramRequest<UdpSocket>>,
     {
-        self.validate()?;
-        self.build_datagram(socket, None, handler)
+        self.build_datagram(|_| Ok((socket, None)), handler)
     }
 }
 
@@ -433,8 +398,12 @@ impl<M: Mode> Builder<UnixDatagram, M> {
     where
         H: RequestHandler<DatagramRequest<UnixDatagram>>,
     {
-        self.validate()?;
-        let (socket, file) = socket::bind_unix_datagram(path.as_ref(), &self.socket)?;
-        self.build_datagram(socket, Some(file), handler)
+        self.build_datagram(
+            |options| {
+                let (socket, file) = socket::bind_unix_datagram(path.as_ref(), options)?;
+                Ok((socket, Some(file)))
+            },
+            handler,
+        )
     }
 }

@@ -1,42 +1,42 @@
 //! Tracking the sockets in use, so shutdown can force them closed.
 //!
-//! Each thread that serves requests (a pool worker, or the serial loop) owns
-//! one [`Slot`], registered once for the thread's life. Serving a connection
-//! stores its descriptor in the slot and clears it before the socket is
-//! closed; both happen under the slot's lock, as does a forced close, so a
-//! forced close can never hit a descriptor number that has been reused.
+//! Each thread that serves requests (a pool worker, or the serial loop)
+//! owns one [`Slot`], registered once for the thread's life. Serving a
+//! connection puts a shared reference to its socket in the slot and takes
+//! it out before the connection closes. The slot holds the socket itself,
+//! not a descriptor number, so a forced close always shuts that very
+//! socket and can never hit a number the OS has since given to another.
 //! That is one uncontended lock per connection and none per request within
 //! it.
 
 use std::collections::HashMap;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use socket2::SockRef;
 
-/// The descriptor of the socket a thread is serving, if any.
+/// A socket that can be shut from another thread.
+pub(crate) type SharedSocket = Arc<dyn AsFd + Send + Sync>;
+
+/// The socket a thread is serving, if any.
 #[derive(Default)]
-struct Slot(Mutex<Option<RawFd>>);
+struct Slot(Mutex<Option<SharedSocket>>);
 
 impl Slot {
     fn force_close(&self) {
-        let fd = self.0.lock();
-        if let Some(fd) = *fd {
-            // SAFETY: the descriptor is open: it is cleared from the slot,
-            // under this lock, before its socket is closed.
-            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-            shut(fd);
+        if let Some(socket) = &*self.0.lock() {
+            shut(socket);
         }
     }
 }
 
 /// Shuts both directions, which wakes any thread blocked reading or
 /// writing the socket; the owner then sees end-of-file or an error.
-fn shut(fd: BorrowedFd<'_>) {
-    match SockRef::from(&fd).shutdown(Shutdown::Both) {
+pub(crate) fn shut(socket: &impl AsFd) {
+    match SockRef::from(socket).shutdown(Shutdown::Both) {
         Ok(()) => {}
         // Already disconnected by the peer.
         Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {}
@@ -78,6 +78,11 @@ impl Registry {
             slot.force_close();
         }
     }
+
+    /// True once a forced close has begun.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
 }
 
 /// A thread's registered slot.
@@ -88,25 +93,23 @@ pub(crate) struct SlotHandle {
 }
 
 impl SlotHandle {
-    /// Records `socket` as in use until the guard drops. Drop the guard
-    /// before closing the socket.
-    pub(crate) fn hold<'a>(&'a self, socket: &impl AsFd) -> InUse<'a> {
-        let fd = socket.as_fd();
+    /// Records `socket` as in use until the guard drops.
+    pub(crate) fn hold(&self, socket: SharedSocket) -> InUse<'_> {
         let mut held = self.slot.0.lock();
         // Read under the slot's lock: a forced close sets the flag before
-        // it visits the slots, so either it sees this descriptor or this
-        // sees the flag.
-        if self.registry.closing.load(Ordering::Acquire) {
-            shut(fd);
+        // it visits the slots, so either it sees this socket or this sees
+        // the flag.
+        if self.registry.is_closing() {
+            shut(&socket);
         }
-        *held = Some(fd.as_raw_fd());
+        *held = Some(socket);
         InUse { slot: &self.slot }
     }
 }
 
 impl Drop for SlotHandle {
     fn drop(&mut self) {
-        if !self.registry.closing.load(Ordering::Acquire) {
+        if !self.registry.is_closing() {
             self.registry.slots.lock().remove(&self.id);
         }
     }
@@ -119,7 +122,7 @@ pub(crate) struct InUse<'a> {
 
 impl Drop for InUse<'_> {
     fn drop(&mut self) {
-        *self.slot.0.lock() = None;
+        self.slot.0.lock().take();
     }
 }
 
@@ -128,23 +131,37 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::os::unix::net::UnixStream;
+    use std::thread;
+    use std::time::Duration;
+
+    fn shared(stream: &Arc<UnixStream>) -> SharedSocket {
+        Arc::clone(stream) as SharedSocket
+    }
 
     #[test]
     fn force_close_wakes_a_blocked_reader() {
         let registry = Arc::new(Registry::default());
-        let (mut ours, _theirs) = UnixStream::pair().unwrap();
-        ours.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        let slot = registry.slot();
-        let in_use = slot.hold(&ours);
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        ours.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let ours = Arc::new(ours);
+        let (started_tx, started) = crossbeam_channel::bounded(0);
+        let reader = {
+            let (registry, ours) = (Arc::clone(&registry), Arc::clone(&ours));
+            thread::spawn(move || {
+                let slot = registry.slot();
+                let _in_use = slot.hold(shared(&ours));
+                started_tx.send(()).unwrap();
+                let mut buf = [0u8; 1];
+                // Blocks until the forced close (or the 10 s timeout).
+                (&*ours).read(&mut buf)
+            })
+        };
+        started.recv_timeout(Duration::from_secs(10)).unwrap();
+        // The reader is blocked in read, or about to be: either way the
+        // shutdown ends it with end-of-file, long before its timeout.
         registry.force_close_all();
-        let mut buf = [0u8; 1];
-        assert_eq!(
-            ours.read(&mut buf).unwrap(),
-            0,
-            "a forced close reads as end-of-file"
-        );
-        drop(in_use);
+        let read = reader.join().unwrap();
+        assert_eq!(read.unwrap(), 0, "a forced close reads as end-of-file");
     }
 
     #[test]
@@ -152,12 +169,12 @@ mod tests {
         let registry = Arc::new(Registry::default());
         let slot = registry.slot();
         registry.force_close_all();
-        let (mut ours, _theirs) = UnixStream::pair().unwrap();
-        ours.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        let _in_use = slot.hold(&ours);
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        ours.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let ours = Arc::new(ours);
+        let _in_use = slot.hold(shared(&ours));
         let mut buf = [0u8; 1];
-        assert_eq!(ours.read(&mut buf).unwrap(), 0);
+        assert_eq!((&*ours).read(&mut buf).unwrap(), 0);
     }
 
     #[test]

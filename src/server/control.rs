@@ -5,6 +5,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -17,12 +18,6 @@ use super::connections::Registry;
 use super::stats::{Counters, Stats};
 use crate::pool::WorkerCounts;
 use crate::sys::Waker;
-
-/// How long, after a forced close, a server waits for its handlers to
-/// return before it gives up on them and lets their threads run detached.
-/// Handlers blocked on their socket return at once; only a handler stuck
-/// elsewhere (a sleep, a lock, a computation) can outlast it.
-pub const FORCE_CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -45,11 +40,13 @@ pub(crate) struct Control {
     requested: AtomicBool,
     phase: Mutex<Phase>,
     phase_changed: Condvar,
-    waker: Waker,
+    /// Wakes the serving loop's wait.
+    waker: Arc<Waker>,
     /// Dropped on shutdown, which disconnects `stop` and wakes any thread
     /// blocked in a channel select on it (a submitter waiting for room).
     stop_sender: Mutex<Option<Sender<()>>>,
     stop: Receiver<()>,
+    /// Notified when a connection ends under the limit, and on shutdown.
     capacity_lock: Mutex<()>,
     capacity_freed: Condvar,
     max_active: Option<u64>,
@@ -70,14 +67,15 @@ impl Control {
         max_active: Option<usize>,
         serial: bool,
         workers: Arc<WorkerCounts>,
-    ) -> io::Result<Arc<Self>> {
+        waker: Arc<Waker>,
+    ) -> Arc<Self> {
         let (stop_sender, stop) = crossbeam_channel::bounded(0);
-        Ok(Arc::new(Control {
+        Arc::new(Control {
             id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
             requested: AtomicBool::new(false),
             phase: Mutex::new(Phase::Idle),
             phase_changed: Condvar::new(),
-            waker: Waker::new()?,
+            waker,
             stop_sender: Mutex::new(Some(stop_sender)),
             stop,
             capacity_lock: Mutex::new(()),
@@ -91,15 +89,28 @@ impl Control {
                 ..Counters::default()
             },
             registry: Arc::default(),
-        }))
+        })
     }
 
     pub(crate) fn grace(&self) -> Duration {
         self.grace
     }
 
-    pub(crate) fn waker(&self) -> &Waker {
-        &self.waker
+    /// Wakes the serving loop (to look at a flag it owns).
+    pub(crate) fn wake(&self) {
+        self.waker.wake();
+    }
+
+    /// Sleeps for `pause`, or until shutdown is requested; true if it was.
+    pub(crate) fn sleep_unless_shutdown(&self, pause: Duration) -> bool {
+        let deadline = Instant::now() + pause;
+        let mut guard = self.capacity_lock.lock();
+        while !self.is_shutdown_requested() {
+            if self.capacity_freed.wait_until(&mut guard, deadline).timed_out() {
+                break;
+            }
+        }
+        self.is_shutdown_requested()
     }
 
     pub(crate) fn stop_signal(&self) -> Receiver<()> {
@@ -116,7 +127,7 @@ impl Control {
         if self.requested.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.waker.wake();
+        self.wake();
         self.stop_sender.lock().take();
         {
             let _guard = self.capacity_lock.lock();
@@ -207,6 +218,7 @@ impl Control {
     pub(crate) fn mark_current_thread(&self) -> ThreadMark {
         ThreadMark {
             previous: CURRENT_SERVER.with(|c| c.replace(self.id)),
+            _this_thread: PhantomData,
         }
     }
 
@@ -216,20 +228,20 @@ impl Control {
 
     /// Counts a request in (accepted and active).
     pub(crate) fn request_started(&self) {
-        Counters::bump(&self.counters.accepted);
-        self.counters.active.fetch_add(1, Ordering::AcqRel);
+        self.counters.accepted.bump();
+        self.counters.active.up();
     }
 
     /// Counts a request out, and lets the loop accept again if it was
-    /// waiting at the connection limit.
-    pub(crate) fn request_finished(&self) {
-        let before = self.counters.active.fetch_sub(1, Ordering::AcqRel);
-        if let Some(max) = self.max_active
-            && before >= max
-        {
+    /// waiting at the connection limit. True if it was at the limit.
+    pub(crate) fn request_finished(&self) -> bool {
+        let before = self.counters.active.down();
+        let was_full = self.max_active.is_some_and(|max| before >= max);
+        if was_full {
             let _guard = self.capacity_lock.lock();
             self.capacity_freed.notify_one();
         }
+        was_full
     }
 
     /// Blocks while the connection limit is reached, until `deadline` if
@@ -245,7 +257,7 @@ impl Control {
         let Some(max) = self.max_active else {
             return outcome();
         };
-        let full = || self.counters.active.load(Ordering::Acquire) >= max;
+        let full = || self.counters.active.get() >= max;
         if full() {
             let mut guard = self.capacity_lock.lock();
             while full() && !self.is_shutdown_requested() {
@@ -265,7 +277,7 @@ impl Control {
     /// True if the connection limit is reached right now.
     pub(crate) fn at_capacity(&self) -> bool {
         self.max_active
-            .is_some_and(|max| self.counters.active.load(Ordering::Acquire) >= max)
+            .is_some_and(|max| self.counters.active.get() >= max)
     }
 }
 
@@ -303,9 +315,11 @@ impl Drop for Serving {
     }
 }
 
-/// Restores the thread's previous server mark on drop.
+/// Restores the thread's previous server mark on drop. Not `Send`: the
+/// mark belongs to the thread that made it.
 pub(crate) struct ThreadMark {
     previous: u64,
+    _this_thread: PhantomData<*const ()>,
 }
 
 impl Drop for ThreadMark {
@@ -354,7 +368,7 @@ impl ShutdownHandle {
     ///   completes once the handler returns.
     /// - A handler stuck outside its socket (in a sleep, a lock, a long
     ///   computation) cannot be interrupted. A threading server leaves it
-    ///   running detached, [`FORCE_CLOSE_WAIT`] after its connection was
+    ///   running detached, [`FORCE_CLOSE_WAIT`](crate::config::FORCE_CLOSE_WAIT) after its connection was
     ///   closed (stream servers) or at the end of the grace period
     ///   (datagram servers, whose handlers hold no connection to close);
     ///   a serial server waits for it, as Python's does.

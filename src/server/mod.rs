@@ -1,17 +1,21 @@
-//! The servers: a stream loop and a datagram loop, each in two modes.
+//! The servers, and the generic types behind their names.
 //!
 //! Python builds `ThreadingTCPServer` by mixing `ThreadingMixIn` into
-//! `TCPServer`. Here the loop is written once per transport kind (stream,
-//! datagram) and takes the mode as a type parameter: [`Serial`] serves
-//! each request on the loop thread, [`Threading`] on a pool of workers. The
-//! public names ([`TcpServer`], [`ThreadingUdpServer`], ...) are aliases of
-//! those combinations.
+//! `TCPServer`. Here the serving skeleton is written once (its
+//! `serve_forever` and `handle_request`), one engine per transport kind
+//! (stream, datagram) takes requests in, and the mode, a type parameter,
+//! decides how they are dispatched: [`Serial`] serves each request on the
+//! loop thread, [`Threading`] on a pool of workers. The names users write
+//! ([`TcpServer`],
+//! [`ThreadingUdpServer`], ...) are aliases of
+//! those combinations; the types here are for code generic over them.
 
 mod backoff;
 mod base;
 mod builder;
-mod connections;
-mod control;
+pub(crate) mod connections;
+pub(crate) mod control;
+mod core;
 mod datagram;
 pub(crate) mod stats;
 mod stream;
@@ -21,10 +25,11 @@ use std::net::{TcpListener, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::Path;
 
+pub use crate::transport::{Connection, DatagramSocket, Listener};
 pub use base::Server;
-pub use builder::{Builder, DEFAULT_READ_BUFFER_SIZE, DEFAULT_SHUTDOWN_GRACE, IpTransport, UnixTransport};
-pub use control::{FORCE_CLOSE_WAIT, ServerHandle, ShutdownHandle};
-pub use datagram::{DEFAULT_MAX_DATAGRAM_SIZE, DatagramServer};
+pub use builder::{Builder, IpTransport, UnixTransport};
+pub use control::{ServerHandle, ShutdownHandle};
+pub use datagram::DatagramServer;
 pub use stats::Stats;
 pub use stream::StreamServer;
 
@@ -32,30 +37,52 @@ use crate::handler::RequestHandler;
 use crate::request::{TcpRequest, UdpRequest, UnixDatagramRequest, UnixStreamRequest};
 use crate::socket::SocketOptions;
 use crate::transport::Sealed;
+pub(crate) use kind::Dispatch;
+
+mod kind {
+    /// How a server dispatches what it takes in, chosen by its mode when
+    /// it is built. Public in a private module: not nameable outside.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Dispatch {
+        /// On the loop thread.
+        Serial,
+        /// On pooled workers.
+        Pooled,
+    }
+
+    /// What a mode means inside the crate; not nameable outside.
+    pub trait ModeKind {
+        /// How its servers dispatch.
+        const DISPATCH: Dispatch;
+        /// Its name, for `Debug`.
+        const NAME: &'static str;
+    }
+}
 
 /// How a server runs its handlers: [`Serial`] or [`Threading`].
-pub trait Mode: Sealed + Send + Sync + 'static {
-    #[doc(hidden)]
-    const THREADING: bool;
-}
+pub trait Mode: Sealed + kind::ModeKind + Send + Sync + 'static {}
 
 /// Serves one request at a time on the thread that runs the loop, like
 /// Python's `TCPServer` and `UDPServer`.
 #[derive(Clone, Copy, Debug)]
 pub struct Serial;
 impl Sealed for Serial {}
-impl Mode for Serial {
-    const THREADING: bool = false;
+impl kind::ModeKind for Serial {
+    const DISPATCH: Dispatch = Dispatch::Serial;
+    const NAME: &'static str = "serial";
 }
+impl Mode for Serial {}
 
 /// Serves requests on pooled worker threads, like Python's
 /// `ThreadingMixIn` but with threads reused and bounded.
 #[derive(Clone, Copy, Debug)]
 pub struct Threading;
 impl Sealed for Threading {}
-impl Mode for Threading {
-    const THREADING: bool = true;
+impl kind::ModeKind for Threading {
+    const DISPATCH: Dispatch = Dispatch::Pooled;
+    const NAME: &'static str = "threading";
 }
+impl Mode for Threading {}
 
 /// TCP, one connection at a time (Python's `TCPServer`).
 pub type TcpServer<H> = StreamServer<TcpListener, Serial, H>;

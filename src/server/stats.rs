@@ -3,6 +3,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crossbeam_utils::CachePadded;
+
+use crate::handler::Outcome;
 use crate::pool::WorkerCounts;
 
 /// A snapshot of a server's counters, from [`ServerHandle::stats`] or a
@@ -14,54 +17,112 @@ use crate::pool::WorkerCounts;
 pub struct Stats {
     /// Requests received: connections accepted, or datagrams read.
     pub accepted: u64,
-    /// Requests accepted and not finished yet, including queued ones.
+    /// Requests accepted and not finished yet, including queued ones; on a
+    /// parked server, the connections open (parked or being served).
     pub active: u64,
+    /// Connections waiting between two requests in a parked server's
+    /// readiness set, holding no thread (0 for the other servers).
+    pub parked: u64,
     /// Requests turned away: by `verify_request`, or because the server
     /// was overloaded under [`OverloadPolicy::Reject`](crate::OverloadPolicy::Reject)
     /// or shutting down.
     pub refused: u64,
     /// Errors returned by `setup`, `handle` or `finish`, or reported by a
-    /// transport (a truncated datagram).
+    /// transport (a truncated datagram, a reply that could not be sent).
     pub errors: u64,
     /// Panics caught in handler code.
     pub panics: u64,
-    /// Failures of `accept` or `recv`, including the resource exhaustion
-    /// (out of file descriptors or memory) the server backed off from.
-    pub accept_errors: u64,
+    /// Failures to take a request in: of `accept` on a stream server, of
+    /// `recv` on a datagram server, including the resource exhaustion (out
+    /// of file descriptors or memory) the server backed off from.
+    pub receive_errors: u64,
+    /// Parked connections closed by a deadline: idle too long between
+    /// requests, or a request not finished in time.
+    pub timed_out: u64,
     /// Worker threads alive (0 for the serial servers).
     pub workers: usize,
     /// Worker threads waiting for a request.
     pub idle_workers: usize,
 }
 
+/// One counter on a cache line of its own: workers bump the counters per
+/// request, and counters sharing a line would make every core's bump
+/// evict every other core's.
+#[derive(Debug, Default)]
+pub(crate) struct Counter(CachePadded<AtomicU64>);
+
+impl Counter {
+    pub(crate) fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add(&self, n: u64) {
+        if n > 0 {
+            self.0.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A gauge that goes up and down (requests active, connections parked).
+#[derive(Debug, Default)]
+pub(crate) struct Gauge(CachePadded<AtomicU64>);
+
+impl Gauge {
+    /// Adds one; returns the value before.
+    pub(crate) fn up(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// Takes one off; returns the value before.
+    pub(crate) fn down(&self) -> u64 {
+        self.0.fetch_sub(1, Ordering::AcqRel)
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// The live counters behind [`Stats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) accepted: AtomicU64,
-    pub(crate) active: AtomicU64,
-    pub(crate) refused: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) panics: AtomicU64,
-    pub(crate) accept_errors: AtomicU64,
+    pub(crate) accepted: Counter,
+    pub(crate) active: Gauge,
+    pub(crate) parked: Gauge,
+    pub(crate) refused: Counter,
+    pub(crate) errors: Counter,
+    pub(crate) panics: Counter,
+    pub(crate) receive_errors: Counter,
+    pub(crate) timed_out: Counter,
     pub(crate) workers: Arc<WorkerCounts>,
 }
 
 impl Counters {
     pub(crate) fn snapshot(&self) -> Stats {
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
-            accepted: load(&self.accepted),
-            active: load(&self.active),
-            refused: load(&self.refused),
-            errors: load(&self.errors),
-            panics: load(&self.panics),
-            accept_errors: load(&self.accept_errors),
+            accepted: self.accepted.get(),
+            active: self.active.get(),
+            parked: self.parked.get(),
+            refused: self.refused.get(),
+            errors: self.errors.get(),
+            panics: self.panics.get(),
+            receive_errors: self.receive_errors.get(),
+            timed_out: self.timed_out.get(),
             workers: self.workers.live(),
             idle_workers: self.workers.idle(),
         }
     }
 
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// Counts what happened to one request.
+    pub(crate) fn count(&self, outcome: Outcome) {
+        if outcome.refused {
+            self.refused.bump();
+        }
+        self.errors.add(outcome.errors.into());
+        self.panics.add(outcome.panics.into());
     }
 }

@@ -7,9 +7,7 @@ mod unix;
 pub(crate) use ip::{bind_tcp, bind_udp};
 pub(crate) use unix::{SocketFile, bind_unix_datagram, bind_unix_listener};
 
-/// The default listen backlog: the platform's `SOMAXCONN` (4096 on current
-/// Linux), not Python's 5. The kernel caps it at `net.core.somaxconn`.
-pub const DEFAULT_BACKLOG: i32 = libc::SOMAXCONN;
+use crate::config::DEFAULT_BACKLOG;
 
 /// Options applied to a socket before it is bound (and, for a Unix
 /// socket, right after).

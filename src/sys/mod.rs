@@ -1,13 +1,17 @@
-//! Operating-system specifics, fenced off from the rest of the crate.
+//! Operating-system specifics, fenced off from the rest of the crate: the
+//! one place with `unsafe` code and calls into libc.
 //!
-//! The servers need two things the standard library does not offer: waiting
-//! on several descriptors at once (the listening socket and a shutdown
-//! waker), and shutting down a socket that another thread is blocked on.
-//! Both are POSIX; other platforms are not supported.
+//! - [`Poller`]: readiness through mio (epoll, kqueue), the one way every
+//!   serving loop waits, with a [`Waker`] for shutdown and other wake-ups.
+//! - [`recv_datagram`]: a receive that tells when a datagram did not fit.
+//!
+//! All of it is POSIX; other platforms are not supported.
 
 #[cfg(not(unix))]
 compile_error!("socketserver supports Unix-like systems (Linux, macOS, the BSDs) only");
 
-mod unix;
+pub(crate) mod poller;
+mod recv;
 
-pub(crate) use unix::{Waker, wait_readable};
+pub(crate) use poller::{Poller, Waker};
+pub(crate) use recv::{Received, recv_datagram};

@@ -1,0 +1,152 @@
+//! Every server option's default, in one place, and the checks a server's
+//! options pass when it is built.
+//!
+//! The options are set through [`Builder`](crate::Builder); these are the
+//! values a server uses when they are not.
+
+use std::io;
+use std::time::Duration;
+
+use crate::pool::{GroupConfig, PoolConfig};
+use crate::socket::SocketOptions;
+
+/// How long in-flight requests may run on after a shutdown is requested
+/// before their connections are force-closed.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How long, after a forced close, a server waits for its handlers to
+/// return before it gives up on them and lets their threads run detached.
+/// Handlers blocked on their socket return at once; only a handler stuck
+/// elsewhere (a sleep, a lock, a computation) can outlast it.
+pub const FORCE_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// The size of a connection's read-ahead buffer.
+pub const DEFAULT_READ_BUFFER_SIZE: usize = 8 * 1024;
+
+/// The largest datagram a datagram server receives whole: the largest UDP
+/// payload over IPv4.
+pub const DEFAULT_MAX_DATAGRAM_SIZE: usize = 65_507;
+
+/// The listen backlog: the platform's `SOMAXCONN` (4096 on current
+/// Linux), not Python's 5. The kernel caps it at `net.core.somaxconn`.
+pub const DEFAULT_BACKLOG: i32 = libc::SOMAXCONN;
+
+/// The most workers of a threading server. Each connection holds a worker
+/// for its whole life, so this is the number of clients served at once;
+/// it is set as high as a thread-per-connection server would reach in
+/// practice.
+pub const DEFAULT_MAX_WORKERS: usize = 16_384;
+
+/// How long a worker above the minimum waits idle before it retires.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+/// How many connections may wait for a worker when every worker is busy
+/// and the pool is at its maximum.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+
+/// What a stream server does with a new connection when every worker is
+/// busy, the pool is at its maximum and the queue is full (or the
+/// connection limit is reached).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OverloadPolicy {
+    /// Wait for room (the default). The accept loop stops accepting, so new
+    /// clients wait in the kernel's listen backlog and nothing is dropped.
+    #[default]
+    Block,
+    /// Refuse the connection at once: it is closed without being served
+    /// (counted in [`Stats::refused`](crate::Stats::refused)). Keeps
+    /// latency bounded for the clients that are served, at the price of
+    /// failing the others.
+    Reject,
+}
+
+/// Options applied to each accepted connection.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnectionOptions {
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) nodelay: bool,
+    pub(crate) read_buffer_size: usize,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        ConnectionOptions {
+            read_timeout: None,
+            write_timeout: None,
+            nodelay: true,
+            read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
+        }
+    }
+}
+
+/// Everything a builder collects.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerConfig {
+    pub(crate) socket: SocketOptions,
+    pub(crate) connection: ConnectionOptions,
+    pub(crate) pool: PoolConfig,
+    /// Workers kept alive when idle; `None` for the server kind's default.
+    pub(crate) min_workers: Option<usize>,
+    pub(crate) max_datagram_size: usize,
+    pub(crate) grace: Duration,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) service_interval: Option<Duration>,
+    pub(crate) max_connections: Option<usize>,
+}
+
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message.into())
+}
+
+impl ServerConfig {
+    pub(crate) fn new(socket: SocketOptions) -> Self {
+        ServerConfig {
+            socket,
+            connection: ConnectionOptions::default(),
+            pool: PoolConfig::default(),
+            min_workers: None,
+            max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
+            grace: DEFAULT_SHUTDOWN_GRACE,
+            timeout: None,
+            service_interval: None,
+            max_connections: None,
+        }
+    }
+
+    /// Checks the options together; every way of building a server goes
+    /// through here.
+    pub(crate) fn validate(&self) -> io::Result<()> {
+        let group = &self.pool.group;
+        if group.max_workers == 0 {
+            return Err(invalid("max_workers must be at least 1"));
+        }
+        if let Some(min) = self.min_workers
+            && min > group.max_workers
+        {
+            return Err(invalid(format!(
+                "min_workers ({min}) exceeds max_workers ({})",
+                group.max_workers
+            )));
+        }
+        if self.max_connections == Some(0) {
+            return Err(invalid("max_connections must be at least 1"));
+        }
+        if self.max_datagram_size == 0 {
+            return Err(invalid("max_datagram_size must be at least 1"));
+        }
+        if self.connection.read_buffer_size == 0 {
+            return Err(invalid("read_buffer_size must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The worker group's sizing, with the minimum resolved: `default_min`
+    /// when none was set, never above the maximum.
+    pub(crate) fn group(&self, default_min: usize) -> GroupConfig {
+        let mut group = self.pool.group.clone();
+        group.min_workers = self.min_workers.unwrap_or(default_min).min(group.max_workers);
+        group
+    }
+}

@@ -1,0 +1,142 @@
+//! Readiness through mio: every serving loop waits here, on its listening
+//! or datagram socket, its parked connections and a [`Waker`].
+//!
+//! mio registers descriptors edge-triggered: a loop must drain what a
+//! readiness event announced (accept or receive until `WouldBlock`), or
+//! re-register the descriptor to be told again. Re-registering is
+//! thread-safe and re-arms at once if the descriptor is already ready,
+//! which is how a worker hands a parked connection back.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token};
+
+/// The waker's token; registrations use any other.
+const WAKE: Token = Token(usize::MAX);
+
+/// A loop's readiness set, and the events of its last wait.
+pub(crate) struct Poller {
+    poll: Poll,
+    events: Events,
+}
+
+/// Wakes a [`Poller`]'s wait from any thread. Wake-ups do not queue: one
+/// wake-up ends the wait in progress (or the next one), and the loop then
+/// looks at the state that changed (a shutdown flag, a growth request).
+#[derive(Debug)]
+pub(crate) struct Waker(mio::Waker);
+
+impl Waker {
+    pub(crate) fn wake(&self) {
+        if let Err(e) = self.0.wake() {
+            log::error!("failed to wake the server loop: {e}");
+        }
+    }
+}
+
+impl Poller {
+    /// A poller that reports up to `capacity` events per wait, and its
+    /// waker.
+    pub(crate) fn new(capacity: usize) -> io::Result<(Self, Arc<Waker>)> {
+        let poll = Poll::new()?;
+        let waker = Waker(mio::Waker::new(poll.registry(), WAKE)?);
+        let poller = Poller {
+            poll,
+            events: Events::with_capacity(capacity.max(1)),
+        };
+        Ok((poller, Arc::new(waker)))
+    }
+
+    /// Where descriptors are registered; can be cloned for other threads.
+    pub(crate) fn registry(&self) -> &Registry {
+        self.poll.registry()
+    }
+
+    /// Waits until something is ready, the waker is woken, or `deadline`
+    /// passes (never, without one). A signal does not end the wait early.
+    pub(crate) fn wait(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        loop {
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match self.poll.poll(&mut self.events, timeout) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The tokens found ready by the last wait (the waker's left out).
+    pub(crate) fn ready(&self) -> impl Iterator<Item = usize> + '_ {
+        self.events
+            .iter()
+            .map(|event| event.token())
+            .filter(|&token| token != WAKE)
+            .map(|Token(token)| token)
+    }
+}
+
+/// Registers `socket` for readability under `token`.
+pub(crate) fn register(registry: &Registry, socket: &impl AsFd, token: usize) -> io::Result<()> {
+    let fd = socket.as_fd().as_raw_fd();
+    registry.register(&mut SourceFd(&fd), Token(token), Interest::READABLE)
+}
+
+/// Removes `socket` from the readiness set; do it before closing a socket
+/// that stays registered otherwise.
+pub(crate) fn deregister(registry: &Registry, socket: &impl AsFd) -> io::Result<()> {
+    let fd = socket.as_fd().as_raw_fd();
+    registry.deregister(&mut SourceFd(&fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    fn soon() -> Option<Instant> {
+        Some(Instant::now() + Duration::from_secs(5))
+    }
+
+    #[test]
+    fn the_waker_ends_a_wait() {
+        let (mut poller, waker) = Poller::new(8).unwrap();
+        poller.wait(Some(Instant::now())).unwrap();
+        let started = Instant::now();
+        waker.wake();
+        poller.wait(Some(started + Duration::from_secs(10))).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the waker did not end the wait"
+        );
+        assert_eq!(poller.ready().count(), 0);
+    }
+
+    #[test]
+    fn a_deadline_ends_a_wait() {
+        let (mut poller, _waker) = Poller::new(8).unwrap();
+        let started = Instant::now();
+        poller.wait(Some(started + Duration::from_millis(5))).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(5));
+    }
+
+    #[test]
+    fn a_readable_socket_is_reported_once() {
+        let (mut poller, _waker) = Poller::new(8).unwrap();
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        register(poller.registry(), &ours, 7).unwrap();
+        theirs.write_all(b"x").unwrap();
+        poller.wait(soon()).unwrap();
+        assert_eq!(poller.ready().collect::<Vec<_>>(), [7]);
+        // Edge-triggered: nothing new, nothing reported.
+        poller.wait(Some(Instant::now())).unwrap();
+        assert_eq!(poller.ready().count(), 0);
+        deregister(poller.registry(), &ours).unwrap();
+    }
+}
