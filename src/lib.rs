@@ -150,6 +150,7 @@
 //! | [`framing`] | always | length-prefixed frames |
 //! | `message` | `message` | JSON header + streamed body; file transfer |
 //! | `auth` | `auth` | HMAC-SHA256 challenge-response |
+//! | `proxy_protocol` | `proxy-protocol` | PROXY protocol v1/v2 headers from load balancers: parse, read off a socket, encode; trusted proxy networks |
 //!
 //! # Platforms
 //!
@@ -173,6 +174,8 @@ pub mod echo;
 pub mod framing;
 #[cfg(feature = "message")]
 pub mod message;
+#[cfg(feature = "proxy-protocol")]
+pub mod proxy_protocol;
 
 pub use handler::{HandlerPanic, Request, RequestHandler};
 pub use pool::{DEFAULT_KEEP_ALIVE, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, OverloadPolicy};

@@ -8,6 +8,8 @@
 #[cfg(not(unix))]
 compile_error!("socketserver supports Unix-like systems (Linux, macOS, the BSDs) only");
 
+#[cfg(feature = "proxy-protocol")]
+pub(crate) mod peek;
 mod unix;
 
 pub(crate) use unix::{Waker, wait_readable};
