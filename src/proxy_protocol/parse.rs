@@ -209,9 +209,6 @@ fn check_v1_prefix(line: &[u8]) -> Result<(), ParseError> {
         return Ok(()); // anything may follow, up to the CRLF
     }
     let fields = rest.split(|&b| b == b' ').collect::<Vec<_>>();
-    if fields.len() > 5 {
-        return invalid("v1 line has more than the 5 fields of TCP4/TCP6");
-    }
     // Every field but the last (which may still be arriving) is complete.
     for (i, field) in fields.iter().enumerate().skip(1) {
         let complete = i + 1 < fields.len();
@@ -228,6 +225,9 @@ fn check_v1_prefix(line: &[u8]) -> Result<(), ParseError> {
                 field.escape_ascii()
             ));
         }
+    }
+    if fields.len() > 5 {
+        return invalid("v1 line has more than the 5 fields of TCP4/TCP6");
     }
     Ok(())
 }
