@@ -61,6 +61,50 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # Applying it in a handler
+//!
+//! Until the servers apply the rule themselves, a handler can, before it
+//! reads anything else (the header must come off the socket itself, not
+//! out of the request's read-ahead buffer):
+//!
+//! ```
+//! use socketserver::proxy_protocol::{ProxyHeader, TrustedProxies, looks_like_proxy_header, read_header};
+//! use socketserver::{TcpRequest, ThreadingTcpServer};
+//! use std::io::{self, BufRead, BufReader, Write};
+//! use std::net::TcpStream;
+//! use std::thread;
+//! use std::time::{Duration, Instant};
+//!
+//! let trusted: TrustedProxies = "127.0.0.1".parse()?;
+//! let server = ThreadingTcpServer::bind("127.0.0.1:0", move |req: &mut TcpRequest| {
+//!     let peer = *req.peer_addr();
+//!     let client = if trusted.contains(peer.ip()) {
+//!         let header = read_header(req.stream(), Instant::now() + Duration::from_secs(5))?;
+//!         header.source().unwrap_or(peer) // LOCAL or UNKNOWN: the connection's own
+//!     } else if looks_like_proxy_header(req.fill_buf()?) == Some(true) {
+//!         return Err(io::Error::new(io::ErrorKind::PermissionDenied, "PROXY header from an untrusted peer"));
+//!     } else {
+//!         peer
+//!     };
+//!     writeln!(req, "hello, {client}")
+//! })?;
+//! let addr = *server.local_addr();
+//! let stop = server.shutdown_handle();
+//! let serving = thread::spawn(move || server.serve_forever());
+//!
+//! // The proxy (here: us, from 127.0.0.1) speaks for a client elsewhere.
+//! let mut proxy = TcpStream::connect(addr)?;
+//! proxy.set_read_timeout(Some(Duration::from_secs(5)))?;
+//! proxy.write_all(&ProxyHeader::new_v2("203.0.113.7:51234".parse().unwrap(), addr).to_v2()?)?;
+//! let mut reply = String::new();
+//! BufReader::new(proxy).read_line(&mut reply)?;
+//! assert_eq!(reply, "hello, 203.0.113.7:51234\n");
+//!
+//! stop.shutdown();
+//! serving.join().unwrap()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! Requires the `proxy-protocol` feature.
 
 use std::fmt;

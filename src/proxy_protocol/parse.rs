@@ -169,7 +169,7 @@ fn parse_v1(buf: &[u8]) -> Result<(ProxyHeader, usize), ParseError> {
             check_v1_prefix(&buf[..end])?;
             incomplete_v1(end + 2)
         }
-        Some(b'\n') => Ok((parse_v1_line(&buf[V1_SIGNATURE.len().min(end)..end])?, end + 2)),
+        Some(b'\n') => Ok((parse_v1_line(&buf[..end])?, end + 2)),
         Some(_) => invalid(format!(
             "v1 line has a carriage return without a line feed at byte {end}"
         )),
@@ -208,11 +208,15 @@ fn check_v1_prefix(line: &[u8]) -> Result<(), ParseError> {
     if word == b"UNKNOWN" {
         return Ok(()); // anything may follow, up to the CRLF
     }
-    let fields = rest.split(|&b| b == b' ').collect::<Vec<_>>();
     // Every field but the last (which may still be arriving) is complete.
-    for (i, field) in fields.iter().enumerate().skip(1) {
-        let complete = i + 1 < fields.len();
-        if complete && field.is_empty() {
+    let mut fields = rest.split(|&b| b == b' ').peekable();
+    let mut count = 0;
+    while let Some(field) = fields.next() {
+        count += 1;
+        if count == 1 {
+            continue; // the protocol word
+        }
+        if field.is_empty() && fields.peek().is_some() {
             return invalid("v1 line has two spaces in a row");
         }
         if let Some(&b) = field
@@ -226,16 +230,19 @@ fn check_v1_prefix(line: &[u8]) -> Result<(), ParseError> {
             ));
         }
     }
-    if fields.len() > 5 {
+    if count > 5 {
         return invalid("v1 line has more than the 5 fields of TCP4/TCP6");
     }
     Ok(())
 }
 
-/// A whole v1 line after `PROXY ` and before the CRLF.
+/// A whole v1 line, from its signature to just before the CRLF.
 fn parse_v1_line(line: &[u8]) -> Result<ProxyHeader, ParseError> {
-    check_v1_prefix(&[&V1_SIGNATURE[..], line].concat())?;
-    let mut fields = line.split(|&b| b == b' ');
+    check_v1_prefix(line)?;
+    let mut fields = line
+        .get(V1_SIGNATURE.len()..)
+        .unwrap_or_default()
+        .split(|&b| b == b' ');
     let protocol = fields.next().unwrap_or_default();
     if protocol == b"UNKNOWN" {
         // "the receiver must ignore anything presented before the CRLF"
