@@ -153,6 +153,7 @@
 //! | [`framing`] | always | length-prefixed frames |
 //! | `message` | `message` | JSON header + streamed body; file transfer |
 //! | `auth` | `auth` | HMAC-SHA256 challenge-response |
+//! | `proxy_protocol` | `proxy-protocol` | PROXY protocol v1/v2 headers from load balancers: parse, read off a socket, encode; trusted proxy networks |
 //!
 //! # Platforms
 //!
@@ -179,6 +180,8 @@ pub mod echo;
 pub mod framing;
 #[cfg(feature = "message")]
 pub mod message;
+#[cfg(feature = "proxy-protocol")]
+pub mod proxy_protocol;
 pub mod server;
 
 pub use config::OverloadPolicy;
