@@ -8,7 +8,7 @@
 //! Type a line to say it; `/who` lists the members; `/quit` (or end of
 //! input) leaves. It works the same with input from a pipe, for scripts
 //! and tests. While it runs it tells the server it is alive every
-//! `--keepalive-ms`, so only a client that has gone away times out.
+//! `--keepalive`, so only a client that has gone away times out.
 
 mod common;
 
@@ -24,36 +24,38 @@ use clap::Parser;
 
 /// Chat room client.
 #[derive(Parser, Debug)]
+#[command(name = "chat_client", version)]
 struct Args {
-    /// Server address.
+    /// Server address: an IP address (127.0.0.1, ::1 or [::1]) or a host
+    /// name.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Server port.
-    #[arg(long, default_value_t = 9999)]
+    #[arg(long)]
     port: u16,
     /// Your name in the room (no spaces).
     #[arg(long)]
     name: String,
-    /// Milliseconds between "still here" messages; 0 sends none.
-    #[arg(long, default_value_t = 5_000)]
-    keepalive_ms: u64,
+    /// How often to tell the server it is still here ("5s"); "0s" never.
+    #[arg(long, default_value = "5s", value_parser = common::parse_duration)]
+    keepalive: Duration,
 }
 
 fn main() -> ExitCode {
     common::init_logging("warn");
-    let args = Args::parse();
+    let args: Args = common::parse_args(common::CHAT_PORT);
     common::exit("chat_client", run(&args))
 }
 
 fn run(args: &Args) -> io::Result<()> {
-    let socket = common::connected_udp_socket((args.host.as_str(), args.port))?;
+    let socket = common::connected_udp_socket(common::resolve(&args.host, args.port)?)?;
     socket.send(format!("JOIN {}", args.name).as_bytes())?;
 
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
         let socket = socket.try_clone()?;
         let done = Arc::clone(&done);
-        let keepalive = (args.keepalive_ms > 0).then(|| Duration::from_millis(args.keepalive_ms));
+        let keepalive = (!args.keepalive.is_zero()).then_some(args.keepalive);
         thread::spawn(move || print_incoming(&socket, &done, keepalive))
     };
 

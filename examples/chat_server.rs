@@ -4,7 +4,7 @@
 //! and timing out are announced.
 //!
 //! ```text
-//! cargo run --release --example chat_server                    # 127.0.0.1:9999
+//! cargo run --release --example chat_server                    # 127.0.0.1:9996
 //! cargo run --release --example chat_client -- --name alice    # in other terminals
 //! cargo run --release --example chat_client -- --name bob
 //! ```
@@ -24,18 +24,19 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use common::ServerArgs;
+use common::{ServerArgs, context};
 use parking_lot::Mutex;
 use socketserver::{Builder, Mode, RequestHandler, ThreadingUdpServer, UdpRequest, UdpServer};
 
 /// UDP chat room: relays each member's messages to the others.
 #[derive(Parser, Debug)]
+#[command(name = "chat_server", version)]
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
-    /// Milliseconds a member may stay silent before it is dropped.
-    #[arg(long, default_value_t = 30_000)]
-    timeout_ms: u64,
+    /// How long a member may stay silent before it is dropped ("30s").
+    #[arg(long, default_value = "30s", value_parser = common::parse_timeout)]
+    timeout: Duration,
 }
 
 /// The longest member name.
@@ -178,12 +179,12 @@ impl RequestHandler<UdpRequest> for ChatRoom {
 
 fn main() -> ExitCode {
     common::init_logging("info");
-    let args = Args::parse();
+    let args: Args = common::parse_args(common::CHAT_PORT);
     common::exit("chat_server", run(&args))
 }
 
 fn run(args: &Args) -> io::Result<()> {
-    let timeout = Duration::from_millis(args.timeout_ms);
+    let timeout = args.timeout;
     let room = ChatRoom {
         members: Mutex::new(HashMap::new()),
         timeout,
@@ -207,10 +208,12 @@ fn serve<M: Mode>(
     timeout: Duration,
     room: ChatRoom,
 ) -> io::Result<()> {
+    let addr = args.address()?;
     let server = builder
-        .shutdown_grace(args.grace())
+        .shutdown_grace(args.grace)
         // Look for silent members several times per timeout.
         .service_interval((timeout / 4).max(Duration::from_millis(10)))
-        .bind(args.address(), room)?;
+        .bind(addr, room)
+        .map_err(context(format!("cannot listen on {addr}")))?;
     common::serve_until_signal(server, "datagrams")
 }

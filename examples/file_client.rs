@@ -27,13 +27,19 @@ use socketserver::message::{Header, MessageConfig, MessageStream};
 
 /// Client for the file server.
 #[derive(Parser, Debug)]
+#[command(name = "file_client", version)]
 struct Args {
-    /// Server address.
+    /// Server address: an IP address (127.0.0.1, ::1 or [::1]) or a host
+    /// name.
     #[arg(long, default_value = "127.0.0.1", global = true)]
     host: String,
     /// Server port.
-    #[arg(long, default_value_t = 9999, global = true)]
+    #[arg(long, global = true)]
     port: u16,
+    /// How long to wait for the server: to connect, and for each read
+    /// ("60s").
+    #[arg(long, default_value = "60s", value_parser = common::parse_timeout, global = true)]
+    timeout: Duration,
     /// No progress bar.
     #[arg(long, global = true)]
     quiet: bool,
@@ -65,13 +71,13 @@ enum Action {
 
 fn main() -> ExitCode {
     common::init_logging("warn");
-    let args = Args::parse();
+    let args: Args = common::parse_args(common::FILE_PORT);
     common::exit("file_client", run(&args))
 }
 
 fn run(args: &Args) -> io::Result<()> {
-    let stream = TcpStream::connect((args.host.as_str(), args.port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let stream = common::connect(&args.host, args.port, args.timeout)?;
+    stream.set_read_timeout(Some(args.timeout))?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::ServerArgs;
+use common::{ServerArgs, context};
 use serde_json::{Map, Value, json};
 use socketserver::message::file::{receive_file, safe_file_name, send_file};
 use socketserver::message::{Header, MessageConfig, MessageStream};
@@ -36,6 +36,7 @@ use socketserver::{Builder, Mode, RequestHandler, TcpRequest, TcpServer, Threadi
 
 /// File server: stores uploads in a directory and serves them back.
 #[derive(Parser, Debug)]
+#[command(name = "file_server", version)]
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
@@ -159,7 +160,7 @@ impl RequestHandler<TcpRequest> for FileServer {
 
 fn main() -> ExitCode {
     common::init_logging("info");
-    let args = Args::parse();
+    let args: Args = common::parse_args(common::FILE_PORT);
     common::exit("file_server", run(&args))
 }
 
@@ -184,8 +185,10 @@ fn serve<M: Mode>(
     args: &ServerArgs,
     handler: FileServer,
 ) -> io::Result<()> {
+    let addr = args.address()?;
     let server = builder
-        .shutdown_grace(args.grace())
-        .bind(args.address(), handler)?;
+        .shutdown_grace(args.grace)
+        .bind(addr, handler)
+        .map_err(context(format!("cannot listen on {addr}")))?;
     common::serve_until_signal(server, "connections")
 }

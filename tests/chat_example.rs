@@ -26,8 +26,8 @@ impl Member {
                     &server.port().to_string(),
                     "--name",
                     name,
-                    "--keepalive-ms",
-                    "100",
+                    "--keepalive",
+                    "100ms",
                 ])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped()),
@@ -62,7 +62,7 @@ fn three_members_talk_and_a_silent_one_expires() {
     let (mut server, addr, _lines) =
         // Keep-alives every 100 ms against a 1 s timeout: a member is
         // dropped only by missing ten in a row.
-        util::start_example_server("chat_server", &["--timeout-ms", "1000", "--grace-ms", "200"]);
+        util::start_example_server("chat_server", &["--timeout", "1s", "--grace", "200ms"]);
 
     let mut alice = Member::join(addr, "alice");
     let mut bob = Member::join(addr, "bob");

@@ -89,7 +89,7 @@ fn files_travel_whole_in_flat_memory_and_interrupted_uploads_leave_nothing() {
 
     let store_arg = store.to_str().unwrap();
     let (mut server, addr, _lines) =
-        util::start_example_server("file_server", &["--dir", store_arg, "--grace-ms", "200"]);
+        util::start_example_server("file_server", &["--dir", store_arg, "--grace", "200ms"]);
     let port = addr.port();
     let server_pid = server.child().id();
 
