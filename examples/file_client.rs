@@ -13,28 +13,36 @@
 
 mod common;
 
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use common::context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
 use socketserver::framing::BufStream;
-use socketserver::message::file::{receive_file, send_file};
+use socketserver::message::file::{FileHeader, receive_file, send_file_contents, sha256_hex};
 use socketserver::message::{Header, MessageConfig, MessageStream};
 
 /// Client for the file server.
 #[derive(Parser, Debug)]
+#[command(name = "file_client", version)]
 struct Args {
-    /// Server address.
+    /// Server address: an IP address (127.0.0.1, ::1 or [::1]) or a host
+    /// name.
     #[arg(long, default_value = "127.0.0.1", global = true)]
     host: String,
     /// Server port.
-    #[arg(long, default_value_t = 9999, global = true)]
+    #[arg(long, global = true)]
     port: u16,
+    /// How long to wait for the server: to connect, and for each read
+    /// ("60s").
+    #[arg(long, default_value = "60s", value_parser = common::parse_timeout, global = true)]
+    timeout: Duration,
     /// No progress bar.
     #[arg(long, global = true)]
     quiet: bool,
@@ -66,24 +74,33 @@ enum Action {
 
 fn main() -> ExitCode {
     common::init_logging("warn");
-    let args = Args::parse();
+    let args: Args = common::parse_args(common::FILE_PORT);
     common::exit("file_client", run(&args))
 }
 
 fn run(args: &Args) -> io::Result<()> {
-    let stream = TcpStream::connect((args.host.as_str(), args.port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    // Checked before anything goes over the wire.
+    if let Action::Get { out, .. } = &args.command
+        && !out.is_dir()
+    {
+        let why = if out.exists() {
+            "not a directory"
+        } else {
+            "no such directory"
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("--out {}: {why}", out.display()),
+        ));
+    }
+    let stream = common::connect(&args.host, args.port, args.timeout)?;
+    stream.set_read_timeout(Some(args.timeout))?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(0)
     };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bytes:>10}/{total_bytes:10} {wide_bar} {binary_bytes_per_sec:>12} eta {eta}",
-        )
-        .expect("a valid template"),
-    );
+    bar.set_style(transfer_style());
     // Every byte either way moves the bar.
     let mut messages = MessageStream::new(bar.wrap_read(BufStream::new(stream)));
     match &args.command {
@@ -91,6 +108,20 @@ fn run(args: &Args) -> io::Result<()> {
         Action::Get { name, out } => get(&mut messages, &bar, name, out),
         Action::List => list(&mut messages),
     }
+}
+
+/// The bar while bytes travel: the rate and the time left.
+fn transfer_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{bytes:>10}/{total_bytes:10} {wide_bar} {binary_bytes_per_sec:>12} eta {eta}",
+    )
+    .expect("a valid template")
+}
+
+/// The bar while a file is hashed before it is sent.
+fn hashing_style() -> ProgressStyle {
+    ProgressStyle::with_template("hashing {bytes:>10}/{total_bytes:10} {wide_bar} eta {eta}")
+        .expect("a valid template")
 }
 
 type Messages = MessageStream<indicatif::ProgressBarIter<BufStream<TcpStream>>>;
@@ -118,16 +149,33 @@ fn put(messages: &mut Messages, bar: &ProgressBar, path: &Path, name: Option<&st
         None => path
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"))?
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{}: the path has no file name", path.display()),
+                )
+            })?
             .to_owned(),
     };
-    bar.set_length(std::fs::metadata(path)?.len());
+    let in_file = context(path.display());
+    let size = std::fs::metadata(path).map_err(in_file)?.len();
+    // Hashing a large file takes a while: show it as its own phase, so the
+    // transfer's rate is not a flat zero meanwhile.
+    bar.set_style(hashing_style());
+    bar.set_length(size);
+    let opened = File::open(path).map_err(context(path.display()))?;
+    let (sha256, size) =
+        sha256_hex(&mut bar.wrap_read(BufReader::new(opened))).map_err(context(path.display()))?;
+    bar.set_style(transfer_style());
+    bar.reset();
+    let file = FileHeader { name, size, sha256 };
     let mut request = Map::new();
     request.insert("op".into(), json!("put"));
-    let sent = send_file(
+    let mut contents = File::open(path).map_err(context(path.display()))?;
+    send_file_contents(
         messages.get_mut(),
-        path,
-        &name,
+        &mut contents,
+        &file,
         &request,
         &MessageConfig::default(),
     )?;
@@ -136,9 +184,9 @@ fn put(messages: &mut Messages, bar: &ProgressBar, path: &Path, name: Option<&st
     bar.finish_and_clear();
     println!(
         "stored {} ({} bytes, sha256 {})",
-        sent.name, sent.size, sent.sha256
+        file.name, file.size, file.sha256
     );
-    if header.get("sha256").and_then(Value::as_str) != Some(sent.sha256.as_str()) {
+    if header.get("sha256").and_then(Value::as_str) != Some(file.sha256.as_str()) {
         return Err(io::Error::other("the server's checksum differs from ours"));
     }
     Ok(())

@@ -11,6 +11,13 @@
 //! command's standard output goes to standard output, its standard error
 //! to standard error, and a line on standard error reports a non-zero
 //! exit, a signal, a time-out or a cut-off output.
+//!
+//! It exits as `ssh` does, so scripts can rely on it: with the status of
+//! the last command run (like `sh -c 'a; b'`), 128 + N for a command
+//! killed by signal N, 124 for one killed at the server's time limit (as
+//! `timeout(1)` does), 127 for one the server could not start, and 255
+//! when it fails itself: no connection, a refused key, a server that went
+//! away.
 
 mod common;
 
@@ -20,19 +27,30 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use common::context;
 use serde_json::{Value, json};
 use socketserver::auth::answer_challenge;
 use socketserver::framing::BufStream;
 use socketserver::message::MessageStream;
 
+/// The exit status for a command killed at the server's time limit.
+const TIMED_OUT: u8 = 124;
+/// The exit status for a command the server could not start (a shell's
+/// "command not found").
+const CANNOT_RUN: u8 = 127;
+/// The exit status when the client itself fails.
+const CLIENT_FAILED: u8 = 255;
+
 /// Client for the remote command runner.
 #[derive(Parser, Debug)]
+#[command(name = "remote_shell_client", version)]
 struct Args {
-    /// Server address.
+    /// Server address: an IP address (127.0.0.1, ::1 or [::1]) or a host
+    /// name.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Server port.
-    #[arg(long, default_value_t = 9999)]
+    #[arg(long)]
     port: u16,
     /// The shared key.
     #[arg(long, env = "REMOTE_SHELL_KEY", hide_env_values = true)]
@@ -40,77 +58,90 @@ struct Args {
     /// Run this command (repeatable) instead of prompting.
     #[arg(long)]
     command: Vec<String>,
+    /// How long to wait for the server: to connect, and for each reply
+    /// ("30s", "2m"); longer than the server's --time-limit.
+    #[arg(long, default_value = "2m", value_parser = common::parse_timeout)]
+    timeout: Duration,
 }
 
 fn main() -> ExitCode {
     common::init_logging("warn");
-    let args = Args::parse();
-    common::exit("remote_shell_client", run(&args))
+    let args: Args = common::parse_args(common::REMOTE_SHELL_PORT);
+    match run(&args) {
+        Ok(status) => ExitCode::from(status),
+        Err(e) => {
+            eprintln!("remote_shell_client: {e}");
+            ExitCode::from(CLIENT_FAILED)
+        }
+    }
 }
 
-fn run(args: &Args) -> io::Result<()> {
-    let mut stream = TcpStream::connect((args.host.as_str(), args.port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    answer_challenge(&mut stream, args.key.as_bytes())?;
+/// Runs the commands; returns the last one's exit status.
+fn run(args: &Args) -> io::Result<u8> {
+    let mut stream = common::connect(&args.host, args.port, args.timeout)?;
+    let server = stream.peer_addr()?;
+    stream.set_read_timeout(Some(args.timeout))?;
+    answer_challenge(&mut stream, args.key.as_bytes()).map_err(context(server))?;
     let mut messages = MessageStream::buffered(stream);
+    let mut status = 0;
     if !args.command.is_empty() {
         for command in &args.command {
-            execute(&mut messages, command)?;
+            status = execute(&mut messages, command).map_err(context(server))?;
         }
-        return Ok(());
+        return Ok(status);
     }
     let mut lines = io::stdin().lock().lines();
     loop {
         print!("》》》: ");
         io::stdout().flush()?;
         let Some(line) = lines.next().transpose()? else {
-            return Ok(());
+            return Ok(status);
         };
         match line.trim() {
             "" => continue,
-            "q" => return Ok(()),
-            command => execute(&mut messages, command)?,
+            "q" => return Ok(status),
+            command => status = execute(&mut messages, command).map_err(context(server))?,
         }
     }
 }
 
-/// Runs one command remotely and prints its outputs and how it ended.
-fn execute(messages: &mut MessageStream<BufStream<TcpStream>>, command: &str) -> io::Result<()> {
-    messages.write_message_bytes(&json!({"command": command}), b"")?;
-    let header = messages.read_header().map_err(refused)?.ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "the server closed the connection (was the key wrong?)",
-        )
-    })?;
+/// Runs one command remotely, prints its outputs and how it ended, and
+/// returns its exit status.
+fn execute(messages: &mut MessageStream<BufStream<TcpStream>>, command: &str) -> io::Result<u8> {
+    messages
+        .write_message_bytes(&json!({"command": command}), b"")
+        .map_err(common::reply_error("the server"))?;
+    let header = messages
+        .read_header()
+        .map_err(common::reply_error("the server"))?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection"))?;
     let stdout_len = header.get("stdout").and_then(Value::as_u64).unwrap_or(0);
     let mut body = messages.body();
     io::copy(&mut (&mut body).take(stdout_len), &mut io::stdout().lock())?;
     io::copy(&mut body, &mut io::stderr().lock())?;
     io::stdout().flush()?;
     let flag = |key: &str| header.get(key).and_then(Value::as_bool).unwrap_or(false);
-    if flag("timed_out") {
-        eprintln!("[timed out: the command was killed]");
-    } else if let Some(signal) = header.get("signal").and_then(Value::as_i64) {
-        eprintln!("[killed by signal {signal}]");
-    } else if let Some(code) = header.get("exit_code").and_then(Value::as_i64)
-        && code != 0
-    {
-        eprintln!("[exit code {code}]");
-    }
     if flag("truncated") {
         eprintln!("[output cut off at the server's limit]");
     }
-    Ok(())
-}
-
-/// A connection cut right after the challenge means the key was refused.
-fn refused(error: io::Error) -> io::Error {
-    match error.kind() {
-        io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof => io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "the server closed the connection (was the key wrong?)",
-        ),
-        _ => error,
-    }
+    let status = if flag("timed_out") {
+        eprintln!("[timed out: the command was killed]");
+        TIMED_OUT
+    } else if let Some(signal) = header.get("signal").and_then(Value::as_i64) {
+        eprintln!("[killed by signal {signal}]");
+        u8::try_from(128 + signal).unwrap_or(CLIENT_FAILED)
+    } else {
+        match header.get("exit_code").and_then(Value::as_i64) {
+            Some(0) => 0,
+            Some(code) => {
+                eprintln!("[exit code {code}]");
+                u8::try_from(code).unwrap_or(1)
+            }
+            None => {
+                eprintln!("[the command could not run]");
+                CANNOT_RUN
+            }
+        }
+    };
+    Ok(status)
 }

@@ -14,10 +14,11 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::ClientArgs;
+use common::{ClientArgs, context};
 
 /// Client for the uppercase echo server over UDP.
 #[derive(Parser, Debug)]
+#[command(name = "uppercase_udp_client", version)]
 struct Args {
     #[command(flatten)]
     client: ClientArgs,
@@ -25,17 +26,18 @@ struct Args {
 
 fn main() -> ExitCode {
     common::init_logging("warn");
-    let args = Args::parse().client;
+    let args = common::parse_args::<Args>(common::UPPERCASE_UDP_PORT).client;
     common::exit("uppercase_udp_client", run(&args))
 }
 
 fn run(args: &ClientArgs) -> io::Result<()> {
-    let socket = common::connected_udp_socket(args.address())?;
-    socket.set_read_timeout(Some(args.timeout()?))?;
+    let server = common::resolve(&args.host, args.port)?;
+    let socket = common::connected_udp_socket(server)?;
+    socket.set_read_timeout(Some(args.timeout))?;
     let mut reply = vec![0; 65_536];
     common::run_client(args, |message| {
-        socket.send(message.as_bytes())?;
-        let len = socket.recv(&mut reply).map_err(common::reply_error)?;
+        socket.send(message.as_bytes()).map_err(context(server))?;
+        let len = socket.recv(&mut reply).map_err(common::reply_error(server))?;
         Ok(String::from_utf8_lossy(&reply[..len]).into_owned())
     })
 }

@@ -2,11 +2,11 @@
 //! its uppercase, up to a full 65,507-byte one.
 //!
 //! ```text
-//! cargo run --example uppercase_udp_server                  # 127.0.0.1:9999, worker pool
+//! cargo run --example uppercase_udp_server                  # 127.0.0.1:9998, worker pool
 //! cargo run --example uppercase_udp_server -- --serial      # one datagram at a time
 //! ```
 //!
-//! Talk to it with `uppercase_udp_client`, `nc -u 127.0.0.1 9999`, or the
+//! Talk to it with `uppercase_udp_client`, `nc -u 127.0.0.1 9998`, or the
 //! tutorials' Python client. Ctrl-C (or SIGTERM) stops it cleanly.
 
 mod common;
@@ -15,13 +15,14 @@ use std::net::UdpSocket;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::ServerArgs;
+use common::{ServerArgs, context};
 use socketserver::echo::Uppercase;
 use socketserver::server::Mode;
 use socketserver::{Builder, ThreadingUdpServer, UdpServer};
 
 /// Uppercase echo server over UDP (the socketserver tutorials' example).
 #[derive(Parser, Debug)]
+#[command(name = "uppercase_udp_server", version)]
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
@@ -29,7 +30,7 @@ struct Args {
 
 fn main() -> ExitCode {
     common::init_logging("info");
-    let args = Args::parse().server;
+    let args = common::parse_args::<Args>(common::UPPERCASE_UDP_PORT).server;
     let result = if args.serial {
         serve(UdpServer::builder(), &args)
     } else {
@@ -39,8 +40,10 @@ fn main() -> ExitCode {
 }
 
 fn serve<M: Mode>(builder: Builder<UdpSocket, M>, args: &ServerArgs) -> std::io::Result<()> {
+    let addr = args.address()?;
     let server = builder
-        .shutdown_grace(args.grace())
-        .bind(args.address(), Uppercase)?;
+        .shutdown_grace(args.grace)
+        .bind(addr, Uppercase)
+        .map_err(context(format!("cannot listen on {addr}")))?;
     common::serve_until_signal(server, "datagrams")
 }

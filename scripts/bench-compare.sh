@@ -91,7 +91,7 @@ measure() {
     local before result
     before=$(listen_overflows)
     result=$("$BIN/loadgen" "$mode" --target "$SERVER_ADDR" --connections "$connections" \
-        --duration "$DURATION" --warmup "$WARMUP" --json "$@")
+        --duration "${DURATION}s" --warmup "${WARMUP}s" --json "$@")
     stop_server
     printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":%d,"result":%s}\n' \
         "$scenario" "$kind" "$round" $(($(listen_overflows) - before)) "$result" >> "$RESULTS"
@@ -125,7 +125,7 @@ pair "udp 64 B x16" udp 16 crate-udp plain-udp
 
 echo "$IDLE idle connections (worker stacks of $IDLE_STACK_KIB KiB)"
 start_server "$OUT/idle-server.log" crate-tcp --stack-kib "$IDLE_STACK_KIB"
-idle=$("$BIN/loadgen" idle --target "$SERVER_ADDR" --connections "$IDLE" --hold --duration 3 --timeout-ms 20000 --json)
+idle=$("$BIN/loadgen" idle --target "$SERVER_ADDR" --connections "$IDLE" --hold --duration 3s --timeout 20s --json)
 stop_server
 rss=$(sed -n 's/^peak rss \([0-9]*\) KiB/\1/p' "$OUT/idle-server.log")
 printf '{"scenario":"idle","server":"crate-tcp","peak_rss_kib":%s,"stack_kib":%s,"result":%s}\n' \
@@ -136,7 +136,7 @@ printf '{"scenario":"idle","server":"crate-tcp","peak_rss_kib":%s,"stack_kib":%s
 shutdown_run() {
     local grace=$1
     start_server "$OUT/shutdown-server.log" crate-tcp --grace-ms "$grace"
-    "$BIN/loadgen" idle --target "$SERVER_ADDR" --connections 1000 --hold --duration 60 --json \
+    "$BIN/loadgen" idle --target "$SERVER_ADDR" --connections 1000 --hold --duration 60s --json \
         > "$OUT/shutdown-loadgen.json" 2> "$OUT/shutdown-loadgen.err" &
     local loadgen=$!
     for _ in $(seq 600); do

@@ -3,13 +3,17 @@
 //! The tutorials' `hmac` example, hardened. Server and client share a
 //! secret key. The server sends 32 random bytes; the client answers with
 //! HMAC-SHA256(key, those bytes), 32 bytes; the server compares in
-//! constant time, within a timeout, and closes the connection on a wrong
-//! or missing answer. The key never crosses the wire, and a recorded
-//! answer is useless against the next challenge.
+//! constant time, within a timeout, and tells the client its verdict, as
+//! Python's `multiprocessing.connection` does: `#WELCOME#`, or
+//! `#FAILURE#` before it closes the connection. The key never crosses the
+//! wire, a recorded answer is useless against the next challenge, and a
+//! client learns at once that its key was refused, rather than from a
+//! connection that closes later for reasons it cannot tell apart.
 //!
 //! ```text
 //! server -> client   32 random bytes
 //! client -> server   HMAC-SHA256(key, challenge)
+//! server -> client   #WELCOME# or #FAILURE# (9 bytes; none with Verdict::Silent)
 //! ```
 //!
 //! The easiest way to require it is to wrap a handler in
@@ -25,6 +29,10 @@
 //! // A client calls socketserver::auth::answer_challenge(&mut stream, key) first.
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! The tutorials' own protocol has no verdict: the server just closes the
+//! connection on a wrong answer. [`Verdict::Silent`] speaks it, for
+//! clients written that way.
 //!
 //! Requires the `auth` feature.
 
@@ -45,6 +53,26 @@ pub const CHALLENGE_LEN: usize = 32;
 pub const RESPONSE_LEN: usize = 32;
 /// How long a client gets to answer by default.
 pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The server's verdict when the answer is right.
+pub const WELCOME: &[u8; VERDICT_LEN] = b"#WELCOME#";
+/// The server's verdict when the answer is wrong or late; the server
+/// closes the connection after it.
+pub const FAILURE: &[u8; VERDICT_LEN] = b"#FAILURE#";
+/// The verdict's length in bytes.
+pub const VERDICT_LEN: usize = 9;
+
+/// Whether the server tells the client how the challenge went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verdict {
+    /// [`WELCOME`] or [`FAILURE`] after the answer (the default): the
+    /// client knows at once whether its key was accepted.
+    #[default]
+    Reply,
+    /// Nothing: a refused client is just disconnected, as in the
+    /// tutorials' protocol. Only for clients that expect no verdict; the
+    /// client cannot tell a wrong key from a server that went away.
+    Silent,
+}
 
 fn mac(key: &[u8], challenge: &[u8]) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
@@ -69,13 +97,23 @@ fn check_key(key: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// The server's side: challenges the client on `stream` and checks its
-/// answer, waiting at most `timeout` for it. The stream's read timeout is
-/// restored afterwards.
+/// The server's side: challenges the client on `stream`, checks its
+/// answer, waiting at most `timeout` for it, and sends the verdict
+/// ([`WELCOME`] or [`FAILURE`]). The stream's read timeout is restored
+/// afterwards.
 ///
 /// `PermissionDenied` on a wrong answer, `TimedOut` when none comes in
 /// time, `UnexpectedEof` when the client hangs up.
 pub fn challenge_client<S>(stream: &S, key: &[u8], timeout: Duration) -> io::Result<()>
+where
+    S: Connection,
+    for<'a> &'a S: Read + Write,
+{
+    challenge_client_with(stream, key, timeout, Verdict::Reply)
+}
+
+/// [`challenge_client`], with or without the verdict.
+pub fn challenge_client_with<S>(stream: &S, key: &[u8], timeout: Duration, verdict: Verdict) -> io::Result<()>
 where
     S: Connection,
     for<'a> &'a S: Read + Write,
@@ -87,17 +125,32 @@ where
     let previous = stream.read_timeout()?;
     let exchanged = exchange(stream, &challenge, Instant::now() + timeout);
     stream.set_read_timeout(previous)?;
-    let answer = exchanged.map_err(|e| match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("no answer to the challenge within {timeout:?}"),
-        ),
-        _ => e,
-    })?;
-    // verify_slice compares in constant time.
-    mac(key, &challenge)
-        .verify_slice(&answer)
-        .map_err(|_| io::Error::new(io::ErrorKind::PermissionDenied, "wrong answer to the challenge"))
+    let checked = exchanged
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer to the challenge within {timeout:?}"),
+            ),
+            _ => e,
+        })
+        .and_then(|answer| {
+            // verify_slice compares in constant time.
+            mac(key, &challenge)
+                .verify_slice(&answer)
+                .map_err(|_| io::Error::new(io::ErrorKind::PermissionDenied, "wrong answer to the challenge"))
+        });
+    if verdict == Verdict::Silent {
+        return checked;
+    }
+    let mut writer = stream;
+    match checked {
+        Ok(()) => writer.write_all(WELCOME),
+        Err(e) => {
+            // The client may be gone already; the refusal stands either way.
+            let _ = writer.write_all(FAILURE);
+            Err(e)
+        }
+    }
 }
 
 /// Sends the challenge and reads the answer by `deadline`: the timeout
@@ -133,13 +186,56 @@ where
     Ok(answer)
 }
 
-/// The client's side: reads the server's challenge and answers it. Set a
-/// read timeout on the stream first if the server might never send one.
+/// The client's side: reads the server's challenge, answers it and reads
+/// the verdict. Set a read timeout on the stream first if the server might
+/// never send one.
+///
+/// `PermissionDenied` ("the server refused the key") on [`FAILURE`];
+/// `UnexpectedEof` if the server closes the connection before its
+/// verdict; `InvalidData` if what comes is not a verdict.
 pub fn answer_challenge(stream: &mut (impl Read + Write), key: &[u8]) -> io::Result<()> {
+    answer_challenge_with(stream, key, Verdict::Reply)
+}
+
+/// [`answer_challenge`] for a server that sends `verdict`: with
+/// [`Verdict::Silent`] it returns once the answer is sent.
+pub fn answer_challenge_with(
+    stream: &mut (impl Read + Write),
+    key: &[u8],
+    verdict: Verdict,
+) -> io::Result<()> {
     check_key(key)?;
     let mut challenge = [0u8; CHALLENGE_LEN];
-    stream.read_exact(&mut challenge)?;
-    stream.write_all(&response(key, &challenge))
+    stream.read_exact(&mut challenge).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => io::Error::new(
+            e.kind(),
+            "the server closed the connection before sending its challenge",
+        ),
+        _ => e,
+    })?;
+    stream.write_all(&response(key, &challenge))?;
+    if verdict == Verdict::Silent {
+        return Ok(());
+    }
+    let mut said = [0u8; VERDICT_LEN];
+    stream.read_exact(&mut said).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => io::Error::new(
+            e.kind(),
+            "the server closed the connection before its verdict on the key",
+        ),
+        _ => e,
+    })?;
+    match &said {
+        WELCOME => Ok(()),
+        FAILURE => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the server refused the key",
+        )),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the server's reply to the challenge is not a verdict: {said:?}"),
+        )),
+    }
 }
 
 /// Wraps a stream handler so that every connection must pass the
@@ -151,6 +247,7 @@ pub struct Authenticated<H> {
     inner: H,
     key: Vec<u8>,
     timeout: Duration,
+    verdict: Verdict,
 }
 
 impl<H> Authenticated<H> {
@@ -163,12 +260,19 @@ impl<H> Authenticated<H> {
             inner,
             key,
             timeout: DEFAULT_AUTH_TIMEOUT,
+            verdict: Verdict::Reply,
         })
     }
 
     /// How long a client gets to answer (default [`DEFAULT_AUTH_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Whether clients are told the verdict (default [`Verdict::Reply`]).
+    pub fn verdict(mut self, verdict: Verdict) -> Self {
+        self.verdict = verdict;
         self
     }
 
@@ -183,6 +287,7 @@ impl<H> fmt::Debug for Authenticated<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticated")
             .field("timeout", &self.timeout)
+            .field("verdict", &self.verdict)
             .finish_non_exhaustive()
     }
 }
@@ -199,7 +304,7 @@ where
         if !self.inner.verify_request(request) {
             return false;
         }
-        match challenge_client(request.stream(), &self.key, self.timeout) {
+        match challenge_client_with(request.stream(), &self.key, self.timeout, self.verdict) {
             Ok(()) => true,
             Err(e) => {
                 log::warn!(
@@ -231,22 +336,51 @@ mod tests {
         assert_eq!(got, expected);
     }
 
-    fn run(server_key: &'static [u8], client_key: &'static [u8]) -> io::Result<()> {
+    fn run(
+        server_key: &'static [u8],
+        client_key: &'static [u8],
+        verdict: Verdict,
+    ) -> (io::Result<()>, io::Result<()>) {
         let (server, mut client) = UnixStream::pair().unwrap();
         client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let answering = thread::spawn(move || answer_challenge(&mut client, client_key));
-        let verdict = challenge_client(&server, server_key, Duration::from_secs(10));
-        answering.join().unwrap().unwrap();
-        verdict
+        let answering = thread::spawn(move || answer_challenge_with(&mut client, client_key, verdict));
+        let checked = challenge_client_with(&server, server_key, Duration::from_secs(10), verdict);
+        drop(server);
+        (checked, answering.join().unwrap())
     }
 
     #[test]
     fn the_right_key_passes_and_a_wrong_one_does_not() {
-        assert!(run(b"secret", b"secret").is_ok());
-        assert_eq!(
-            run(b"secret", b"guess").unwrap_err().kind(),
-            io::ErrorKind::PermissionDenied
-        );
+        let (server, client) = run(b"secret", b"secret", Verdict::Reply);
+        assert!(server.is_ok() && client.is_ok(), "{server:?} {client:?}");
+        let (server, client) = run(b"secret", b"guess", Verdict::Reply);
+        assert_eq!(server.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        let client = client.unwrap_err();
+        assert_eq!(client.kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(client.to_string(), "the server refused the key");
+    }
+
+    #[test]
+    fn a_silent_server_sends_no_verdict() {
+        let (server, client) = run(b"secret", b"guess", Verdict::Silent);
+        assert_eq!(server.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        // The client cannot know: it only sent its answer.
+        assert!(client.is_ok());
+    }
+
+    #[test]
+    fn a_server_that_hangs_up_is_not_mistaken_for_a_refusal() {
+        let (mut server, mut client) = UnixStream::pair().unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let hanging_up = thread::spawn(move || {
+            server.write_all(&[7u8; CHALLENGE_LEN]).unwrap();
+            let mut answer = [0u8; RESPONSE_LEN];
+            server.read_exact(&mut answer).unwrap();
+        });
+        let error = answer_challenge(&mut client, b"secret").unwrap_err();
+        hanging_up.join().unwrap();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(error.to_string().contains("before its verdict"), "{error}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Client verification over real connections: the right key is let in, a
-//! wrong key and a silent client are refused within the timeout, and the
-//! wrapped handler never sees them.
+//! Client verification over real connections: the right key is let in and
+//! welcomed, a wrong key is told so and refused, a silent client is
+//! refused within the timeout, and the wrapped handler never sees them.
 #![cfg(feature = "auth")]
 
 mod util;
@@ -49,7 +49,9 @@ fn a_wrong_key_is_refused() {
     init_logging();
     let (server, running) = authenticated_server(Duration::from_secs(5));
     let mut client = connect(*server.local_addr());
-    answer_challenge(&mut client, b"a guess").unwrap();
+    // The client is told at once, not by a connection closing later.
+    let refused = answer_challenge(&mut client, b"a guess").unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::PermissionDenied, "{refused}");
     // Whatever the client sends next never reaches the handler.
     let _ = client.write_all(b"hello");
     wait_closed(&mut client);

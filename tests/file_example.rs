@@ -6,10 +6,14 @@ mod util;
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use util::{Process, eventually};
+use serde_json::json;
+use socketserver::message::file::{PartialFile, is_partial_file_name};
+use socketserver::message::{MessageConfig, write_message_bytes};
+use util::{Process, TIMEOUT, eventually};
 
 const MB: usize = 1024 * 1024;
 
@@ -89,7 +93,7 @@ fn files_travel_whole_in_flat_memory_and_interrupted_uploads_leave_nothing() {
 
     let store_arg = store.to_str().unwrap();
     let (mut server, addr, _lines) =
-        util::start_example_server("file_server", &["--dir", store_arg, "--grace-ms", "200"]);
+        util::start_example_server("file_server", &["--dir", store_arg, "--grace", "200ms"]);
     let port = addr.port();
     let server_pid = server.child().id();
 
@@ -140,4 +144,227 @@ fn files_travel_whole_in_flat_memory_and_interrupted_uploads_leave_nothing() {
     server.signal(libc::SIGTERM);
     let output = server.finish();
     assert!(output.status.success(), "{output:?}");
+}
+
+/// The partial files (uploads in progress or left over) in `dir`.
+fn partial_files(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| is_partial_file_name(n))
+        .collect()
+}
+
+fn failed(output: &Output) -> String {
+    assert!(!output.status.success(), "{output:?}");
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+fn start_server(store: &Path, extra: &[&str]) -> (Process, SocketAddr) {
+    let mut args = vec!["--dir", store.to_str().unwrap(), "--grace", "100ms"];
+    args.extend_from_slice(extra);
+    let (server, addr, _lines) = util::start_example_server("file_server", &args);
+    (server, addr)
+}
+
+fn stop(mut server: Process) {
+    server.signal(libc::SIGTERM);
+    let output = server.finish();
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[test]
+fn an_upload_cut_by_killing_the_server_is_never_served_and_removed_at_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().join("store");
+    let big = root.path().join("big.bin");
+    make_file(&big, 200, 3);
+    let (mut server, addr) = start_server(&store, &[]);
+    let upload = client(addr.port(), &["put", big.to_str().unwrap()]);
+    eventually("the upload has started", || !partial_files(&store).is_empty());
+    server.signal(libc::SIGKILL);
+    let _ = server.finish();
+    let _ = upload.finish();
+    let left = partial_files(&store);
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    // A partial file being written (here, by this test) is left alone at
+    // start, and is never listed or served either.
+    let mut live = PartialFile::create(&store, "live.bin").unwrap();
+    live.write_all(b"in progress").unwrap();
+    let live_name = live.path().file_name().unwrap().to_str().unwrap().to_owned();
+
+    let (server, addr) = start_server(&store, &[]);
+    assert_eq!(
+        partial_files(&store),
+        vec![live_name.clone()],
+        "the leftover was kept"
+    );
+    let listing = succeeded(&client(addr.port(), &["list"]).finish());
+    assert_eq!(listing, "");
+    let out = root.path().join("out");
+    fs::create_dir(&out).unwrap();
+    for name in [&left[0], &live_name] {
+        let said = failed(&client(addr.port(), &["get", name, "--out", out.to_str().unwrap()]).finish());
+        assert!(said.contains("no such file"), "{said}");
+    }
+    drop(live);
+    stop(server);
+}
+
+#[test]
+fn a_stalled_upload_is_cut_off_after_the_idle_timeout() {
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().join("store");
+    let (server, addr) = start_server(&store, &["--idle-timeout", "300ms"]);
+    let mut stalled = util::connect(addr);
+    let header = json!({
+        "op": "put",
+        "name": "stalled.bin",
+        "sha256": "0".repeat(64),
+    });
+    // A header promising a megabyte, then ten bytes, then nothing.
+    let mut wire = Vec::new();
+    write_message_bytes(
+        &mut wire,
+        &header,
+        &vec![b'x'; 1_000_000],
+        &MessageConfig::default(),
+    )
+    .unwrap();
+    let cut = wire.len() - 1_000_000 + 10;
+    stalled.write_all(&wire[..cut]).unwrap();
+    eventually("the upload has started", || !partial_files(&store).is_empty());
+    // The server hangs up on its own, well within the test's bound.
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = stalled.read_to_end(&mut rest);
+    assert!(started.elapsed() < TIMEOUT, "the connection stayed open");
+    eventually("the partial upload is removed", || {
+        partial_files(&store).is_empty()
+    });
+    assert!(!store.join("stalled.bin").exists());
+    stop(server);
+}
+
+#[test]
+fn names_are_consistent_long_ones_fit_and_errors_hide_the_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().join("store");
+    let source = root.path().join("source.txt");
+    fs::write(&source, b"some words\n").unwrap();
+    let out = root.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let (server, addr) = start_server(&store, &[]);
+    let port = addr.port();
+    let put = |name: &str| client(port, &["put", source.to_str().unwrap(), "--name", name]).finish();
+
+    // A dot name is refused on upload, as it is hidden from the list.
+    let said = failed(&put(".hidden"));
+    assert!(said.contains("names starting with '.' are not stored"), "{said}");
+    assert!(!store.join(".hidden").exists());
+
+    // A 250-character name fits, with its partial file.
+    let long = "n".repeat(250);
+    succeeded(&put(&long));
+    let listing = succeeded(&client(port, &["list"]).finish());
+    assert_eq!(listing, format!("{:>12}  {long}\n", 11));
+    succeeded(&client(port, &["get", &long, "--out", out.to_str().unwrap()]).finish());
+    assert_eq!(fs::read(out.join(&long)).unwrap(), b"some words\n");
+
+    // A failure on the server's side names the file, not where the
+    // server keeps it.
+    fs::create_dir(store.join("sub")).unwrap();
+    let said = failed(&put("sub"));
+    let store_abs = fs::canonicalize(&store).unwrap();
+    assert!(said.contains("sub"), "{said}");
+    assert!(!said.contains(store_abs.to_str().unwrap()), "{said}");
+    stop(server);
+}
+
+#[test]
+fn client_and_server_errors_name_their_files() {
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().join("store");
+    let (server, addr) = start_server(&store, &[]);
+    let port = addr.port();
+    let source = root.path().join("here.txt");
+    fs::write(&source, b"here").unwrap();
+    succeeded(&client(port, &["put", source.to_str().unwrap()]).finish());
+
+    // A download into a directory that is not there.
+    let missing_dir = root.path().join("no-such-dir");
+    let said = failed(&client(port, &["get", "here.txt", "--out", missing_dir.to_str().unwrap()]).finish());
+    assert!(
+        said.contains(&format!("--out {}: no such directory", missing_dir.display())),
+        "{said}"
+    );
+    assert!(!said.contains("socketserver-part"), "{said}");
+
+    // An upload of a file that is not there.
+    let missing_file = root.path().join("missing.bin");
+    let said = failed(&client(port, &["put", missing_file.to_str().unwrap()]).finish());
+    assert!(said.contains(missing_file.to_str().unwrap()), "{said}");
+    stop(server);
+
+    // A --dir that is a file.
+    let output = Process::spawn(
+        Command::new(util::example_binary("file_server"))
+            .args(["--port", "0", "--dir", source.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .finish();
+    let said = failed(&output);
+    assert!(
+        said.contains(&format!("--dir {}: not a directory", source.display())),
+        "{said}"
+    );
+}
+
+/// Runs `command` in a pseudo-terminal (util-linux `script`), so that
+/// the progress bar draws, and returns what it showed.
+fn in_terminal(command: &[&str]) -> String {
+    let line = command
+        .iter()
+        .map(|word| format!("'{word}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let output = Process::spawn(
+        Command::new("script")
+            .args(["--quiet", "--return", "--command", &line, "/dev/null"])
+            .env("COLUMNS", "100")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .finish();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_progress_bar_shows_the_hashing_before_the_transfer() {
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().join("store");
+    let big: PathBuf = root.path().join("hashed.bin");
+    make_file(&big, 200, 4);
+    let (server, addr) = start_server(&store, &[]);
+    let binary = util::example_binary("file_client");
+    let port = addr.port().to_string();
+    let shown = in_terminal(&[
+        binary.to_str().unwrap(),
+        "--port",
+        &port,
+        "put",
+        big.to_str().unwrap(),
+    ]);
+    let hashing = shown
+        .find("hashing")
+        .unwrap_or_else(|| panic!("no hashing phase shown: {shown:?}"));
+    let stored = shown.find("stored hashed.bin").expect("the upload finished");
+    assert!(hashing < stored, "{shown:?}");
+    // The transfer's own bar comes after the hashing, without the word.
+    assert!(shown[hashing..].contains("/s"), "{shown:?}");
+    stop(server);
 }

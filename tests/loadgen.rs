@@ -38,9 +38,9 @@ fn failures(report: &Value) -> u64 {
 fn every_mode_runs_clean_against_the_crate_servers() {
     let short = [
         "--duration",
-        "0.3",
+        "300ms",
         "--warmup",
-        "0.1",
+        "100ms",
         "--connections",
         "4",
         "--json",
@@ -63,7 +63,7 @@ fn idle_mode_holds_its_connections() {
         "--connections",
         "50",
         "--duration",
-        "0.3",
+        "300ms",
         "--hold",
         "--json",
     ]);
@@ -99,9 +99,9 @@ fn wrong_replies_are_counted_and_fail_the_run() {
         "--target",
         &target,
         "--duration",
-        "0.3",
+        "300ms",
         "--warmup",
-        "0",
+        "0s",
         "--connections",
         "2",
         "--json",
@@ -115,7 +115,7 @@ fn wrong_replies_are_counted_and_fail_the_run() {
 
 #[test]
 fn a_target_off_loopback_is_refused() {
-    let output = loadgen(&["tcp", "--target", "192.0.2.1:9", "--duration", "0.1"]);
+    let output = loadgen(&["tcp", "--target", "192.0.2.1:9", "--duration", "100ms"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -140,9 +140,9 @@ fn open_loop_pacing_keeps_to_its_schedule() {
         "--connections",
         "2",
         "--duration",
-        "0.5",
+        "500ms",
         "--warmup",
-        "0",
+        "0s",
         "--json",
     ]);
     assert!(output.status.success(), "{output:?}");

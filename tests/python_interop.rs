@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use socketserver::auth::Authenticated;
+use socketserver::auth::{Authenticated, answer_challenge};
 use socketserver::framing::BufStream;
 use socketserver::message::{MessageConfig, MessageStream};
 use socketserver::{TcpRequest, ThreadingTcpServer};
@@ -45,11 +45,15 @@ fn message_echo(request: &mut TcpRequest) -> io::Result<()> {
     Ok(())
 }
 
-fn run_python_client(port: u16, key: Option<&str>) -> String {
+fn python_client(port: u16, key: Option<&str>) -> std::process::Output {
     let mut command = python();
     command.args(["client", &port.to_string()]);
     command.args(key);
-    let output = Process::spawn(command.stdout(Stdio::piped()).stderr(Stdio::piped())).finish();
+    Process::spawn(command.stdout(Stdio::piped()).stderr(Stdio::piped())).finish()
+}
+
+fn run_python_client(port: u16, key: Option<&str>) -> String {
+    let output = python_client(port, key);
     assert!(output.status.success(), "python client failed: {output:?}");
     String::from_utf8(output.stdout).unwrap()
 }
@@ -76,15 +80,69 @@ fn a_python_client_passes_the_hmac_challenge() {
 }
 
 #[test]
-fn a_rust_client_talks_to_a_python_server() {
+fn a_python_client_with_a_wrong_key_is_told_at_once() {
     init_logging();
-    let mut python = Process::spawn(python().arg("server").stdout(Stdio::piped()));
+    let handler = Authenticated::new("shared secret", message_echo).unwrap();
+    let (server, running) = serve(ThreadingTcpServer::bind("127.0.0.1:0", handler));
+    let output = python_client(server.local_addr().port(), Some("a guess"));
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "python client: the server refused the key"
+    );
+    util::eventually("the refusal is counted", || server.stats().refused == 1);
+    running.shutdown();
+}
+
+/// Starts interop.py's server (challenging with `key`, if any) and
+/// returns it with its output lines and its port.
+fn python_server(key: Option<&str>) -> (Process, crossbeam_channel::Receiver<String>, u16) {
+    let mut python = Process::spawn(python().arg("server").args(key).stdout(Stdio::piped()));
     let lines = python.stdout_lines();
     let port: u16 = lines
         .recv_timeout(TIMEOUT)
         .expect("the python server's port")
         .parse()
         .unwrap();
+    (python, lines, port)
+}
+
+#[test]
+fn a_rust_client_gets_a_python_servers_verdict() {
+    init_logging();
+    let (python, lines, port) = python_server(Some("shared secret"));
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let refused = answer_challenge(&mut stream, b"a guess").unwrap_err();
+    assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied, "{refused}");
+    assert_eq!(
+        lines.recv_timeout(TIMEOUT).unwrap(),
+        "python server: refused the key"
+    );
+    assert!(python.finish().status.success());
+
+    let (python, lines, port) = python_server(Some("shared secret"));
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    answer_challenge(&mut stream, b"shared secret").unwrap();
+    let mut messages = MessageStream::with_config(BufStream::new(stream), MessageConfig::tutorial());
+    messages
+        .write_message_bytes(&json!({"n": 0}), b"welcomed")
+        .unwrap();
+    let header = messages.read_header().unwrap().expect("a reply");
+    assert_eq!(header.get_str("sha256").unwrap(), sha256_hex(b"welcomed"));
+    drop(messages);
+    assert_eq!(
+        lines.recv_timeout(TIMEOUT).unwrap(),
+        "python server: 1 messages served"
+    );
+    assert!(python.finish().status.success());
+}
+
+#[test]
+fn a_rust_client_talks_to_a_python_server() {
+    init_logging();
+    let (python, lines, port) = python_server(None);
     let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut messages = MessageStream::with_config(BufStream::new(stream), MessageConfig::tutorial());

@@ -25,7 +25,7 @@ impl Transport {
     }
 
     fn start_server(self, extra: &[&str]) -> (Process, SocketAddr) {
-        let mut args = vec!["--grace-ms", "200"];
+        let mut args = vec!["--grace", "200ms"];
         args.extend_from_slice(extra);
         let name = format!("uppercase_{}_server", self.name());
         let (server, addr, _lines) = util::start_example_server(&name, &args);
@@ -150,10 +150,62 @@ fn udp_client_reports_a_missing_reply() {
     // A bound socket that never answers.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap();
-    let output = Transport::Udp.run_client(addr, &["--message", "hi", "--timeout", "0.1"], b"");
+    let output = Transport::Udp.run_client(addr, &["--message", "hi", "--timeout", "100ms"], b"");
     assert!(!output.status.success());
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("no reply from the server in time"),
+        String::from_utf8_lossy(&output.stderr).contains(&format!("no reply from {addr} in time")),
         "{output:?}"
     );
+}
+
+#[test]
+fn a_unix_socket_server_and_client() {
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("upper.sock");
+    let path_arg = path.to_str().unwrap();
+    for serial in [false, true] {
+        let mut args = vec!["--unix", path_arg, "--grace", "100ms"];
+        if serial {
+            args.push("--serial");
+        }
+        let mut server = Process::spawn(
+            std::process::Command::new(util::example_binary("uppercase_tcp_server"))
+                .args(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        );
+        let lines = server.stdout_lines();
+        assert_eq!(
+            lines.recv_timeout(util::TIMEOUT).unwrap(),
+            format!("listening on {path_arg}")
+        );
+        let output = Process::spawn(
+            std::process::Command::new(util::example_binary("uppercase_tcp_client"))
+                .args([
+                    "--unix",
+                    path_arg,
+                    "--message",
+                    "over a unix socket",
+                    "--count",
+                    "2",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        )
+        .finish();
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            "OVER A UNIX SOCKET\n".repeat(2)
+        );
+        server.signal(libc::SIGTERM);
+        let log = server.finish();
+        assert!(log.status.success(), "{log:?}");
+        assert!(
+            String::from_utf8_lossy(&log.stderr).contains("stopped after 1 connections"),
+            "{log:?}"
+        );
+        // The socket file goes with the server.
+        assert!(!path.exists());
+    }
 }

@@ -1,15 +1,25 @@
-//! What the examples share: command-line options, logging, serving until
-//! Ctrl-C or SIGTERM, and the tutorials' client loop. Each example uses
-//! part of it.
+//! What the examples share: command-line options (hosts, per-example
+//! default ports, durations such as "500ms" and sizes such as "64MiB"),
+//! logging, errors that name what failed, serving until Ctrl-C or
+//! SIGTERM, and the tutorials' client loop. Each example uses part of it.
 #![allow(dead_code)]
 
+use std::fmt::Display;
 use std::io::{self, BufRead, Write};
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use socketserver::server::Threading;
 use socketserver::{Builder, Server};
+
+/// Default ports, one per example server, so any two of them can run side
+/// by side. Each client defaults to its server's.
+pub const UPPERCASE_TCP_PORT: u16 = 9999;
+pub const UPPERCASE_UDP_PORT: u16 = 9998;
+pub const FILE_PORT: u16 = 9997;
+pub const CHAT_PORT: u16 = 9996;
+pub const REMOTE_SHELL_PORT: u16 = 9995;
 
 /// Installs `env_logger`, at `default` level unless `RUST_LOG` says
 /// otherwise.
@@ -28,42 +38,164 @@ pub fn exit(program: &str, result: io::Result<()>) -> ExitCode {
     }
 }
 
-/// Where and how a server example listens.
+/// Parses the command line into `A`, whose `--port` defaults to
+/// `default_port` (shown by `--help`).
+pub fn parse_args<A: clap::Parser>(default_port: u16) -> A {
+    // clap keeps default values for the life of the program.
+    let port: &'static str = Box::leak(default_port.to_string().into_boxed_str());
+    let command = A::command().mut_arg("port", |arg| arg.default_value(port).required(false));
+    let mut matches = command.get_matches();
+    A::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Prefixes an error with what it failed on, keeping its kind:
+/// `.map_err(context(format!("cannot connect to {addr}")))`.
+pub fn context(what: impl Display) -> impl FnOnce(io::Error) -> io::Error {
+    move |e| io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// A duration on the command line: a number and its unit, as in "500ms",
+/// "10s", "2m" or "1h 30m". Zero is allowed ("0s").
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e} (write a duration with its unit, such as 500ms or 10s)"))
+}
+
+/// A duration that must be longer than zero (a timeout, a limit).
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        zero if zero.is_zero() => Err("must be longer than zero".into()),
+        duration => Ok(duration),
+    }
+}
+
+/// A duration as the options write it ("1s 500ms").
+pub fn show_duration(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+/// A size on the command line: a number of bytes with an optional unit,
+/// as in "4096", "64KiB", "64MiB", "1GiB" (powers of 1024) or "10MB"
+/// (powers of 1000).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}: use B, KiB, MiB, GiB, KB, MB or GB"
+            ));
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size, such as 4096 or 64MiB"))?;
+    let bytes = value * scale as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("{text} is too large"));
+    }
+    Ok(bytes as u64)
+}
+
+/// A size as the options write it: "64MiB", "1500B".
+pub fn show_size(bytes: u64) -> String {
+    for (unit, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= scale && bytes.is_multiple_of(scale) {
+            return format!("{}{unit}", bytes / scale);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// The address of `host` (an IP address, bracketed or not, or a name) and
+/// `port`; errors name the host.
+pub fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (bare, port)
+        .to_socket_addrs()
+        .map_err(context(format!("cannot resolve host {host:?}")))?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("host {host:?} has no address")))
+}
+
+/// A TCP connection to `host`:`port`, within `timeout`; errors name the
+/// address.
+pub fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+    let addr = resolve(host, port)?;
+    TcpStream::connect_timeout(&addr, timeout).map_err(context(format!("cannot connect to {addr}")))
+}
+
+/// Where and how a server example listens. Its `--port` default is set
+/// by [`parse_args`].
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
-    /// Address to listen on.
+    /// Address to listen on: an IP address (127.0.0.1, ::1 or [::1]) or a
+    /// host name.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Port to listen on; 0 picks a free one (printed at start).
-    #[arg(long, default_value_t = 9999)]
+    #[arg(long)]
     pub port: u16,
     /// Serve one request at a time on the main thread instead of on a
     /// worker pool.
     #[arg(long)]
     pub serial: bool,
     /// Most requests served at once (worker pool size limit).
-    #[arg(long)]
-    pub workers: Option<usize>,
-    /// How long requests being served get to finish after Ctrl-C, in
-    /// milliseconds, before they are cut off.
-    #[arg(long, default_value_t = 1000)]
-    pub grace_ms: u64,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub workers: Option<u64>,
+    /// How long requests being served get to finish after Ctrl-C or
+    /// SIGTERM before they are cut off ("500ms", "2s").
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub grace: Duration,
 }
 
 impl ServerArgs {
-    pub fn address(&self) -> (&str, u16) {
-        (&self.host, self.port)
-    }
-
-    pub fn grace(&self) -> Duration {
-        Duration::from_millis(self.grace_ms)
+    /// The address to listen on.
+    pub fn address(&self) -> io::Result<SocketAddr> {
+        resolve(&self.host, self.port)
     }
 
     /// Applies `--workers` to a threading server's builder.
     pub fn sized<T>(&self, builder: Builder<T, Threading>) -> Builder<T, Threading> {
         match self.workers {
-            Some(workers) => builder.max_workers(workers),
+            Some(workers) => builder.max_workers(usize::try_from(workers).unwrap_or(usize::MAX)),
             None => builder,
+        }
+    }
+}
+
+/// How a server prints its address in "listening on ADDR".
+pub trait ShowAddr {
+    fn show(&self) -> String;
+}
+
+impl ShowAddr for SocketAddr {
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl ShowAddr for std::os::unix::net::SocketAddr {
+    fn show(&self) -> String {
+        match self.as_pathname() {
+            Some(path) => path.display().to_string(),
+            None => "(unnamed)".into(),
         }
     }
 }
@@ -71,14 +203,18 @@ impl ServerArgs {
 /// Serves until Ctrl-C or SIGTERM, then stops cleanly and logs what was
 /// served. Prints "listening on ADDR" first: tests and scripts read it to
 /// learn the port.
-pub fn serve_until_signal<S: Server>(server: S, requests: &str) -> io::Result<()> {
+pub fn serve_until_signal<S>(server: S, requests: &str) -> io::Result<()>
+where
+    S: Server,
+    S::Addr: ShowAddr,
+{
     let stop = server.shutdown_handle();
     ctrlc::set_handler(move || {
         log::info!("stopping");
         stop.request_shutdown();
     })
     .map_err(io::Error::other)?;
-    println!("listening on {:?}", server.local_addr());
+    println!("listening on {}", server.local_addr().show());
     io::stdout().flush()?;
     server.serve_forever()?;
     let stats = server.stats();
@@ -91,14 +227,16 @@ pub fn serve_until_signal<S: Server>(server: S, requests: &str) -> io::Result<()
     Ok(())
 }
 
-/// Where a client example connects, and what it sends.
+/// Where a client example connects, and what it sends. Its `--port`
+/// default is set by [`parse_args`].
 #[derive(clap::Args, Debug)]
 pub struct ClientArgs {
-    /// Server address.
+    /// Server address: an IP address (127.0.0.1, ::1 or [::1]) or a host
+    /// name.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Server port.
-    #[arg(long, default_value_t = 9999)]
+    #[arg(long)]
     pub port: u16,
     /// Send this message instead of reading from the keyboard.
     #[arg(long)]
@@ -106,20 +244,9 @@ pub struct ClientArgs {
     /// How many times to send --message.
     #[arg(long, default_value_t = 1, requires = "message")]
     pub count: usize,
-    /// Seconds to wait for each reply (fractions allowed).
-    #[arg(long, default_value_t = 5.0)]
-    pub timeout: f64,
-}
-
-impl ClientArgs {
-    pub fn address(&self) -> (&str, u16) {
-        (&self.host, self.port)
-    }
-
-    pub fn timeout(&self) -> io::Result<Duration> {
-        Duration::try_from_secs_f64(self.timeout)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("--timeout: {e}")))
-    }
+    /// How long to wait for each reply ("500ms", "5s").
+    #[arg(long, default_value = "5s", value_parser = parse_timeout)]
+    pub timeout: Duration,
 }
 
 /// The tutorials' client: sends `--message` `--count` times, or else
@@ -155,32 +282,73 @@ pub fn run_client(args: &ClientArgs, mut exchange: impl FnMut(&str) -> io::Resul
     }
 }
 
-/// Gives a failed read of a reply a message a user understands.
-pub fn reply_error(error: io::Error) -> io::Error {
-    match error.kind() {
+/// Gives a failed read of a reply from `server` a message a user
+/// understands.
+pub fn reply_error(server: impl Display) -> impl Fn(io::Error) -> io::Error {
+    move |error| match error.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            io::Error::new(io::ErrorKind::TimedOut, "no reply from the server in time")
+            io::Error::new(io::ErrorKind::TimedOut, format!("no reply from {server} in time"))
         }
-        io::ErrorKind::UnexpectedEof => io::Error::new(error.kind(), "the server closed the connection"),
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted => {
+            io::Error::new(error.kind(), format!("{server} closed the connection"))
+        }
         io::ErrorKind::ConnectionRefused => {
-            io::Error::new(error.kind(), "nothing is listening at that address")
+            io::Error::new(error.kind(), format!("nothing is listening at {server}"))
         }
-        _ => error,
+        _ => context(format!("{server}"))(error),
     }
 }
 
-/// A UDP socket connected to `server`, so only the server's datagrams get
-/// through: bound to any local address of the server's family.
-pub fn connected_udp_socket(server: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-    let server = server
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the host resolved to nothing"))?;
-    let any = match server {
+/// A UDP socket connected to `addr`, so only its datagrams get through:
+/// bound to any local address of its family.
+pub fn connected_udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let any = match addr {
         SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
         SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
     };
-    let socket = UdpSocket::bind(any)?;
-    socket.connect(server)?;
+    let socket = UdpSocket::bind(any).map_err(context(format!("cannot open a UDP socket on {any}")))?;
+    socket
+        .connect(addr)
+        .map_err(context(format!("cannot reach {addr}")))?;
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_have_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert_eq!(show_duration(Duration::from_millis(1500)), "1s 500ms");
+    }
+
+    #[test]
+    fn sizes_take_binary_and_decimal_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64KiB"), Ok(65_536));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1.5 KiB"), Ok(1536));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert!(parse_size("10 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert_eq!(show_size(64 << 20), "64MiB");
+        assert_eq!(show_size(1500), "1500B");
+    }
+
+    #[test]
+    fn hosts_resolve_bracketed_or_not() {
+        assert_eq!(resolve("[::1]", 7).unwrap(), "[::1]:7".parse().unwrap());
+        assert_eq!(resolve("::1", 7).unwrap(), "[::1]:7".parse().unwrap());
+        assert_eq!(resolve("127.0.0.1", 7).unwrap(), "127.0.0.1:7".parse().unwrap());
+        let error = resolve("not-an-ip.invalid", 7).unwrap_err();
+        assert!(error.to_string().contains("not-an-ip.invalid"), "{error}");
+    }
 }

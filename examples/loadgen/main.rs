@@ -67,6 +67,7 @@ impl Mode {
 
 /// Load-tests an uppercase echo server with many concurrent clients.
 #[derive(Parser, Debug)]
+#[command(name = "loadgen", version)]
 struct Args {
     /// What the clients do.
     #[arg(value_enum, default_value_t = Mode::Tcp)]
@@ -78,24 +79,25 @@ struct Args {
     /// Concurrent clients (connections, or UDP sockets).
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Message size in bytes.
-    #[arg(long, default_value_t = 64)]
-    size: usize,
-    /// Seconds measured.
-    #[arg(long, default_value_t = 10.0)]
-    duration: f64,
-    /// Seconds of load before measuring starts (not for idle).
-    #[arg(long, default_value_t = 1.0)]
-    warmup: f64,
+    /// Message size ("64", "1KiB").
+    #[arg(long, default_value = "64", value_parser = common::parse_size)]
+    size: u64,
+    /// How long to measure ("10s", "500ms").
+    #[arg(long, default_value = "10s", value_parser = common::parse_timeout)]
+    duration: Duration,
+    /// How long to load the server before measuring starts ("1s"; not
+    /// for idle).
+    #[arg(long, default_value = "1s", value_parser = common::parse_duration)]
+    warmup: Duration,
     /// Requests per second across all clients, on a fixed schedule (open
     /// loop: latency counts from when a request was due). Without it,
     /// each client sends as soon as it has its reply (closed loop).
     #[arg(long)]
     rate: Option<f64>,
-    /// Milliseconds to wait for a reply (or a connection) before counting
-    /// a timeout, or a UDP loss.
-    #[arg(long, default_value_t = 2000)]
-    timeout_ms: u64,
+    /// How long to wait for a reply (or a connection) before counting a
+    /// timeout, or a UDP loss ("2s").
+    #[arg(long, default_value = "2s", value_parser = common::parse_timeout)]
+    timeout: Duration,
     /// Idle mode: after the round trips, keep the connections until the
     /// server closes them or the run ends.
     #[arg(long)]
@@ -126,6 +128,17 @@ fn invalid(message: impl Into<String>) -> io::Error {
 
 fn seconds(name: &str, value: f64) -> io::Result<Duration> {
     Duration::try_from_secs_f64(value).map_err(|e| invalid(format!("--{name}: {e}")))
+}
+
+impl Args {
+    /// The warm-up, none in idle mode.
+    fn warmup(&self) -> Duration {
+        if self.mode == Mode::Idle {
+            Duration::ZERO
+        } else {
+            self.warmup
+        }
+    }
 }
 
 /// The crate's server for the mode, serving in this process.
@@ -187,12 +200,8 @@ fn run(args: &Args) -> io::Result<ExitCode> {
     if args.mode == Mode::Udp && args.size > 65_507 {
         return Err(invalid("--size: a UDP datagram carries at most 65,507 bytes"));
     }
-    let duration = seconds("duration", args.duration)?;
-    let warmup = if args.mode == Mode::Idle {
-        Duration::ZERO
-    } else {
-        seconds("warmup", args.warmup)?
-    };
+    let duration = args.duration;
+    let warmup = args.warmup();
     let interval = match args.rate {
         Some(rate) if rate > 0.0 && rate.is_finite() => {
             Some(seconds("rate", args.connections as f64 / rate)?)
@@ -215,8 +224,8 @@ fn run(args: &Args) -> io::Result<ExitCode> {
     };
     let plan = Arc::new(Plan {
         target,
-        size: args.size,
-        timeout: Duration::from_millis(args.timeout_ms),
+        size: usize::try_from(args.size).map_err(|_| invalid("--size is too large"))?,
+        timeout: args.timeout,
         window,
         interval,
         live: Arc::new(Live::default()),
@@ -334,8 +343,8 @@ fn report(
             "server": server_name,
             "connections": args.connections,
             "size": args.size,
-            "duration": args.duration,
-            "warmup": if args.mode == Mode::Idle { 0.0 } else { args.warmup },
+            "duration": args.duration.as_secs_f64(),
+            "warmup": args.warmup().as_secs_f64(),
             "rate": args.rate,
         });
         if args.mode == Mode::Idle {
@@ -356,12 +365,12 @@ fn report(
         None => "closed loop".to_owned(),
     };
     let what = format!(
-        "{} against {target} ({server_name}): {} clients, {}-byte messages, {pacing}, {} s measured after {} s warm-up",
+        "{} against {target} ({server_name}): {} clients, {}-byte messages, {pacing}, {} measured after {} warm-up",
         args.mode.name(),
         args.connections,
         args.size,
-        args.duration,
-        if args.mode == Mode::Idle { 0.0 } else { args.warmup },
+        common::show_duration(args.duration),
+        common::show_duration(args.warmup()),
     );
     print!("{}", totals.text(&what));
     if args.mode == Mode::Idle {

@@ -3,12 +3,17 @@
 //! A file travels as one message: a header with its `name`, its `size`
 //! (the body length) and the `sha256` of its bytes (lowercase hex), then
 //! the bytes. The receiver confines the name to its directory, writes the
-//! body to a temporary file there, and renames it to the name only when
-//! the size and checksum match; on any failure nothing is left behind.
-//! Both ends stream through a fixed buffer, so memory stays flat whatever
-//! the file's size.
+//! body to a temporary file there (a [`PartialFile`]), and renames it to
+//! the name only when the size and checksum match; on any failure nothing
+//! is left behind. Both ends stream through a fixed buffer, so memory
+//! stays flat whatever the file's size.
+//!
+//! A process killed in the middle of a transfer cannot remove its partial
+//! file; [`remove_stale_partial_files`] finds and removes such leftovers
+//! (a server calls it at start), and [`is_partial_file_name`] tells them
+//! from finished files, so they are never listed or served.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,7 +113,8 @@ fn hex(bytes: &[u8]) -> String {
 /// the header said.
 ///
 /// To show progress, wrap `writer` in a counting writer (indicatif's
-/// `ProgressBar::wrap_write`, say).
+/// `ProgressBar::wrap_write`, say); to show the hashing too, hash with
+/// [`sha256_hex`] and send with [`send_file_contents`].
 pub fn send_file<W: Write + ?Sized>(
     writer: &mut W,
     path: &Path,
@@ -120,15 +126,30 @@ pub fn send_file<W: Write + ?Sized>(
     let (sha256, size) =
         sha256_hex(&mut BufReader::new(File::open(path).map_err(with_path)?)).map_err(with_path)?;
     let mut file = File::open(path).map_err(with_path)?;
-    let mut header = extra.clone();
-    header.insert("name".into(), Value::from(name));
-    header.insert("sha256".into(), Value::from(sha256.clone()));
-    write_message(writer, &header, &mut file, size, config)?;
-    Ok(FileHeader {
+    let header = FileHeader {
         name: name.to_owned(),
         size,
         sha256,
-    })
+    };
+    send_file_contents(writer, &mut file, &header, extra, config)?;
+    Ok(header)
+}
+
+/// Sends a file whose name, size and SHA-256 are already known (from
+/// [`sha256_hex`], say): the header (`extra`'s fields, plus `file`'s),
+/// then `file.size` bytes streamed from `contents`. A `contents` that
+/// ends early is an `UnexpectedEof` error.
+pub fn send_file_contents<W: Write + ?Sized, R: Read + ?Sized>(
+    writer: &mut W,
+    contents: &mut R,
+    file: &FileHeader,
+    extra: &Map<String, Value>,
+    config: &MessageConfig,
+) -> io::Result<()> {
+    let mut header = extra.clone();
+    header.insert("name".into(), Value::from(file.name.as_str()));
+    header.insert("sha256".into(), Value::from(file.sha256.as_str()));
+    write_message(writer, &header, contents, file.size, config)
 }
 
 /// A file that arrived whole.
@@ -149,7 +170,9 @@ pub struct ReceivedFile {
 /// the SHA-256 matches. On a refused name, a checksum mismatch
 /// (`InvalidData`), or a body cut short (`UnexpectedEof`), no file is left
 /// behind. A refused name leaves the body unread; the next
-/// `read_header` skips it.
+/// `read_header` skips it. A name that [looks like a partial
+/// file](is_partial_file_name) is refused too, so no finished file can be
+/// taken for a leftover.
 pub fn receive_file<T: BufRead>(
     messages: &mut MessageStream<T>,
     header: &Header,
@@ -157,8 +180,14 @@ pub fn receive_file<T: BufRead>(
 ) -> io::Result<ReceivedFile> {
     let expected = FileHeader::from_header(header)?;
     let name = safe_file_name(&expected.name)?;
+    if is_partial_file_name(name) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("refusing file name {name:?}: it is the form of a partial file's name"),
+        ));
+    }
     let target = dir.join(name);
-    let mut temporary = TemporaryFile::create(dir, name)?;
+    let mut temporary = PartialFile::create(dir, name)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; CHUNK];
     let mut body = messages.body();
@@ -170,7 +199,7 @@ pub fn receive_file<T: BufRead>(
             Err(e) => return Err(e),
         };
         hasher.update(&buffer[..n]);
-        temporary.file.write_all(&buffer[..n])?;
+        temporary.write_all(&buffer[..n])?;
     }
     let actual = hex(&hasher.finalize());
     if actual != expected.sha256 {
@@ -182,30 +211,56 @@ pub fn receive_file<T: BufRead>(
             ),
         ));
     }
-    temporary.keep_as(&target)?;
+    temporary.persist(&target)?;
     Ok(ReceivedFile {
         path: target,
         header: expected,
     })
 }
 
-/// A file being written, deleted on drop unless kept.
-struct TemporaryFile {
+/// The longest file name most file systems take (`NAME_MAX`), in bytes.
+const NAME_MAX: usize = 255;
+
+/// What ends a partial file's name.
+const PARTIAL_SUFFIX: &str = ".socketserver-part";
+
+/// A file being written into a directory under a temporary name: moved to
+/// its real name by [`persist`](PartialFile::persist) once it is whole,
+/// and removed if dropped before that. Its name,
+/// `.NAME.PID-N.socketserver-part` (NAME shortened so that the whole fits
+/// the file system's 255-byte limit), never collides with another's, and
+/// [`is_partial_file_name`] recognizes it. While it is open it holds an
+/// exclusive lock on itself, so [`remove_stale_partial_files`] can tell it
+/// from one left by a process that died.
+pub struct PartialFile {
     path: PathBuf,
     file: File,
     kept: bool,
 }
 
-impl TemporaryFile {
-    /// Creates `.NAME.PID-N.part` in `dir`, never reusing an existing file.
-    fn create(dir: &Path, name: &str) -> io::Result<Self> {
+impl PartialFile {
+    /// Creates a partial file in `dir` for a file to be called `name`,
+    /// never reusing an existing file.
+    pub fn create(dir: &Path, name: &str) -> io::Result<PartialFile> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         loop {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let path = dir.join(format!(".{name}.{}-{n}.part", std::process::id()));
+            let tag = format!(".{}-{n}{PARTIAL_SUFFIX}", std::process::id());
+            let room = NAME_MAX - 1 - tag.len();
+            let mut cut = name.len().min(room);
+            while !name.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let path = dir.join(format!(".{}{tag}", &name[..cut]));
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => {
-                    return Ok(TemporaryFile {
+                    match file.try_lock() {
+                        Ok(()) => {}
+                        // A file system without locks: the file works, but
+                        // a stale one cannot be told from this one.
+                        Err(e) => log::debug!("cannot lock {}: {e}", path.display()),
+                    }
+                    return Ok(PartialFile {
                         path,
                         file,
                         kept: false,
@@ -217,9 +272,17 @@ impl TemporaryFile {
         }
     }
 
-    /// Makes the file durable and moves it to `target`.
-    fn keep_as(mut self, target: &Path) -> io::Result<()> {
-        self.file.sync_all()?;
+    /// Where the partial file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes the file durable and moves it to `target`, replacing a file
+    /// there.
+    pub fn persist(mut self, target: &Path) -> io::Result<()> {
+        self.file
+            .sync_all()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))?;
         fs::rename(&self.path, target)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", target.display())))?;
         self.kept = true;
@@ -227,7 +290,17 @@ impl TemporaryFile {
     }
 }
 
-impl Drop for TemporaryFile {
+impl Write for PartialFile {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.file.write(bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for PartialFile {
     fn drop(&mut self) {
         if !self.kept
             && let Err(e) = fs::remove_file(&self.path)
@@ -235,6 +308,72 @@ impl Drop for TemporaryFile {
             log::warn!("cannot remove partial file {}: {e}", self.path.display());
         }
     }
+}
+
+impl std::fmt::Debug for PartialFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartialFile").field("path", &self.path).finish()
+    }
+}
+
+/// True if `name` has the form of a [`PartialFile`]'s name.
+///
+/// ```
+/// use socketserver::message::file::is_partial_file_name;
+///
+/// assert!(is_partial_file_name(".video.mp4.4242-7.socketserver-part"));
+/// assert!(!is_partial_file_name("video.mp4"));
+/// assert!(!is_partial_file_name(".video.mp4.part"));
+/// ```
+pub fn is_partial_file_name(name: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(PARTIAL_SUFFIX))
+    else {
+        return false;
+    };
+    let Some((_, tag)) = rest.rsplit_once('.') else {
+        return false;
+    };
+    let Some((pid, n)) = tag.split_once('-') else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(pid) && digits(n)
+}
+
+/// Removes the partial files in `dir` that no process is writing: those
+/// left by a process that died in the middle of a transfer (a crash, a
+/// `kill -9`). A partial file still being written is locked by its
+/// writer, and is left alone. Returns the paths removed.
+///
+/// A server storing uploads calls it at start; it is safe while other
+/// processes write into the same directory.
+pub fn remove_stale_partial_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let with_dir = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", dir.display()));
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir).map_err(with_dir)? {
+        let entry = entry.map_err(with_dir)?;
+        if !entry.file_name().to_str().is_some_and(is_partial_file_name) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = File::open(&path) else {
+            continue; // gone already, or not ours to open
+        };
+        match file.try_lock() {
+            Ok(()) => match fs::remove_file(&path) {
+                Ok(()) => removed.push(path),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+            },
+            Err(TryLockError::WouldBlock) => {} // being written
+            Err(TryLockError::Error(e)) => {
+                log::warn!("cannot tell whether {} is in use: {e}", path.display());
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -371,6 +510,68 @@ mod tests {
         }
         assert!(entries(&inner).is_empty());
         assert_eq!(entries(&dir), ["inner"]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn names_up_to_the_limit_fit_with_their_partial_file() {
+        let dir = scratch_dir("long-names");
+        let source = dir.join("source.bin");
+        fs::write(&source, b"a long name").unwrap();
+        let out = dir.join("out");
+        fs::create_dir(&out).unwrap();
+        // 250 ASCII bytes, and 255 bytes of three-byte characters.
+        for name in ["n".repeat(250), "名".repeat(85)] {
+            let mut wire = Vec::new();
+            send_file(&mut wire, &source, &name, &Map::new(), &MessageConfig::default()).unwrap();
+            let mut messages = MessageStream::new(Cursor::new(wire));
+            let header = messages.read_header().unwrap().unwrap();
+            let received = receive_file(&mut messages, &header, &out).unwrap();
+            assert_eq!(fs::read(&received.path).unwrap(), b"a long name");
+            let partial = PartialFile::create(&out, &name).unwrap();
+            let partial_name = partial.path().file_name().unwrap().to_str().unwrap();
+            assert!(partial_name.len() <= NAME_MAX, "{}", partial_name.len());
+            assert!(is_partial_file_name(partial_name), "{partial_name}");
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn stale_partial_files_are_removed_and_live_ones_kept() {
+        let dir = scratch_dir("stale");
+        // Left by a process that died: its name, no lock.
+        let stale = dir.join(".video.mp4.99999-3.socketserver-part");
+        fs::write(&stale, b"half").unwrap();
+        let finished = dir.join("video.mp4");
+        fs::write(&finished, b"whole").unwrap();
+        let mut live = PartialFile::create(&dir, "upload.bin").unwrap();
+        live.write_all(b"in progress").unwrap();
+
+        assert_eq!(remove_stale_partial_files(&dir).unwrap(), vec![stale.clone()]);
+        assert!(!stale.exists());
+        assert!(finished.exists());
+        assert!(live.path().exists(), "a partial file in use was removed");
+        let live_path = live.path().to_owned();
+        drop(live);
+        assert!(!live_path.exists());
+        assert_eq!(entries(&dir), ["video.mp4"]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_name_of_the_partial_form_is_refused() {
+        let dir = scratch_dir("partial-form");
+        let mut wire = Vec::new();
+        let header = serde_json::json!({
+            "name": ".x.1-2.socketserver-part",
+            "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        });
+        super::super::write_message_bytes(&mut wire, &header, b"abc", &MessageConfig::default()).unwrap();
+        let mut messages = MessageStream::new(Cursor::new(wire));
+        let header = messages.read_header().unwrap().unwrap();
+        let error = receive_file(&mut messages, &header, &dir).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
+        assert!(entries(&dir).is_empty());
         fs::remove_dir_all(dir).unwrap();
     }
 }

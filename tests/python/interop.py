@@ -9,18 +9,27 @@ is the uppercase of what was sent.
 
   interop.py client PORT [KEY]   connect to a Rust server, send messages,
                                  check the replies (answer the HMAC
-                                 challenge first when KEY is given)
-  interop.py server              serve one Rust client; prints the port
+                                 challenge first when KEY is given, and
+                                 read the verdict: exit 3 if refused)
+  interop.py server [KEY]        serve one Rust client; prints the port
+                                 (challenge it first when KEY is given)
+
+The challenge (when a key is shared): the server sends 32 random bytes,
+the client answers HMAC-SHA256(key, challenge), the server replies
+#WELCOME# or #FAILURE# (then closes), as multiprocessing.connection does.
 """
 
 import hashlib
 import hmac
 import json
+import os
 import socket
 import struct
 import sys
 
 TIMEOUT = 10
+WELCOME = b"#WELCOME#"
+FAILURE = b"#FAILURE#"
 
 
 def recv_exact(conn, n):
@@ -57,6 +66,11 @@ def client(port, key=None):
     if key is not None:
         challenge = recv_exact(conn, 32)
         conn.sendall(hmac.new(key.encode(), challenge, "sha256").digest())
+        verdict = recv_exact(conn, len(WELCOME))
+        if verdict == FAILURE:
+            print("python client: the server refused the key")
+            sys.exit(3)
+        assert verdict == WELCOME, verdict
     bodies = [b"hello from python", b"", bytes(range(256)) * 400, "你好 sticky packets".encode()]
     for i, body in enumerate(bodies):
         send_message(conn, {"op": "echo", "n": i}, body)
@@ -68,7 +82,7 @@ def client(port, key=None):
     print("python client: %d messages ok" % len(bodies))
 
 
-def server():
+def server(key=None):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -76,6 +90,17 @@ def server():
     print(listener.getsockname()[1], flush=True)
     conn, _ = listener.accept()
     conn.settimeout(TIMEOUT)
+    if key is not None:
+        challenge = os.urandom(32)
+        conn.sendall(challenge)
+        answer = recv_exact(conn, 32)
+        expected = hmac.new(key.encode(), challenge, "sha256").digest()
+        if not hmac.compare_digest(answer, expected):
+            conn.sendall(FAILURE)
+            conn.close()
+            print("python server: refused the key", flush=True)
+            return
+        conn.sendall(WELCOME)
     served = 0
     while True:
         try:
@@ -93,6 +118,6 @@ if __name__ == "__main__":
     if sys.argv[1] == "client":
         client(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
     elif sys.argv[1] == "server":
-        server()
+        server(sys.argv[2] if len(sys.argv) > 2 else None)
     else:
         sys.exit(__doc__)
