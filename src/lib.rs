@@ -173,6 +173,10 @@ pub mod echo;
 pub mod framing;
 #[cfg(feature = "message")]
 pub mod message;
+#[cfg(feature = "restart")]
+pub mod restart;
+#[cfg(feature = "systemd")]
+pub mod systemd;
 
 pub use handler::{HandlerPanic, Request, RequestHandler};
 pub use pool::{DEFAULT_KEEP_ALIVE, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, OverloadPolicy};
@@ -186,6 +190,8 @@ pub use server::{
     ThreadingUnixStreamServer, UdpServer, UnixDatagramServer, UnixStreamServer, UnixTransport,
 };
 pub use socket::DEFAULT_BACKLOG;
+#[cfg(any(feature = "systemd", feature = "restart"))]
+pub use socket::{PassedSocket, SocketKind};
 pub use transport::{Connection, DatagramSocket, Listener};
 
 /// The README's code blocks, compiled and run as doc tests.

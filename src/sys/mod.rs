@@ -8,6 +8,8 @@
 #[cfg(not(unix))]
 compile_error!("socketserver supports Unix-like systems (Linux, macOS, the BSDs) only");
 
+#[cfg(any(feature = "systemd", feature = "restart"))]
+pub(crate) mod fd;
 mod unix;
 
 pub(crate) use unix::{Waker, wait_readable};
