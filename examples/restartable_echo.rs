@@ -53,6 +53,11 @@ struct Args {
     /// milliseconds, before it is killed and this one goes on serving.
     #[arg(long, default_value_t = 30_000)]
     ready_timeout_ms: u64,
+    /// The executable a restart starts, with the same arguments (default:
+    /// this one, as it was at start); for deployments that repoint a
+    /// symbolic link to a new version.
+    #[arg(long)]
+    program: Option<std::path::PathBuf>,
 }
 
 /// The name the listening socket is handed over under.
@@ -86,6 +91,9 @@ fn run(args: &Args) -> io::Result<()> {
     // Both first, while the process has one thread: they adopt inherited
     // descriptors and clear the variables that announced them.
     let mut upgrader = Upgrader::new()?.ready_timeout(Duration::from_millis(args.ready_timeout_ms));
+    if let Some(program) = &args.program {
+        upgrader = upgrader.program(program);
+    }
     let mut activated = ListenFds::take()?;
     let signals = Signals::new([SIGHUP, SIGINT, SIGTERM])?;
 

@@ -178,12 +178,13 @@ impl Successor {
     }
 }
 
-/// Starts `program` with this process's arguments and `sockets`, and waits
+/// Starts `program` with `args` and `sockets`, and waits
 /// up to `timeout` for it to say it is ready. A process that exits first,
 /// or is not ready in time, is killed and reaped, and the error says what
 /// happened; this process's sockets are untouched either way.
 pub(crate) fn start_successor(
     program: &Path,
+    args: impl IntoIterator<Item = std::ffi::OsString>,
     sockets: &[(String, OwnedFd)],
     timeout: Duration,
 ) -> io::Result<Successor> {
@@ -192,7 +193,7 @@ pub(crate) fn start_successor(
     let numbers: Vec<RawFd> = sockets.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
     let names: Vec<&str> = sockets.iter().map(|(name, _)| name.as_str()).collect();
     command
-        .args(env::args_os().skip(1))
+        .args(args)
         .env(PID, std::process::id().to_string())
         .env(
             FDS,

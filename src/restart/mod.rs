@@ -329,7 +329,12 @@ impl Upgrader {
                 ),
             ));
         }
-        let successor = handover::start_successor(&self.program, &self.sockets, self.ready_timeout)?;
+        let successor = handover::start_successor(
+            &self.program,
+            std::env::args_os().skip(1),
+            &self.sockets,
+            self.ready_timeout,
+        )?;
         let pid = successor.pid();
         log::info!(
             "handed {} socket(s) to process {pid}; this process stops accepting now",

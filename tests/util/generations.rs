@@ -14,8 +14,9 @@ use crossbeam_channel::{Receiver, bounded};
 
 use super::{TIMEOUT, within};
 
-/// The processes of one server, oldest first, and their shared standard
-/// output (a new generation writes to its parent's).
+/// The processes of one server, oldest first, and the lines of their
+/// shared standard output and error (a new generation writes to its
+/// parent's).
 pub struct Generations {
     pids: Vec<u32>,
     reaped: Vec<u32>,
@@ -23,8 +24,8 @@ pub struct Generations {
 }
 
 impl Generations {
-    /// Starts the first generation with its standard output piped to
-    /// [`wait_for_line`](Self::wait_for_line).
+    /// Starts the first generation with its standard output and error
+    /// piped to [`wait_for_line`](Self::wait_for_line).
     pub fn start(command: &mut Command) -> Generations {
         // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only changes who
         // adopts this process's orphaned descendants.
@@ -35,16 +36,16 @@ impl Generations {
             "prctl(PR_SET_CHILD_SUBREAPER): {}",
             std::io::Error::last_os_error()
         );
-        let mut child = command.stdout(Stdio::piped()).spawn().expect("start the server");
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server");
+        let (tx, lines) = bounded(4096);
         let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = bounded(1024);
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let stderr = child.stderr.take().unwrap();
+        forward_lines(stdout, tx.clone());
+        forward_lines(stderr, tx);
         // Waited for with waitpid below, like the later generations.
         let pid = child.id();
         drop(child);
@@ -72,15 +73,15 @@ impl Generations {
         assert_eq!(unsafe { libc::kill(self.current() as libc::pid_t, signal) }, 0);
     }
 
-    /// Waits for an output line starting with `prefix`, skipping others,
-    /// and returns it.
+    /// Waits for an output line starting with `prefix` (or, with a `*`
+    /// first, containing the rest), skipping others, and returns it.
     pub fn wait_for_line(&self, prefix: &str) -> String {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             match self.lines.recv_deadline(deadline) {
-                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(line) if matches(&line, prefix) => return line,
                 Ok(_) => {}
-                Err(_) => panic!("no output line starting with {prefix:?} within {TIMEOUT:?}"),
+                Err(_) => panic!("no output line like {prefix:?} within {TIMEOUT:?}"),
             }
         }
     }
@@ -105,6 +106,25 @@ impl Generations {
         self.reaped.push(pid);
         libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status))
     }
+}
+
+fn matches(line: &str, pattern: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(inner) => line.contains(inner),
+        None => line.starts_with(pattern),
+    }
+}
+
+/// Sends each line read from `reader` to `lines` (and to the test's
+/// output); reading goes on if nobody listens any more, so a writer never
+/// meets a closed pipe.
+fn forward_lines(reader: impl std::io::Read + Send + 'static, lines: crossbeam_channel::Sender<String>) {
+    thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            eprintln!("server: {line}");
+            let _ = lines.try_send(line);
+        }
+    });
 }
 
 fn waitpid(pid: u32) -> std::io::Result<libc::c_int> {
