@@ -311,8 +311,7 @@ fn socket_activate() -> &'static str {
     const PATH: &str = "/usr/bin/systemd-socket-activate";
     assert!(
         Path::new(PATH).exists(),
-        "{PATH} is missing: install the Debian package `systemd` (apt-get install systemd); \
-         .ci/run installs it when missing"
+        "{PATH} is missing: install the Debian package `systemd` (apt-get install systemd)"
     );
     PATH
 }

@@ -133,14 +133,27 @@ fn check_kind_of_control(control: &OwnedFd, number: RawFd) -> io::Result<()> {
 }
 
 /// Tells the previous process that this one serves. Afterwards the control
-/// socket only tells whether the previous process has exited.
+/// socket only tells whether the previous process has exited. If it has
+/// exited already (it was killed during the handover), there is nobody to
+/// tell, and this process serves on regardless.
 pub(crate) fn signal_ready(control: &UnixStream) -> io::Result<()> {
-    (&*control).write_all(&[READY]).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot tell the previous process we are ready: {e}"),
-        )
-    })?;
+    match (&*control).write_all(&[READY]) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            log::warn!("the previous process exited before this one was ready");
+        }
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot tell the previous process we are ready: {e}"),
+            ));
+        }
+    }
     control.set_nonblocking(true)
 }
 
@@ -306,5 +319,60 @@ impl Drop for KillOnDrop {
             let outcome = self.kill_and_reap();
             log::debug!("abandoned new process: {outcome}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn names_that_cannot_travel_are_refused() {
+        check_name("127.0.0.1:9999").unwrap();
+        for bad in ["", "two\nlines", "nul\0"] {
+            assert_eq!(check_name(bad).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        }
+    }
+
+    #[test]
+    fn the_successor_finds_the_sockets_at_the_announced_numbers() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sockets = vec![("web".to_owned(), OwnedFd::from(listener.try_clone().unwrap()))];
+        // Checks what a successor is told, then says it is ready; any
+        // mismatch is an exit before ready, which fails the start.
+        let script = r#"
+            [ "$SOCKETSERVER_HANDOVER_PID" = "$PPID" ] || exit 11
+            [ "$SOCKETSERVER_HANDOVER_NAMES" = web ] || exit 12
+            [ -S "/proc/$$/fd/$SOCKETSERVER_HANDOVER_FDS" ] || exit 13
+            [ -S "/proc/$$/fd/$SOCKETSERVER_HANDOVER_CONTROL" ] || exit 14
+            printf R >&"$SOCKETSERVER_HANDOVER_CONTROL"
+        "#;
+        let args = ["-c", script].map(std::ffi::OsString::from);
+        let successor = start_successor(Path::new("/bin/bash"), args, &sockets, Duration::from_secs(10))
+            .expect("the successor is ready");
+        let Successor { mut child, .. } = successor;
+        assert!(child.wait().unwrap().success());
+    }
+
+    #[test]
+    fn a_successor_that_exits_first_is_reaped_and_reported() {
+        let args = ["-c", "exit 3"].map(std::ffi::OsString::from);
+        let error = start_successor(Path::new("/bin/sh"), args, &[], Duration::from_secs(10)).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+        let message = error.to_string();
+        assert!(
+            message.contains("it has been stopped (exit status: 3)"),
+            "{message}"
+        );
+        let pid = message
+            .split("(pid ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap();
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "{pid} was not reaped"
+        );
     }
 }

@@ -50,7 +50,7 @@ mod handover;
 
 use std::fmt;
 use std::io;
-use std::net::{TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::server::{Builder, Mode};
-use crate::socket::{self, PassedSocket, check_kind};
+use crate::socket::{self, PassedSocket, SocketKind, check_kind};
 use handover::Successor;
 
 /// How long [`Upgrader::upgrade`] waits for the new process to be ready
@@ -169,6 +169,12 @@ impl Upgrader {
     /// program. A name registered twice is an `AlreadyExists` error; an
     /// inherited socket of another kind is an `InvalidInput` error.
     ///
+    /// Listeners only (TCP and Unix stream): a datagram socket is an
+    /// `Unsupported` error, because the crate's threading datagram servers
+    /// shut their socket's read side when they stop (to wake their
+    /// receivers at once), which on a shared socket would stop the new
+    /// process's receivers too.
+    ///
     /// With systemd socket activation (feature `systemd`), the first
     /// process takes its socket from systemd and later ones inherit it:
     ///
@@ -197,6 +203,15 @@ impl Upgrader {
         create: impl FnOnce() -> io::Result<S>,
     ) -> io::Result<S> {
         handover::check_name(name)?;
+        if !matches!(S::KIND, SocketKind::TcpListener | SocketKind::UnixListener) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "socket '{name}': only listeners can be handed over, not {}",
+                    S::KIND
+                ),
+            ));
+        }
         if self.sockets.iter().any(|(registered, _)| registered == name) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -229,19 +244,6 @@ impl Upgrader {
         builder: &Builder<TcpListener, M>,
     ) -> io::Result<TcpListener> {
         self.socket(addr, || builder.bind_listener(addr))
-    }
-
-    /// The UDP socket for `addr` (its name too): inherited, or bound with
-    /// `builder`'s socket options.
-    ///
-    /// Both processes receive on the one socket while the old one drains,
-    /// so no datagram is lost; each is served by whichever receives it.
-    pub fn listen_udp<M: Mode>(
-        &mut self,
-        addr: &str,
-        builder: &Builder<UdpSocket, M>,
-    ) -> io::Result<UdpSocket> {
-        self.socket(addr, || builder.bind_socket(addr))
     }
 
     /// The Unix stream listener at `path` (its name too): inherited, or
@@ -379,5 +381,45 @@ impl fmt::Debug for Upgrader {
             .field("ready", &self.ready)
             .field("successor_pid", &self.successor_pid())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ThreadingTcpServer, ThreadingUnixStreamServer};
+    use std::net::UdpSocket;
+
+    /// One test: an Upgrader is made once per process.
+    #[test]
+    fn an_upgrader_without_a_parent_binds_registers_and_refuses_what_it_must() {
+        let mut upgrader = Upgrader::new().unwrap();
+        assert_eq!(Upgrader::new().unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(upgrader.parent_pid(), None);
+
+        let builder = ThreadingTcpServer::builder();
+        let listener = upgrader.listen_tcp("127.0.0.1:0", &builder).unwrap();
+        assert_ne!(listener.local_addr().unwrap().port(), 0);
+        let again = upgrader.listen_tcp("127.0.0.1:0", &builder).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists, "{again}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("restart.sock");
+        let unix = upgrader
+            .listen_unix(&path, &ThreadingUnixStreamServer::builder())
+            .unwrap();
+        drop(unix);
+        assert!(path.exists(), "the socket file is kept for the next process");
+
+        let udp = upgrader
+            .socket("dns", || UdpSocket::bind("127.0.0.1:0"))
+            .unwrap_err();
+        assert_eq!(udp.kind(), io::ErrorKind::Unsupported, "{udp}");
+
+        let early = upgrader.upgrade().unwrap_err();
+        assert_eq!(early.kind(), io::ErrorKind::InvalidInput, "{early}");
+        upgrader.ready().unwrap();
+        upgrader.ready().unwrap();
+        assert_eq!(upgrader.successor_pid(), None);
     }
 }

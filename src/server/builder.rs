@@ -439,23 +439,15 @@ impl<M: Mode> Builder<UnixDatagram, M> {
     }
 }
 
-/// Binding a socket with the builder's options without making a server
-/// yet: for a socket registered first with a restart `Upgrader` (feature
-/// `restart`) or handed to another process, then served with
-/// `from_listener` or `from_socket`.
+/// Binding a listener with the builder's options without making a server
+/// yet: for a listener registered first with a restart `Upgrader`
+/// (feature `restart`) or handed to another process, then served with
+/// `from_listener`.
 impl<M: Mode> Builder<TcpListener, M> {
     /// Binds a TCP listener as `bind` does, with the options that apply
     /// before `bind` (address and port reuse, dual stack, buffers,
     /// backlog), and returns it.
     pub fn bind_listener(&self, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         socket::bind_tcp(addr, &self.socket)
-    }
-}
-
-impl<M: Mode> Builder<UdpSocket, M> {
-    /// Binds a UDP socket as `bind` does, with the options that apply
-    /// before `bind`, and returns it.
-    pub fn bind_socket(&self, addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        socket::bind_udp(addr, &self.socket)
     }
 }
