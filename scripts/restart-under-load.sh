@@ -26,24 +26,37 @@ LOG="$OUT/server.log"
 cargo build --release --quiet --features restart,systemd --example restartable_echo --example loadgen
 
 "$BIN/restartable_echo" --port 0 --grace-ms 2000 > "$LOG" 2>&1 &
+LOADGEN=
 cleanup() {
-    # The current generation, whichever it is; the others have exited.
+    if [ -n "$LOADGEN" ]; then
+        kill "$LOADGEN" 2>/dev/null || true
+    fi
+    # Every generation that has not said it exited (normally only the
+    # newest one is left).
     local pid
-    pid=$(sed -n 's/^ready pid //p' "$LOG" | tail -1)
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null
-    true
+    for pid in $(sed -n 's/^ready pid //p' "$LOG"); do
+        grep -q "^exited pid $pid " "$LOG" || kill "$pid" 2>/dev/null || true
+    done
 }
 trap cleanup EXIT
+# A signal ends the script through its EXIT trap, which stops the servers.
+trap 'exit 1' INT TERM HUP PIPE
+
+# wait_lines PATTERN COUNT: waits (10 s at most) until the log has COUNT
+# lines matching PATTERN.
+wait_lines() {
+    for _ in $(seq 400); do
+        [ "$(grep -c "$1" "$LOG")" -ge "$2" ] && return 0
+        sleep 0.025
+    done
+    echo "fewer than $2 lines like '$1' after 10 s:" >&2
+    cat "$LOG" >&2
+    exit 1
+}
 
 # wait_ready COUNT: waits until COUNT processes have said "ready pid".
 wait_ready() {
-    for _ in $(seq 400); do
-        [ "$(grep -c '^ready pid ' "$LOG")" -ge "$1" ] && return 0
-        sleep 0.025
-    done
-    echo "no ready process number $1:" >&2
-    cat "$LOG" >&2
-    exit 1
+    wait_lines '^ready pid ' "$1"
 }
 
 wait_ready 1
@@ -61,7 +74,7 @@ for n in $(seq "$RESTARTS"); do
     current=$(sed -n 's/^ready pid //p' "$LOG" | tail -1)
     # The previous generation must have exited: a restart is refused
     # while it drains.
-    while [ "$(grep -c '^exited pid ' "$LOG")" -lt $((n - 1)) ]; do sleep 0.01; done
+    wait_lines '^exited pid ' $((n - 1))
     kill -HUP "$current"
     wait_ready $((n + 1))
     sleep "$PAUSE"

@@ -32,6 +32,8 @@ cleanup() {
     done
 }
 trap cleanup EXIT
+# A signal ends the script through its EXIT trap, which stops the servers.
+trap 'exit 1' INT TERM HUP PIPE
 
 # start_server N PORT: starts server N on PORT (0: a free one) and sets
 # SERVER_ADDR to the address it listens on.
