@@ -151,6 +151,17 @@
 //! | `message` | `message` | JSON header + streamed body; file transfer |
 //! | `auth` | `auth` | HMAC-SHA256 challenge-response |
 //!
+//! # Deployment
+//!
+//! | module | feature | what |
+//! |---|---|---|
+//! | `systemd` | `systemd` | socket activation (`ListenFds`), readiness, status and watchdog notifications |
+//! | `restart` | `restart` | restarting without dropping a connection: the `Upgrader` hands the listening sockets to a new process |
+//!
+//! Several processes can also share one port with the builder's
+//! `reuse_port`; `deploy/` in the repository has systemd units and an
+//! HAProxy configuration.
+//!
 //! # Platforms
 //!
 //! Unix-like systems (Linux, macOS, the BSDs); the loop waits with
