@@ -8,7 +8,11 @@
 //!
 //! Prints "listening on ADDR" first. On SIGTERM or Ctrl-C a crate server
 //! shuts down, timing its own `shutdown()` call, and prints
-//! "shutdown took N us" and its peak memory; then it exits.
+//! "shutdown took N us", "accepted N" (connections, or datagrams) and its
+//! peak memory; then it exits.
+//!
+//! With `--reuse-port` several crate servers share one port (SO_REUSEPORT)
+//! and the kernel spreads clients among them (scripts/reuse-port-spread.sh).
 
 mod common;
 #[path = "../benches/fixtures/plain.rs"]
@@ -53,6 +57,10 @@ struct Args {
     /// Shutdown grace period, in milliseconds (crate servers).
     #[arg(long, default_value_t = 1000)]
     grace_ms: u64,
+    /// Set SO_REUSEPORT, so several processes can serve one port (crate
+    /// servers).
+    #[arg(long)]
+    reuse_port: bool,
 }
 
 fn main() -> ExitCode {
@@ -65,7 +73,9 @@ fn run(args: &Args) -> io::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
     let grace = Duration::from_millis(args.grace_ms);
     let tcp = || {
-        let builder = ThreadingTcpServer::builder().shutdown_grace(grace);
+        let builder = ThreadingTcpServer::builder()
+            .shutdown_grace(grace)
+            .reuse_port(args.reuse_port);
         match args.stack_kib {
             Some(kib) => builder.worker_stack_size(kib * 1024),
             None => builder,
@@ -77,8 +87,13 @@ fn run(args: &Args) -> io::Result<()> {
         Kind::CrateUdp => serve(
             ThreadingUdpServer::builder()
                 .shutdown_grace(grace)
+                .reuse_port(args.reuse_port)
                 .bind(addr, Uppercase)?,
         ),
+        _ if args.reuse_port => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--reuse-port is for the crate's servers",
+        )),
         Kind::PlainTcp => serve_plain(plain::tcp_thread_per_connection(addr)?),
         Kind::PlainUdp => serve_plain(plain::udp_loop(addr)?),
     }
@@ -97,6 +112,7 @@ fn serve<S: Server<Addr = SocketAddr>>(server: S) -> io::Result<()> {
     })
     .map_err(io::Error::other)?;
     let stop = server.shutdown_handle();
+    let handle = server.server_handle().clone();
     let addr = *server.local_addr();
     let serving = std::thread::spawn(move || server.serve_forever());
     announce(addr)?;
@@ -108,6 +124,7 @@ fn serve<S: Server<Addr = SocketAddr>>(server: S) -> io::Result<()> {
         .join()
         .map_err(|_| io::Error::other("the server thread panicked"))??;
     println!("shutdown took {} us", took.as_micros());
+    println!("accepted {}", handle.stats().accepted);
     println!("peak rss {} KiB", peak_rss_kib());
     Ok(())
 }

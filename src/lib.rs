@@ -155,6 +155,17 @@
 //! | `auth` | `auth` | HMAC-SHA256 challenge-response |
 //! | `proxy_protocol` | `proxy-protocol` | PROXY protocol v1/v2 headers from load balancers: parse, read off a socket, encode; trusted proxy networks |
 //!
+//! # Deployment
+//!
+//! | module | feature | what |
+//! |---|---|---|
+//! | `systemd` | `systemd` | socket activation (`ListenFds`), readiness, status and watchdog notifications |
+//! | `restart` | `restart` | restarting without dropping a connection: the `Upgrader` hands the listening sockets to a new process |
+//!
+//! Several processes can also share one port with the builder's
+//! `reuse_port`; `deploy/` in the repository has systemd units and an
+//! HAProxy configuration.
+//!
 //! # Platforms
 //!
 //! Unix-like systems (Linux, macOS, the BSDs); the loops wait with mio
@@ -182,7 +193,11 @@ pub mod framing;
 pub mod message;
 #[cfg(feature = "proxy-protocol")]
 pub mod proxy_protocol;
+#[cfg(feature = "restart")]
+pub mod restart;
 pub mod server;
+#[cfg(feature = "systemd")]
+pub mod systemd;
 
 pub use config::OverloadPolicy;
 pub use handler::{HandlerPanic, Request, RequestHandler};
@@ -193,6 +208,8 @@ pub use server::{
     Builder, Server, ServerHandle, ShutdownHandle, Stats, TcpServer, ThreadingTcpServer, ThreadingUdpServer,
     ThreadingUnixDatagramServer, ThreadingUnixStreamServer, UdpServer, UnixDatagramServer, UnixStreamServer,
 };
+#[cfg(any(feature = "systemd", feature = "restart"))]
+pub use socket::{PassedSocket, SocketKind};
 
 /// The README's code blocks, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -77,6 +77,12 @@ impl<T, M: Mode> Builder<T, M> {
         }
     }
 
+    /// The options that apply before `bind`, for binding a socket apart
+    /// from a server (a restart hand-over does).
+    pub(crate) fn socket_options(&self) -> &SocketOptions {
+        &self.config.socket
+    }
+
     /// How long in-flight requests may run on after a shutdown is
     /// requested before their connections are force-closed (default
     /// [`DEFAULT_SHUTDOWN_GRACE`](crate::config::DEFAULT_SHUTDOWN_GRACE)).
@@ -405,5 +411,18 @@ impl<M: Mode> Builder<UnixDatagram, M> {
             },
             handler,
         )
+    }
+}
+
+/// Binding a listener with the builder's options without making a server
+/// yet: for a listener registered first with a restart `Upgrader`
+/// (feature `restart`) or handed to another process, then served with
+/// `from_listener`.
+impl<M: Mode> Builder<TcpListener, M> {
+    /// Binds a TCP listener as `bind` does, with the options that apply
+    /// before `bind` (address and port reuse, dual stack, buffers,
+    /// backlog), and returns it.
+    pub fn bind_listener(&self, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        socket::bind_tcp(addr, self.socket_options())
     }
 }

@@ -2,9 +2,15 @@
 //! must come before `bind` set before it.
 
 mod ip;
+#[cfg(any(feature = "systemd", feature = "restart"))]
+mod passed;
 mod unix;
 
 pub(crate) use ip::{bind_tcp, bind_udp};
+#[cfg(any(feature = "systemd", feature = "restart"))]
+pub use passed::{PassedSocket, SocketKind};
+#[cfg(any(feature = "systemd", feature = "restart"))]
+pub(crate) use passed::{check_kind, parse_number};
 pub(crate) use unix::{SocketFile, bind_unix_datagram, bind_unix_listener};
 
 use crate::config::DEFAULT_BACKLOG;

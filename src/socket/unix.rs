@@ -147,6 +147,14 @@ impl SocketFile {
             identity: Identity::of(path)?,
         })
     }
+
+    /// Leaves the file in place when this process is done with it: for a
+    /// socket handed on to another process (a restart), which serves on it
+    /// after this one exits.
+    #[cfg(feature = "restart")]
+    pub(crate) fn keep(self) {
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for SocketFile {

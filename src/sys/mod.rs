@@ -10,6 +10,8 @@
 #[cfg(not(unix))]
 compile_error!("socketserver supports Unix-like systems (Linux, macOS, the BSDs) only");
 
+#[cfg(any(feature = "systemd", feature = "restart"))]
+pub(crate) mod fd;
 #[cfg(feature = "proxy-protocol")]
 pub(crate) mod peek;
 pub(crate) mod poller;

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, bounded};
 use socketserver::{Server, ServerHandle, ShutdownHandle};
 
+#[cfg(target_os = "linux")]
+pub mod generations;
+
 /// The bound on every blocking step of a test.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -1,0 +1,425 @@
+//! Restarting a server without dropping a connection (feature `restart`).
+//!
+//! A running server starts a new process of itself (for example a new
+//! version of its binary) and hands it its listening sockets. The new
+//! process serves on the very same sockets, so the kernel keeps accepting
+//! connections throughout: nothing is refused, and connections waiting in
+//! the accept queue are taken by whichever process accepts next. Once the
+//! new process says it is ready, the old one stops accepting, lets its
+//! in-flight requests finish within its grace period, and exits. A new
+//! process that fails or is not ready in time is killed, and the old one
+//! keeps serving.
+//!
+//! This is the shape of Cloudflare's `tableflip`: an [`Upgrader`] made at
+//! start-up, sockets created through it (inherited when there is a
+//! previous process, bound otherwise), [`Upgrader::ready`] once serving,
+//! and [`Upgrader::upgrade`] when asked to restart (typically on `SIGHUP`):
+//!
+//! ```no_run
+//! use socketserver::restart::Upgrader;
+//! use socketserver::{ThreadingTcpServer, echo::Uppercase};
+//! use std::thread;
+//!
+//! let mut upgrader = Upgrader::new()?;
+//! let builder = ThreadingTcpServer::builder();
+//! // Inherited from the previous process, or bound with the builder's options.
+//! let listener = upgrader.listen_tcp("127.0.0.1:9999", &builder)?;
+//! let server = builder.from_listener(listener, Uppercase)?;
+//! let stop = server.shutdown_handle();
+//! let serving = thread::spawn(move || server.serve_forever());
+//! upgrader.ready()?; // the previous process, if any, stops and drains now
+//!
+//! // On SIGHUP:
+//! match upgrader.upgrade() {
+//!     Ok(pid) => println!("process {pid} serves now; draining"),
+//!     Err(e) => eprintln!("restart failed, still serving: {e}"),
+//! }
+//! stop.shutdown(); // stop accepting, drain within the grace period
+//! serving.join().unwrap()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! How the sockets travel is described in the `handover` module: they are
+//! inherited across `exec` at their own descriptor numbers, announced in
+//! `SOCKETSERVER_HANDOVER_*` variables, and no other process ever receives
+//! them. Under systemd the new process becomes the service's main process
+//! by sending `MAINPID=` with `READY=1` (`systemd::ready` does); the unit
+//! needs `NotifyAccess=all` (see `deploy/`).
+
+mod handover;
+
+use std::fmt;
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::server::{Builder, Mode};
+use crate::socket::{self, PassedSocket, SocketKind, check_kind};
+use handover::Successor;
+
+/// How long [`Upgrader::upgrade`] waits for the new process to be ready
+/// unless told otherwise.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Set by the first [`Upgrader::new`].
+static CREATED: AtomicBool = AtomicBool::new(false);
+
+/// Hands a server's listening sockets to a new process of itself and
+/// tells each process when to serve and when to go. One per process; see
+/// the [module documentation](self) for the whole sequence.
+pub struct Upgrader {
+    program: PathBuf,
+    ready_timeout: Duration,
+    parent: Option<Parent>,
+    /// Inherited sockets nobody has asked for yet.
+    inherited: Vec<(String, OwnedFd)>,
+    /// The sockets this process serves on, passed on by `upgrade`: copies
+    /// of the descriptors the servers own.
+    sockets: Vec<(String, OwnedFd)>,
+    ready: bool,
+    successor: Option<Successor>,
+}
+
+/// The process this one took over from.
+struct Parent {
+    pid: u32,
+    /// `None` once the parent is known to have exited.
+    control: Option<UnixStream>,
+}
+
+impl Upgrader {
+    /// Takes over the sockets the previous process handed over, if this
+    /// process was started by [`upgrade`](Self::upgrade), and prepares to
+    /// hand them on. Call it first thing in `main`: the inherited
+    /// descriptors are adopted (and made close-on-exec) here, and while
+    /// the process has a single thread the handover variables are removed
+    /// from its environment.
+    ///
+    /// At most one per process (`AlreadyExists` otherwise). The new
+    /// process is started from [`std::env::current_exe`] as it is now,
+    /// so a binary replaced at the same path starts in its new version;
+    /// [`program`](Self::program) chooses another path.
+    pub fn new() -> io::Result<Upgrader> {
+        if CREATED.swap(true, Ordering::AcqRel) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "an Upgrader exists already: one per process",
+            ));
+        }
+        let program = std::env::current_exe()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot find this program's path: {e}")))?;
+        let (parent, inherited) = match handover::receive()? {
+            Some(received) => {
+                log::info!(
+                    "started by process {} with {} socket(s)",
+                    received.parent_pid,
+                    received.sockets.len()
+                );
+                let parent = Parent {
+                    pid: received.parent_pid,
+                    control: Some(received.control),
+                };
+                (Some(parent), received.sockets)
+            }
+            None => (None, Vec::new()),
+        };
+        Ok(Upgrader {
+            program,
+            ready_timeout: DEFAULT_READY_TIMEOUT,
+            parent,
+            inherited,
+            sockets: Vec::new(),
+            ready: false,
+            successor: None,
+        })
+    }
+
+    /// How long [`upgrade`](Self::upgrade) waits for the new process to be
+    /// ready before killing it (default [`DEFAULT_READY_TIMEOUT`]).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// The program [`upgrade`](Self::upgrade) starts, with this process's
+    /// arguments (default: this process's executable). Useful when the
+    /// executable is reached through a symbolic link that a deployment
+    /// repoints.
+    pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = path.into();
+        self
+    }
+
+    /// The process this one took over from, if it was started by an
+    /// upgrade.
+    pub fn parent_pid(&self) -> Option<u32> {
+        self.parent.as_ref().map(|p| p.pid)
+    }
+
+    /// The socket called `name`: the one the previous process handed over
+    /// under that name, checked to be an `S`, or else a new one from
+    /// `create`. Either way it is registered to be handed on by
+    /// [`upgrade`](Self::upgrade).
+    ///
+    /// Use the same name for the same socket in every version of the
+    /// program. A name registered twice is an `AlreadyExists` error; an
+    /// inherited socket of another kind is an `InvalidInput` error.
+    ///
+    /// Listeners only (TCP and Unix stream): a datagram socket is an
+    /// `Unsupported` error, because the crate's threading datagram servers
+    /// shut their socket's read side when they stop (to wake their
+    /// receivers at once), which on a shared socket would stop the new
+    /// process's receivers too.
+    ///
+    /// With systemd socket activation (feature `systemd`), the first
+    /// process takes its socket from systemd and later ones inherit it:
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "systemd")]
+    /// # fn main() -> std::io::Result<()> {
+    /// use socketserver::restart::Upgrader;
+    /// use socketserver::systemd::ListenFds;
+    /// use socketserver::ThreadingTcpServer;
+    ///
+    /// let mut upgrader = Upgrader::new()?;
+    /// let mut activated = ListenFds::take()?;
+    /// let builder = ThreadingTcpServer::builder();
+    /// let listener = upgrader.socket("web", || match activated.is_empty() {
+    ///     true => builder.bind_listener("127.0.0.1:9999"),
+    ///     false => activated.tcp_listener("web"),
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "systemd"))]
+    /// # fn main() {}
+    /// ```
+    pub fn socket<S: PassedSocket>(
+        &mut self,
+        name: &str,
+        create: impl FnOnce() -> io::Result<S>,
+    ) -> io::Result<S> {
+        handover::check_name(name)?;
+        if !matches!(S::KIND, SocketKind::TcpListener | SocketKind::UnixListener) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "socket '{name}': only listeners can be handed over, not {}",
+                    S::KIND
+                ),
+            ));
+        }
+        if self.sockets.iter().any(|(registered, _)| registered == name) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("a socket named '{name}' is registered already"),
+            ));
+        }
+        let socket = match self.inherited.iter().position(|(inherited, _)| inherited == name) {
+            Some(index) => {
+                let (name, fd) = self.inherited.remove(index);
+                let from = self.parent_pid().unwrap_or_default();
+                check_kind::<S>(
+                    fd.as_fd(),
+                    &format!("the socket '{name}' inherited from process {from}"),
+                )?;
+                log::info!("serving on socket '{name}' inherited from process {from}");
+                S::from(fd)
+            }
+            None => create()?,
+        };
+        self.sockets
+            .push((name.to_owned(), socket.as_fd().try_clone_to_owned()?));
+        Ok(socket)
+    }
+
+    /// The TCP listener for `addr` (its name too): inherited, or bound with
+    /// `builder`'s socket options (see [`Builder::bind_listener`]).
+    pub fn listen_tcp<M: Mode>(
+        &mut self,
+        addr: &str,
+        builder: &Builder<TcpListener, M>,
+    ) -> io::Result<TcpListener> {
+        self.socket(addr, || builder.bind_listener(addr))
+    }
+
+    /// The Unix stream listener at `path` (its name too): inherited, or
+    /// bound with `builder`'s options (an existing socket file nobody
+    /// answers on is replaced, as `bind` does).
+    ///
+    /// The socket file outlives each process, since the next one serves on
+    /// it; after the last one it stays until the next bind replaces it.
+    pub fn listen_unix<M: Mode>(
+        &mut self,
+        path: impl AsRef<Path>,
+        builder: &Builder<UnixListener, M>,
+    ) -> io::Result<UnixListener> {
+        let path = path.as_ref();
+        let name = path.to_str().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is not UTF-8; use Upgrader::socket with a name",
+                    path.display()
+                ),
+            )
+        })?;
+        self.socket(name, || {
+            let (listener, file) = socket::bind_unix_listener(path, builder.socket_options())?;
+            file.keep();
+            Ok(listener)
+        })
+    }
+
+    /// Says this process serves. Inherited sockets it did not ask for are
+    /// closed, and the previous process, if any, is told to stop accepting
+    /// and drain. Call it once the servers are built (their sockets accept
+    /// from then on, even before `serve_forever` runs). Calling it again
+    /// does nothing.
+    pub fn ready(&mut self) -> io::Result<()> {
+        if self.ready {
+            return Ok(());
+        }
+        for (name, _) in self.inherited.drain(..) {
+            log::info!("closing inherited socket '{name}': this version does not use it");
+        }
+        if let Some(Parent {
+            control: Some(control),
+            ..
+        }) = &self.parent
+        {
+            handover::signal_ready(control)?;
+        }
+        self.ready = true;
+        Ok(())
+    }
+
+    /// Starts a new process of this program with the same arguments and
+    /// hands it every registered socket, then waits (up to the ready
+    /// timeout) for it to call [`ready`](Self::ready). On success it
+    /// returns the new process's id, and this process should stop
+    /// accepting (shut its servers down: in-flight requests finish within
+    /// the grace period) and exit.
+    ///
+    /// On failure this process keeps serving and may try again: the new
+    /// process has been killed and reaped if it started. Also refused:
+    /// before [`ready`](Self::ready) (`InvalidInput`), after a successful
+    /// upgrade (`AlreadyExists`), and while the process this one took
+    /// over from is still draining (`ResourceBusy`), so that at most two
+    /// generations run at once.
+    pub fn upgrade(&mut self) -> io::Result<u32> {
+        if let Some(successor) = &self.successor {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("already handed over to process {}", successor.pid()),
+            ));
+        }
+        if !self.ready {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not ready yet: call Upgrader::ready once serving, then upgrade",
+            ));
+        }
+        if let Some(pid) = self.draining_parent()? {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "the previous process (pid {pid}) is still draining; restart again once it has exited"
+                ),
+            ));
+        }
+        let successor = handover::start_successor(
+            &self.program,
+            std::env::args_os().skip(1),
+            &self.sockets,
+            self.ready_timeout,
+        )?;
+        let pid = successor.pid();
+        log::info!(
+            "handed {} socket(s) to process {pid}; this process stops accepting now",
+            self.sockets.len()
+        );
+        self.successor = Some(successor);
+        Ok(pid)
+    }
+
+    /// The process that took over from this one, after a successful
+    /// [`upgrade`](Self::upgrade).
+    pub fn successor_pid(&self) -> Option<u32> {
+        self.successor.as_ref().map(Successor::pid)
+    }
+
+    /// The previous process, if it is still running.
+    fn draining_parent(&mut self) -> io::Result<Option<u32>> {
+        let Some(parent) = &mut self.parent else {
+            return Ok(None);
+        };
+        let Some(control) = &parent.control else {
+            return Ok(None);
+        };
+        if handover::has_exited(control)? {
+            log::debug!("the previous process ({}) has exited", parent.pid);
+            parent.control = None;
+            return Ok(None);
+        }
+        Ok(Some(parent.pid))
+    }
+}
+
+impl fmt::Debug for Upgrader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names =
+            |sockets: &[(String, OwnedFd)]| sockets.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        f.debug_struct("Upgrader")
+            .field("program", &self.program)
+            .field("parent_pid", &self.parent_pid())
+            .field("sockets", &names(&self.sockets))
+            .field("unclaimed", &names(&self.inherited))
+            .field("ready", &self.ready)
+            .field("successor_pid", &self.successor_pid())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ThreadingTcpServer, ThreadingUnixStreamServer};
+    use std::net::UdpSocket;
+
+    /// One test: an Upgrader is made once per process.
+    #[test]
+    fn an_upgrader_without_a_parent_binds_registers_and_refuses_what_it_must() {
+        let mut upgrader = Upgrader::new().unwrap();
+        assert_eq!(Upgrader::new().unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(upgrader.parent_pid(), None);
+
+        let builder = ThreadingTcpServer::builder();
+        let listener = upgrader.listen_tcp("127.0.0.1:0", &builder).unwrap();
+        assert_ne!(listener.local_addr().unwrap().port(), 0);
+        let again = upgrader.listen_tcp("127.0.0.1:0", &builder).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists, "{again}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("restart.sock");
+        let unix = upgrader
+            .listen_unix(&path, &ThreadingUnixStreamServer::builder())
+            .unwrap();
+        drop(unix);
+        assert!(path.exists(), "the socket file is kept for the next process");
+
+        let udp = upgrader
+            .socket("dns", || UdpSocket::bind("127.0.0.1:0"))
+            .unwrap_err();
+        assert_eq!(udp.kind(), io::ErrorKind::Unsupported, "{udp}");
+
+        let early = upgrader.upgrade().unwrap_err();
+        assert_eq!(early.kind(), io::ErrorKind::InvalidInput, "{early}");
+        upgrader.ready().unwrap();
+        upgrader.ready().unwrap();
+        assert_eq!(upgrader.successor_pid(), None);
+    }
+}
