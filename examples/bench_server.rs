@@ -19,14 +19,15 @@ mod common;
 mod plain;
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use socketserver::echo::{FramedUppercase, Uppercase};
-use socketserver::{Server, ThreadingTcpServer, ThreadingUdpServer};
+use socketserver::server::Pooled;
+use socketserver::{Builder, ParkedTcpServer, Server, ThreadingTcpServer, ThreadingUdpServer};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Kind {
@@ -34,6 +35,10 @@ enum Kind {
     CrateTcp,
     /// ThreadingTcpServer with the framed uppercase echo.
     CrateFramed,
+    /// ParkedTcpServer with the uppercase echo.
+    CrateParked,
+    /// ParkedTcpServer with the framed uppercase echo.
+    CrateParkedFramed,
     /// ThreadingUdpServer with the uppercase echo.
     CrateUdp,
     /// A std thread-per-connection TCP uppercase echo.
@@ -51,12 +56,16 @@ struct Args {
     /// Port on 127.0.0.1; 0 picks a free one.
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// Worker thread stack size, in KiB (crate TCP servers).
+    /// Worker thread stack size ("64KiB"; crate TCP servers).
+    #[arg(long, value_parser = common::parse_size)]
+    stack: Option<u64>,
+    /// Shutdown grace period ("1s"; crate servers).
+    #[arg(long, default_value = "1s", value_parser = common::parse_duration)]
+    grace: Duration,
+    /// The most workers (crate TCP servers; for the parked ones also the
+    /// number started).
     #[arg(long)]
-    stack_kib: Option<usize>,
-    /// Shutdown grace period, in milliseconds (crate servers).
-    #[arg(long, default_value_t = 1000)]
-    grace_ms: u64,
+    workers: Option<usize>,
     /// Set SO_REUSEPORT, so several processes can serve one port (crate
     /// servers).
     #[arg(long)]
@@ -71,19 +80,26 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> io::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
-    let grace = Duration::from_millis(args.grace_ms);
+    let grace = args.grace;
     let tcp = || {
-        let builder = ThreadingTcpServer::builder()
-            .shutdown_grace(grace)
-            .reuse_port(args.reuse_port);
-        match args.stack_kib {
-            Some(kib) => builder.worker_stack_size(kib * 1024),
+        let builder = pooled(ThreadingTcpServer::builder(), args);
+        match args.workers {
+            Some(workers) => builder.max_workers(workers),
+            None => builder,
+        }
+    };
+    let parked = || {
+        let builder = pooled(ParkedTcpServer::builder(), args);
+        match args.workers {
+            Some(workers) => builder.workers(workers),
             None => builder,
         }
     };
     match args.kind {
         Kind::CrateTcp => serve(tcp().bind(addr, Uppercase)?),
         Kind::CrateFramed => serve(tcp().bind(addr, FramedUppercase)?),
+        Kind::CrateParked => serve(parked().bind(addr, Uppercase)?),
+        Kind::CrateParkedFramed => serve(parked().bind(addr, FramedUppercase)?),
         Kind::CrateUdp => serve(
             ThreadingUdpServer::builder()
                 .shutdown_grace(grace)
@@ -96,6 +112,15 @@ fn run(args: &Args) -> io::Result<()> {
         )),
         Kind::PlainTcp => serve_plain(plain::tcp_thread_per_connection(addr)?),
         Kind::PlainUdp => serve_plain(plain::udp_loop(addr)?),
+    }
+}
+
+/// The options every pooled TCP server here takes.
+fn pooled<M: Pooled>(builder: Builder<TcpListener, M>, args: &Args) -> Builder<TcpListener, M> {
+    let builder = builder.shutdown_grace(args.grace).reuse_port(args.reuse_port);
+    match args.stack {
+        Some(bytes) => builder.worker_stack_size(bytes as usize),
+        None => builder,
     }
 }
 

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use common::{ServerArgs, context};
 use parking_lot::Mutex;
-use socketserver::server::Mode;
+use socketserver::server::RequestMode;
 use socketserver::{Builder, RequestHandler, ThreadingUdpServer, UdpRequest, UdpServer};
 
 /// UDP chat room: relays each member's messages to the others.
@@ -652,7 +652,7 @@ fn run(args: &Args) -> io::Result<()> {
     served
 }
 
-fn serve<M: Mode>(
+fn serve<M: RequestMode>(
     builder: Builder<UdpSocket, M>,
     args: &Args,
     addr: SocketAddr,

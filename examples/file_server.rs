@@ -50,7 +50,7 @@ use socketserver::message::file::{
     PartialFile, receive_file, remove_stale_partial_files, safe_file_name, send_file,
 };
 use socketserver::message::{DEFAULT_MAX_HEADER_LEN, Header, MessageConfig, MessageStream};
-use socketserver::server::Mode;
+use socketserver::server::RequestMode;
 use socketserver::{Builder, RequestHandler, TcpRequest, TcpServer, ThreadingTcpServer};
 
 /// File server: stores uploads in a directory and serves them back.
@@ -376,7 +376,11 @@ fn run(args: &Args) -> io::Result<()> {
     }
 }
 
-fn serve<M: Mode>(builder: Builder<TcpListener, M>, args: &Args, handler: FileServer) -> io::Result<()> {
+fn serve<M: RequestMode>(
+    builder: Builder<TcpListener, M>,
+    args: &Args,
+    handler: FileServer,
+) -> io::Result<()> {
     let addr = args.server.address()?;
     let server = builder
         .shutdown_grace(args.server.grace)

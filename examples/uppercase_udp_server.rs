@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::{ServerArgs, context};
 use socketserver::echo::Uppercase;
-use socketserver::server::Mode;
+use socketserver::server::RequestMode;
 use socketserver::{Builder, ThreadingUdpServer, UdpServer};
 
 /// Uppercase echo server over UDP (the socketserver tutorials' example).
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     common::exit("uppercase_udp_server", result)
 }
 
-fn serve<M: Mode>(builder: Builder<UdpSocket, M>, args: &ServerArgs) -> std::io::Result<()> {
+fn serve<M: RequestMode>(builder: Builder<UdpSocket, M>, args: &ServerArgs) -> std::io::Result<()> {
     let addr = args.address()?;
     let server = builder
         .shutdown_grace(args.grace)

@@ -124,7 +124,7 @@ pair "udp 64 B x1" udp 1 crate-udp plain-udp
 pair "udp 64 B x16" udp 16 crate-udp plain-udp
 
 echo "$IDLE idle connections (worker stacks of $IDLE_STACK_KIB KiB)"
-start_server "$OUT/idle-server.log" crate-tcp --stack-kib "$IDLE_STACK_KIB"
+start_server "$OUT/idle-server.log" crate-tcp --stack "${IDLE_STACK_KIB}KiB"
 idle=$("$BIN/loadgen" idle --target "$SERVER_ADDR" --connections "$IDLE" --hold --duration 3s --timeout 20s --json)
 stop_server
 rss=$(sed -n 's/^peak rss \([0-9]*\) KiB/\1/p' "$OUT/idle-server.log")
@@ -135,7 +135,7 @@ printf '{"scenario":"idle","server":"crate-tcp","peak_rss_kib":%s,"stack_kib":%s
 # times its own shutdown() call.
 shutdown_run() {
     local grace=$1
-    start_server "$OUT/shutdown-server.log" crate-tcp --grace-ms "$grace"
+    start_server "$OUT/shutdown-server.log" crate-tcp --grace "${grace}ms"
     "$BIN/loadgen" idle --target "$SERVER_ADDR" --connections 1000 --hold --duration 60s --json \
         > "$OUT/shutdown-loadgen.json" 2> "$OUT/shutdown-loadgen.err" &
     local loadgen=$!

@@ -44,6 +44,21 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// and the pool is at its maximum.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
 
+/// The most workers of a parked server. A worker is busy for one request
+/// at a time, not a connection's life, so a few serve many connections;
+/// more are started only when the running ones stop making progress
+/// (handlers that block on something slow).
+pub const DEFAULT_PARKED_MAX_WORKERS: usize = 256;
+
+/// How long a parked server keeps a connection that sends nothing between
+/// two requests before it closes it. Nginx uses 75 s, Jetty 30 s.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a parked server gives one request, from its first bytes to the
+/// handler's return, before it cuts the connection off: a client that
+/// sends half a request and stalls releases its worker then.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What a stream server does with a new connection when every worker is
 /// busy, the pool is at its maximum and the queue is full (or the
 /// connection limit is reached).
@@ -81,6 +96,22 @@ impl Default for ConnectionOptions {
     }
 }
 
+/// The deadlines of a parked server's connections.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ParkedOptions {
+    pub(crate) idle_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+}
+
+impl Default for ParkedOptions {
+    fn default() -> Self {
+        ParkedOptions {
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
 /// Everything a builder collects.
 #[derive(Clone, Debug)]
 pub(crate) struct ServerConfig {
@@ -89,6 +120,9 @@ pub(crate) struct ServerConfig {
     pub(crate) pool: PoolConfig,
     /// Workers kept alive when idle; `None` for the server kind's default.
     pub(crate) min_workers: Option<usize>,
+    /// The most workers; `None` for the server kind's default.
+    pub(crate) max_workers: Option<usize>,
+    pub(crate) parked: ParkedOptions,
     pub(crate) max_datagram_size: usize,
     pub(crate) grace: Duration,
     pub(crate) timeout: Option<Duration>,
@@ -107,6 +141,8 @@ impl ServerConfig {
             connection: ConnectionOptions::default(),
             pool: PoolConfig::default(),
             min_workers: None,
+            max_workers: None,
+            parked: ParkedOptions::default(),
             max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
             grace: DEFAULT_SHUTDOWN_GRACE,
             timeout: None,
@@ -118,17 +154,20 @@ impl ServerConfig {
     /// Checks the options together; every way of building a server goes
     /// through here.
     pub(crate) fn validate(&self) -> io::Result<()> {
-        let group = &self.pool.group;
-        if group.max_workers == 0 {
+        if self.max_workers == Some(0) {
             return Err(invalid("max_workers must be at least 1"));
         }
-        if let Some(min) = self.min_workers
-            && min > group.max_workers
+        if let (Some(min), Some(max)) = (self.min_workers, self.max_workers)
+            && min > max
         {
             return Err(invalid(format!(
-                "min_workers ({min}) exceeds max_workers ({})",
-                group.max_workers
+                "min_workers ({min}) exceeds max_workers ({max})"
             )));
+        }
+        if self.parked.idle_timeout.is_zero() || self.parked.request_timeout.is_zero() {
+            return Err(invalid(
+                "idle_timeout and request_timeout must be longer than zero",
+            ));
         }
         if self.max_connections == Some(0) {
             return Err(invalid("max_connections must be at least 1"));
@@ -142,10 +181,14 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// The worker group's sizing, with the minimum resolved: `default_min`
-    /// when none was set, never above the maximum.
-    pub(crate) fn group(&self, default_min: usize) -> GroupConfig {
+    /// The worker group's sizing, with the server kind's defaults for what
+    /// was not set: a minimum set alone raises the default maximum, a
+    /// maximum set alone lowers the default minimum.
+    pub(crate) fn group(&self, default_min: usize, default_max: usize) -> GroupConfig {
         let mut group = self.pool.group.clone();
+        group.max_workers = self
+            .max_workers
+            .unwrap_or_else(|| default_max.max(self.min_workers.unwrap_or(0)));
         group.min_workers = self.min_workers.unwrap_or(default_min).min(group.max_workers);
         group
     }

@@ -1,13 +1,17 @@
 //! The tutorials' uppercase echo, as ready handlers: over raw bytes and
-//! datagrams ([`Uppercase`]), and over frames ([`FramedUppercase`]).
+//! datagrams ([`Uppercase`]), and over frames ([`FramedUppercase`]). Both
+//! serve every kind of server: per connection ([`RequestHandler`]) and
+//! one request at a time on parked connections ([`KeepAliveHandler`]).
 //!
 //! Used by the uppercase examples, the load generator's target server,
 //! the benchmarks and the tests, so all of them exercise one definition.
 
 use std::io::{self, Read, Write};
 
+use std::cell::RefCell;
+
 use crate::framing::Framed;
-use crate::handler::RequestHandler;
+use crate::handler::{KeepAliveHandler, Next, RequestHandler};
 use crate::request::{DatagramRequest, StreamRequest};
 use crate::transport::{Connection, DatagramSocket};
 
@@ -48,6 +52,23 @@ impl<S: Connection> RequestHandler<StreamRequest<S>> for Uppercase {
     }
 }
 
+/// On a parked server, one request is whatever bytes have arrived: they
+/// go back uppercased, and the connection waits for more.
+impl<S: Connection> KeepAliveHandler<StreamRequest<S>> for Uppercase {
+    type State = ();
+
+    fn handle_one(&self, request: &mut StreamRequest<S>, _state: &mut ()) -> io::Result<Next> {
+        let mut chunk = [0u8; CHUNK];
+        let n = request.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(Next::Close);
+        }
+        chunk[..n].make_ascii_uppercase();
+        request.write_all(&chunk[..n])?;
+        Ok(Next::KeepOpen)
+    }
+}
+
 impl<S: DatagramSocket> RequestHandler<DatagramRequest<S>> for Uppercase {
     fn handle(&self, request: &mut DatagramRequest<S>) -> io::Result<()> {
         request.data_mut().make_ascii_uppercase();
@@ -76,5 +97,36 @@ impl<S: Connection> RequestHandler<StreamRequest<S>> for FramedUppercase {
             framed.write_frame(&frame)?;
         }
         Ok(())
+    }
+}
+
+thread_local! {
+    /// A worker's frame, reused from request to request on parked
+    /// connections (which keep no buffer of their own).
+    static FRAME: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A frame this large is not kept for the next request.
+const KEPT_FRAME: usize = 64 * 1024;
+
+/// On a parked server, one request is one frame.
+impl<S: Connection> KeepAliveHandler<StreamRequest<S>> for FramedUppercase {
+    type State = ();
+
+    fn handle_one(&self, request: &mut StreamRequest<S>, _state: &mut ()) -> io::Result<Next> {
+        FRAME.with_borrow_mut(|frame| {
+            let mut framed = Framed::new(&mut *request);
+            let next = if framed.read_frame_into(frame)? {
+                frame.make_ascii_uppercase();
+                framed.write_frame(frame)?;
+                Next::KeepOpen
+            } else {
+                Next::Close
+            };
+            if frame.capacity() > KEPT_FRAME {
+                *frame = Vec::new();
+            }
+            Ok(next)
+        })
     }
 }

@@ -159,6 +159,169 @@ where
     }
 }
 
+/// What a [`KeepAliveHandler`] wants done with the connection once a
+/// request is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Keep it open: it waits for its next request in the server's
+    /// readiness set, holding no thread and no buffer.
+    KeepOpen,
+    /// Close it (Python's `close_connection = True`).
+    Close,
+}
+
+/// Serves a kept-open connection one request at a time: the handler of
+/// the parked servers ([`ParkedTcpServer`](crate::ParkedTcpServer) and
+/// [`ParkedUnixStreamServer`](crate::ParkedUnixStreamServer)).
+///
+/// Between two requests the connection waits in the server's readiness
+/// set with its [`State`](Self::State), holding no worker thread and no
+/// buffer; when bytes arrive, a worker calls
+/// [`handle_one`](Self::handle_one), which reads one request and answers
+/// it with ordinary blocking `Read`, `BufRead` and `Write`, and says
+/// whether to keep the connection. This is Python's `http.server` shape
+/// (`handle_one_request` in a loop, `close_connection`), with the loop
+/// moved into the server so that idle connections cost no thread.
+///
+/// `handle_one` is only called when the client has sent something: a
+/// client that closes its end is closed by the server without a call.
+/// Errors and panics are reported to [`handle_error`](Self::handle_error)
+/// and close that connection only.
+///
+/// ```
+/// use socketserver::{KeepAliveHandler, Next, ParkedTcpServer, TcpRequest};
+/// use std::io::{self, BufRead, Write};
+///
+/// /// Answers each line with its number on the connection.
+/// struct Counter;
+///
+/// impl KeepAliveHandler<TcpRequest> for Counter {
+///     /// Lines seen so far on this connection.
+///     type State = u64;
+///
+///     fn handle_one(&self, request: &mut TcpRequest, seen: &mut u64) -> io::Result<Next> {
+///         let mut line = String::new();
+///         if request.read_line(&mut line)? == 0 {
+///             return Ok(Next::Close);
+///         }
+///         *seen += 1;
+///         writeln!(request, "{seen}: {}", line.trim_end())?;
+///         Ok(if line.trim_end() == "bye" { Next::Close } else { Next::KeepOpen })
+///     }
+/// }
+///
+/// let server = ParkedTcpServer::bind("127.0.0.1:0", Counter)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait KeepAliveHandler<R: Request>: Send + Sync + 'static {
+    /// What the handler keeps about one connection between its requests
+    /// (a session, counters, a parser's position); `()` for nothing. It
+    /// is created by [`open`](Self::open) and owned by the connection.
+    type State: Default + Send + 'static;
+
+    /// Decides whether to serve a new connection at all, before `open`;
+    /// `false` closes it and counts it in
+    /// [`Stats::refused`](crate::Stats::refused). Runs on a worker.
+    fn verify_request(&self, request: &R) -> bool {
+        let _ = request;
+        true
+    }
+
+    /// Starts a connection's life, on a worker, once it is verified, and
+    /// makes its state (by default `State::default()`). It may talk to
+    /// the client first (a greeting). An error closes the connection.
+    fn open(&self, request: &mut R) -> io::Result<Self::State> {
+        let _ = request;
+        Ok(Self::State::default())
+    }
+
+    /// Serves one request: reads it, answers it, and says whether to keep
+    /// the connection. Bytes read ahead beyond the request are kept for
+    /// the next one, which is then served without waiting for the client.
+    fn handle_one(&self, request: &mut R, state: &mut Self::State) -> io::Result<Next>;
+
+    /// Ends a connection's life, whatever closed it (the handler, an
+    /// error, the client leaving, a deadline, shutdown): gets its state
+    /// back. May run on the serving loop's thread: keep it short, no I/O.
+    fn close(&self, state: Self::State) {
+        drop(state);
+    }
+
+    /// Reports an error from `open` or `handle_one`, or a panic in them;
+    /// see [`RequestHandler::handle_error`].
+    fn handle_error(&self, request: &R, error: &io::Error) {
+        log_request_error(request.peer_addr(), error);
+    }
+
+    /// Called by `handle_request` when nothing happened within the
+    /// server's timeout.
+    fn handle_timeout(&self) {}
+
+    /// Called by the serving loop after each round of events, and every
+    /// service interval if the server has one.
+    fn service_actions(&self) {}
+}
+
+impl<R, F> KeepAliveHandler<R> for F
+where
+    R: Request,
+    F: Fn(&mut R) -> io::Result<Next> + Send + Sync + 'static,
+{
+    type State = ();
+
+    fn handle_one(&self, request: &mut R, _state: &mut ()) -> io::Result<Next> {
+        self(request)
+    }
+}
+
+/// Runs a [`RequestHandler`] whose `handle` serves one request and
+/// returns, once per request on a parked server's kept-open connections:
+/// `setup`, `handle` and `finish` each time (`finish` even if `handle`
+/// fails), and the connection stays open unless one of them fails.
+///
+/// ```
+/// use socketserver::{KeepAlive, ParkedTcpServer, TcpRequest};
+/// use std::io::{BufRead, Write};
+///
+/// // Written for one line per call, so it runs unchanged in parked mode.
+/// let one_line = |req: &mut TcpRequest| {
+///     let mut line = String::new();
+///     req.read_line(&mut line)?;
+///     req.write_all(line.to_uppercase().as_bytes())
+/// };
+/// let server = ParkedTcpServer::bind("127.0.0.1:0", KeepAlive(one_line))?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeepAlive<H>(pub H);
+
+impl<R: Request, H: RequestHandler<R>> KeepAliveHandler<R> for KeepAlive<H> {
+    type State = ();
+
+    fn verify_request(&self, request: &R) -> bool {
+        self.0.verify_request(request)
+    }
+
+    fn handle_one(&self, request: &mut R, _state: &mut ()) -> io::Result<Next> {
+        self.0.setup(request)?;
+        let handled = catch(|| self.0.handle(request)).and_then(|r| r);
+        let finished = catch(|| self.0.finish(request)).and_then(|r| r);
+        handled.and(finished).map(|()| Next::KeepOpen)
+    }
+
+    fn handle_error(&self, request: &R, error: &io::Error) {
+        self.0.handle_error(request, error);
+    }
+
+    fn handle_timeout(&self) {
+        self.0.handle_timeout();
+    }
+
+    fn service_actions(&self) {
+        self.0.service_actions();
+    }
+}
+
 /// The error [`RequestHandler::handle_error`] receives when handler code
 /// panicked, wrapped in an [`io::Error`] of kind `Other`.
 ///

@@ -200,13 +200,14 @@ pub mod server;
 pub mod systemd;
 
 pub use config::OverloadPolicy;
-pub use handler::{HandlerPanic, Request, RequestHandler};
+pub use handler::{HandlerPanic, KeepAlive, KeepAliveHandler, Next, Request, RequestHandler};
 pub use request::{
     DatagramRequest, StreamRequest, TcpRequest, UdpRequest, UnixDatagramRequest, UnixStreamRequest,
 };
 pub use server::{
-    Builder, Server, ServerHandle, ShutdownHandle, Stats, TcpServer, ThreadingTcpServer, ThreadingUdpServer,
-    ThreadingUnixDatagramServer, ThreadingUnixStreamServer, UdpServer, UnixDatagramServer, UnixStreamServer,
+    Builder, ParkedTcpServer, ParkedUnixStreamServer, Server, ServerHandle, ShutdownHandle, Stats, TcpServer,
+    ThreadingTcpServer, ThreadingUdpServer, ThreadingUnixDatagramServer, ThreadingUnixStreamServer,
+    UdpServer, UnixDatagramServer, UnixStreamServer,
 };
 #[cfg(any(feature = "systemd", feature = "restart"))]
 pub use socket::{PassedSocket, SocketKind};

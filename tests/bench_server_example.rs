@@ -42,7 +42,7 @@ fn exchange(kind: &str, addr: SocketAddr) {
 fn every_kind_serves_and_reports_on_sigterm() {
     for kind in ["crate-tcp", "crate-framed", "crate-udp", "plain-tcp", "plain-udp"] {
         let (mut server, addr, lines) =
-            util::start_example_server("bench_server", &["--kind", kind, "--grace-ms", "100"]);
+            util::start_example_server("bench_server", &["--kind", kind, "--grace", "100ms"]);
         exchange(kind, addr);
         server.signal(libc::SIGTERM);
         let output = server.finish();

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use socketserver::server::Threading;
+use socketserver::server::{Parked, Threading};
 use socketserver::{Builder, Server};
 
 /// Default ports, one per example server, so any two of them can run side
@@ -171,10 +171,20 @@ impl ServerArgs {
         resolve(&self.host, self.port)
     }
 
-    /// Applies `--workers` to a threading server's builder.
+    /// Applies `--workers` to a threading server's builder: the most
+    /// workers.
     pub fn sized<T>(&self, builder: Builder<T, Threading>) -> Builder<T, Threading> {
         match self.workers {
             Some(workers) => builder.max_workers(usize::try_from(workers).unwrap_or(usize::MAX)),
+            None => builder,
+        }
+    }
+
+    /// Applies `--workers` to a parked server's builder: the number of
+    /// workers, all started at once.
+    pub fn sized_parked<T>(&self, builder: Builder<T, Parked>) -> Builder<T, Parked> {
+        match self.workers {
+            Some(workers) => builder.workers(usize::try_from(workers).unwrap_or(usize::MAX)),
             None => builder,
         }
     }

@@ -4,5 +4,5 @@ mod datagram;
 mod stream;
 
 pub use datagram::{DatagramRequest, UdpRequest, UnixDatagramRequest};
-pub(crate) use stream::Traffic;
+pub(crate) use stream::{RequestParts, Traffic};
 pub use stream::{StreamRequest, TcpRequest, UnixStreamRequest};

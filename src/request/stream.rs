@@ -49,6 +49,10 @@ pub struct StreamRequest<S: Connection> {
     pos: usize,
     filled: usize,
     traffic: Traffic,
+    /// The last read from the socket took all it asked for, so more may be
+    /// waiting there: a parked server must not wait for the socket to
+    /// become readable again (it will not say so twice).
+    maybe_more: bool,
 }
 
 /// Bytes that crossed a connection, for the debug log of its end.
@@ -56,6 +60,19 @@ pub struct StreamRequest<S: Connection> {
 pub(crate) struct Traffic {
     pub(crate) read: u64,
     pub(crate) written: u64,
+}
+
+/// What a parked server keeps of a request when it ends: the connection,
+/// the bytes read ahead beyond the request, and the worker's buffer.
+pub(crate) struct RequestParts<S: Connection> {
+    pub(crate) stream: Arc<S>,
+    pub(crate) peer: S::Addr,
+    pub(crate) buffer: Vec<u8>,
+    /// Where the unconsumed read-ahead lies in `buffer`.
+    pub(crate) unread: std::ops::Range<usize>,
+    pub(crate) traffic: Traffic,
+    /// More bytes may be waiting in the socket.
+    pub(crate) maybe_more: bool,
 }
 
 impl<S: Connection> StreamRequest<S> {
@@ -77,6 +94,7 @@ impl<S: Connection> StreamRequest<S> {
             pos: 0,
             filled: 0,
             traffic: Traffic::default(),
+            maybe_more: false,
         }
     }
 
@@ -84,6 +102,57 @@ impl<S: Connection> StreamRequest<S> {
     /// closes unless the registry still holds it.
     pub(crate) fn into_buffer(self) -> Vec<u8> {
         self.buffer
+    }
+
+    /// A request whose read-ahead already holds `buffer[unread]`: the next
+    /// request on a parked connection.
+    pub(crate) fn resume(parts: RequestParts<S>, server: ServerHandle<S::Addr>, capacity: usize) -> Self {
+        StreamRequest {
+            stream: parts.stream,
+            peer: parts.peer,
+            server,
+            buffer: parts.buffer,
+            capacity: capacity.max(1),
+            pos: parts.unread.start,
+            filled: parts.unread.end,
+            traffic: parts.traffic,
+            maybe_more: parts.maybe_more,
+        }
+    }
+
+    /// Ends the request, giving back its parts.
+    pub(crate) fn into_parts(self) -> RequestParts<S> {
+        RequestParts {
+            stream: self.stream,
+            peer: self.peer,
+            buffer: self.buffer,
+            unread: self.pos..self.filled,
+            traffic: self.traffic,
+            maybe_more: self.maybe_more,
+        }
+    }
+
+    /// Reads what has arrived into the read-ahead buffer without waiting:
+    /// `WouldBlock` if nothing has, `Ok(0)` at end of stream.
+    pub(crate) fn fill_now(&mut self) -> io::Result<usize> {
+        if self.pos < self.filled {
+            return Ok(self.filled - self.pos);
+        }
+        if self.buffer.len() < self.capacity {
+            self.buffer.resize(self.capacity, 0);
+        }
+        let n = match crate::sys::recv_now(&*self.stream, &mut self.buffer[..self.capacity]) {
+            Ok(n) => n,
+            Err(e) => {
+                self.maybe_more = false;
+                return Err(e);
+            }
+        };
+        self.maybe_more = n == self.capacity;
+        self.traffic.read += n as u64;
+        self.pos = 0;
+        self.filled = n;
+        Ok(n)
     }
 
     /// The bytes read and written so far.
@@ -123,6 +192,7 @@ impl<S: Connection> StreamRequest<S> {
 
     fn read_socket(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let n = self.stream.read_shared(out)?;
+        self.maybe_more = n == out.len();
         self.traffic.read += n as u64;
         Ok(n)
     }
@@ -152,6 +222,7 @@ impl<S: Connection> Read for StreamRequest<S> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         if self.pos == self.filled && total >= self.capacity {
             let n = self.stream.read_vectored_shared(bufs)?;
+            self.maybe_more = n == total;
             self.traffic.read += n as u64;
             return Ok(n);
         }
@@ -168,6 +239,7 @@ impl<S: Connection> BufRead for StreamRequest<S> {
                 self.buffer.resize(self.capacity, 0);
             }
             let n = self.stream.read_shared(&mut self.buffer[..self.capacity])?;
+            self.maybe_more = n == self.capacity;
             self.traffic.read += n as u64;
             self.pos = 0;
             self.filled = n;

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use super::datagram::DatagramServer;
 use super::stream::StreamServer;
-use super::{Mode, Threading};
+use super::{Mode, Parked, Pooled, RequestMode, Threading};
 use crate::config::{OverloadPolicy, ServerConfig};
-use crate::handler::RequestHandler;
+use crate::handler::{KeepAliveHandler, RequestHandler};
 use crate::request::{DatagramRequest, StreamRequest};
 use crate::socket::{self, SocketFile, SocketOptions};
 use crate::transport::{DatagramSocket, Listener, Sealed};
@@ -33,8 +33,8 @@ impl UnixTransport for UnixListener {}
 impl UnixTransport for UnixDatagram {}
 
 /// Builds a server: `T` is the transport (e.g. [`TcpListener`]) and `M`
-/// the mode ([`Serial`](super::Serial) or [`Threading`]). Get one from the
-/// server type, set options, then `bind`:
+/// the mode ([`Serial`](super::Serial), [`Threading`] or [`Parked`]). Get
+/// one from the server type, set options, then `bind`:
 ///
 /// ```
 /// use socketserver::{OverloadPolicy, TcpRequest, ThreadingTcpServer};
@@ -192,8 +192,19 @@ impl<L: Listener, M: Mode> Builder<L, M> {
         self
     }
 
-    /// Checks the options, then builds a stream server on the listener
-    /// `listen` creates: the one way every `bind` and `from_listener` ends.
+    /// Checks the options, then creates the listener with `listen`.
+    fn listen(
+        &self,
+        listen: impl FnOnce(&SocketOptions) -> io::Result<(L, Option<SocketFile>)>,
+    ) -> io::Result<(L, Option<SocketFile>)> {
+        self.config.validate()?;
+        listen(&self.config.socket)
+    }
+}
+
+impl<L: Listener, M: RequestMode> Builder<L, M> {
+    /// Builds a per-connection stream server on the listener `listen`
+    /// creates: the one way their `bind` and `from_listener` end.
     fn build_stream<H>(
         self,
         listen: impl FnOnce(&SocketOptions) -> io::Result<(L, Option<SocketFile>)>,
@@ -202,8 +213,7 @@ impl<L: Listener, M: Mode> Builder<L, M> {
     where
         H: RequestHandler<StreamRequest<L::Stream>>,
     {
-        self.config.validate()?;
-        let (listener, file) = listen(&self.config.socket)?;
+        let (listener, file) = self.listen(listen)?;
         StreamServer::new(listener, file, handler, self.config)
     }
 }
@@ -216,26 +226,63 @@ impl<L: Listener> Builder<L, Threading> {
         self.config.pool.queue_capacity = capacity;
         self
     }
+}
 
-    /// What happens to a connection when the pool and its queue are full,
-    /// or the connection limit is reached (default:
+impl<L: Listener, M: Pooled> Builder<L, M> {
+    /// What happens to a connection when the connection limit is reached,
+    /// or (threading mode) the pool and its queue are full (default:
     /// [`OverloadPolicy::Block`]).
     pub fn overload_policy(mut self, policy: OverloadPolicy) -> Self {
         self.config.pool.overload = policy;
         self
     }
 
-    /// The most connections open at once (default: no limit besides
-    /// [`max_workers`](Self::max_workers) and the queue). At the limit the
-    /// server stops accepting (under [`OverloadPolicy::Block`]) or closes
-    /// new connections at once (under [`OverloadPolicy::Reject`]).
+    /// The most connections open at once (default: no limit besides, in
+    /// threading mode, [`max_workers`](Self::max_workers) and the queue).
+    /// At the limit the server stops accepting (under
+    /// [`OverloadPolicy::Block`]) or closes new connections at once (under
+    /// [`OverloadPolicy::Reject`]).
     pub fn max_connections(mut self, count: usize) -> Self {
         self.config.max_connections = Some(count);
         self
     }
 }
 
-impl<S: DatagramSocket, M: Mode> Builder<S, M> {
+impl<L: Listener> Builder<L, Parked> {
+    /// How long a connection may wait for its next request before the
+    /// server closes it (default
+    /// [`DEFAULT_IDLE_TIMEOUT`](crate::config::DEFAULT_IDLE_TIMEOUT)).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.parked.idle_timeout = timeout;
+        self
+    }
+
+    /// How long one request may take, from its first bytes (or the
+    /// connection's arrival, for `open`) to the handler's return, before
+    /// the server cuts the connection off (default
+    /// [`DEFAULT_REQUEST_TIMEOUT`](crate::config::DEFAULT_REQUEST_TIMEOUT)).
+    /// A client that sends half a request and stalls releases its worker
+    /// then.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.parked.request_timeout = timeout;
+        self
+    }
+
+    /// Builds a parked stream server on the listener `listen` creates.
+    fn build_parked<H>(
+        self,
+        listen: impl FnOnce(&SocketOptions) -> io::Result<(L, Option<SocketFile>)>,
+        handler: H,
+    ) -> io::Result<StreamServer<L, Parked, H>>
+    where
+        H: KeepAliveHandler<StreamRequest<L::Stream>>,
+    {
+        let (listener, file) = self.listen(listen)?;
+        StreamServer::new_parked(listener, file, handler, self.config)
+    }
+}
+
+impl<S: DatagramSocket, M: RequestMode> Builder<S, M> {
     /// The largest datagram received whole (default
     /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::config::DEFAULT_MAX_DATAGRAM_SIZE),
     /// a full UDP payload). A larger one is not served: it is reported to
@@ -261,9 +308,10 @@ impl<S: DatagramSocket, M: Mode> Builder<S, M> {
     }
 }
 
-impl<T> Builder<T, Threading> {
-    /// Workers kept alive even when idle. Stream servers default to 0 and
-    /// start them when built; datagram servers default to one per core
+impl<T, M: Pooled> Builder<T, M> {
+    /// Workers kept alive even when idle. Threading stream servers default
+    /// to 0 and start them when built; parked servers default to one per
+    /// core, started when built; datagram servers default to one per core
     /// (never fewer than one, never more than the maximum), all receiving,
     /// and start them when serving.
     pub fn min_workers(mut self, count: usize) -> Self {
@@ -271,13 +319,18 @@ impl<T> Builder<T, Threading> {
         self
     }
 
-    /// The most workers, so the most requests served at once (default
-    /// [`DEFAULT_MAX_WORKERS`](crate::config::DEFAULT_MAX_WORKERS)). A
-    /// connection holds its worker for its whole life. Beyond this many,
-    /// connections queue and then the overload policy applies; datagrams
-    /// wait in the socket's receive buffer.
+    /// The most workers, so the most requests served at once. In threading
+    /// mode (default
+    /// [`DEFAULT_MAX_WORKERS`](crate::config::DEFAULT_MAX_WORKERS)) a
+    /// connection holds its worker for its whole life; beyond this many,
+    /// connections queue and then the overload policy applies, and
+    /// datagrams wait in the socket's receive buffer. In parked mode
+    /// (default
+    /// [`DEFAULT_PARKED_MAX_WORKERS`](crate::config::DEFAULT_PARKED_MAX_WORKERS))
+    /// a worker serves one request at a time, and workers beyond the
+    /// minimum start only when the running ones stop taking requests.
     pub fn max_workers(mut self, count: usize) -> Self {
-        self.config.pool.group.max_workers = count;
+        self.config.max_workers = Some(count);
         self
     }
 
@@ -320,7 +373,37 @@ impl<M: Mode> Builder<TcpListener, M> {
         self.config.connection.nodelay = nodelay;
         self
     }
+}
 
+impl Builder<TcpListener, Parked> {
+    /// Binds the first of `addr`'s addresses that works (port 0 picks a
+    /// free port) and returns the parked server, ready to serve.
+    pub fn bind<H>(
+        self,
+        addr: impl ToSocketAddrs,
+        handler: H,
+    ) -> io::Result<StreamServer<TcpListener, Parked, H>>
+    where
+        H: KeepAliveHandler<StreamRequest<std::net::TcpStream>>,
+    {
+        self.build_parked(|options| Ok((socket::bind_tcp(addr, options)?, None)), handler)
+    }
+
+    /// Serves on a listener created elsewhere (systemd socket activation,
+    /// a parent process).
+    pub fn from_listener<H>(
+        self,
+        listener: TcpListener,
+        handler: H,
+    ) -> io::Result<StreamServer<TcpListener, Parked, H>>
+    where
+        H: KeepAliveHandler<StreamRequest<std::net::TcpStream>>,
+    {
+        self.build_parked(|_| Ok((listener, None)), handler)
+    }
+}
+
+impl<M: RequestMode> Builder<TcpListener, M> {
     /// Binds the first of `addr`'s addresses that works (port 0 picks a
     /// free port; see `local_addr`) and returns the server, ready to
     /// serve. The family (IPv4 or IPv6) follows the address.
@@ -346,7 +429,41 @@ impl<M: Mode> Builder<TcpListener, M> {
     }
 }
 
-impl<M: Mode> Builder<UnixListener, M> {
+impl Builder<UnixListener, Parked> {
+    /// Binds a Unix-domain stream socket at `path`, with the same handling
+    /// of existing files as the other Unix stream servers, and returns the
+    /// parked server.
+    pub fn bind<H>(
+        self,
+        path: impl AsRef<Path>,
+        handler: H,
+    ) -> io::Result<StreamServer<UnixListener, Parked, H>>
+    where
+        H: KeepAliveHandler<StreamRequest<std::os::unix::net::UnixStream>>,
+    {
+        self.build_parked(
+            |options| {
+                let (listener, file) = socket::bind_unix_listener(path.as_ref(), options)?;
+                Ok((listener, Some(file)))
+            },
+            handler,
+        )
+    }
+
+    /// Serves on a listener created elsewhere (its file is left alone).
+    pub fn from_listener<H>(
+        self,
+        listener: UnixListener,
+        handler: H,
+    ) -> io::Result<StreamServer<UnixListener, Parked, H>>
+    where
+        H: KeepAliveHandler<StreamRequest<std::os::unix::net::UnixStream>>,
+    {
+        self.build_parked(|_| Ok((listener, None)), handler)
+    }
+}
+
+impl<M: RequestMode> Builder<UnixListener, M> {
     /// Binds a Unix-domain stream socket at `path`. A socket file left by
     /// a dead server is replaced; one a live server answers on is an
     /// `AddrInUse` error, and a path that is not a socket is never touched
@@ -377,7 +494,7 @@ impl<M: Mode> Builder<UnixListener, M> {
     }
 }
 
-impl<M: Mode> Builder<UdpSocket, M> {
+impl<M: RequestMode> Builder<UdpSocket, M> {
     /// Binds the first of `addr`'s addresses that works (port 0 picks a
     /// free port) and returns the server, ready to serve.
     pub fn bind<H>(self, addr: impl ToSocketAddrs, handler: H) -> io::Result<DatagramServer<UdpSocket, M, H>>
@@ -396,7 +513,7 @@ impl<M: Mode> Builder<UdpSocket, M> {
     }
 }
 
-impl<M: Mode> Builder<UnixDatagram, M> {
+impl<M: RequestMode> Builder<UnixDatagram, M> {
     /// Binds a Unix-domain datagram socket at `path`, with the same
     /// handling of existing files as a Unix stream server. Clients must
     /// bind their own socket to a path to receive replies.

@@ -274,6 +274,13 @@ impl Control {
         outcome()
     }
 
+    /// True if more connections than the limit are counted in: the one
+    /// just counted in is past it.
+    pub(crate) fn over_capacity(&self) -> bool {
+        self.max_active
+            .is_some_and(|max| self.counters.active.get() > max)
+    }
+
     /// True if the connection limit is reached right now.
     pub(crate) fn at_capacity(&self) -> bool {
         self.max_active

@@ -9,7 +9,6 @@
 
 use std::fmt;
 use std::io;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use parking_lot::Mutex;
 
 use super::ServerHandle;
 use super::control::Control;
-use crate::handler::{Request, RequestHandler, run_hook};
+use crate::handler::run_hook;
 
 /// Why an engine's wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,28 +46,33 @@ pub(crate) trait Hooks: Send + Sync + 'static {
     fn handle_timeout(&self);
 }
 
-/// The hooks of `handler`, which serves requests of type `R`.
-pub(crate) fn handler_hooks<H, R>(handler: &Arc<H>) -> Arc<dyn Hooks>
-where
-    R: Request + 'static,
-    H: RequestHandler<R>,
-{
-    Arc::new(HandlerHooks(Arc::clone(handler), PhantomData))
+/// The server-level hooks of `handler`, whatever its trait: the two
+/// functions call them.
+pub(crate) fn handler_hooks<H: Send + Sync + 'static>(
+    handler: &Arc<H>,
+    service_actions: fn(&H),
+    handle_timeout: fn(&H),
+) -> Arc<dyn Hooks> {
+    Arc::new(HandlerHooks {
+        handler: Arc::clone(handler),
+        service_actions,
+        handle_timeout,
+    })
 }
 
-struct HandlerHooks<H, R>(Arc<H>, PhantomData<fn() -> R>);
+struct HandlerHooks<H> {
+    handler: Arc<H>,
+    service_actions: fn(&H),
+    handle_timeout: fn(&H),
+}
 
-impl<H, R> Hooks for HandlerHooks<H, R>
-where
-    R: Request + 'static,
-    H: RequestHandler<R>,
-{
+impl<H: Send + Sync + 'static> Hooks for HandlerHooks<H> {
     fn service_actions(&self) {
-        self.0.service_actions();
+        (self.service_actions)(&self.handler);
     }
 
     fn handle_timeout(&self) {
-        self.0.handle_timeout();
+        (self.handle_timeout)(&self.handler);
     }
 }
 

@@ -5,7 +5,9 @@
 //! `serve_forever` and `handle_request`), one engine per transport kind
 //! (stream, datagram) takes requests in, and the mode, a type parameter,
 //! decides how they are dispatched: [`Serial`] serves each request on the
-//! loop thread, [`Threading`] on a pool of workers. The names users write
+//! loop thread, [`Threading`] on a pool of workers (a connection holds
+//! its worker for its life), [`Parked`] on a pool of workers one request at
+//! a time (a connection waits in the loop between requests). The names users write
 //! ([`TcpServer`],
 //! [`ThreadingUdpServer`], ...) are aliases of
 //! those combinations; the types here are for code generic over them.
@@ -33,7 +35,7 @@ pub use datagram::DatagramServer;
 pub use stats::Stats;
 pub use stream::StreamServer;
 
-use crate::handler::RequestHandler;
+use crate::handler::{KeepAliveHandler, RequestHandler};
 use crate::request::{TcpRequest, UdpRequest, UnixDatagramRequest, UnixStreamRequest};
 use crate::socket::SocketOptions;
 use crate::transport::Sealed;
@@ -48,6 +50,9 @@ mod kind {
         Serial,
         /// On pooled workers.
         Pooled,
+        /// On pooled workers, one request at a time, connections parked
+        /// in the loop between requests.
+        Parked,
     }
 
     /// What a mode means inside the crate; not nameable outside.
@@ -59,8 +64,18 @@ mod kind {
     }
 }
 
-/// How a server runs its handlers: [`Serial`] or [`Threading`].
+/// How a server runs its handlers: [`Serial`], [`Threading`] or
+/// [`Parked`].
 pub trait Mode: Sealed + kind::ModeKind + Send + Sync + 'static {}
+
+/// The modes whose servers take a [`RequestHandler`], as Python's do:
+/// [`Serial`] and [`Threading`]. A stream server's handler then serves a
+/// whole connection, a datagram server's one datagram.
+pub trait RequestMode: Mode {}
+
+/// The modes that run requests on a pool of worker threads, sized through
+/// the builder: [`Threading`] and [`Parked`].
+pub trait Pooled: Mode {}
 
 /// Serves one request at a time on the thread that runs the loop, like
 /// Python's `TCPServer` and `UDPServer`.
@@ -72,6 +87,7 @@ impl kind::ModeKind for Serial {
     const NAME: &'static str = "serial";
 }
 impl Mode for Serial {}
+impl RequestMode for Serial {}
 
 /// Serves requests on pooled worker threads, like Python's
 /// `ThreadingMixIn` but with threads reused and bounded.
@@ -83,11 +99,30 @@ impl kind::ModeKind for Threading {
     const NAME: &'static str = "threading";
 }
 impl Mode for Threading {}
+impl RequestMode for Threading {}
+impl Pooled for Threading {}
+
+/// Serves one request at a time on pooled workers; between requests a
+/// connection waits in the loop's readiness set, holding no thread and no
+/// buffer (the half-sync/half-async shape of Jetty's and Tomcat's NIO
+/// connectors). Its handlers are [`KeepAliveHandler`]s.
+#[derive(Clone, Copy, Debug)]
+pub struct Parked;
+impl Sealed for Parked {}
+impl kind::ModeKind for Parked {
+    const DISPATCH: Dispatch = Dispatch::Parked;
+    const NAME: &'static str = "parked";
+}
+impl Mode for Parked {}
+impl Pooled for Parked {}
 
 /// TCP, one connection at a time (Python's `TCPServer`).
 pub type TcpServer<H> = StreamServer<TcpListener, Serial, H>;
 /// TCP, each connection on a pooled worker (Python's `ThreadingTCPServer`).
 pub type ThreadingTcpServer<H> = StreamServer<TcpListener, Threading, H>;
+/// TCP, connections parked between requests, requests served on pooled
+/// workers: many mostly idle clients, slow clients, keep-alive protocols.
+pub type ParkedTcpServer<H> = StreamServer<TcpListener, Parked, H>;
 /// UDP, one datagram at a time (Python's `UDPServer`).
 pub type UdpServer<H> = DatagramServer<UdpSocket, Serial, H>;
 /// UDP, datagrams served by pooled workers (Python's `ThreadingUDPServer`).
@@ -96,6 +131,8 @@ pub type ThreadingUdpServer<H> = DatagramServer<UdpSocket, Threading, H>;
 pub type UnixStreamServer<H> = StreamServer<UnixListener, Serial, H>;
 /// Unix-domain stream socket, each connection on a pooled worker.
 pub type ThreadingUnixStreamServer<H> = StreamServer<UnixListener, Threading, H>;
+/// Unix-domain stream socket, connections parked between requests.
+pub type ParkedUnixStreamServer<H> = StreamServer<UnixListener, Parked, H>;
 /// Unix-domain datagram socket, one datagram at a time.
 pub type UnixDatagramServer<H> = DatagramServer<UnixDatagram, Serial, H>;
 /// Unix-domain datagram socket, datagrams served by pooled workers.
@@ -119,11 +156,19 @@ impl<M: Mode> StreamServer<TcpListener, M, NoHandler> {
     }
 }
 
-impl<M: Mode, H: RequestHandler<TcpRequest>> StreamServer<TcpListener, M, H> {
+impl<M: RequestMode, H: RequestHandler<TcpRequest>> StreamServer<TcpListener, M, H> {
     /// Binds `addr` with the default options and returns the server, ready
     /// to serve. Port 0 picks a free port (see [`local_addr`](Self::local_addr)).
     pub fn bind(addr: impl ToSocketAddrs, handler: H) -> io::Result<Self> {
         StreamServer::<TcpListener, M, NoHandler>::builder().bind(addr, handler)
+    }
+}
+
+impl<H: KeepAliveHandler<TcpRequest>> StreamServer<TcpListener, Parked, H> {
+    /// Binds `addr` with the default options and returns the server, ready
+    /// to serve. Port 0 picks a free port (see [`local_addr`](Self::local_addr)).
+    pub fn bind(addr: impl ToSocketAddrs, handler: H) -> io::Result<Self> {
+        StreamServer::<TcpListener, Parked, NoHandler>::builder().bind(addr, handler)
     }
 }
 
@@ -134,7 +179,7 @@ impl<M: Mode> StreamServer<UnixListener, M, NoHandler> {
     }
 }
 
-impl<M: Mode, H: RequestHandler<UnixStreamRequest>> StreamServer<UnixListener, M, H> {
+impl<M: RequestMode, H: RequestHandler<UnixStreamRequest>> StreamServer<UnixListener, M, H> {
     /// Binds a socket at `path` with the default options; see
     /// [`Builder::bind`](Builder#method.bind-1) for how an existing file
     /// is treated.
@@ -143,14 +188,22 @@ impl<M: Mode, H: RequestHandler<UnixStreamRequest>> StreamServer<UnixListener, M
     }
 }
 
-impl<M: Mode> DatagramServer<UdpSocket, M, NoHandler> {
+impl<H: KeepAliveHandler<UnixStreamRequest>> StreamServer<UnixListener, Parked, H> {
+    /// Binds a socket at `path` with the default options, as the other
+    /// Unix stream servers do.
+    pub fn bind(path: impl AsRef<Path>, handler: H) -> io::Result<Self> {
+        StreamServer::<UnixListener, Parked, NoHandler>::builder().bind(path, handler)
+    }
+}
+
+impl<M: RequestMode> DatagramServer<UdpSocket, M, NoHandler> {
     /// A builder for this kind of server, to set options before binding.
     pub fn builder() -> Builder<UdpSocket, M> {
         Builder::with_socket(SocketOptions::without_address_reuse())
     }
 }
 
-impl<M: Mode, H: RequestHandler<UdpRequest>> DatagramServer<UdpSocket, M, H> {
+impl<M: RequestMode, H: RequestHandler<UdpRequest>> DatagramServer<UdpSocket, M, H> {
     /// Binds `addr` with the default options and returns the server, ready
     /// to serve. Port 0 picks a free port (see [`local_addr`](Self::local_addr)).
     pub fn bind(addr: impl ToSocketAddrs, handler: H) -> io::Result<Self> {
@@ -158,14 +211,14 @@ impl<M: Mode, H: RequestHandler<UdpRequest>> DatagramServer<UdpSocket, M, H> {
     }
 }
 
-impl<M: Mode> DatagramServer<UnixDatagram, M, NoHandler> {
+impl<M: RequestMode> DatagramServer<UnixDatagram, M, NoHandler> {
     /// A builder for this kind of server, to set options before binding.
     pub fn builder() -> Builder<UnixDatagram, M> {
         Builder::with_socket(SocketOptions::without_address_reuse())
     }
 }
 
-impl<M: Mode, H: RequestHandler<UnixDatagramRequest>> DatagramServer<UnixDatagram, M, H> {
+impl<M: RequestMode, H: RequestHandler<UnixDatagramRequest>> DatagramServer<UnixDatagram, M, H> {
     /// Binds a socket at `path` with the default options.
     pub fn bind(path: impl AsRef<Path>, handler: H) -> io::Result<Self> {
         DatagramServer::<UnixDatagram, M, NoHandler>::builder().bind(path, handler)

@@ -85,6 +85,10 @@ impl Gauge {
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Acquire)
     }
+
+    pub(crate) fn set(&self, value: u64) {
+        self.0.store(value, Ordering::Release);
+    }
 }
 
 /// The live counters behind [`Stats`].

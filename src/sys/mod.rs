@@ -4,6 +4,7 @@
 //! - [`Poller`]: readiness through mio (epoll, kqueue), the one way every
 //!   serving loop waits, with a [`Waker`] for shutdown and other wake-ups.
 //! - [`recv_datagram`]: a receive that tells when a datagram did not fit.
+//! - [`recv_now`]: a receive that never blocks, whatever the socket's mode.
 //!
 //! All of it is POSIX; other platforms are not supported.
 
@@ -18,4 +19,4 @@ pub(crate) mod poller;
 mod recv;
 
 pub(crate) use poller::{Poller, Waker};
-pub(crate) use recv::{Received, recv_datagram};
+pub(crate) use recv::{Received, recv_datagram, recv_now};

@@ -1,11 +1,9 @@
 //! Readiness through mio: every serving loop waits here, on its listening
 //! or datagram socket, its parked connections and a [`Waker`].
 //!
-//! mio registers descriptors edge-triggered: a loop must drain what a
-//! readiness event announced (accept or receive until `WouldBlock`), or
-//! re-register the descriptor to be told again. Re-registering is
-//! thread-safe and re-arms at once if the descriptor is already ready,
-//! which is how a worker hands a parked connection back.
+//! mio registers descriptors edge-triggered: each arrival is reported
+//! once, so a loop drains what an event announced (accept or receive
+//! until `WouldBlock`), or remembers that more may be waiting.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -127,16 +125,20 @@ mod tests {
     }
 
     #[test]
-    fn a_readable_socket_is_reported_once() {
+    fn each_arrival_is_reported_once() {
         let (mut poller, _waker) = Poller::new(8).unwrap();
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         register(poller.registry(), &ours, 7).unwrap();
         theirs.write_all(b"x").unwrap();
         poller.wait(soon()).unwrap();
         assert_eq!(poller.ready().collect::<Vec<_>>(), [7]);
-        // Edge-triggered: nothing new, nothing reported.
+        // Edge-triggered: nothing new, nothing reported...
         poller.wait(Some(Instant::now())).unwrap();
         assert_eq!(poller.ready().count(), 0);
+        // ...until more bytes come, even with the first still unread.
+        theirs.write_all(b"y").unwrap();
+        poller.wait(soon()).unwrap();
+        assert_eq!(poller.ready().collect::<Vec<_>>(), [7]);
         deregister(poller.registry(), &ours).unwrap();
     }
 }

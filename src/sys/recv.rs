@@ -1,9 +1,9 @@
-//! A receive the standard library does not offer: one that reports a
-//! datagram too large for the buffer.
+//! Receives the standard library does not offer: one that reports a
+//! datagram too large for the buffer, and one that never blocks.
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use socket2::{SockAddr, SockRef};
 
@@ -57,6 +57,26 @@ pub(crate) fn recv_datagram(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<(R
     }
 }
 
+/// Reads what a connected socket has now, without blocking even if the
+/// socket is in blocking mode: `WouldBlock` if nothing has arrived, `Ok(0)`
+/// at end of stream.
+pub(crate) fn recv_now(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    let fd = socket.as_fd().as_raw_fd();
+    loop {
+        // SAFETY: `fd` is borrowed from a live socket for the call, and
+        // `buf` is a valid, exclusively borrowed region of `buf.len()`
+        // bytes.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +94,22 @@ mod tests {
         client.send_to(&[8; 5], server.local_addr().unwrap()).unwrap();
         assert_eq!(recv_datagram(&server, &mut small).unwrap().0, Received::Whole(5));
         assert_eq!(small[..5], [8; 5]);
+    }
+
+    #[test]
+    fn recv_now_never_blocks() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            recv_now(&ours, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        theirs.write_all(b"abc").unwrap();
+        assert_eq!(recv_now(&ours, &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"abc");
+        drop(theirs);
+        assert_eq!(recv_now(&ours, &mut buf).unwrap(), 0);
     }
 }

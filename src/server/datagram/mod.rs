@@ -21,8 +21,8 @@ use parking_lot::Mutex;
 use self::receivers::Receivers;
 use super::backoff::{AcceptFailure, Backoff, classify};
 use super::core::{Batch, Core, Engine, Wake, handler_hooks, server_front};
-use super::{Dispatch, Mode, ServerHandle};
-use crate::config::ServerConfig;
+use super::{Dispatch, Mode, RequestMode, ServerHandle};
+use crate::config::{DEFAULT_MAX_WORKERS, ServerConfig};
 use crate::handler::{RequestHandler, process, report};
 use crate::pool::WorkerCounts;
 use crate::request::DatagramRequest;
@@ -50,7 +50,7 @@ pub struct DatagramServer<S: DatagramSocket, M: Mode, H> {
 
 server_front!(DatagramServer<S: DatagramSocket, M, H>, S::Addr);
 
-impl<S: DatagramSocket, M: Mode, H> DatagramServer<S, M, H>
+impl<S: DatagramSocket, M: RequestMode, H> DatagramServer<S, M, H>
 where
     H: RequestHandler<DatagramRequest<S>>,
 {
@@ -81,16 +81,17 @@ where
             failure: Mutex::new(None),
             starving: AtomicBool::new(false),
         });
-        let dispatch = match M::DISPATCH {
-            Dispatch::Serial => DatagramDispatch::Serial,
-            Dispatch::Pooled => {
-                // One worker per core unless told otherwise; someone must
-                // always be receiving.
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let mut group = config.group(cores);
-                group.min_workers = group.min_workers.max(1);
-                DatagramDispatch::Receivers(Receivers::new(group))
-            }
+        // A datagram server is serial or threading (the builder offers no
+        // other mode for it).
+        let dispatch = if M::DISPATCH == Dispatch::Serial {
+            DatagramDispatch::Serial
+        } else {
+            // One worker per core unless told otherwise; someone must
+            // always be receiving.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let mut group = config.group(cores, DEFAULT_MAX_WORKERS);
+            group.min_workers = group.min_workers.max(1);
+            DatagramDispatch::Receivers(Receivers::new(group))
         };
         let socket = Arc::new(socket);
         let engine = Box::new(DatagramEngine {
@@ -103,7 +104,7 @@ where
             backoff: Backoff::default(),
             dispatch,
         });
-        let hooks = handler_hooks(&handler);
+        let hooks = handler_hooks(&handler, |h| h.service_actions(), |h| h.handle_timeout());
         Ok(DatagramServer {
             core: Core::new(engine, server, hooks, config.timeout, config.service_interval),
             handler,

@@ -6,10 +6,13 @@
 //! differ:
 //!
 //! - serial: the connection is served on the loop thread;
-//! - pooled: a worker takes the connection for its whole life.
+//! - pooled: a worker takes the connection for its whole life;
+//! - parked: the connection waits in the loop's poller between requests,
+//!   and a worker serves one request at a time (see [`parked`]).
 
 mod connection;
 mod listener;
+mod parked;
 
 use std::io;
 use std::marker::PhantomData;
@@ -20,12 +23,15 @@ use self::connection::{
     Accepted, ConnectionJobs, ConnectionLocal, ConnectionService, ServeConnection, refuse,
 };
 use self::listener::ListenerSlot;
+use self::parked::ParkedDispatch;
 use super::backoff::Backoff;
 use super::control::{Capacity, Control};
-use super::core::{Batch, Core, Engine, Wake, handler_hooks, server_front};
-use super::{Dispatch, Mode, ServerHandle};
-use crate::config::{FORCE_CLOSE_WAIT, OverloadPolicy, ServerConfig};
-use crate::handler::RequestHandler;
+use super::core::{Batch, Core, Engine, Hooks, Wake, handler_hooks, server_front};
+use super::{Dispatch, Mode, Parked, RequestMode, ServerHandle};
+use crate::config::{
+    DEFAULT_MAX_WORKERS, DEFAULT_PARKED_MAX_WORKERS, FORCE_CLOSE_WAIT, OverloadPolicy, ServerConfig,
+};
+use crate::handler::{KeepAliveHandler, RequestHandler};
 use crate::pool::{Pool, PoolConfig, Refusal, WorkerCounts};
 use crate::request::StreamRequest;
 use crate::socket::SocketFile;
@@ -78,7 +84,30 @@ impl<L: Listener, M: Mode, H> StreamServer<L, M, H> {
     }
 }
 
-impl<L: Listener, M: Mode, H> StreamServer<L, M, H>
+impl<L: Listener, M: Mode, H> StreamServer<L, M, H> {
+    /// The typed front of an engine.
+    fn front(
+        engine: StreamEngine<L>,
+        server: ServerHandle<L::Addr>,
+        handler: Arc<H>,
+        hooks: Arc<dyn Hooks>,
+        config: &ServerConfig,
+    ) -> Self {
+        StreamServer {
+            core: Core::new(
+                Box::new(engine),
+                server,
+                hooks,
+                config.timeout,
+                config.service_interval,
+            ),
+            handler,
+            _mode: PhantomData,
+        }
+    }
+}
+
+impl<L: Listener, M: RequestMode, H> StreamServer<L, M, H>
 where
     H: RequestHandler<StreamRequest<L::Stream>>,
 {
@@ -90,39 +119,71 @@ where
         config: ServerConfig,
     ) -> io::Result<Self> {
         let handler = Arc::new(handler);
-        let hooks = handler_hooks(&handler);
+        let hooks = handler_hooks(&handler, |h| h.service_actions(), |h| h.handle_timeout());
         let (base, server) = EngineBase::new(listener, file, &config, M::DISPATCH)?;
         let service: Arc<dyn ServeConnection<L>> = Arc::new(ConnectionService {
             handler: Arc::clone(&handler),
             server: server.clone(),
             options: config.connection.clone(),
         });
-        let dispatch = match M::DISPATCH {
-            Dispatch::Serial => StreamDispatch::Serial {
+        // A request mode is serial or threading.
+        let dispatch = if M::DISPATCH == Dispatch::Serial {
+            StreamDispatch::Serial {
+                base,
                 local: service.local(),
                 service,
-            },
-            Dispatch::Pooled => {
-                let control = server.control();
-                let pool_config = PoolConfig {
-                    group: config.group(0),
-                    ..config.pool.clone()
-                };
-                let pool = Pool::new(
-                    ConnectionJobs(service),
-                    pool_config,
-                    Arc::clone(&control.counters.workers),
-                    control.stop_signal(),
-                )?;
-                StreamDispatch::Pooled(pool)
             }
+        } else {
+            let control = server.control();
+            let pool_config = PoolConfig {
+                group: config.group(0, DEFAULT_MAX_WORKERS),
+                ..config.pool.clone()
+            };
+            let pool = Pool::new(
+                ConnectionJobs(service),
+                pool_config,
+                Arc::clone(&control.counters.workers),
+                control.stop_signal(),
+            )?;
+            StreamDispatch::Pooled { base, pool }
         };
-        let engine = Box::new(StreamEngine { base, dispatch });
-        Ok(StreamServer {
-            core: Core::new(engine, server, hooks, config.timeout, config.service_interval),
+        Ok(StreamServer::front(
+            StreamEngine { dispatch },
+            server,
             handler,
-            _mode: PhantomData,
-        })
+            hooks,
+            &config,
+        ))
+    }
+}
+
+impl<L: Listener, H> StreamServer<L, Parked, H>
+where
+    H: KeepAliveHandler<StreamRequest<L::Stream>>,
+{
+    /// A parked server on `listener`.
+    pub(crate) fn new_parked(
+        listener: L,
+        file: Option<SocketFile>,
+        handler: H,
+        config: ServerConfig,
+    ) -> io::Result<Self> {
+        let handler = Arc::new(handler);
+        let hooks = handler_hooks(&handler, |h| h.service_actions(), |h| h.handle_timeout());
+        let (base, server) = EngineBase::new(listener, file, &config, Dispatch::Parked)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let parked = ParkedDispatch::new(
+            Arc::clone(&handler),
+            base,
+            server.clone(),
+            config.connection.clone(),
+            config.parked,
+            config.group(cores, DEFAULT_PARKED_MAX_WORKERS),
+        )?;
+        let engine = StreamEngine {
+            dispatch: StreamDispatch::Parked(parked),
+        };
+        Ok(StreamServer::front(engine, server, handler, hooks, &config))
     }
 }
 
@@ -130,6 +191,7 @@ where
 enum StreamDispatch<L: Listener> {
     /// Each connection is served on the loop thread (`TcpServer`).
     Serial {
+        base: EngineBase<L>,
         service: Arc<dyn ServeConnection<L>>,
         /// Kept between calls, so a connection costs no slot registration
         /// and no buffer allocation.
@@ -137,7 +199,14 @@ enum StreamDispatch<L: Listener> {
     },
     /// Each connection goes to a pooled worker for its whole life
     /// (`ThreadingTcpServer`).
-    Pooled(Pool<ConnectionJobs<L>>),
+    Pooled {
+        base: EngineBase<L>,
+        pool: Pool<ConnectionJobs<L>>,
+    },
+    /// Connections wait in the poller between requests; workers take
+    /// turns with the poller and serve one request at a time
+    /// (`ParkedTcpServer`). The poller and listener are in there.
+    Parked(ParkedDispatch<L>),
 }
 
 /// What every stream engine has: the listener in the loop's poller, and
@@ -246,57 +315,82 @@ impl<L: Listener> EngineBase<L> {
     }
 }
 
-/// The engine of the per-connection stream servers.
+/// The engine of the stream servers.
 pub(crate) struct StreamEngine<L: Listener> {
-    base: EngineBase<L>,
     dispatch: StreamDispatch<L>,
 }
 
-impl<L: Listener> StreamEngine<L> {
-    fn dispatch(&mut self, accepted: Accepted<L>) {
-        let control = &self.base.control;
-        let reject = self.base.overload == OverloadPolicy::Reject && control.at_capacity();
-        control.request_started();
-        match &mut self.dispatch {
-            StreamDispatch::Serial { service, local } => service.serve(local, accepted),
-            StreamDispatch::Pooled(_) if reject => refuse(control, accepted, &Refusal::Overloaded),
-            StreamDispatch::Pooled(pool) => {
-                if let Err((accepted, refusal)) = pool.submit(accepted) {
-                    refuse(control, accepted, &refusal);
-                }
-            }
+/// Accepts what is pending (one connection for [`Batch::One`]), counts
+/// each in, and hands it to `serve`. True if it accepted any.
+fn accept_each<L: Listener>(
+    base: &mut EngineBase<L>,
+    batch: Batch,
+    mut serve: impl FnMut(&Control, Accepted<L>),
+) -> io::Result<bool> {
+    let mut took = false;
+    while let Some(accepted) = base.accept()? {
+        took = true;
+        base.control.request_started();
+        serve(&base.control, accepted);
+        if batch == Batch::One {
+            break;
         }
     }
+    Ok(took)
 }
 
 impl<L: Listener> Engine for StreamEngine<L> {
+    fn start(&mut self) -> io::Result<()> {
+        if let StreamDispatch::Parked(parked) = &mut self.dispatch {
+            parked.start();
+        }
+        Ok(())
+    }
+
     fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Wake> {
-        self.base.wait(deadline)
+        match &mut self.dispatch {
+            StreamDispatch::Serial { base, .. } | StreamDispatch::Pooled { base, .. } => base.wait(deadline),
+            StreamDispatch::Parked(parked) => parked.wait(deadline),
+        }
     }
 
     fn serve(&mut self, batch: Batch) -> io::Result<bool> {
-        let mut took = false;
-        while let Some(accepted) = self.base.accept()? {
-            took = true;
-            self.dispatch(accepted);
-            if batch == Batch::One {
-                break;
+        match &mut self.dispatch {
+            StreamDispatch::Serial { base, service, local } => {
+                accept_each(base, batch, |_, accepted| service.serve(local, accepted))
             }
+            StreamDispatch::Pooled { base, pool } => {
+                let overload = base.overload;
+                accept_each(base, batch, |control, accepted| {
+                    // Counted in already, so at capacity means beyond it.
+                    if overload == OverloadPolicy::Reject && control.over_capacity() {
+                        return refuse(control, accepted, &Refusal::Overloaded);
+                    }
+                    if let Err((accepted, refusal)) = pool.submit(accepted) {
+                        refuse(control, accepted, &refusal);
+                    }
+                })
+            }
+            StreamDispatch::Parked(parked) => Ok(parked.serve(batch)),
         }
-        Ok(took)
     }
 
     fn stop(self: Box<Self>) {
-        self.base.listener.close();
-        if let StreamDispatch::Pooled(pool) = self.dispatch {
-            drain(pool, &self.base.control);
+        match self.dispatch {
+            StreamDispatch::Serial { base, .. } => base.listener.close(),
+            StreamDispatch::Pooled { base, pool } => {
+                base.listener.close();
+                let registry = Arc::clone(&base.control.registry);
+                drain(pool, &base.control, move || registry.force_close_all());
+            }
+            StreamDispatch::Parked(parked) => parked.stop(),
         }
     }
 }
 
 /// The end of a pool: lets it finish within the grace period, force-closes
 /// what is left, joins the workers.
-pub(crate) fn drain<W: crate::pool::Work>(mut pool: Pool<W>, control: &Control) {
+pub(crate) fn drain<W: crate::pool::Work>(mut pool: Pool<W>, control: &Control, force_close: impl FnOnce()) {
     let started = Instant::now();
     pool.close();
     let workers = pool.group();
@@ -304,7 +398,7 @@ pub(crate) fn drain<W: crate::pool::Work>(mut pool: Pool<W>, control: &Control) 
         let open = control.counters.active.get();
         log::info!("grace period over; closing the {open} connections still open");
         pool.abandon();
-        control.registry.force_close_all();
+        force_close();
         log::debug!("connections shut after {:?}", started.elapsed());
         if !workers.wait_exited(Instant::now() + FORCE_CLOSE_WAIT) {
             log::error!(

@@ -1,0 +1,141 @@
+//! A round of the loop: the work of whichever thread holds the poller.
+//!
+//! One round waits in the poller (unless something is ready already), then
+//! takes in everything ready: parked connections with a request, those
+//! queued again, deadlines, new connections. What it finds becomes jobs.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Shared;
+use super::table::{Conn, Expired, Key};
+use crate::config::OverloadPolicy;
+use crate::pool::Refusal;
+use crate::server::core::Batch;
+use crate::server::stream::EngineBase;
+use crate::server::stream::connection::refuse;
+use crate::server::stream::listener::LISTENER;
+use crate::transport::Listener;
+
+/// A worker's job.
+pub(crate) enum Job<L: Listener> {
+    /// A new connection, to verify, open and serve or park.
+    Open {
+        key: Key,
+        stream: Arc<L::Stream>,
+        peer: L::Addr,
+    },
+    /// A connection that may have a request waiting: the poller said it
+    /// became readable, or it had one read ahead.
+    Ready { key: Key, conn: Conn<L> },
+    /// Not work: the worker that gets it is to take the poller, because
+    /// the one that held it is busy serving.
+    Lead,
+}
+
+/// The poller and what only its holder touches.
+pub(crate) struct Lead<L: Listener> {
+    pub(crate) base: EngineBase<L>,
+    expired: Vec<Expired<L>>,
+    scratch: Vec<u32>,
+}
+
+impl<L: Listener> Lead<L> {
+    pub(crate) fn new(base: EngineBase<L>) -> Self {
+        Lead {
+            base,
+            expired: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Whether new connections may be accepted now.
+    fn may_accept(&mut self, now: Instant) -> bool {
+        let base = &mut self.base;
+        if base.retry_at.is_some_and(|at| at <= now) {
+            base.retry_at = None;
+            base.pending = true;
+        }
+        base.pending
+            && base.retry_at.is_none()
+            && !(base.overload == OverloadPolicy::Block && base.control.at_capacity())
+    }
+
+    /// One round: waits until something is ready (or `deadline` passes, or
+    /// the waker is woken), then turns all that is ready into `jobs`
+    /// (at most one new connection for [`Batch::One`]).
+    pub(crate) fn round(
+        &mut self,
+        shared: &Shared<L>,
+        deadline: Option<Instant>,
+        batch: Batch,
+        jobs: &mut Vec<Job<L>>,
+    ) -> io::Result<()> {
+        let control = Arc::clone(&self.base.control);
+        let now = Instant::now();
+        let next_deadline = shared.table.lock().next_deadline();
+        let ready_now = self.may_accept(now) || next_deadline.is_some_and(|at| at <= now);
+        let mut fresh_events = false;
+        if !ready_now && !control.is_shutdown_requested() {
+            let until = [deadline, next_deadline, self.base.retry_at]
+                .into_iter()
+                .flatten()
+                .min();
+            self.base.poller.wait(until)?;
+            fresh_events = true;
+        }
+        if control.is_shutdown_requested() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let busy_until = now + shared.deadlines.request_timeout;
+        {
+            let mut table = shared.table.lock();
+            if fresh_events {
+                for token in self.base.poller.ready() {
+                    if token == LISTENER {
+                        self.base.pending = true;
+                    } else if let Some(key) = Key::from_token(token)
+                        && let Some(conn) = table.take_ready(key, busy_until)
+                    {
+                        jobs.push(Job::Ready { key, conn });
+                    }
+                }
+            }
+            table.expire(now, &mut self.scratch, &mut self.expired);
+            control.counters.parked.set(table.parked() as u64);
+        }
+        shared.close_expired(&mut self.expired);
+        if self.may_accept(now) {
+            self.accept(shared, busy_until, batch, jobs)?;
+        }
+        Ok(())
+    }
+
+    /// Accepts the pending connections: each becomes a job that opens it.
+    fn accept(
+        &mut self,
+        shared: &Shared<L>,
+        busy_until: Instant,
+        batch: Batch,
+        jobs: &mut Vec<Job<L>>,
+    ) -> io::Result<()> {
+        let control = Arc::clone(&self.base.control);
+        while let Some((stream, peer)) = self.base.accept()? {
+            let reject = self.base.overload == OverloadPolicy::Reject && control.at_capacity();
+            control.request_started();
+            if reject {
+                refuse(&control, (stream, peer), &Refusal::Overloaded);
+                continue;
+            }
+            let stream = Arc::new(stream);
+            let key = shared.table.lock().insert(Arc::clone(&stream), busy_until);
+            jobs.push(Job::Open { key, stream, peer });
+            if batch == Batch::One {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,347 @@
+//! The parked mode: between two requests a connection waits in the loop's
+//! poller, holding no thread and no buffer; a worker serves it one request
+//! at a time.
+//!
+//! This is the half-sync/half-async shape of Jetty's and Tomcat's NIO
+//! connectors and Thrift's THsHaServer, with the loop run by the workers
+//! themselves, as Jetty's "eat what you kill" and the leader/followers
+//! pattern do:
+//!
+//! ```text
+//! one poller = listener + waker + parked connections; a table with a timer wheel
+//! the worker holding the poller (the leader), one round:
+//!   listener readable  -> accept -> a job that opens it (verify, open, first read)
+//!   parked readable    -> take it out of the table -> a job
+//!   deadline passed    -> close an idle connection / cut a stalled request off
+//!   then: queue all jobs but one, wake an idle worker to take the poller,
+//!         and serve that one job itself: no hand-off between threads
+//! worker with a job: serve ONE request with blocking Read/Write -> park it again (or close)
+//! monitor (the serve_forever thread): deadlines when every worker is busy,
+//!   growing the pool when the workers stop making progress, shutdown
+//! ```
+//!
+//! Handing each request from a loop thread to a worker costs a thread
+//! wake-up on every request; measured here it served a third of what the
+//! per-connection mode does. The thread that the readiness event wakes
+//! serves the request itself, and the wake-up of the next leader happens
+//! in parallel, off the request's path.
+//!
+//! A worker parks a connection again itself: it puts it back in the table,
+//! then re-arms its registration (thread-safe, and immediate if bytes are
+//! already waiting). A connection with bytes read ahead (a pipelined next
+//! request) is not parked but put in line behind the others, so one
+//! connection that always has data cannot keep a worker while others wait.
+//! Buffers belong to workers; a connection keeps only what it had read
+//! ahead, and only until it is queued again.
+//!
+//! Deadlines cost nothing per connection: the table's timer wheel holds
+//! one deadline per connection (idle while parked, request while busy),
+//! moved in O(1), and the loop looks only at what falls due. A request
+//! past its deadline has its socket shut, which wakes the worker blocked
+//! on it; the worker then closes it.
+
+mod lead;
+mod service;
+pub(crate) mod table;
+mod wheel;
+mod worker;
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::Registry;
+use parking_lot::Mutex;
+
+use self::lead::{Job, Lead};
+use self::service::{RequestService, ServeRequests};
+use self::table::{Expired, Table};
+use super::EngineBase;
+use crate::config::{ConnectionOptions, FORCE_CLOSE_WAIT, ParkedOptions};
+use crate::handler::KeepAliveHandler;
+use crate::pool::{GroupConfig, ThreadGroup};
+use crate::request::StreamRequest;
+use crate::server::ServerHandle;
+use crate::server::core::{Batch, Wake};
+use crate::transport::Listener;
+
+/// How long every worker may be busy, with no request started, before the
+/// pool grows: the workers there are seem stuck (in handlers that block on
+/// something slow), not merely busy.
+const GROWTH_DELAY: Duration = Duration::from_millis(5);
+
+/// How often the monitor looks at deadlines and at the workers' progress.
+const MONITOR_TICK: Duration = wheel::TICK;
+
+/// What the workers, the poller's holder and the monitor share.
+pub(crate) struct Shared<L: Listener> {
+    table: Mutex<Table<L>>,
+    /// The poller, for whoever leads; `None` once the server stops.
+    lead: Mutex<Option<Lead<L>>>,
+    registry: Registry,
+    service: Arc<dyn ServeRequests<L>>,
+    server: ServerHandle<L::Addr>,
+    options: ConnectionOptions,
+    deadlines: ParkedOptions,
+    jobs: Sender<Job<L>>,
+    queue: Receiver<Job<L>>,
+    group: Arc<ThreadGroup>,
+    /// Workers lead only while `serve_forever` runs (`handle_request` leads
+    /// on the calling thread).
+    serving: AtomicBool,
+    /// Workers exit once they find no job.
+    stopping: AtomicBool,
+    /// Workers waiting for a job.
+    followers: AtomicUsize,
+    /// A worker holds the poller.
+    leading: AtomicBool,
+    /// Jobs started: the workers' progress, for the monitor.
+    progress: AtomicU64,
+    /// A listener error that ended serving, for `serve_forever` to return.
+    failure: Mutex<Option<io::Error>>,
+}
+
+impl<L: Listener> Shared<L> {
+    fn push(&self, job: Job<L>) {
+        // The receiver lives as long as `self`: sending cannot fail.
+        let _ = self.jobs.send(job);
+    }
+
+    /// Records a failure of the listening socket and stops serving.
+    fn listener_failed(&self, error: io::Error) {
+        self.failure.lock().get_or_insert(error);
+        self.control().request_shutdown();
+    }
+
+    /// Starts a worker if below the maximum.
+    fn spawn_worker(self: &Arc<Self>) -> io::Result<bool> {
+        let shared = Arc::clone(self);
+        self.group.try_spawn(move || worker::worker_main(&shared))
+    }
+}
+
+/// The parked dispatch, as the stream engine drives it.
+pub(crate) struct ParkedDispatch<L: Listener> {
+    shared: Arc<Shared<L>>,
+    /// Jobs the last `handle_request` round found.
+    dispatched: bool,
+    found: Vec<Job<L>>,
+    expired: Vec<Expired<L>>,
+    scratch: Vec<u32>,
+    /// Progress as of `since`, while no worker was free.
+    stalled: Option<(u64, Instant)>,
+}
+
+impl<L: Listener> ParkedDispatch<L> {
+    /// Takes `base` (its poller and listener go to the leaders) and starts
+    /// the minimum of workers.
+    pub(crate) fn new<H>(
+        handler: Arc<H>,
+        base: EngineBase<L>,
+        server: ServerHandle<L::Addr>,
+        options: ConnectionOptions,
+        deadlines: ParkedOptions,
+        group: GroupConfig,
+    ) -> io::Result<Self>
+    where
+        H: KeepAliveHandler<StreamRequest<L::Stream>>,
+    {
+        let control = Arc::clone(server.control());
+        let (jobs, queue) = crossbeam_channel::unbounded();
+        let min_workers = group.min_workers;
+        let shared = Arc::new(Shared {
+            table: Mutex::new(Table::new(Instant::now())),
+            registry: base.poller.registry().try_clone()?,
+            lead: Mutex::new(Some(Lead::new(base))),
+            service: Arc::new(RequestService(handler)),
+            server,
+            options,
+            deadlines,
+            jobs,
+            queue,
+            group: ThreadGroup::new(group, Arc::clone(&control.counters.workers)),
+            serving: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            followers: AtomicUsize::new(0),
+            leading: AtomicBool::new(false),
+            progress: AtomicU64::new(0),
+            failure: Mutex::new(None),
+        });
+        let dispatch = ParkedDispatch {
+            shared,
+            dispatched: false,
+            found: Vec::new(),
+            expired: Vec::new(),
+            scratch: Vec::new(),
+            stalled: None,
+        };
+        for _ in 0..min_workers {
+            if let Err(e) = dispatch.shared.spawn_worker() {
+                dispatch.shared.stopping.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        Ok(dispatch)
+    }
+
+    /// `serve_forever` begins: the workers lead from now on.
+    pub(crate) fn start(&mut self) {
+        self.shared.serving.store(true, Ordering::Release);
+        if !self.shared.leading.load(Ordering::Acquire) {
+            self.shared.push(Job::Lead);
+        }
+    }
+
+    /// `serve_forever`: the monitor's wait. `handle_request`: a round with
+    /// the poller on the calling thread, whose jobs the workers serve.
+    pub(crate) fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Wake> {
+        if self.shared.serving.load(Ordering::Acquire) {
+            self.monitor(deadline)
+        } else {
+            self.round(deadline)
+        }
+    }
+
+    /// What `handle_request` takes from the round `wait` made.
+    pub(crate) fn serve(&mut self, _batch: Batch) -> bool {
+        std::mem::take(&mut self.dispatched)
+    }
+
+    fn round(&mut self, deadline: Option<Instant>) -> io::Result<Wake> {
+        let shared = Arc::clone(&self.shared);
+        loop {
+            if shared.control().is_shutdown_requested() {
+                return Ok(Wake::Shutdown);
+            }
+            {
+                let mut guard = shared.lead.lock();
+                let Some(lead) = guard.as_mut() else {
+                    return Ok(Wake::Shutdown);
+                };
+                lead.round(&shared, deadline, Batch::One, &mut self.found)?;
+            }
+            if !self.found.is_empty() {
+                for job in self.found.drain(..) {
+                    shared.push(job);
+                }
+                self.dispatched = true;
+                return Ok(Wake::Ready);
+            }
+            if deadline.is_some_and(|at| at <= Instant::now()) {
+                return Ok(Wake::Timeout);
+            }
+        }
+    }
+
+    /// While the workers serve: deadlines the leader may not be there to
+    /// see (when every worker is busy), growth, shutdown.
+    fn monitor(&mut self, deadline: Option<Instant>) -> io::Result<Wake> {
+        let shared = Arc::clone(&self.shared);
+        let control = Arc::clone(shared.control());
+        loop {
+            if control.is_shutdown_requested() {
+                return match shared.failure.lock().take() {
+                    Some(failure) => Err(failure),
+                    None => Ok(Wake::Shutdown),
+                };
+            }
+            let now = Instant::now();
+            {
+                let mut table = shared.table.lock();
+                table.expire(now, &mut self.scratch, &mut self.expired);
+                control.counters.parked.set(table.parked() as u64);
+            }
+            shared.close_expired(&mut self.expired);
+            self.watch_leading();
+            self.watch_growth(now);
+            if deadline.is_some_and(|at| at <= now) {
+                return Ok(Wake::Timeout);
+            }
+            let until = deadline.map_or(now + MONITOR_TICK, |at| at.min(now + MONITOR_TICK));
+            control.sleep_unless_shutdown(until.saturating_duration_since(now));
+        }
+    }
+
+    /// Wakes an idle worker to take the poller if none holds it: the last
+    /// holder went to serve a request without handing it on.
+    fn watch_leading(&self) {
+        let shared = &self.shared;
+        if !shared.leading.load(Ordering::Acquire)
+            && shared.followers.load(Ordering::Acquire) > 0
+            && shared.queue.is_empty()
+        {
+            shared.push(Job::Lead);
+        }
+    }
+
+    /// Grows the pool when no worker is free (leading or waiting) and none
+    /// has started a job for a while: they are stuck, not just busy.
+    fn watch_growth(&mut self, now: Instant) {
+        let shared = &self.shared;
+        let free = shared.followers.load(Ordering::Acquire) > 0 || shared.leading.load(Ordering::Acquire);
+        if free && shared.group.counts.live() > 0 {
+            self.stalled = None;
+            return;
+        }
+        let progress = shared.progress.load(Ordering::Relaxed);
+        match self.stalled {
+            Some((was, since)) if was == progress => {
+                if now >= since + GROWTH_DELAY {
+                    if matches!(shared.spawn_worker(), Ok(true)) {
+                        log::debug!("every worker is busy and none progresses: one more worker");
+                    }
+                    self.stalled = Some((progress, now));
+                }
+            }
+            _ => self.stalled = Some((progress, now)),
+        }
+    }
+
+    /// The orderly stop: parked connections close at once, from here;
+    /// queued requests are dropped with their connections; those in flight
+    /// get the grace period, then their sockets are shut.
+    pub(crate) fn stop(self) {
+        let shared = self.shared;
+        let control = Arc::clone(shared.control());
+        let started = Instant::now();
+        shared.serving.store(false, Ordering::Release);
+        shared.stopping.store(true, Ordering::Release);
+        // The leader was woken by the shutdown request. Closing the poller
+        // drops every registration at once, cheaper than one call per
+        // connection; the listener closes with it.
+        if let Some(lead) = shared.lead.lock().take() {
+            lead.base.listener.close();
+        }
+        let idle = shared.table.lock().drain_idle();
+        control.counters.parked.set(0);
+        let closing = idle.len();
+        for conn in idle {
+            shared.close_conn(None, conn);
+        }
+        log::debug!("closed {closing} parked connections in {:?}", started.elapsed());
+        // Wake the waiting workers: they exit.
+        for _ in 0..shared.group.counts.live() {
+            shared.push(Job::Lead);
+        }
+        let workers = &shared.group;
+        if !workers.wait_exited(started + control.grace()) {
+            log::info!("grace period over; closing the requests still being served");
+            shared.table.lock().shut_busy();
+            if !workers.wait_exited(Instant::now() + FORCE_CLOSE_WAIT) {
+                log::error!(
+                    "{} handler(s) still running after their connections were closed; leaving them detached",
+                    workers.counts.live()
+                );
+                return;
+            }
+        }
+        workers.join();
+        // What the workers left queued closes with the server.
+        for job in shared.queue.try_iter() {
+            shared.discard(job);
+        }
+        log::debug!("parked server stopped in {:?}", started.elapsed());
+    }
+}

@@ -1,0 +1,315 @@
+//! Every open connection of a parked server, with its deadline.
+//!
+//! A connection is either parked (waiting for its next request, owned by
+//! the table) or busy (a worker or the job queue has it; the table keeps
+//! only its socket, to cut it off at a deadline or a forced close). The
+//! table is shared by the poller's holder, the workers and the monitor
+//! behind one lock, held for a few pointer moves at a time.
+//!
+//! The poller reports readiness edge-triggered, and a busy connection's
+//! edges are not lost: one that arrives while a worker has the connection
+//! is remembered (`missed`), and parking it then queues it again at once.
+//! So a worker never re-arms the poller, and a request costs no poller
+//! call at all.
+//!
+//! Each entry's index and generation make its poller token, so an event
+//! meant for a connection that has since closed can never reach another
+//! that took its place.
+
+use std::any::Any;
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::Instant;
+
+use socket2::SockRef;
+
+use super::wheel::Wheel;
+use crate::request::Traffic;
+use crate::server::stream::listener::LISTENER;
+use crate::transport::Listener;
+
+/// A connection's handler state, whatever its type.
+pub(crate) type State = Box<dyn Any + Send>;
+
+/// A connection between requests.
+pub(crate) struct Conn<L: Listener> {
+    pub(crate) stream: Arc<L::Stream>,
+    pub(crate) peer: L::Addr,
+    pub(crate) state: State,
+    /// Bytes read ahead beyond the last request: kept only while the
+    /// connection waits in the job queue, never while parked.
+    pub(crate) unread: Vec<u8>,
+    pub(crate) traffic: Traffic,
+    /// When it was accepted, if its end is to be logged.
+    pub(crate) opened: Option<Instant>,
+    /// Whether its socket is in the poller already.
+    pub(crate) registered: bool,
+}
+
+/// Where a connection is.
+enum Place<L: Listener> {
+    Free,
+    Parked(Conn<L>),
+    /// A worker (or the job queue) has it. The socket is kept to shut it at
+    /// a deadline (`cut_off` says that happened); `missed` records a
+    /// readiness event that came meanwhile.
+    Busy {
+        socket: Arc<L::Stream>,
+        cut_off: bool,
+        missed: bool,
+    },
+}
+
+struct Entry<L: Listener> {
+    generation: u32,
+    place: Place<L>,
+}
+
+/// A connection's identity in the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Key {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl Key {
+    /// The poller token: never the listener's.
+    pub(crate) fn token(self) -> usize {
+        ((self.generation as usize) << 32) | (self.index as usize + 1)
+    }
+
+    pub(crate) fn from_token(token: usize) -> Option<Key> {
+        let index = (token & 0xffff_ffff).checked_sub(1)?;
+        (token != LISTENER).then_some(Key {
+            index: index as u32,
+            generation: (token >> 32) as u32,
+        })
+    }
+}
+
+/// What a deadline found.
+pub(crate) enum Expired<L: Listener> {
+    /// A parked connection idle too long, out of the table: the caller
+    /// closes it.
+    Idle(Conn<L>),
+    /// A request not finished in time: its socket was shut; the worker
+    /// serving it closes it.
+    CutOff,
+}
+
+/// What became of a connection handed back after a request.
+pub(crate) enum Parking<L: Listener> {
+    /// It waits for its next request; `register` it with the poller if it
+    /// is not yet.
+    Parked,
+    /// Bytes came while it was busy: it is busy again, to be queued.
+    Ready(Conn<L>),
+    /// A deadline cut it off meanwhile (or the table let it go): close it.
+    Closing(Conn<L>),
+}
+
+/// The table.
+pub(crate) struct Table<L: Listener> {
+    entries: Vec<Entry<L>>,
+    free: Vec<u32>,
+    wheel: Wheel,
+    parked: usize,
+}
+
+impl<L: Listener> Table<L> {
+    pub(crate) fn new(now: Instant) -> Self {
+        Table {
+            entries: Vec::new(),
+            free: Vec::new(),
+            wheel: Wheel::new(now),
+            parked: 0,
+        }
+    }
+
+    fn entry(&mut self, key: Key) -> Option<&mut Entry<L>> {
+        self.entries
+            .get_mut(key.index as usize)
+            .filter(|entry| entry.generation == key.generation)
+    }
+
+    fn busy(socket: Arc<L::Stream>) -> Place<L> {
+        Place::Busy {
+            socket,
+            cut_off: false,
+            missed: false,
+        }
+    }
+
+    /// Records a new connection, busy (about to be opened by a worker)
+    /// until `deadline`.
+    pub(crate) fn insert(&mut self, socket: Arc<L::Stream>, deadline: Instant) -> Key {
+        let place = Self::busy(socket);
+        let index = match self.free.pop() {
+            Some(index) => {
+                let entry = &mut self.entries[index as usize];
+                entry.generation = entry.generation.wrapping_add(1);
+                entry.place = place;
+                index
+            }
+            None => {
+                self.entries.push(Entry { generation: 0, place });
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.wheel.set(index, deadline);
+        Key {
+            index,
+            generation: self.entries[index as usize].generation,
+        }
+    }
+
+    /// A readiness event for `key`: takes the connection for a worker if it
+    /// is parked (busy until `deadline`); remembers the event if it is
+    /// busy. `None` unless it was parked.
+    pub(crate) fn take_ready(&mut self, key: Key, deadline: Instant) -> Option<Conn<L>> {
+        let entry = self.entry(key)?;
+        match &mut entry.place {
+            Place::Parked(_) => {}
+            Place::Busy { missed, .. } => {
+                *missed = true;
+                return None;
+            }
+            Place::Free => return None,
+        }
+        let Place::Parked(conn) = std::mem::replace(&mut entry.place, Place::Free) else {
+            unreachable!("matched just above");
+        };
+        entry.place = Self::busy(Arc::clone(&conn.stream));
+        self.parked -= 1;
+        self.wheel.set(key.index, deadline);
+        Some(conn)
+    }
+
+    /// Hands back a busy connection after a request: parked until
+    /// `idle_until`, or busy again until `busy_until` if bytes came
+    /// meanwhile.
+    pub(crate) fn park(
+        &mut self,
+        key: Key,
+        conn: Conn<L>,
+        idle_until: Instant,
+        busy_until: Instant,
+    ) -> Parking<L> {
+        let Some(entry) = self.entry(key) else {
+            return Parking::Closing(conn);
+        };
+        match &mut entry.place {
+            Place::Busy {
+                cut_off: false,
+                missed,
+                ..
+            } => {
+                if std::mem::take(missed) {
+                    self.wheel.set(key.index, busy_until);
+                    return Parking::Ready(conn);
+                }
+            }
+            _ => return Parking::Closing(conn),
+        }
+        entry.place = Place::Parked(conn);
+        self.parked += 1;
+        self.wheel.set(key.index, idle_until);
+        Parking::Parked
+    }
+
+    /// A busy connection starts another request (one it had read ahead):
+    /// busy until `deadline`. False if it must close instead.
+    pub(crate) fn renew(&mut self, key: Key, deadline: Instant) -> bool {
+        let Some(entry) = self.entry(key) else {
+            return false;
+        };
+        if !matches!(entry.place, Place::Busy { cut_off: false, .. }) {
+            return false;
+        }
+        self.wheel.set(key.index, deadline);
+        true
+    }
+
+    /// Forgets a connection that is closing (whatever its place).
+    pub(crate) fn remove(&mut self, key: Key) {
+        let Some(entry) = self.entry(key) else { return };
+        match std::mem::replace(&mut entry.place, Place::Free) {
+            Place::Free => return,
+            Place::Parked(_) => self.parked -= 1,
+            Place::Busy { .. } => {}
+        }
+        self.wheel.clear(key.index);
+        self.free.push(key.index);
+    }
+
+    /// True if a deadline cut the connection's request off.
+    pub(crate) fn is_cut_off(&mut self, key: Key) -> bool {
+        self.entry(key)
+            .is_some_and(|entry| matches!(entry.place, Place::Busy { cut_off: true, .. }))
+    }
+
+    /// Handles the deadlines passed by `now`: idle parked connections are
+    /// taken out (for the caller to close), requests over time are cut off.
+    pub(crate) fn expire(&mut self, now: Instant, scratch: &mut Vec<u32>, into: &mut Vec<Expired<L>>) {
+        scratch.clear();
+        self.wheel.expire(now, scratch);
+        for &index in scratch.iter() {
+            let entry = &mut self.entries[index as usize];
+            match &mut entry.place {
+                Place::Busy { socket, cut_off, .. } => {
+                    // Wakes the worker blocked on it; the worker closes it.
+                    let _ = SockRef::from(&**socket).shutdown(Shutdown::Both);
+                    *cut_off = true;
+                    into.push(Expired::CutOff);
+                }
+                Place::Parked(_) => {
+                    let Place::Parked(conn) = std::mem::replace(&mut entry.place, Place::Free) else {
+                        unreachable!("matched just above");
+                    };
+                    self.parked -= 1;
+                    self.free.push(index);
+                    into.push(Expired::Idle(conn));
+                }
+                Place::Free => {}
+            }
+        }
+    }
+
+    /// When the next deadline may fall due.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.wheel.next_deadline()
+    }
+
+    /// Takes every parked connection out, for shutdown.
+    pub(crate) fn drain_idle(&mut self) -> Vec<Conn<L>> {
+        let mut idle = Vec::with_capacity(self.parked);
+        for (index, entry) in self.entries.iter_mut().enumerate() {
+            if matches!(entry.place, Place::Parked(_)) {
+                let Place::Parked(conn) = std::mem::replace(&mut entry.place, Place::Free) else {
+                    unreachable!("matched just above");
+                };
+                self.wheel.clear(index as u32);
+                self.free.push(index as u32);
+                idle.push(conn);
+            }
+        }
+        self.parked = 0;
+        idle
+    }
+
+    /// Shuts every busy connection's socket: the forced close at the end
+    /// of the grace period.
+    pub(crate) fn shut_busy(&mut self) {
+        for entry in &mut self.entries {
+            if let Place::Busy { socket, cut_off, .. } = &mut entry.place {
+                let _ = SockRef::from(&**socket).shutdown(Shutdown::Both);
+                *cut_off = true;
+            }
+        }
+    }
+
+    /// Connections parked now.
+    pub(crate) fn parked(&self) -> usize {
+        self.parked
+    }
+}

@@ -1,0 +1,427 @@
+//! What a worker of a parked server does: take the poller when nobody
+//! holds it (and serve the first request it finds there, handing the
+//! poller on), or serve the jobs others found.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crossbeam_channel::{RecvTimeoutError, TryRecvError};
+
+use super::Shared;
+use super::lead::Job;
+use super::table::{Conn, Expired, Key, Parking, State};
+use crate::handler::Next;
+use crate::pool::Exit;
+use crate::request::{RequestParts, StreamRequest, Traffic};
+use crate::server::control::Control;
+use crate::server::core::Batch;
+use crate::server::stream::connection::{apply, log_closed, log_opened};
+use crate::sys::poller;
+use crate::transport::Listener;
+
+/// A worker's own state.
+pub(super) struct WorkerLocal<L: Listener> {
+    buffer: Vec<u8>,
+    /// What its last round with the poller found.
+    found: Vec<Job<L>>,
+}
+
+/// A worker's life: serve what is queued; when nothing is, take the poller
+/// if nobody holds it; otherwise wait for a job.
+pub(super) fn worker_main<L: Listener>(shared: &Arc<Shared<L>>) -> Exit {
+    let _mark = shared.control().mark_current_thread();
+    let mut local = WorkerLocal {
+        buffer: Vec::new(),
+        found: Vec::new(),
+    };
+    loop {
+        // The jobs left in the queue are the stopping server's to close.
+        if shared.stopping.load(Ordering::Acquire) {
+            return Exit::Stopped;
+        }
+        match shared.queue.try_recv() {
+            Ok(Job::Lead) | Err(TryRecvError::Empty) => {}
+            Ok(job) => {
+                shared.run(&mut local, job);
+                continue;
+            }
+            Err(TryRecvError::Disconnected) => return Exit::Stopped,
+        }
+        if lead(shared, &mut local) {
+            continue;
+        }
+        shared.followers.fetch_add(1, Ordering::AcqRel);
+        let job = shared.queue.recv_timeout(shared.group.config.keep_alive);
+        shared.followers.fetch_sub(1, Ordering::AcqRel);
+        match job {
+            // Woken to take the poller, or to stop.
+            Ok(Job::Lead) => {}
+            Ok(job) => shared.run(&mut local, job),
+            Err(RecvTimeoutError::Timeout) => {
+                if shared.group.try_retire() {
+                    return Exit::Retired;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return Exit::Stopped,
+        }
+    }
+}
+
+/// Takes the poller for a round if the server is serving and nobody holds
+/// it; serves the first job found, having queued the others (and, if
+/// another worker is idle, woken it to take the poller meanwhile: the
+/// leader/followers shape, so the request found is served by the thread
+/// that found it, with no hand-off). False if it did not lead.
+fn lead<L: Listener>(shared: &Arc<Shared<L>>, local: &mut WorkerLocal<L>) -> bool {
+    if !shared.serving.load(Ordering::Acquire) {
+        return false;
+    }
+    let Some(mut guard) = shared.lead.try_lock() else {
+        return false;
+    };
+    let Some(lead) = guard.as_mut() else {
+        return false;
+    };
+    shared.leading.store(true, Ordering::Release);
+    let round = lead.round(shared, None, Batch::All, &mut local.found);
+    shared.leading.store(false, Ordering::Release);
+    drop(guard);
+    if let Err(e) = round {
+        shared.listener_failed(e);
+        return true;
+    }
+    let mut found = local.found.drain(..);
+    let mine = found.next();
+    for job in found {
+        shared.push(job);
+    }
+    if let Some(job) = mine {
+        // While this one serves, another takes the poller, if one is idle
+        // and a parked connection may need it; if none does, this one is
+        // back soon, or the monitor wakes an idle one within its tick.
+        if shared.followers.load(Ordering::Acquire) > 0
+            && shared.queue.is_empty()
+            && shared.control().counters.parked.get() > 0
+        {
+            shared.push(Job::Lead);
+        }
+        shared.run(local, job);
+    }
+    true
+}
+
+/// When a connection was opened, for the log of its end.
+type Opened = Option<Instant>;
+
+impl<L: Listener> Shared<L> {
+    pub(super) fn control(&self) -> &Arc<Control> {
+        self.server.control()
+    }
+
+    /// Does one job: serves a request, or opens a connection. Once
+    /// shutdown is requested, queued jobs are not started: their
+    /// connections close.
+    pub(super) fn run(&self, local: &mut WorkerLocal<L>, job: Job<L>) {
+        if self.control().is_shutdown_requested() {
+            return self.discard(job);
+        }
+        self.progress.fetch_add(1, Ordering::Relaxed);
+        match job {
+            Job::Open { key, stream, peer } => self.open(local, key, stream, peer),
+            Job::Ready { key, conn } => self.ready(local, key, conn),
+            Job::Lead => {}
+        }
+    }
+
+    /// Closes the idle connections a deadline found.
+    pub(super) fn close_expired(&self, expired: &mut Vec<Expired<L>>) {
+        for expired in expired.drain(..) {
+            self.control().counters.timed_out.bump();
+            match expired {
+                Expired::Idle(conn) => {
+                    log::debug!(
+                        "closing the connection from {:?}: idle for the idle timeout ({:?})",
+                        conn.peer,
+                        self.deadlines.idle_timeout
+                    );
+                    self.close_conn(None, conn);
+                }
+                // The worker serving it reports and closes it.
+                Expired::CutOff => {}
+            }
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.options.read_buffer_size
+    }
+
+    /// A new connection: verify it, open its state, and serve what it sent
+    /// with the connection (clients often send at once), or park it.
+    fn open(&self, local: &mut WorkerLocal<L>, key: Key, stream: Arc<L::Stream>, peer: L::Addr) {
+        let control = self.control();
+        let opened = log_opened(&peer);
+        if let Err(e) = apply(&self.options, &*stream) {
+            // Typically the peer reset the connection before it was served.
+            control.counters.errors.bump();
+            log::warn!("cannot set up the connection from {peer:?}: {e}");
+            return self.close(Some(key), stream, &peer, None, opened, Traffic::default());
+        }
+        let buffer = std::mem::take(&mut local.buffer);
+        let mut request = StreamRequest::new(stream, peer, self.server.clone(), buffer, self.capacity());
+        match self.service.verify(&request) {
+            Ok(true) => {}
+            Ok(false) => {
+                control.counters.refused.bump();
+                log::debug!("refused connection from {:?}", request.peer_addr());
+                return self.end(local, key, request, None, opened);
+            }
+            Err(panicked) => {
+                control.counters.count(self.service.report(&request, panicked));
+                return self.end(local, key, request, None, opened);
+            }
+        }
+        let state = match self.service.open(&mut request) {
+            Ok(state) => state,
+            Err(e) => {
+                control.counters.count(self.service.report(&request, e));
+                return self.end(local, key, request, None, opened);
+            }
+        };
+        self.serve_if_sent(local, key, request, state, opened, false);
+    }
+
+    /// A parked connection became readable (or was queued again with bytes
+    /// read ahead): serve its next request.
+    fn ready(&self, local: &mut WorkerLocal<L>, key: Key, conn: Conn<L>) {
+        let Conn {
+            stream,
+            peer,
+            state,
+            unread,
+            traffic,
+            opened,
+            registered,
+        } = conn;
+        let mut buffer = std::mem::take(&mut local.buffer);
+        if buffer.len() < unread.len() {
+            buffer.resize(unread.len(), 0);
+        }
+        buffer[..unread.len()].copy_from_slice(&unread);
+        let parts = RequestParts {
+            stream,
+            peer,
+            buffer,
+            unread: 0..unread.len(),
+            traffic,
+            maybe_more: false,
+        };
+        let request = StreamRequest::resume(parts, self.server.clone(), self.capacity());
+        self.serve_if_sent(local, key, request, state, opened, registered);
+    }
+
+    /// Serves a request if the client has sent one, parks the connection
+    /// if not, closes it if the client has gone. Never waits: readiness
+    /// can be stale (bytes a worker already read when the event came), and
+    /// a worker must never wait on a client that has sent nothing.
+    fn serve_if_sent(
+        &self,
+        local: &mut WorkerLocal<L>,
+        key: Key,
+        mut request: StreamRequest<L::Stream>,
+        state: State,
+        opened: Opened,
+        registered: bool,
+    ) {
+        match request.fill_now() {
+            // The client closed its end: nothing to serve.
+            Ok(0) => self.end(local, key, request, Some(state), opened),
+            Ok(_) => self.serve(local, key, request, state, opened, registered),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.keep(local, key, request, state, opened, registered)
+            }
+            Err(e) => self.fail(local, key, request, Some(state), opened, e),
+        }
+    }
+
+    /// Serves one request, then keeps or closes the connection.
+    fn serve(
+        &self,
+        local: &mut WorkerLocal<L>,
+        key: Key,
+        mut request: StreamRequest<L::Stream>,
+        mut state: State,
+        opened: Opened,
+        registered: bool,
+    ) {
+        match self.service.serve_one(&mut request, &mut state) {
+            Ok(Next::KeepOpen) if !self.control().is_shutdown_requested() => {
+                self.keep(local, key, request, state, opened, registered)
+            }
+            Ok(_) => self.end(local, key, request, Some(state), opened),
+            Err(e) => self.fail(local, key, request, Some(state), opened, e),
+        }
+    }
+
+    /// Parks the connection until its next request, or puts it back in
+    /// line at once if it has one read ahead (behind the others: one
+    /// connection that always has data cannot keep a worker).
+    fn keep(
+        &self,
+        local: &mut WorkerLocal<L>,
+        key: Key,
+        request: StreamRequest<L::Stream>,
+        state: State,
+        opened: Opened,
+        registered: bool,
+    ) {
+        let parts = request.into_parts();
+        // Empty, and so no allocation, unless the client sent ahead.
+        let unread = parts.buffer[parts.unread.clone()].to_vec();
+        local.buffer = parts.buffer;
+        // Bytes may wait in the socket that no readiness event will
+        // announce again: the last read took all it asked for.
+        let again = !unread.is_empty() || parts.maybe_more;
+        let conn = Conn {
+            stream: parts.stream,
+            peer: parts.peer,
+            state,
+            unread,
+            traffic: parts.traffic,
+            opened,
+            registered: true,
+        };
+        let now = Instant::now();
+        let busy_until = now + self.deadlines.request_timeout;
+        if again {
+            if self.table.lock().renew(key, busy_until) {
+                return self.push(Job::Ready { key, conn });
+            }
+            return self.close_conn(Some(key), conn);
+        }
+        // Held across the poller call below: the socket cannot close (and
+        // its number be reused) until then, whoever takes it meanwhile.
+        let socket = Arc::clone(&conn.stream);
+        let parking = {
+            let mut table = self.table.lock();
+            let parking = table.park(key, conn, now + self.deadlines.idle_timeout, busy_until);
+            self.control().counters.parked.set(table.parked() as u64);
+            parking
+        };
+        match parking {
+            // In the table first, so the first event finds it parked.
+            Parking::Parked if !registered => {
+                let Err(e) = poller::register(&self.registry, &*socket, key.token()) else {
+                    return;
+                };
+                log::warn!("cannot watch a parked connection; closing it: {e}");
+                let conn = self.table.lock().take_ready(key, busy_until);
+                drop(socket);
+                if let Some(conn) = conn {
+                    self.close_conn(Some(key), conn);
+                }
+            }
+            Parking::Parked => {}
+            Parking::Ready(conn) => self.push(Job::Ready { key, conn }),
+            Parking::Closing(conn) => {
+                drop(socket);
+                self.close_conn(Some(key), conn);
+            }
+        }
+    }
+
+    /// Reports a failed request (as a timeout if its deadline cut it off)
+    /// and closes the connection.
+    fn fail(
+        &self,
+        local: &mut WorkerLocal<L>,
+        key: Key,
+        request: StreamRequest<L::Stream>,
+        state: Option<State>,
+        opened: Opened,
+        error: io::Error,
+    ) {
+        let error = if self.table.lock().is_cut_off(key) {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "request not finished within the request timeout ({:?}): connection closed",
+                    self.deadlines.request_timeout
+                ),
+            )
+        } else {
+            error
+        };
+        let outcome = self.service.report(&request, error);
+        self.control().counters.count(outcome);
+        self.end(local, key, request, state, opened);
+    }
+
+    /// Closes the connection of a request, keeping the worker's buffer.
+    fn end(
+        &self,
+        local: &mut WorkerLocal<L>,
+        key: Key,
+        request: StreamRequest<L::Stream>,
+        state: Option<State>,
+        opened: Opened,
+    ) {
+        let parts = request.into_parts();
+        local.buffer = parts.buffer;
+        self.close(Some(key), parts.stream, &parts.peer, state, opened, parts.traffic);
+    }
+
+    pub(super) fn close_conn(&self, key: Option<Key>, conn: Conn<L>) {
+        self.close(
+            key,
+            conn.stream,
+            &conn.peer,
+            Some(conn.state),
+            conn.opened,
+            conn.traffic,
+        );
+    }
+
+    /// Closes a connection: out of the table (unless the table let it go
+    /// already: `key` is `None`), the socket closed, the handler told, the
+    /// count taken down.
+    fn close(
+        &self,
+        key: Option<Key>,
+        stream: Arc<L::Stream>,
+        peer: &L::Addr,
+        state: Option<State>,
+        opened: Opened,
+        traffic: Traffic,
+    ) {
+        if let Some(key) = key {
+            let mut table = self.table.lock();
+            table.remove(key);
+            self.control().counters.parked.set(table.parked() as u64);
+        }
+        // The last reference: the connection closes (and leaves the
+        // poller with it).
+        drop(stream);
+        if let Some(state) = state {
+            self.service.close(state);
+        }
+        log_closed(peer, opened, traffic);
+        if self.control().request_finished() {
+            // The loop was full: it may accept again.
+            self.control().wake();
+        }
+    }
+
+    /// Closes the connection of a job that will not run.
+    pub(super) fn discard(&self, job: Job<L>) {
+        match job {
+            Job::Open { key, stream, peer } => {
+                self.close(Some(key), stream, &peer, None, None, Traffic::default())
+            }
+            Job::Ready { key, conn } => self.close_conn(Some(key), conn),
+            Job::Lead => {}
+        }
+    }
+}

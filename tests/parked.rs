@@ -1,0 +1,551 @@
+//! The parked servers: between requests a connection waits in the
+//! server's readiness set, and workers serve one request at a time.
+
+mod util;
+
+use std::io::{self, BufRead, ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use socketserver::echo::{FramedUppercase, Uppercase};
+use socketserver::framing::{BufStream, Framed};
+use socketserver::{
+    KeepAlive, KeepAliveHandler, Next, OverloadPolicy, ParkedTcpServer, ParkedUnixStreamServer, TcpRequest,
+    UnixStreamRequest,
+};
+use util::{TIMEOUT, connect, eventually, init_logging, read_to_end, round_trip, serve};
+
+/// Answers each line with its number on the connection; "bye" closes,
+/// "panic" panics.
+#[derive(Default)]
+struct Counter {
+    opened: AtomicUsize,
+    closed: AtomicUsize,
+}
+
+impl KeepAliveHandler<TcpRequest> for Counter {
+    type State = u64;
+
+    fn open(&self, request: &mut TcpRequest) -> io::Result<u64> {
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        writeln!(request, "hello")?;
+        Ok(0)
+    }
+
+    fn handle_one(&self, request: &mut TcpRequest, seen: &mut u64) -> io::Result<Next> {
+        let mut line = String::new();
+        if request.read_line(&mut line)? == 0 {
+            return Ok(Next::Close);
+        }
+        let line = line.trim_end();
+        if line == "panic" {
+            panic!("asked to");
+        }
+        *seen += 1;
+        writeln!(request, "{seen} {line}")?;
+        Ok(if line == "bye" {
+            Next::Close
+        } else {
+            Next::KeepOpen
+        })
+    }
+
+    fn close(&self, _seen: u64) {
+        self.closed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A line client for [`Counter`].
+struct LineClient {
+    reader: std::io::BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl LineClient {
+    fn connect(addr: std::net::SocketAddr) -> Self {
+        let stream = connect(addr);
+        let mut client = LineClient {
+            reader: std::io::BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        };
+        assert_eq!(client.line(), "hello");
+        client
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
+    }
+
+    fn ask(&mut self, line: &str) -> String {
+        writeln!(self.writer, "{line}").unwrap();
+        self.line()
+    }
+}
+
+#[test]
+fn state_survives_between_requests_and_the_connection_waits_parked() {
+    init_logging();
+    let (server, running) = serve(ParkedTcpServer::bind("127.0.0.1:0", Counter::default()));
+    let addr = *server.local_addr();
+    let mut a = LineClient::connect(addr);
+    let mut b = LineClient::connect(addr);
+    assert_eq!(a.ask("x"), "1 x");
+    assert_eq!(a.ask("y"), "2 y");
+    assert_eq!(b.ask("z"), "1 z");
+    assert_eq!(a.ask("w"), "3 w");
+    eventually("both connections wait parked", || server.stats().parked == 2);
+    let stats = server.stats();
+    assert_eq!((stats.accepted, stats.active), (2, 2), "{stats:?}");
+    drop((a, b));
+    eventually("the closed connections are gone", || server.stats().active == 0);
+    assert_eq!(server.stats().parked, 0);
+    running.shutdown();
+}
+
+#[test]
+fn close_after_a_request_closes_and_gives_the_state_back() {
+    init_logging();
+    let handler = Counter::default();
+    let server = ParkedTcpServer::bind("127.0.0.1:0", handler).unwrap();
+    let addr = *server.local_addr();
+    let (handle, running) = serve(Ok(server));
+    let mut client = LineClient::connect(addr);
+    assert_eq!(client.ask("one"), "1 one");
+    assert_eq!(client.ask("bye"), "2 bye");
+    assert_eq!(read_to_end(&mut client.reader).unwrap(), b"", "closed after bye");
+    eventually("the connection is counted out", || handle.stats().active == 0);
+    running.shutdown();
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    init_logging();
+    let idle = Duration::from_millis(200);
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .idle_timeout(idle)
+            .bind("127.0.0.1:0", Counter::default()),
+    );
+    let addr = *server.local_addr();
+    let mut client = LineClient::connect(addr);
+    assert_eq!(client.ask("a"), "1 a");
+    let quiet_since = Instant::now();
+    // The server closes it; the read ends with end-of-file.
+    assert_eq!(read_to_end(&mut client.reader).unwrap(), b"");
+    let waited = quiet_since.elapsed();
+    assert!(waited >= idle, "closed after {waited:?}, before the idle timeout");
+    assert!(waited < idle + Duration::from_secs(3), "closed after {waited:?}");
+    eventually("it is counted as timed out", || server.stats().timed_out == 1);
+    // An active client is not closed: requests keep it alive.
+    let mut busy = LineClient::connect(addr);
+    let until = Instant::now() + idle * 3;
+    let mut n = 0;
+    while Instant::now() < until {
+        n += 1;
+        assert_eq!(busy.ask("ping"), format!("{n} ping"));
+        thread::sleep(idle / 4);
+    }
+    running.shutdown();
+}
+
+#[test]
+fn a_stalled_request_is_cut_off_and_frees_its_worker() {
+    init_logging();
+    let request_timeout = Duration::from_millis(300);
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .workers(1)
+            .request_timeout(request_timeout)
+            .bind("127.0.0.1:0", FramedUppercase),
+    );
+    let addr = *server.local_addr();
+    // Half a frame: a length of 10, then 3 bytes, then nothing.
+    let mut stalled = connect(addr);
+    stalled.write_all(&10u32.to_be_bytes()).unwrap();
+    stalled.write_all(b"abc").unwrap();
+    eventually("the only worker is busy with it", || {
+        let stats = server.stats();
+        stats.active == 1 && stats.parked == 0
+    });
+    // Another client waits for that one worker, then is served.
+    let started = Instant::now();
+    let mut framed = Framed::buffered(connect(addr));
+    framed.write_frame(b"hello").unwrap();
+    assert_eq!(framed.read_frame().unwrap().unwrap(), b"HELLO");
+    let waited = started.elapsed();
+    assert!(waited < request_timeout + Duration::from_secs(3), "{waited:?}");
+    // The stalled one was closed.
+    let mut rest = Vec::new();
+    match stalled.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty()),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset),
+    }
+    eventually("the cut-off is counted", || server.stats().timed_out >= 1);
+    assert!(
+        server.stats().errors >= 1,
+        "the timeout is reported to handle_error"
+    );
+    running.shutdown();
+}
+
+#[test]
+fn pipelined_requests_already_buffered_are_all_served() {
+    init_logging();
+    let (server, running) = serve(ParkedTcpServer::bind("127.0.0.1:0", FramedUppercase));
+    let mut stream = connect(*server.local_addr());
+    let mut wire = Vec::new();
+    for word in ["one", "two", "three", "four"] {
+        socketserver::framing::write_frame(&mut wire, word.as_bytes(), &Default::default()).unwrap();
+    }
+    // All four in one write: the first read takes them all.
+    stream.write_all(&wire).unwrap();
+    let mut framed = Framed::new(BufStream::new(stream));
+    for word in ["ONE", "TWO", "THREE", "FOUR"] {
+        assert_eq!(framed.read_frame().unwrap().unwrap(), word.as_bytes());
+    }
+    running.shutdown();
+}
+
+#[test]
+fn a_flooding_client_does_not_starve_the_others() {
+    init_logging();
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .workers(1)
+            .bind("127.0.0.1:0", FramedUppercase),
+    );
+    let addr = *server.local_addr();
+    // One client sends frames as fast as it can, pipelined, and reads
+    // its replies on another thread.
+    let flood = connect(addr);
+    let mut flood_reader = Framed::new(BufStream::new(flood.try_clone().unwrap()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (mut flood, stop) = (flood.try_clone().unwrap(), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut wire = Vec::new();
+            for _ in 0..64 {
+                socketserver::framing::write_frame(&mut wire, b"flood", &Default::default()).unwrap();
+            }
+            while !stop.load(Ordering::Acquire) {
+                if flood.write_all(&wire).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let replies = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = {
+        let (stop, replies) = (Arc::clone(&stop), Arc::clone(&replies));
+        thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                match flood_reader.read_frame() {
+                    Ok(Some(reply)) => {
+                        assert_eq!(reply, b"FLOOD");
+                        replies.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => break,
+                }
+            }
+        })
+    };
+    eventually("the flood is being served", || {
+        replies.load(Ordering::Relaxed) >= 64
+    });
+    // Meanwhile, others are served in turn.
+    let before = replies.load(Ordering::Relaxed);
+    let mut worst = Duration::ZERO;
+    for round in 0..20 {
+        let mut other = Framed::buffered(connect(addr));
+        let started = Instant::now();
+        let message = format!("round {round}");
+        other.write_frame(message.as_bytes()).unwrap();
+        assert_eq!(
+            other.read_frame().unwrap().unwrap(),
+            message.to_uppercase().as_bytes()
+        );
+        worst = worst.max(started.elapsed());
+    }
+    let during = replies.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Release);
+    let _ = flood.shutdown(std::net::Shutdown::Both);
+    writer.join().unwrap();
+    reader.join().unwrap();
+    // Closed with replies unread: the server's writes to it fail at once.
+    drop(flood);
+    // Served between the flood's requests, not after all of them; and the
+    // flood went on meanwhile.
+    assert!(worst < Duration::from_secs(2), "a fresh client waited {worst:?}");
+    assert!(during > 0, "the flood stopped being served while the others were");
+    running.shutdown();
+}
+
+#[test]
+fn shutdown_with_parked_connections_is_immediate() {
+    init_logging();
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .shutdown_grace(Duration::from_secs(30))
+            .bind("127.0.0.1:0", Uppercase),
+    );
+    let addr = *server.local_addr();
+    let mut clients: Vec<TcpStream> = (0..200).map(|_| connect(addr)).collect();
+    for client in &mut clients {
+        assert_eq!(round_trip(client, b"x").unwrap(), b"X");
+    }
+    eventually("all 200 are parked", || server.stats().parked == 200);
+    let took = running.shutdown();
+    // No request is in flight: the 30 s grace does not apply.
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    for client in &mut clients {
+        let mut rest = Vec::new();
+        match client.read_to_end(&mut rest) {
+            Ok(_) => assert!(rest.is_empty()),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset),
+        }
+    }
+}
+
+#[test]
+fn a_request_in_flight_finishes_within_the_grace_period() {
+    init_logging();
+    let (entered_tx, entered) = crossbeam_channel::bounded::<()>(1);
+    let (release, released) = crossbeam_channel::bounded::<()>(0);
+    let handler = move |req: &mut TcpRequest| -> io::Result<Next> {
+        let mut byte = [0u8; 1];
+        req.read_exact(&mut byte)?;
+        let _ = entered_tx.try_send(());
+        let _ = released.recv_timeout(TIMEOUT);
+        req.write_all(b"done")?;
+        Ok(Next::KeepOpen)
+    };
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .shutdown_grace(Duration::from_secs(10))
+            .bind("127.0.0.1:0", handler),
+    );
+    let mut client = connect(*server.local_addr());
+    client.write_all(b"x").unwrap();
+    entered.recv_timeout(TIMEOUT).unwrap();
+    let stop = running.stop.clone();
+    let stopping = thread::spawn(move || stop.shutdown());
+    // Shutdown waits for the request; release it, and its reply arrives.
+    thread::sleep(Duration::from_millis(50));
+    release.send(()).unwrap();
+    let mut reply = [0u8; 4];
+    client.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"done");
+    stopping.join().unwrap();
+    running.join();
+}
+
+#[test]
+fn a_panic_closes_only_its_connection() {
+    init_logging();
+    let (server, running) = serve(ParkedTcpServer::bind("127.0.0.1:0", Counter::default()));
+    let addr = *server.local_addr();
+    let mut calm = LineClient::connect(addr);
+    let mut doomed = LineClient::connect(addr);
+    assert_eq!(calm.ask("a"), "1 a");
+    writeln!(doomed.writer, "panic").unwrap();
+    assert_eq!(read_to_end(&mut doomed.reader).unwrap(), b"");
+    assert_eq!(calm.ask("b"), "2 b");
+    eventually("the panic is counted", || server.stats().panics == 1);
+    running.shutdown();
+}
+
+#[test]
+fn verify_request_refuses_before_open() {
+    struct LoopbackOnlyNot;
+    impl KeepAliveHandler<TcpRequest> for LoopbackOnlyNot {
+        type State = ();
+        fn verify_request(&self, _request: &TcpRequest) -> bool {
+            false
+        }
+        fn open(&self, _request: &mut TcpRequest) -> io::Result<()> {
+            panic!("open ran for a refused connection");
+        }
+        fn handle_one(&self, _request: &mut TcpRequest, _state: &mut ()) -> io::Result<Next> {
+            panic!("handle_one ran for a refused connection");
+        }
+    }
+    init_logging();
+    let (server, running) = serve(ParkedTcpServer::bind("127.0.0.1:0", LoopbackOnlyNot));
+    let mut client = connect(*server.local_addr());
+    assert_eq!(read_to_end(&mut client).unwrap(), b"");
+    eventually("the refusal is counted", || server.stats().refused == 1);
+    assert_eq!(server.stats().panics, 0);
+    running.shutdown();
+}
+
+#[test]
+fn a_per_connection_handler_runs_per_request_through_keep_alive() {
+    init_logging();
+    // Serves one line per call and returns.
+    let one_line = |req: &mut TcpRequest| {
+        let mut line = String::new();
+        req.read_line(&mut line)?;
+        req.write_all(line.to_uppercase().as_bytes())
+    };
+    let (server, running) = serve(ParkedTcpServer::bind("127.0.0.1:0", KeepAlive(one_line)));
+    let stream = connect(*server.local_addr());
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    for word in ["a", "bb", "ccc"] {
+        writeln!(writer, "{word}").unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("{}\n", word.to_uppercase()));
+    }
+    eventually("the connection is parked between lines", || {
+        server.stats().parked == 1
+    });
+    running.shutdown();
+}
+
+#[test]
+fn max_connections_blocks_or_rejects() {
+    init_logging();
+    for policy in [OverloadPolicy::Block, OverloadPolicy::Reject] {
+        let (server, running) = serve(
+            ParkedTcpServer::builder()
+                .max_connections(2)
+                .overload_policy(policy)
+                .bind("127.0.0.1:0", Uppercase),
+        );
+        let addr = *server.local_addr();
+        let mut a = connect(addr);
+        let mut b = connect(addr);
+        assert_eq!(round_trip(&mut a, b"a").unwrap(), b"A");
+        assert_eq!(round_trip(&mut b, b"b").unwrap(), b"B");
+        let mut c = connect(addr);
+        c.write_all(b"c").unwrap();
+        match policy {
+            OverloadPolicy::Reject => {
+                // Closed without being served (reset: it had sent a byte).
+                let mut rest = Vec::new();
+                match c.read_to_end(&mut rest) {
+                    Ok(_) => assert!(rest.is_empty(), "{policy:?}"),
+                    Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+                }
+                eventually("the refusal is counted", || server.stats().refused == 1);
+            }
+            _ => {
+                // Waits in the backlog until a place frees.
+                c.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+                let mut reply = [0u8; 1];
+                let waited = c.read_exact(&mut reply).unwrap_err();
+                assert!(
+                    matches!(waited.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+                    "{waited}"
+                );
+                drop(a);
+                c.set_read_timeout(Some(TIMEOUT)).unwrap();
+                c.read_exact(&mut reply).unwrap();
+                assert_eq!(&reply, b"C");
+            }
+        }
+        running.shutdown();
+    }
+}
+
+#[test]
+fn unix_socket_connections_park_too() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("parked.sock");
+    let handler = |req: &mut UnixStreamRequest| -> io::Result<Next> {
+        let mut line = String::new();
+        if req.read_line(&mut line)? == 0 {
+            return Ok(Next::Close);
+        }
+        req.write_all(line.to_uppercase().as_bytes())?;
+        Ok(Next::KeepOpen)
+    };
+    let (server, running) = serve(ParkedUnixStreamServer::bind(&path, handler));
+    let stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    for word in ["unix", "parked"] {
+        writeln!(writer, "{word}").unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line.trim_end(), word.to_uppercase());
+    }
+    eventually("parked between requests", || server.stats().parked == 1);
+    running.shutdown();
+    assert!(!path.exists(), "the socket file is removed");
+}
+
+#[test]
+fn handle_request_serves_in_rounds() {
+    init_logging();
+    let server = ParkedTcpServer::builder()
+        .timeout(Duration::from_millis(50))
+        .bind("127.0.0.1:0", Uppercase)
+        .unwrap();
+    let addr = *server.local_addr();
+    assert!(!server.handle_request().unwrap(), "nothing to do: a timeout");
+    let mut client = connect(addr);
+    // The round accepts it; a worker opens it, serves or parks it.
+    let deadline = Instant::now() + TIMEOUT;
+    while !server.handle_request().unwrap() {
+        assert!(Instant::now() < deadline);
+    }
+    client.write_all(b"hi").unwrap();
+    // A round takes the request in; a worker answers it.
+    let answering = thread::spawn(move || {
+        let mut reply = [0u8; 2];
+        client.read_exact(&mut reply).map(|()| reply)
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    while !answering.is_finished() {
+        server.handle_request().unwrap();
+        assert!(Instant::now() < deadline, "the request was never served");
+    }
+    assert_eq!(&answering.join().unwrap().unwrap(), b"HI");
+}
+
+#[test]
+fn many_connections_with_random_pauses_get_every_reply() {
+    init_logging();
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .workers(4)
+            .bind("127.0.0.1:0", FramedUppercase),
+    );
+    let addr = *server.local_addr();
+    const CLIENTS: usize = 100;
+    const ROUNDS: usize = 30;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            thread::spawn(move || {
+                let mut framed = Framed::buffered(connect(addr));
+                let mut seed = client as u64 * 7919 + 1;
+                for round in 0..ROUNDS {
+                    // A cheap deterministic "random" pause of 0-3 ms.
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    thread::sleep(Duration::from_micros((seed >> 33) % 3000));
+                    let message = format!("client {client} round {round} {}", "x".repeat(round * 37));
+                    framed.write_frame(message.as_bytes()).unwrap();
+                    let reply = framed.read_frame().unwrap().unwrap();
+                    assert_eq!(reply, message.to_uppercase().as_bytes());
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let stats = server.stats();
+    assert_eq!(stats.accepted, CLIENTS as u64);
+    assert_eq!((stats.errors, stats.panics), (0, 0), "{stats:?}");
+    assert!(stats.workers <= 4 + 256, "{stats:?}");
+    running.shutdown();
+}
