@@ -154,6 +154,7 @@
 //! | `message` | `message` | JSON header + streamed body; file transfer |
 //! | `auth` | `auth` | HMAC-SHA256 challenge-response |
 //! | `proxy_protocol` | `proxy-protocol` | PROXY protocol v1/v2 headers from load balancers: parse, read off a socket, encode; trusted proxy networks |
+//! | `tls` | `tls` | TLS over rustls: sessions, certificates from PEM files, client certificates, certificate rotation |
 //!
 //! # Platforms
 //!
@@ -183,6 +184,8 @@ pub mod message;
 #[cfg(feature = "proxy-protocol")]
 pub mod proxy_protocol;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use config::OverloadPolicy;
 pub use handler::{HandlerPanic, Request, RequestHandler};

@@ -4,6 +4,8 @@
 //! - [`Poller`]: readiness through mio (epoll, kqueue), the one way every
 //!   serving loop waits, with a [`Waker`] for shutdown and other wake-ups.
 //! - [`recv_datagram`]: a receive that tells when a datagram did not fit.
+//! - `recv_now` (feature `tls`): a receive that never blocks, whatever the
+//!   socket's mode.
 //!
 //! All of it is POSIX; other platforms are not supported.
 
@@ -16,4 +18,6 @@ pub(crate) mod poller;
 mod recv;
 
 pub(crate) use poller::{Poller, Waker};
+#[cfg(feature = "tls")]
+pub(crate) use recv::recv_now;
 pub(crate) use recv::{Received, recv_datagram};

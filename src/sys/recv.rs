@@ -1,5 +1,6 @@
-//! A receive the standard library does not offer: one that reports a
-//! datagram too large for the buffer.
+//! Receives the standard library does not offer: one that reports a
+//! datagram too large for the buffer, and one that never blocks on a
+//! blocking socket.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -57,10 +58,61 @@ pub(crate) fn recv_datagram(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<(R
     }
 }
 
+/// Reads what is waiting on the stream socket `socket` now, without ever
+/// blocking, even on a socket in blocking mode (`recv` with
+/// `MSG_DONTWAIT`): `WouldBlock` when nothing is there, `Ok(0)` when the
+/// peer closed its end. Interrupted calls are retried.
+///
+/// The TLS handshake of a parked connection is driven with it: it takes
+/// what has arrived and goes back to the poller instead of holding a
+/// worker while a slow client sends the rest.
+#[cfg(feature = "tls")]
+pub(crate) fn recv_now(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    let socket = SockRef::from(socket);
+    loop {
+        match socket.recv_with_flags(as_uninit(buf), libc::MSG_DONTWAIT) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            result => return result,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::UdpSocket;
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn recv_now_takes_what_is_there_and_never_waits() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        use std::time::{Duration, Instant};
+
+        let (mut client, server) = UnixStream::pair().unwrap();
+        // A blocking socket that would wait 10 s for data.
+        server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 16];
+        let started = Instant::now();
+        let nothing = recv_now(&server, &mut buf).unwrap_err();
+        assert_eq!(nothing.kind(), io::ErrorKind::WouldBlock, "{nothing}");
+        assert!(started.elapsed() < Duration::from_secs(1), "it waited");
+
+        client.write_all(b"abc").unwrap();
+        assert_eq!(recv_now(&server, &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"abc");
+        assert_eq!(
+            recv_now(&server, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+
+        drop(client);
+        assert_eq!(
+            recv_now(&server, &mut buf).unwrap(),
+            0,
+            "the peer's close reads as 0"
+        );
+    }
 
     #[test]
     fn a_datagram_too_large_is_reported() {
