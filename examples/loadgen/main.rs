@@ -16,14 +16,20 @@
 //! server in this process. Targets must be loopback addresses unless
 //! `--allow-remote` is given. It always stops by itself after
 //! `--warmup` + `--duration`.
+//!
+//! With `--tls --tls-ca FILE` the tcp and churn clients speak TLS to the
+//! target (rustls; session resumption on unless `--no-resume`) and the
+//! report counts full and resumed handshakes per second.
 
 mod clients;
 #[path = "../common/mod.rs"]
 mod common;
 mod record;
+mod tls;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,6 +44,7 @@ use socketserver::{Server, Stats, ThreadingTcpServer, ThreadingUdpServer};
 
 use clients::{IdleOutcome, Plan};
 use record::{Live, Recorder, Totals, Window};
+use tls::TlsClient;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -106,6 +113,16 @@ struct Args {
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     allow_remote: bool,
+    /// Speak TLS to the target (tcp and churn modes; needs --target and
+    /// --tls-ca). The server's certificate must name the target's host.
+    #[arg(long, requires = "tls_ca")]
+    tls: bool,
+    /// The CA certificates (PEM) the TLS clients trust.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_ca: Option<PathBuf>,
+    /// TLS: a full handshake on every connection (no session resumption).
+    #[arg(long, requires = "tls")]
+    no_resume: bool,
 }
 
 fn main() -> ExitCode {
@@ -200,6 +217,14 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         Some(_) => return Err(invalid("--rate must be a positive number of requests per second")),
         None => None,
     };
+    if args.tls && !matches!(args.mode, Mode::Tcp | Mode::Churn) {
+        return Err(invalid("--tls works in the tcp and churn modes"));
+    }
+    if args.tls && args.target.is_none() {
+        return Err(invalid(
+            "--tls needs --target: the in-process server does not serve TLS (try examples/bench_server --kind tokio-tls)",
+        ));
+    }
     let (target, server) = match &args.target {
         Some(target) => (resolve(target, args.allow_remote)?, None),
         None => {
@@ -213,6 +238,15 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         start: started + warmup,
         end: started + warmup + duration,
     };
+    let tls = match (&args.tls_ca, &args.target) {
+        (Some(ca), Some(target)) if args.tls => Some(Arc::new(TlsClient::new(
+            ca,
+            host_of(target),
+            !args.no_resume,
+            window,
+        )?)),
+        _ => None,
+    };
     let plan = Arc::new(Plan {
         target,
         size: args.size,
@@ -220,6 +254,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         window,
         interval,
         live: Arc::new(Live::default()),
+        tls: tls.clone(),
     });
     let clients = spawn_clients(args, &plan)?;
     // Idle mode with --hold says on stderr when every connection has had
@@ -231,7 +266,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         Some(server) => Some((server.name, (server.stop)()?)),
         None => None,
     };
-    report(args, target, &totals, &idle, server_stats);
+    report(args, target, &totals, &idle, server_stats, tls.as_deref());
     // Wrong replies are a correctness failure, not just a slow server.
     Ok(if totals.counts.mismatches > 0 {
         ExitCode::from(2)
@@ -319,12 +354,20 @@ fn wait_with_progress(
     (recorders, idle)
 }
 
+/// The host part of `host:port` (brackets of an IPv6 address removed):
+/// the name a TLS server's certificate must carry.
+fn host_of(target: &str) -> &str {
+    let host = target.rsplit_once(':').map_or(target, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 fn report(
     args: &Args,
     target: SocketAddr,
     totals: &Totals,
     idle: &IdleOutcome,
     server: Option<(&str, Stats)>,
+    tls: Option<&TlsClient>,
 ) {
     let server_name = server.as_ref().map_or("external", |(name, _)| name);
     if args.json {
@@ -342,6 +385,9 @@ fn report(
             context["connected"] = json!(idle.connected);
             context["closed_by_server"] = json!(idle.closed_by_server);
         }
+        if let Some(tls) = tls {
+            context["tls"] = tls.json();
+        }
         if let Some((_, stats)) = server {
             context["server_stats"] = json!({
                 "accepted": stats.accepted, "refused": stats.refused, "errors": stats.errors,
@@ -356,14 +402,18 @@ fn report(
         None => "closed loop".to_owned(),
     };
     let what = format!(
-        "{} against {target} ({server_name}): {} clients, {}-byte messages, {pacing}, {} s measured after {} s warm-up",
+        "{}{} against {target} ({server_name}): {} clients, {}-byte messages, {pacing}, {} s measured after {} s warm-up",
         args.mode.name(),
+        if args.tls { " over TLS" } else { "" },
         args.connections,
         args.size,
         args.duration,
         if args.mode == Mode::Idle { 0.0 } else { args.warmup },
     );
     print!("{}", totals.text(&what));
+    if let Some(tls) = tls {
+        print!("{}", tls.text());
+    }
     if args.mode == Mode::Idle {
         println!(
             "idle         {} connected, {} answered, {} closed by the server",
