@@ -26,7 +26,8 @@ use super::io::{Arrived, Blocking};
 use crate::server::Connection;
 
 /// The TLS side of one connection. The socket stays with the request; each
-/// call borrows it.
+/// call borrows it. The socket must be in blocking mode: a non-blocking one
+/// would turn the blocking methods' waits into spinning.
 pub(crate) struct TlsSession {
     connection: ServerConnection,
     /// Decrypted bytes rustls holds that no read has taken yet.

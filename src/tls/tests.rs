@@ -719,3 +719,13 @@ fn flush_finishes_a_write_that_timed_out() {
     assert!(all.len() > reported, "the timed-out write's bytes went out too");
     assert!(all.iter().all(|&b| b == b'x'));
 }
+
+#[test]
+fn sessions_can_move_between_workers() {
+    // A parked connection's session is served by whichever worker takes
+    // it next.
+    fn movable<T: Send + Sync + 'static>() {}
+    movable::<TlsSession>();
+    movable::<TlsAcceptor>();
+    movable::<TlsInfo>();
+}
