@@ -1,9 +1,13 @@
 //! The servers `scripts/bench-compare.sh` measures, one process each: the
-//! crate's uppercase echo servers, and the plain standard-library ones
-//! they are compared with (benches/fixtures/plain.rs).
+//! crate's uppercase echo servers, and the baselines they are compared
+//! with: plain standard-library servers (benches/fixtures/plain.rs) and a
+//! tokio-rustls TLS echo (benches/fixtures/tokio_tls.rs).
 //!
 //! ```text
 //! cargo run --release --example bench_server -- --kind crate-tcp --port 0
+//! cargo run --release --example gen_tls_cert -- --out-dir target/tls
+//! cargo run --release --example bench_server -- --kind tokio-tls \
+//!     --tls-cert target/tls/server.pem --tls-key target/tls/server.key
 //! ```
 //!
 //! Prints "listening on ADDR" first. On SIGTERM or Ctrl-C a crate server
@@ -17,9 +21,12 @@
 mod common;
 #[path = "../benches/fixtures/plain.rs"]
 mod plain;
+#[path = "../benches/fixtures/tokio_tls.rs"]
+mod tokio_tls;
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -45,6 +52,9 @@ enum Kind {
     PlainTcp,
     /// A std single-thread UDP uppercase echo.
     PlainUdp,
+    /// A tokio + tokio-rustls TLS uppercase echo (needs --tls-cert and
+    /// --tls-key).
+    TokioTls,
 }
 
 /// A server for benchmarks: the crate's or a plain std baseline.
@@ -70,6 +80,12 @@ struct Args {
     /// servers).
     #[arg(long)]
     reuse_port: bool,
+    /// The server's certificate chain, PEM (TLS servers).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The server's private key, PEM (TLS servers).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -110,8 +126,24 @@ fn run(args: &Args) -> io::Result<()> {
             io::ErrorKind::InvalidInput,
             "--reuse-port is for the crate's servers",
         )),
-        Kind::PlainTcp => serve_plain(plain::tcp_thread_per_connection(addr)?),
-        Kind::PlainUdp => serve_plain(plain::udp_loop(addr)?),
+        Kind::PlainTcp => {
+            let server = plain::tcp_thread_per_connection(addr)?;
+            serve_baseline(server.addr, || server.stop())
+        }
+        Kind::PlainUdp => {
+            let server = plain::udp_loop(addr)?;
+            serve_baseline(server.addr, || server.stop())
+        }
+        Kind::TokioTls => {
+            let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "--kind tokio-tls needs --tls-cert FILE and --tls-key FILE",
+                ));
+            };
+            let server = tokio_tls::tls_echo(addr, tokio_tls::config_from_pem(cert, key)?)?;
+            serve_baseline(server.addr, || server.stop())
+        }
     }
 }
 
@@ -154,15 +186,16 @@ fn serve<S: Server<Addr = SocketAddr>>(server: S) -> io::Result<()> {
     Ok(())
 }
 
-fn serve_plain(server: plain::PlainServer) -> io::Result<()> {
+/// Serves a baseline until a signal, then stops it.
+fn serve_baseline(addr: SocketAddr, stop: impl FnOnce()) -> io::Result<()> {
     let (signal_tx, signalled) = mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = signal_tx.send(());
     })
     .map_err(io::Error::other)?;
-    announce(server.addr)?;
+    announce(addr)?;
     let _ = signalled.recv();
-    server.stop();
+    stop();
     println!("peak rss {} KiB", peak_rss_kib());
     Ok(())
 }

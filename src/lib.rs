@@ -154,6 +154,7 @@
 //! | `message` | `message` | JSON header + streamed body; file transfer |
 //! | `auth` | `auth` | HMAC-SHA256 challenge-response |
 //! | `proxy_protocol` | `proxy-protocol` | PROXY protocol v1/v2 headers from load balancers: parse, read off a socket, encode; trusted proxy networks |
+//! | `tls` | `tls` | TLS over rustls: sessions, certificates from PEM files, client certificates, certificate rotation |
 //!
 //! # Deployment
 //!
@@ -198,6 +199,8 @@ pub mod restart;
 pub mod server;
 #[cfg(feature = "systemd")]
 pub mod systemd;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use config::OverloadPolicy;
 pub use handler::{HandlerPanic, KeepAlive, KeepAliveHandler, Next, Request, RequestHandler};

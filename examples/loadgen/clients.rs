@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use socketserver::framing::Framed;
 
 use crate::record::{Live, Recorder, Window};
+use crate::tls::TlsClient;
 
 /// Pause after a failed connection before trying again, so a dead server
 /// is not hammered.
@@ -25,6 +26,8 @@ pub struct Plan {
     /// Open-loop pacing: one request per this interval, per client.
     pub interval: Option<Duration>,
     pub live: Arc<Live>,
+    /// `--tls`: the tcp and churn clients speak TLS.
+    pub tls: Option<Arc<TlsClient>>,
 }
 
 impl Plan {
@@ -151,7 +154,7 @@ impl Message {
 fn ping_pong<C>(
     plan: &Plan,
     client: usize,
-    connect: impl Fn(TcpStream) -> C,
+    connect: impl Fn(TcpStream) -> io::Result<C>,
     mut exchange: impl FnMut(&mut C, &[u8], &mut Vec<u8>) -> io::Result<()>,
 ) -> Recorder {
     let mut recorder = plan.recorder();
@@ -162,8 +165,8 @@ fn ping_pong<C>(
     while let Some(began) = pacer.next() {
         let conn = match connection.as_mut() {
             Some(conn) => conn,
-            None => match plan.connect() {
-                Ok(stream) => connection.insert(connect(stream)),
+            None => match plan.connect().and_then(&connect) {
+                Ok(conn) => connection.insert(conn),
                 Err(e) => {
                     recorder.error(&e);
                     plan.pause_after_failure();
@@ -190,15 +193,18 @@ fn ping_pong<C>(
 
 /// Raw ping-pong: the reply is exactly as long as the request.
 pub fn tcp(plan: &Plan, client: usize) -> Recorder {
-    ping_pong(
-        plan,
-        client,
-        |stream| stream,
-        |stream, sent, reply| {
-            stream.write_all(sent)?;
-            stream.read_exact(reply)
-        },
-    )
+    if let Some(tls) = &plan.tls {
+        return ping_pong(
+            plan,
+            client,
+            |stream| tls.wrap(stream),
+            |conn, sent, reply| conn.exchange(tls, Instant::now(), sent, reply),
+        );
+    }
+    ping_pong(plan, client, Ok, |stream, sent, reply| {
+        stream.write_all(sent)?;
+        stream.read_exact(reply)
+    })
 }
 
 /// Connect, one round trip, close; again and again.
@@ -209,9 +215,13 @@ pub fn churn(plan: &Plan, client: usize) -> Recorder {
     let mut pacer = plan.pacer(client);
     while let Some(began) = pacer.next() {
         message.advance();
-        let exchanged = plan.connect().and_then(|mut stream| {
-            stream.write_all(&message.sent)?;
-            stream.read_exact(&mut reply)
+        let exchanged = plan.connect().and_then(|mut stream| match &plan.tls {
+            // Dropping the connection sends close_notify.
+            Some(tls) => tls.wrap(stream)?.exchange(tls, began, &message.sent, &mut reply),
+            None => {
+                stream.write_all(&message.sent)?;
+                stream.read_exact(&mut reply)
+            }
         });
         match exchanged {
             Ok(()) if reply == message.expected => recorder.success(began),
@@ -227,7 +237,8 @@ pub fn churn(plan: &Plan, client: usize) -> Recorder {
 
 /// Ping-pong with frames on one connection.
 pub fn framed(plan: &Plan, client: usize) -> Recorder {
-    ping_pong(plan, client, Framed::buffered, |framed, sent, reply| {
+    let framed_stream = |stream| Ok(Framed::buffered(stream));
+    ping_pong(plan, client, framed_stream, |framed, sent, reply| {
         framed.write_frame(sent)?;
         if framed.read_frame_into(reply)? {
             Ok(())

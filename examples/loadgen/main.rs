@@ -16,14 +16,20 @@
 //! server in this process. Targets must be loopback addresses unless
 //! `--allow-remote` is given. It always stops by itself after
 //! `--warmup` + `--duration`.
+//!
+//! With `--tls --tls-ca FILE` the tcp and churn clients speak TLS to the
+//! target (rustls; session resumption on unless `--no-resume`) and the
+//! report counts full and resumed handshakes per second.
 
 mod clients;
 #[path = "../common/mod.rs"]
 mod common;
 mod record;
+mod tls;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,6 +44,7 @@ use socketserver::{Server, Stats, ThreadingTcpServer, ThreadingUdpServer};
 
 use clients::{IdleOutcome, Plan};
 use record::{Live, Recorder, Totals, Window};
+use tls::TlsClient;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -108,6 +115,16 @@ struct Args {
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     allow_remote: bool,
+    /// Speak TLS to the target (tcp and churn modes; needs --target and
+    /// --tls-ca). The server's certificate must name the target's host.
+    #[arg(long, requires = "tls_ca")]
+    tls: bool,
+    /// The CA certificates (PEM) the TLS clients trust.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_ca: Option<PathBuf>,
+    /// TLS: a full handshake on every connection (no session resumption).
+    #[arg(long, requires = "tls")]
+    no_resume: bool,
 }
 
 fn main() -> ExitCode {
@@ -209,6 +226,14 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         Some(_) => return Err(invalid("--rate must be a positive number of requests per second")),
         None => None,
     };
+    if args.tls && !matches!(args.mode, Mode::Tcp | Mode::Churn) {
+        return Err(invalid("--tls works in the tcp and churn modes"));
+    }
+    if args.tls && args.target.is_none() {
+        return Err(invalid(
+            "--tls needs --target: the in-process server does not serve TLS (try examples/bench_server --kind tokio-tls)",
+        ));
+    }
     let (target, server) = match &args.target {
         Some(target) => (resolve(target, args.allow_remote)?, None),
         None => {
@@ -222,6 +247,15 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         start: started + warmup,
         end: started + warmup + duration,
     };
+    let tls = match (&args.tls_ca, &args.target) {
+        (Some(ca), Some(target)) if args.tls => Some(Arc::new(TlsClient::new(
+            ca,
+            host_of(target),
+            !args.no_resume,
+            window,
+        )?)),
+        _ => None,
+    };
     let plan = Arc::new(Plan {
         target,
         size: usize::try_from(args.size).map_err(|_| invalid("--size is too large"))?,
@@ -229,6 +263,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         window,
         interval,
         live: Arc::new(Live::default()),
+        tls: tls.clone(),
     });
     let clients = spawn_clients(args, &plan)?;
     // Idle mode with --hold says on stderr when every connection has had
@@ -240,7 +275,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         Some(server) => Some((server.name, (server.stop)()?)),
         None => None,
     };
-    report(args, target, &totals, &idle, server_stats);
+    report(args, target, &totals, &idle, server_stats, tls.as_deref());
     // Wrong replies are a correctness failure, not just a slow server.
     Ok(if totals.counts.mismatches > 0 {
         ExitCode::from(2)
@@ -328,12 +363,20 @@ fn wait_with_progress(
     (recorders, idle)
 }
 
+/// The host part of `host:port` (brackets of an IPv6 address removed):
+/// the name a TLS server's certificate must carry.
+fn host_of(target: &str) -> &str {
+    let host = target.rsplit_once(':').map_or(target, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 fn report(
     args: &Args,
     target: SocketAddr,
     totals: &Totals,
     idle: &IdleOutcome,
     server: Option<(&str, Stats)>,
+    tls: Option<&TlsClient>,
 ) {
     let server_name = server.as_ref().map_or("external", |(name, _)| name);
     if args.json {
@@ -351,6 +394,9 @@ fn report(
             context["connected"] = json!(idle.connected);
             context["closed_by_server"] = json!(idle.closed_by_server);
         }
+        if let Some(tls) = tls {
+            context["tls"] = tls.json();
+        }
         if let Some((_, stats)) = server {
             context["server_stats"] = json!({
                 "accepted": stats.accepted, "refused": stats.refused, "errors": stats.errors,
@@ -365,14 +411,18 @@ fn report(
         None => "closed loop".to_owned(),
     };
     let what = format!(
-        "{} against {target} ({server_name}): {} clients, {}-byte messages, {pacing}, {} measured after {} warm-up",
+        "{}{} against {target} ({server_name}): {} clients, {}-byte messages, {pacing}, {} measured after {} warm-up",
         args.mode.name(),
+        if args.tls { " over TLS" } else { "" },
         args.connections,
         args.size,
         common::show_duration(args.duration),
         common::show_duration(args.warmup()),
     );
     print!("{}", totals.text(&what));
+    if let Some(tls) = tls {
+        print!("{}", tls.text());
+    }
     if args.mode == Mode::Idle {
         println!(
             "idle         {} connected, {} answered, {} closed by the server",

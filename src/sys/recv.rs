@@ -3,7 +3,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 
 use socket2::{SockAddr, SockRef};
 
@@ -57,22 +57,21 @@ pub(crate) fn recv_datagram(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<(R
     }
 }
 
-/// Reads what a connected socket has now, without blocking even if the
-/// socket is in blocking mode: `WouldBlock` if nothing has arrived, `Ok(0)`
-/// at end of stream.
+/// Reads what is waiting on the stream socket `socket` now, without ever
+/// blocking, even on a socket in blocking mode (`recv` with
+/// `MSG_DONTWAIT`): `WouldBlock` when nothing is there, `Ok(0)` when the
+/// peer closed its end. Interrupted calls are retried.
+///
+/// A parked server reads a readable connection's request with it (the
+/// readiness may be stale), and drives TLS handshakes with it: it takes
+/// what has arrived and goes back to the poller instead of holding a
+/// worker while a slow client sends the rest.
 pub(crate) fn recv_now(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
-    let fd = socket.as_fd().as_raw_fd();
+    let socket = SockRef::from(socket);
     loop {
-        // SAFETY: `fd` is borrowed from a live socket for the call, and
-        // `buf` is a valid, exclusively borrowed region of `buf.len()`
-        // bytes.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
+        match socket.recv_with_flags(as_uninit(buf), libc::MSG_DONTWAIT) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            result => return result,
         }
     }
 }
@@ -81,6 +80,37 @@ pub(crate) fn recv_now(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<usize> 
 mod tests {
     use super::*;
     use std::net::UdpSocket;
+
+    #[test]
+    fn recv_now_takes_what_is_there_and_never_waits() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        use std::time::{Duration, Instant};
+
+        let (mut client, server) = UnixStream::pair().unwrap();
+        // A blocking socket that would wait 10 s for data.
+        server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 16];
+        let started = Instant::now();
+        let nothing = recv_now(&server, &mut buf).unwrap_err();
+        assert_eq!(nothing.kind(), io::ErrorKind::WouldBlock, "{nothing}");
+        assert!(started.elapsed() < Duration::from_secs(1), "it waited");
+
+        client.write_all(b"abc").unwrap();
+        assert_eq!(recv_now(&server, &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"abc");
+        assert_eq!(
+            recv_now(&server, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+
+        drop(client);
+        assert_eq!(
+            recv_now(&server, &mut buf).unwrap(),
+            0,
+            "the peer's close reads as 0"
+        );
+    }
 
     #[test]
     fn a_datagram_too_large_is_reported() {
@@ -94,22 +124,5 @@ mod tests {
         client.send_to(&[8; 5], server.local_addr().unwrap()).unwrap();
         assert_eq!(recv_datagram(&server, &mut small).unwrap().0, Received::Whole(5));
         assert_eq!(small[..5], [8; 5]);
-    }
-
-    #[test]
-    fn recv_now_never_blocks() {
-        use std::io::Write;
-        use std::os::unix::net::UnixStream;
-        let (ours, mut theirs) = UnixStream::pair().unwrap();
-        let mut buf = [0u8; 8];
-        assert_eq!(
-            recv_now(&ours, &mut buf).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
-        theirs.write_all(b"abc").unwrap();
-        assert_eq!(recv_now(&ours, &mut buf).unwrap(), 3);
-        assert_eq!(&buf[..3], b"abc");
-        drop(theirs);
-        assert_eq!(recv_now(&ours, &mut buf).unwrap(), 0);
     }
 }

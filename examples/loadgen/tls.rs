@@ -1,0 +1,158 @@
+//! `--tls`: the tcp and churn clients over TLS (rustls), and the count of
+//! full and resumed handshakes.
+//!
+//! Every client shares one rustls configuration, hence one session cache:
+//! a connection resumes a session an earlier one left (TLS 1.3 tickets)
+//! unless `--no-resume` turned resumption off, so churn mode measures
+//! either resumed or full handshakes per second.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rustls::client::Resumption;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
+use serde_json::{Value, json};
+
+use crate::record::Window;
+
+/// What every TLS client shares: the configuration (with its session
+/// cache), the name the server's certificate must carry, the counts.
+pub struct TlsClient {
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+    resume: bool,
+    window: Window,
+    full: AtomicU64,
+    resumed: AtomicU64,
+}
+
+impl TlsClient {
+    /// Clients that trust the CA certificates in the PEM file `ca` and
+    /// expect the server to be `host` (a DNS name or an IP address).
+    pub fn new(ca: &Path, host: &str, resume: bool, window: Window) -> io::Result<Self> {
+        let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
+        let mut roots = RootCertStore::empty();
+        let certs = CertificateDer::pem_file_iter(ca)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| invalid(format!("--tls-ca {}: {e}", ca.display())))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(invalid(format!(
+                "--tls-ca {}: no usable CA certificate",
+                ca.display()
+            )));
+        }
+        let mut config = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        if !resume {
+            config.resumption = Resumption::disabled();
+        }
+        let server_name = ServerName::try_from(host.to_owned())
+            .map_err(|e| invalid(format!("{host} cannot be a TLS server name: {e}")))?;
+        Ok(TlsClient {
+            config: Arc::new(config),
+            server_name,
+            resume,
+            window,
+            full: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
+        })
+    }
+
+    /// Starts TLS on a connected stream; the handshake happens with the
+    /// first exchange.
+    pub fn wrap(&self, stream: TcpStream) -> io::Result<TlsConnection> {
+        let connection = ClientConnection::new(Arc::clone(&self.config), self.server_name.clone())
+            .map_err(io::Error::other)?;
+        Ok(TlsConnection {
+            stream: StreamOwned::new(connection, stream),
+            counted: false,
+        })
+    }
+
+    /// Counts a finished handshake that began in the measured window.
+    fn count(&self, kind: Option<HandshakeKind>, began: Instant) {
+        if began < self.window.start || began >= self.window.end {
+            return;
+        }
+        let counter = match kind {
+            Some(HandshakeKind::Resumed) => &self.resumed,
+            Some(_) => &self.full,
+            None => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn rates(&self) -> [(u64, f64); 2] {
+        let seconds = self.window.length().as_secs_f64();
+        [&self.full, &self.resumed].map(|counter| {
+            let count = counter.load(Ordering::Relaxed);
+            (count, count as f64 / seconds)
+        })
+    }
+
+    /// The report's line.
+    pub fn text(&self) -> String {
+        let [(full, full_rate), (resumed, resumed_rate)] = self.rates();
+        format!("handshakes   {full} full ({full_rate:.0}/s), {resumed} resumed ({resumed_rate:.0}/s)\n")
+    }
+
+    /// The report's object.
+    pub fn json(&self) -> Value {
+        let [(full, full_rate), (resumed, resumed_rate)] = self.rates();
+        json!({
+            "resumption": self.resume,
+            "full_handshakes": full,
+            "full_per_second": full_rate,
+            "resumed_handshakes": resumed,
+            "resumed_per_second": resumed_rate,
+        })
+    }
+}
+
+/// One client connection over TLS.
+pub struct TlsConnection {
+    stream: StreamOwned<ClientConnection, TcpStream>,
+    counted: bool,
+}
+
+impl TlsConnection {
+    /// Sends `sent` and reads exactly `reply.len()` bytes back; the first
+    /// exchange on a connection also runs the handshake, counted if the
+    /// operation that began at `began` counts.
+    pub fn exchange(
+        &mut self,
+        tls: &TlsClient,
+        began: Instant,
+        sent: &[u8],
+        reply: &mut [u8],
+    ) -> io::Result<()> {
+        self.stream.write_all(sent)?;
+        self.stream.read_exact(reply)?;
+        if !self.counted {
+            self.counted = true;
+            tls.count(self.stream.conn.handshake_kind(), began);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TlsConnection {
+    /// Ends the session cleanly (close_notify), so that the server does
+    /// not count a truncated connection.
+    fn drop(&mut self) {
+        self.stream.conn.send_close_notify();
+        while self.stream.conn.wants_write() {
+            if self.stream.conn.write_tls(&mut self.stream.sock).is_err() {
+                break;
+            }
+        }
+    }
+}
