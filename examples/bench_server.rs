@@ -1,7 +1,8 @@
 //! The servers `scripts/bench-compare.sh` measures, one process each: the
 //! crate's uppercase echo servers, and the baselines they are compared
-//! with: plain standard-library servers (benches/fixtures/plain.rs) and a
-//! tokio-rustls TLS echo (benches/fixtures/tokio_tls.rs).
+//! with: plain standard-library servers (benches/fixtures/plain.rs), a
+//! tokio echo (benches/fixtures/tokio_echo.rs) and a tokio-rustls TLS echo
+//! (benches/fixtures/tokio_tls.rs).
 //!
 //! ```text
 //! cargo run --release --example bench_server -- --kind crate-tcp --port 0
@@ -12,8 +13,9 @@
 //!
 //! Prints "listening on ADDR" first. On SIGTERM or Ctrl-C a crate server
 //! shuts down, timing its own `shutdown()` call, and prints
-//! "shutdown took N us", "accepted N" (connections, or datagrams) and its
-//! peak memory; then it exits.
+//! "workers N" (alive when the signal came), "shutdown took N us",
+//! "accepted N" (connections, or datagrams) and its peak memory; then it
+//! exits.
 //!
 //! With `--reuse-port` several crate servers share one port (SO_REUSEPORT)
 //! and the kernel spreads clients among them (scripts/reuse-port-spread.sh).
@@ -21,6 +23,8 @@
 mod common;
 #[path = "../benches/fixtures/plain.rs"]
 mod plain;
+#[path = "../benches/fixtures/tokio_echo.rs"]
+mod tokio_echo;
 #[path = "../benches/fixtures/tokio_tls.rs"]
 mod tokio_tls;
 
@@ -52,6 +56,8 @@ enum Kind {
     PlainTcp,
     /// A std single-thread UDP uppercase echo.
     PlainUdp,
+    /// A tokio task-per-connection TCP uppercase echo.
+    TokioTcp,
     /// A tokio + tokio-rustls TLS uppercase echo (needs --tls-cert and
     /// --tls-key).
     TokioTls,
@@ -134,6 +140,10 @@ fn run(args: &Args) -> io::Result<()> {
             let server = plain::udp_loop(addr)?;
             serve_baseline(server.addr, || server.stop())
         }
+        Kind::TokioTcp => {
+            let server = tokio_echo::echo(addr)?;
+            serve_baseline(server.addr, || server.stop())
+        }
         Kind::TokioTls => {
             let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
                 return Err(io::Error::new(
@@ -174,6 +184,7 @@ fn serve<S: Server<Addr = SocketAddr>>(server: S) -> io::Result<()> {
     let serving = std::thread::spawn(move || server.serve_forever());
     announce(addr)?;
     let _ = signalled.recv();
+    println!("workers {}", handle.stats().workers);
     let started = Instant::now();
     stop.shutdown();
     let took = started.elapsed();

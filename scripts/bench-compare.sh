@@ -1,33 +1,45 @@
 #!/usr/bin/env bash
-# Compares the crate's servers with plain standard-library ones, in one
-# run, and writes a markdown table (target/bench-compare/table.md).
+# Compares the crate's servers with each other and with baselines, in one
+# run, and writes a markdown report (target/bench-compare/table.md).
 #
-#   scripts/bench-compare.sh                 # ~6 minutes on 2 cores
+#   scripts/bench-compare.sh                 # about 20 minutes on 2 cores
 #   DURATION=10 ROUNDS=5 scripts/bench-compare.sh
+#   ONLY=parked scripts/bench-compare.sh     # one group: basic, parked, limits
 #
 # Each server runs in a process of its own (examples/bench_server.rs) and
 # is driven by the load generator (examples/loadgen) over loopback. The
-# crate's server and its plain counterpart alternate, ROUNDS times, in
-# swapped order every other round; the table shows medians, and the ratio
-# is the median of the per-round ratios, because this machine's noise is
-# larger than some of the differences measured.
+# two servers of a comparison alternate, ROUNDS times, in swapped order
+# every other round; the report shows medians, and the ratio is the median
+# of the per-round ratios, because this machine's noise is larger than
+# some of the differences measured. The server's CPU time per request
+# (user + system, from /proc) is reported too: it is steadier than
+# throughput when client and server share the cores.
 #
-# Scenarios and targets:
-#   TCP ping-pong, 64 B, 1/64/256 connections   >= 0.95x the plain thread-per-connection server
-#   churn (connect, round trip, close), 16       >= 1.2x the plain thread-per-connection server
-#   churn at 8,000/s, open loop                  (no target: latency at equal load)
-#   UDP ping-pong, 64 B, 1/16 clients            >= 0.9x / > 1x the plain recv_from loop
-#   10,000 idle connections, one round trip each all answered, server RSS < 300 MB
-#   shutdown() with 1,000 idle clients           < 50 ms with grace 0; < grace + 50 ms otherwise
+# Groups and targets:
+#   basic   the per-connection ThreadingTcpServer/ThreadingUdpServer
+#           against plain std servers (benches/fixtures/plain.rs): ping-pong
+#           >= 0.95x, churn >= 1.2x, UDP >= 0.9x / > 1x; 10,000 idle
+#           connections all answered, server RSS < 150 MB; shutdown() with
+#           1,000 idle clients < 50 ms (grace 0)
+#   parked  ParkedTcpServer against ThreadingTcpServer (ping-pong 1, 16, 64,
+#           256 connections >= 0.9x; churn >= 1x), with thread-per-connection
+#           and with event-driven (--driver epoll) clients, and against a
+#           tokio echo at 256 event-driven connections (>= 1x)
+#   limits  19,000 idle parked connections (clients in two processes on
+#           127.0.0.2 and 127.0.0.3): RSS growth <= 2 KiB per connection,
+#           threads <= workers + 4; shutdown with 10,000 parked connections:
+#           serve_forever < 20 ms, process exit < 100 ms (and tokio's exit,
+#           and a plain loop of close() calls: scripts/close-floor.py, for
+#           comparison); slowloris: 10,000 connections sending a byte a
+#           second, 64 workers: every fresh client served, p99 < 50 ms (and
+#           what 100 such clients do to ThreadingTcpServer with 64 workers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-4}
 WARMUP=${WARMUP:-1}
 ROUNDS=${ROUNDS:-3}
-IDLE=${IDLE:-10000}
-IDLE_STACK_KIB=${IDLE_STACK_KIB:-64}
-GRACE_MS=${GRACE_MS:-500}
+ONLY=${ONLY:-}
 OUT=target/bench-compare
 BIN=target/release/examples
 mkdir -p "$OUT/logs"
@@ -36,17 +48,25 @@ RESULTS="$OUT/results.jsonl"
 
 command -v python3 >/dev/null || { echo "python3 is needed to write the table" >&2; exit 1; }
 cargo build --release --quiet --example bench_server --example loadgen
-# Idle connections need a descriptor at each end: raise the soft limit to
+# Many connections need a descriptor at each end: raise the soft limit to
 # the hard one, here in the script, never in the library.
 ulimit -n "$(ulimit -Hn)"
-if [ "$(ulimit -n)" -lt $((IDLE + 512)) ]; then
-    echo "the descriptor limit ($(ulimit -n)) is too low for $IDLE idle connections" >&2
+if [ "$(ulimit -n)" -lt 20000 ]; then
+    echo "the descriptor limit ($(ulimit -n)) is below the 20,000 the limits group needs" >&2
     exit 1
 fi
 
 SERVER_PID=
-cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; true; }
+LOADGENS=()
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
+    for pid in "${LOADGENS[@]}"; do kill "$pid" 2>/dev/null; done
+    true
+}
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE
+
+wants() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
 # start_server LOG KIND [ARGS...]: starts bench_server, sets SERVER_PID and
 # SERVER_ADDR from the first line it prints.
@@ -66,11 +86,21 @@ start_server() {
     exit 1
 }
 
+# stop_server: SIGTERM, and how long the process took to exit (ms) in
+# STOPPED_MS.
 stop_server() {
+    local started
+    started=$(date +%s%N)
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID" || true
+    STOPPED_MS=$(( ($(date +%s%N) - started) / 1000000 ))
     SERVER_PID=
 }
+
+# cpu_ticks PID: user + system clock ticks of a process so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+status_field() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
 # The kernel's count of connections dropped because an accept queue was
 # full: a run that raises it hit the listen backlog, not the server.
@@ -79,162 +109,172 @@ listen_overflows() {
         for (i in names) if (names[i] == "ListenOverflows") print values[i] }' /proc/net/netstat
 }
 
-# measure SCENARIO KIND MODE CONNECTIONS ROUND [LOADGEN ARGS...]: one
-# loadgen run against a fresh server, appended to the results. Each run's
-# server log is kept under $OUT/logs.
+# measure SCENARIO KIND SERVER_ARGS MODE CONNECTIONS ROUND [LOADGEN ARGS...]:
+# one loadgen run against a fresh server, appended to the results.
 measure() {
-    local scenario=$1 kind=$2 mode=$3 connections=$4 round=$5
-    shift 5
+    local scenario=$1 kind=$2 server_args=$3 mode=$4 connections=$5 round=$6
+    shift 6
     local log
-    log="$OUT/logs/$(echo "$scenario" | tr -c 'a-zA-Z0-9\n' '_')-$kind-$round.log"
-    start_server "$log" "$kind"
-    local before result
+    log="$OUT/logs/$(echo "$scenario-$kind-$round" | tr -c 'a-zA-Z0-9\n' '_').log"
+    # shellcheck disable=SC2086
+    start_server "$log" "$kind" $server_args
+    local before ticks result
     before=$(listen_overflows)
     result=$("$BIN/loadgen" "$mode" --target "$SERVER_ADDR" --connections "$connections" \
         --duration "${DURATION}s" --warmup "${WARMUP}s" --json "$@")
+    ticks=$(cpu_ticks "$SERVER_PID")
     stop_server
-    printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":%d,"result":%s}\n' \
-        "$scenario" "$kind" "$round" $(($(listen_overflows) - before)) "$result" >> "$RESULTS"
+    printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":%d,"cpu_ticks":%d,"result":%s}\n' \
+        "$scenario" "$kind" "$round" $(($(listen_overflows) - before)) "$ticks" "$result" >> "$RESULTS"
     echo "  $scenario $kind round $round: $(python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["throughput"]), "ops/s, p99", d["latency_us"]["p99"], "us, failures", d["mismatches"]+d["errors"]+d["timeouts"]+d["lost"])' <<< "$result")"
 }
 
-# pair SCENARIO MODE CONNECTIONS CRATE PLAIN [LOADGEN ARGS...]: the two
-# servers in turn, the first one alternating.
-pair() {
-    local scenario=$1 mode=$2 connections=$3 crate=$4 plain=$5
+# compare SCENARIO MODE CONNECTIONS SUBJECT BASELINE [LOADGEN ARGS...]: the
+# two servers in turn, the first one alternating. A kind may carry server
+# arguments after a colon: "crate-parked:--workers 64".
+compare() {
+    local scenario=$1 mode=$2 connections=$3 subject=$4 baseline=$5
     shift 5
+    local first second
     for round in $(seq "$ROUNDS"); do
-        if [ $((round % 2)) = 1 ]; then
-            measure "$scenario" "$crate" "$mode" "$connections" "$round" "$@"
-            measure "$scenario" "$plain" "$mode" "$connections" "$round" "$@"
-        else
-            measure "$scenario" "$plain" "$mode" "$connections" "$round" "$@"
-            measure "$scenario" "$crate" "$mode" "$connections" "$round" "$@"
-        fi
+        if [ $((round % 2)) = 1 ]; then first=$subject second=$baseline; else first=$baseline second=$subject; fi
+        for kind in "$first" "$second"; do
+            local args=""
+            [[ "$kind" == *:* ]] && args=${kind#*:}
+            measure "$scenario" "${kind%%:*}" "$args" "$mode" "$connections" "$round" "$@"
+        done
     done
+    printf '{"comparison":"%s","subject":"%s","baseline":"%s"}\n' "$scenario" "${subject%%:*}" "${baseline%%:*}" >> "$RESULTS"
 }
 
-echo "throughput and latency ($ROUNDS rounds of ${DURATION} s after ${WARMUP} s warm-up)"
-pair "tcp 64 B x1" tcp 1 crate-tcp plain-tcp
-pair "tcp 64 B x64" tcp 64 crate-tcp plain-tcp
-pair "tcp 64 B x256" tcp 256 crate-tcp plain-tcp
-pair "churn x16" churn 16 crate-tcp plain-tcp
-pair "churn x16 at 8000/s" churn 16 crate-tcp plain-tcp --rate 8000
-pair "udp 64 B x1" udp 1 crate-udp plain-udp
-pair "udp 64 B x16" udp 16 crate-udp plain-udp
-
-echo "$IDLE idle connections (worker stacks of $IDLE_STACK_KIB KiB)"
-start_server "$OUT/idle-server.log" crate-tcp --stack "${IDLE_STACK_KIB}KiB"
-idle=$("$BIN/loadgen" idle --target "$SERVER_ADDR" --connections "$IDLE" --hold --duration 3s --timeout 20s --json)
-stop_server
-rss=$(sed -n 's/^peak rss \([0-9]*\) KiB/\1/p' "$OUT/idle-server.log")
-printf '{"scenario":"idle","server":"crate-tcp","peak_rss_kib":%s,"stack_kib":%s,"result":%s}\n' \
-    "$rss" "$IDLE_STACK_KIB" "$idle" >> "$RESULTS"
-
-# shutdown_run GRACE_MS: 1,000 idle clients, then SIGTERM; the server
-# times its own shutdown() call.
-shutdown_run() {
-    local grace=$1
-    start_server "$OUT/shutdown-server.log" crate-tcp --grace "${grace}ms"
-    "$BIN/loadgen" idle --target "$SERVER_ADDR" --connections 1000 --hold --duration 60s --json \
-        > "$OUT/shutdown-loadgen.json" 2> "$OUT/shutdown-loadgen.err" &
-    local loadgen=$!
-    for _ in $(seq 600); do
-        grep -q '^holding' "$OUT/shutdown-loadgen.err" && break
+# wait_holding FILE COUNT: until loadgen's stderr says it holds COUNT.
+wait_holding() {
+    for _ in $(seq 1200); do
+        grep -q "^holding $2" "$1" && return 0
         sleep 0.05
     done
-    grep -q '^holding 1000' "$OUT/shutdown-loadgen.err" || { echo "the clients never all connected" >&2; exit 1; }
+    echo "the clients never all connected ($1)" >&2
+    exit 1
+}
+
+# shutdown_holding KIND COUNT: starts KIND (grace 0), holds COUNT idle
+# connections to it, stops it, and records how long serve_forever took to
+# return and the process to exit.
+shutdown_holding() {
+    local kind=$1 count=$2
+    start_server "$OUT/shutdown-$kind.log" "$kind" --grace 0ms
+    "$BIN/loadgen" idle --target "$SERVER_ADDR" --connections "$count" --hold --duration 120s --timeout 20s \
+        --json > "$OUT/shutdown-$kind.json" 2> "$OUT/shutdown-$kind.err" &
+    LOADGENS=($!)
+    wait_holding "$OUT/shutdown-$kind.err" "$count"
     stop_server
-    wait "$loadgen"
+    wait "${LOADGENS[0]}"
+    LOADGENS=()
     local took
-    took=$(sed -n 's/^shutdown took \([0-9]*\) us/\1/p' "$OUT/shutdown-server.log")
-    printf '{"scenario":"shutdown","grace_ms":%s,"shutdown_us":%s,"result":%s}\n' \
-        "$grace" "$took" "$(cat "$OUT/shutdown-loadgen.json")" >> "$RESULTS"
-    echo "  shutdown with grace ${grace} ms: ${took} us"
+    took=$(sed -n 's/^shutdown took \([0-9]*\) us/\1/p' "$OUT/shutdown-$kind.log")
+    printf '{"scenario":"shutdown","server":"%s","clients":%s,"shutdown_us":%s,"exit_ms":%s}\n' \
+        "$kind" "$count" "${took:-null}" "$STOPPED_MS" >> "$RESULTS"
+    echo "  $kind with $count: serve_forever ${took:-n/a} us, process exit ${STOPPED_MS} ms"
 }
-echo "shutdown with 1,000 idle clients"
-shutdown_run 0
-shutdown_run "$GRACE_MS"
 
-python3 - "$RESULTS" "$DURATION" "$WARMUP" "$ROUNDS" > "$OUT/table.md" <<'PYTHON'
-import json, os, platform, statistics, subprocess, sys, datetime
+if wants basic; then
+    echo "basic: the per-connection servers against plain std ones ($ROUNDS rounds of ${DURATION} s after ${WARMUP} s warm-up)"
+    compare "tcp 64 B x1" tcp 1 crate-tcp plain-tcp
+    compare "tcp 64 B x64" tcp 64 crate-tcp plain-tcp
+    compare "tcp 64 B x256" tcp 256 crate-tcp plain-tcp
+    compare "churn x16" churn 16 crate-tcp plain-tcp
+    compare "churn x16 at 8000/s" churn 16 crate-tcp plain-tcp --rate 8000
+    compare "udp 64 B x1" udp 1 crate-udp plain-udp
+    compare "udp 64 B x16" udp 16 crate-udp plain-udp
 
-results_path, duration, warmup, rounds = sys.argv[1:]
-rows = [json.loads(line) for line in open(results_path)]
+    echo "basic: 10,000 idle connections to ThreadingTcpServer (worker stacks of 64 KiB)"
+    start_server "$OUT/idle-threading.log" crate-tcp --stack 64KiB
+    idle=$("$BIN/loadgen" idle --target "$SERVER_ADDR" --connections 10000 --hold --duration 3s --timeout 20s --json)
+    stop_server
+    rss=$(sed -n 's/^peak rss \([0-9]*\) KiB/\1/p' "$OUT/idle-threading.log")
+    printf '{"scenario":"idle threading","peak_rss_kib":%s,"result":%s}\n' "$rss" "$idle" >> "$RESULTS"
 
-def cpu():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    echo "basic: shutdown() of ThreadingTcpServer with 1,000 idle clients (grace 0)"
+    shutdown_holding crate-tcp 1000
+fi
 
-def ms(us):
-    return "%.2f ms" % (us / 1000.0) if us >= 1000 else "%d µs" % us
+if wants parked; then
+    echo "parked: ParkedTcpServer against ThreadingTcpServer and tokio ($ROUNDS rounds of ${DURATION} s)"
+    compare "parked tcp 64 B x1" tcp 1 crate-parked crate-tcp
+    compare "parked tcp 64 B x16" tcp 16 crate-parked crate-tcp
+    compare "parked tcp 64 B x64" tcp 64 crate-parked crate-tcp
+    compare "parked tcp 64 B x256" tcp 256 crate-parked crate-tcp
+    compare "parked churn x16" churn 16 crate-parked crate-tcp
+    compare "parked tcp 64 B x1, epoll client" tcp 1 crate-parked crate-tcp --driver epoll
+    compare "parked tcp 64 B x16, epoll client" tcp 16 crate-parked crate-tcp --driver epoll
+    compare "parked tcp 64 B x64, epoll client" tcp 64 crate-parked crate-tcp --driver epoll
+    compare "parked tcp 64 B x256, epoll client" tcp 256 crate-parked crate-tcp --driver epoll
+    compare "parked vs tokio tcp 64 B x256, epoll client" tcp 256 crate-parked tokio-tcp --driver epoll
+fi
 
-print("Measured %s on %d cores (%s), Linux %s, with `scripts/bench-compare.sh`"
-      % (datetime.date.today().isoformat(), os.cpu_count(), cpu(), platform.release()))
-print("(%s rounds of %s s after %s s warm-up; medians; ratio = median of per-round ratios).\n"
-      % (rounds, duration, warmup))
-print("| scenario | server | throughput | p50 | p99 | vs plain | target |")
-print("|---|---|---|---|---|---|---|")
-targets = {
-    "tcp 64 B x1": 0.95, "tcp 64 B x64": 0.95, "tcp 64 B x256": 0.95,
-    "churn x16": 1.2, "churn x16 at 8000/s": None, "udp 64 B x1": 0.9, "udp 64 B x16": 1.0,
-}
-overflows = 0
-failures = 0
-for scenario, target in targets.items():
-    runs = [r for r in rows if r.get("scenario") == scenario]
-    servers = sorted({r["server"] for r in runs}, key=lambda s: not s.startswith("crate"))
-    crate, plain = servers
-    by_round = {}
-    for r in runs:
-        by_round.setdefault(r["round"], {})[r["server"]] = r["result"]
-        res = r["result"]
-        failures += res["mismatches"] + res["errors"] + res["timeouts"] + res["lost"]
-        overflows += r.get("listen_overflows", 0)
-    ratios = [rs[crate]["throughput"] / rs[plain]["throughput"] for rs in by_round.values()]
-    ratio = statistics.median(ratios)
-    for server in (crate, plain):
-        res = [r["result"] for r in runs if r["server"] == server]
-        tput = statistics.median(x["throughput"] for x in res)
-        p50 = statistics.median(x["latency_us"]["p50"] for x in res)
-        p99 = statistics.median(x["latency_us"]["p99"] for x in res)
-        if server == crate and target is None:
-            print("| %s | %s | %.0f/s | %s | %s | %.2fx | (latency at equal load) |"
-                  % (scenario, server, tput, ms(p50), ms(p99), ratio))
-        elif server == crate:
-            verdict = "%.2fx" % ratio
-            goal = (">= %.2fx" % target) if target != 1.0 else "> 1x"
-            met = ratio >= target if target != 1.0 else ratio > 1.0
-            print("| %s | %s | %.0f/s | %s | %s | **%s** | %s %s |"
-                  % (scenario, server, tput, ms(p50), ms(p99), verdict, goal, "met" if met else "MISSED"))
-        else:
-            print("| %s | %s | %.0f/s | %s | %s | 1.00x | |" % (scenario, server, tput, ms(p50), ms(p99)))
+if wants limits; then
+    echo "limits: 19,000 idle parked connections"
+    start_server "$OUT/idle-parked.log" crate-parked
+    rss_before=$(status_field "$SERVER_PID" VmRSS)
+    threads_before=$(status_field "$SERVER_PID" Threads)
+    slab_before=$(awk '$1 == "Slab:" {print $2}' /proc/meminfo)
+    LOADGENS=()
+    for source in 2 3; do
+        "$BIN/loadgen" idle --target "$SERVER_ADDR" --connections 9500 --source "127.0.0.$source" --hold \
+            --duration 120s --timeout 20s --json > "$OUT/idle-parked-$source.json" 2> "$OUT/idle-parked-$source.err" &
+        LOADGENS+=($!)
+    done
+    wait_holding "$OUT/idle-parked-2.err" 9500
+    wait_holding "$OUT/idle-parked-3.err" 9500
+    rss_after=$(status_field "$SERVER_PID" VmRSS)
+    threads_after=$(status_field "$SERVER_PID" Threads)
+    slab_after=$(awk '$1 == "Slab:" {print $2}' /proc/meminfo)
+    stop_server
+    workers=$(sed -n 's/^workers \([0-9]*\)/\1/p' "$OUT/idle-parked.log")
+    for pid in "${LOADGENS[@]}"; do wait "$pid"; done
+    LOADGENS=()
+    took=$(sed -n 's/^shutdown took \([0-9]*\) us/\1/p' "$OUT/idle-parked.log")
+    printf '{"scenario":"idle parked","rss_before_kib":%s,"rss_after_kib":%s,"threads_before":%s,"threads_after":%s,"workers":%s,"slab_kib":%s,"shutdown_us":%s,"exit_ms":%s,"results":[%s,%s]}\n' \
+        "$rss_before" "$rss_after" "$threads_before" "$threads_after" "$workers" "$((slab_after - slab_before))" "$took" "$STOPPED_MS" \
+        "$(cat "$OUT/idle-parked-2.json")" "$(cat "$OUT/idle-parked-3.json")" >> "$RESULTS"
+    echo "  19,000 parked: RSS ${rss_before} -> ${rss_after} KiB, threads ${threads_before} -> ${threads_after}"
 
-idle = next(r for r in rows if r.get("scenario") == "idle")
-res = idle["result"]
-rss_mb = idle["peak_rss_kib"] / 1024.0
-print("\n| idle connections | connected | answered | failures | server peak RSS | target |")
-print("|---|---|---|---|---|---|")
-print("| %d (worker stacks %d KiB) | %d | %d | %d | %.0f MB | all answered, < 300 MB: %s |"
-      % (res["connections"], idle["stack_kib"], res["connected"], res["ops"],
-         res["mismatches"] + res["errors"] + res["timeouts"],
-         rss_mb, "met" if res["ops"] == res["connections"] and rss_mb < 300 else "MISSED"))
+    for kind in crate-parked tokio-tcp; do
+        echo "limits: stopping $kind with 10,000 idle connections"
+        shutdown_holding "$kind" 10000
+    done
+    echo "limits: the kernel's floor: a plain loop closing 10,000 loopback connections"
+    floor=$(python3 scripts/close-floor.py 10000)
+    printf '{"scenario":"close floor","result":%s}\n' "$floor" >> "$RESULTS"
+    echo "  $floor"
 
-print("\n| shutdown() with 1,000 idle clients | took | clients closed | target |")
-print("|---|---|---|---|")
-for r in (r for r in rows if r.get("scenario") == "shutdown"):
-    took_ms = r["shutdown_us"] / 1000.0
-    limit = r["grace_ms"] + 50
-    print("| grace %d ms | %.1f ms | %d | < %d ms: %s |"
-          % (r["grace_ms"], took_ms, r["result"]["closed_by_server"], limit,
-             "met" if took_ms < limit else "MISSED"))
-print("\nClient-side failures across the throughput runs (mismatches, errors, timeouts, losses): %d;"
-      " connections the kernel dropped for a full accept queue meanwhile: %d" % (failures, overflows))
-PYTHON
+    # slowloris KIND SERVER_ARGS SLOW_CONNECTIONS: slow clients from
+    # 127.0.0.2, then fresh clients (churn) while they go on.
+    slowloris() {
+        local kind=$1 server_args=$2 slow=$3
+        # shellcheck disable=SC2086
+        start_server "$OUT/slowloris-$kind.log" "$kind" $server_args
+        "$BIN/loadgen" slow --target "$SERVER_ADDR" --connections "$slow" --source 127.0.0.2 --interval 1s \
+            --duration "$((DURATION + 6))s" --warmup 0s --timeout 5s --json > "$OUT/slowloris-$kind-slow.json" &
+        LOADGENS=($!)
+        sleep 3
+        local fresh
+        fresh=$("$BIN/loadgen" churn --target "$SERVER_ADDR" --connections 4 --duration "${DURATION}s" \
+            --warmup 0s --timeout 2s --json)
+        local threads
+        threads=$(status_field "$SERVER_PID" Threads)
+        wait "${LOADGENS[0]}"
+        LOADGENS=()
+        stop_server
+        printf '{"scenario":"slowloris","server":"%s","slow":%s,"threads":%s,"fresh":%s,"slow_result":%s}\n' \
+            "$kind" "$slow" "$threads" "$fresh" "$(cat "$OUT/slowloris-$kind-slow.json")" >> "$RESULTS"
+        echo "  slowloris $kind ($slow slow clients): fresh clients $(python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["throughput"]), "conn/s, p99", d["latency_us"]["p99"], "us, failures", d["errors"]+d["timeouts"])' <<< "$fresh")"
+    }
+    echo "limits: slow clients"
+    slowloris crate-parked "--workers 64" 10000
+    slowloris crate-tcp "--workers 64" 100
+fi
+
+python3 scripts/bench-report.py "$RESULTS" "$DURATION" "$WARMUP" "$ROUNDS" > "$OUT/table.md"
 echo
 cat "$OUT/table.md"

@@ -257,8 +257,10 @@ pub trait KeepAliveHandler<R: Request>: Send + Sync + 'static {
     /// server's timeout.
     fn handle_timeout(&self) {}
 
-    /// Called by the serving loop after each round of events, and every
-    /// service interval if the server has one.
+    /// Called every service interval, if the server has one (the
+    /// builder's `service_interval`), on the `serve_forever` thread: the
+    /// workers serve the requests, and a loop of its own would only add
+    /// work to each. For periodic housekeeping.
     fn service_actions(&self) {}
 }
 

@@ -57,6 +57,72 @@ fn every_mode_runs_clean_against_the_crate_servers() {
 }
 
 #[test]
+fn the_parked_server_and_the_event_driven_clients_run_clean() {
+    let short = ["--duration", "300ms", "--warmup", "100ms", "--json"];
+    for args in [
+        &["tcp", "--parked", "--connections", "8"][..],
+        &["churn", "--parked", "--connections", "4"],
+        &["framed", "--parked", "--connections", "4"],
+        &[
+            "tcp",
+            "--driver",
+            "epoll",
+            "--threads",
+            "2",
+            "--connections",
+            "32",
+        ],
+        &["tcp", "--parked", "--driver", "epoll", "--connections", "32"],
+        &["slow", "--parked", "--connections", "50", "--interval", "100ms"],
+    ] {
+        let output = loadgen(&[args, &short[..]].concat());
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        let report = report(&output);
+        assert!(report["ops"].as_u64().unwrap() > 0, "{args:?}: {report}");
+        assert_eq!(failures(&report), 0, "{args:?}: {report}");
+        if args.contains(&"--parked") {
+            assert_eq!(
+                report["server"],
+                if args[0] == "framed" {
+                    "in-process ParkedTcpServer (framed)"
+                } else {
+                    "in-process ParkedTcpServer"
+                }
+            );
+        }
+    }
+    // The slow clients each send once per interval: about 50 x 3 here.
+    let output = loadgen(&[
+        "slow",
+        "--parked",
+        "--connections",
+        "50",
+        "--interval",
+        "100ms",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0ms",
+        "--json",
+    ]);
+    let ops = report(&output)["ops"].as_u64().unwrap();
+    assert!(
+        (100..=250).contains(&ops),
+        "{ops} replies from 50 slow clients in 300 ms"
+    );
+}
+
+#[test]
+fn event_driven_clients_refuse_what_they_cannot_do() {
+    let output = loadgen(&["churn", "--driver", "epoll", "--duration", "100ms"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--driver epoll drives the tcp mode"));
+    let output = loadgen(&["udp", "--parked", "--duration", "100ms"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("a UDP server has no connections to park"));
+}
+
+#[test]
 fn idle_mode_holds_its_connections() {
     let output = loadgen(&[
         "idle",

@@ -24,6 +24,7 @@ use util::{TIMEOUT, connect, eventually, init_logging, read_to_end, round_trip, 
 struct Counter {
     opened: AtomicUsize,
     closed: AtomicUsize,
+    serviced: Arc<AtomicUsize>,
 }
 
 impl KeepAliveHandler<TcpRequest> for Counter {
@@ -55,6 +56,10 @@ impl KeepAliveHandler<TcpRequest> for Counter {
 
     fn close(&self, _seen: u64) {
         self.closed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn service_actions(&self) {
+        self.serviced.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -133,8 +138,9 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
     );
     let addr = *server.local_addr();
     let mut client = LineClient::connect(addr);
-    assert_eq!(client.ask("a"), "1 a");
+    // Before the request: the server parks the connection after it.
     let quiet_since = Instant::now();
+    assert_eq!(client.ask("a"), "1 a");
     // The server closes it; the read ends with end-of-file.
     assert_eq!(read_to_end(&mut client.reader).unwrap(), b"");
     let waited = quiet_since.elapsed();
@@ -207,6 +213,41 @@ fn pipelined_requests_already_buffered_are_all_served() {
     let mut framed = Framed::new(BufStream::new(stream));
     for word in ["ONE", "TWO", "THREE", "FOUR"] {
         assert_eq!(framed.read_frame().unwrap().unwrap(), word.as_bytes());
+    }
+    running.shutdown();
+}
+
+#[test]
+fn a_new_connection_sending_more_than_a_buffer_keeps_being_served() {
+    init_logging();
+    // One worker: each connection's first bytes overflow its buffer, so it
+    // goes back to the queue before it was ever parked; once drained it
+    // must still be watched for its next request.
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .workers(1)
+            .bind("127.0.0.1:0", FramedUppercase),
+    );
+    let mut wire = Vec::new();
+    for _ in 0..4096 {
+        socketserver::framing::write_frame(&mut wire, b"burst", &Default::default()).unwrap();
+    }
+    for _ in 0..8 {
+        let stream = connect(*server.local_addr());
+        let mut writer = stream.try_clone().unwrap();
+        let mut framed = Framed::new(BufStream::new(stream));
+        let burst = wire.clone();
+        let sender = thread::spawn(move || writer.write_all(&burst).map(|()| writer));
+        for _ in 0..4096 {
+            assert_eq!(framed.read_frame().unwrap().unwrap(), b"BURST");
+        }
+        let mut writer = sender.join().unwrap().unwrap();
+        socketserver::framing::write_frame(&mut writer, b"later", &Default::default()).unwrap();
+        assert_eq!(
+            framed.read_frame().unwrap().unwrap(),
+            b"LATER",
+            "the drained connection is parked and watched"
+        );
     }
     running.shutdown();
 }
@@ -547,5 +588,25 @@ fn many_connections_with_random_pauses_get_every_reply() {
     assert_eq!(stats.accepted, CLIENTS as u64);
     assert_eq!((stats.errors, stats.panics), (0, 0), "{stats:?}");
     assert!(stats.workers <= 4 + 256, "{stats:?}");
+    running.shutdown();
+}
+
+#[test]
+fn service_actions_run_on_the_service_interval() {
+    init_logging();
+    let counter = Counter::default();
+    let serviced = Arc::clone(&counter.serviced);
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .service_interval(Duration::from_millis(20))
+            .bind("127.0.0.1:0", counter),
+    );
+    // Requests served meanwhile do not stop the housekeeping.
+    let mut client = LineClient::connect(*server.local_addr());
+    assert_eq!(client.ask("a"), "1 a");
+    eventually("service_actions ran several times", || {
+        serviced.load(Ordering::SeqCst) >= 3
+    });
+    assert_eq!(client.ask("b"), "2 b");
     running.shutdown();
 }

@@ -125,6 +125,36 @@ fn udp_serial_server_end_to_end_then_ctrl_c() {
 }
 
 #[test]
+fn tcp_parked_server_end_to_end_then_sigterm() {
+    let (mut server, addr) =
+        Transport::Tcp.start_server(&["--parked", "--workers", "2", "--idle-timeout", "30s"]);
+    let requests = check_server(Transport::Tcp, addr);
+    // Connections wait between requests holding no thread: many idle
+    // clients, each answered, then still served.
+    let mut idle: Vec<_> = (0..100).map(|_| connect(addr)).collect();
+    for client in &mut idle {
+        assert_eq!(round_trip(client, b"idle").unwrap(), b"IDLE");
+    }
+    assert_eq!(round_trip(&mut idle[42], b"again").unwrap(), b"AGAIN");
+    server.signal(libc::SIGTERM);
+    // Parked connections are closed at once.
+    for client in &mut idle {
+        let mut rest = Vec::new();
+        assert_eq!(client.read_to_end(&mut rest).unwrap(), 0);
+    }
+    let output = server.finish();
+    assert!(output.status.success(), "{output:?}");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains(&format!(
+            "stopped after {} connections (0 errors, 0 panics)",
+            requests + 100
+        )),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_client_connected_at_sigterm_is_closed_cleanly() {
     let (mut server, addr) = Transport::Tcp.start_server(&[]);
     let mut lingering = connect(addr);

@@ -28,10 +28,13 @@ pub struct Plan {
     pub live: Arc<Live>,
     /// `--tls`: the tcp and churn clients speak TLS.
     pub tls: Option<Arc<TlsClient>>,
+    /// `--source`: the local address connections come from (to spread
+    /// many connections over several loopback addresses, 127.0.0.x).
+    pub source: Option<IpAddr>,
 }
 
 impl Plan {
-    fn recorder(&self) -> Recorder {
+    pub(crate) fn recorder(&self) -> Recorder {
         Recorder::new(self.window, Arc::clone(&self.live))
     }
 
@@ -47,15 +50,27 @@ impl Plan {
         }
     }
 
-    fn connect(&self) -> io::Result<TcpStream> {
-        let stream = TcpStream::connect_timeout(&self.target, self.timeout)?;
+    pub(crate) fn connect(&self) -> io::Result<TcpStream> {
+        let stream = match self.source {
+            None => TcpStream::connect_timeout(&self.target, self.timeout)?,
+            Some(source) => {
+                let socket = socket2::Socket::new(
+                    socket2::Domain::for_address(self.target),
+                    socket2::Type::STREAM,
+                    None,
+                )?;
+                socket.bind(&SocketAddr::new(source, 0).into())?;
+                socket.connect_timeout(&self.target.into(), self.timeout)?;
+                socket.into()
+            }
+        };
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
         Ok(stream)
     }
 
-    fn pause_after_failure(&self) {
+    pub(crate) fn pause_after_failure(&self) {
         let left = self.window.end.saturating_duration_since(Instant::now());
         thread::sleep(RETRY_PAUSE.min(left));
     }
@@ -94,9 +109,9 @@ impl Pacer {
 /// A request and the reply it must get. The first bytes carry a sequence
 /// number in lowercase letters, so a late UDP reply can be told from the
 /// current one; the uppercase echo turns them into capitals.
-struct Message {
-    sent: Vec<u8>,
-    expected: Vec<u8>,
+pub(crate) struct Message {
+    pub(crate) sent: Vec<u8>,
+    pub(crate) expected: Vec<u8>,
     seq: u64,
 }
 
@@ -106,7 +121,7 @@ fn seq_digits(size: usize) -> usize {
 }
 
 impl Message {
-    fn new(size: usize, client: usize) -> Self {
+    pub(crate) fn new(size: usize, client: usize) -> Self {
         let mut sent: Vec<u8> = (0..size).map(|i| b'a' + ((i + client) % 26) as u8).collect();
         if size > 8 {
             sent[8] = b'-';
@@ -120,7 +135,7 @@ impl Message {
     }
 
     /// Moves to the next sequence number.
-    fn advance(&mut self) {
+    pub(crate) fn advance(&mut self) {
         self.seq += 1;
         let mut n = self.seq;
         for i in 0..seq_digits(self.sent.len()) {

@@ -24,6 +24,7 @@
 mod clients;
 #[path = "../common/mod.rs"]
 mod common;
+mod evented;
 mod record;
 mod tls;
 
@@ -40,7 +41,7 @@ use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use socketserver::echo::{FramedUppercase, Uppercase};
-use socketserver::{Server, Stats, ThreadingTcpServer, ThreadingUdpServer};
+use socketserver::{ParkedTcpServer, Server, Stats, ThreadingTcpServer, ThreadingUdpServer};
 
 use clients::{IdleOutcome, Plan};
 use record::{Live, Recorder, Totals, Window};
@@ -58,6 +59,9 @@ enum Mode {
     Framed,
     /// Open connections, one round trip each, then keep them open.
     Idle,
+    /// Slow clients: each connection sends one byte every --interval
+    /// (event-driven, whatever --driver says).
+    Slow,
 }
 
 impl Mode {
@@ -68,6 +72,7 @@ impl Mode {
             Mode::Udp => "udp",
             Mode::Framed => "framed",
             Mode::Idle => "idle",
+            Mode::Slow => "slow",
         }
     }
 }
@@ -125,6 +130,34 @@ struct Args {
     /// TLS: a full handshake on every connection (no session resumption).
     #[arg(long, requires = "tls")]
     no_resume: bool,
+    /// How the clients are driven: a thread per connection, or a few
+    /// event-driven threads (tcp mode, closed loop, no TLS).
+    #[arg(long, value_enum, default_value_t = Driver::Threads)]
+    driver: Driver,
+    /// With `--driver epoll`: how many client threads (default: one per
+    /// core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Slow mode: how often each connection sends its byte ("1s").
+    #[arg(long, default_value = "1s", value_parser = common::parse_timeout)]
+    interval: Duration,
+    /// The local address connections come from (to spread many over
+    /// several loopback addresses: 127.0.0.2, 127.0.0.3, ...).
+    #[arg(long)]
+    source: Option<std::net::IpAddr>,
+    /// The in-process server parks connections between requests
+    /// (ParkedTcpServer; tcp, churn, framed and idle modes).
+    #[arg(long, conflicts_with = "target")]
+    parked: bool,
+}
+
+/// How the load generator drives its clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Driver {
+    /// A blocking thread per connection.
+    Threads,
+    /// A few threads driving many connections each through epoll.
+    Epoll,
 }
 
 fn main() -> ExitCode {
@@ -179,10 +212,19 @@ fn start<S: Server<Addr = SocketAddr>>(server: S, name: &'static str) -> (Socket
     (addr, InProcess { name, stop })
 }
 
-fn start_in_process(mode: Mode) -> io::Result<(SocketAddr, InProcess)> {
+fn start_in_process(mode: Mode, parked: bool) -> io::Result<(SocketAddr, InProcess)> {
     let local = "127.0.0.1:0";
     Ok(match mode {
-        Mode::Tcp | Mode::Churn | Mode::Idle => start(
+        Mode::Tcp | Mode::Churn | Mode::Idle | Mode::Slow if parked => start(
+            ParkedTcpServer::bind(local, Uppercase)?,
+            "in-process ParkedTcpServer",
+        ),
+        Mode::Framed if parked => start(
+            ParkedTcpServer::bind(local, FramedUppercase)?,
+            "in-process ParkedTcpServer (framed)",
+        ),
+        Mode::Udp if parked => return Err(invalid("--parked: a UDP server has no connections to park")),
+        Mode::Tcp | Mode::Churn | Mode::Idle | Mode::Slow => start(
             ThreadingTcpServer::bind(local, Uppercase)?,
             "in-process ThreadingTcpServer",
         ),
@@ -229,6 +271,13 @@ fn run(args: &Args) -> io::Result<ExitCode> {
     if args.tls && !matches!(args.mode, Mode::Tcp | Mode::Churn) {
         return Err(invalid("--tls works in the tcp and churn modes"));
     }
+    if args.driver == Driver::Epoll
+        && (!matches!(args.mode, Mode::Tcp | Mode::Slow) || args.tls || args.rate.is_some())
+    {
+        return Err(invalid(
+            "--driver epoll drives the tcp mode in a closed loop, without TLS",
+        ));
+    }
     if args.tls && args.target.is_none() {
         return Err(invalid(
             "--tls needs --target: the in-process server does not serve TLS (try examples/bench_server --kind tokio-tls)",
@@ -237,7 +286,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
     let (target, server) = match &args.target {
         Some(target) => (resolve(target, args.allow_remote)?, None),
         None => {
-            let (addr, server) = start_in_process(args.mode)?;
+            let (addr, server) = start_in_process(args.mode, args.parked)?;
             (addr, Some(server))
         }
     };
@@ -264,6 +313,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         interval,
         live: Arc::new(Live::default()),
         tls: tls.clone(),
+        source: args.source,
     });
     let clients = spawn_clients(args, &plan)?;
     // Idle mode with --hold says on stderr when every connection has had
@@ -287,6 +337,27 @@ fn run(args: &Args) -> io::Result<ExitCode> {
 type Client = thread::JoinHandle<(Recorder, IdleOutcome)>;
 
 fn spawn_clients(args: &Args, plan: &Arc<Plan>) -> io::Result<Vec<Client>> {
+    if args.driver == Driver::Epoll || args.mode == Mode::Slow {
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = args.threads.unwrap_or(cores).clamp(1, args.connections);
+        let (mode, interval) = (args.mode, args.interval);
+        return (0..threads)
+            .map(|thread| {
+                let plan = Arc::clone(plan);
+                // Every `threads`-th client from `thread` on.
+                let share: Vec<usize> = (thread..args.connections).step_by(threads).collect();
+                thread::Builder::new()
+                    .name(format!("loadgen-epoll-{thread}"))
+                    .spawn(move || {
+                        let recorder = match mode {
+                            Mode::Slow => evented::slow(&plan, share, interval),
+                            _ => evented::tcp(&plan, share),
+                        };
+                        (recorder, IdleOutcome::default())
+                    })
+            })
+            .collect();
+    }
     // Idle connections are many and quiet: a few threads own them all.
     let threads = if args.mode == Mode::Idle {
         args.connections.min(32)
@@ -296,7 +367,7 @@ fn spawn_clients(args: &Args, plan: &Arc<Plan>) -> io::Result<Vec<Client>> {
     (0..threads)
         .map(|client| {
             let plan = Arc::clone(plan);
-            let (mode, hold, connections) = (args.mode, args.hold, args.connections);
+            let (mode, hold, connections, interval) = (args.mode, args.hold, args.connections, args.interval);
             thread::Builder::new()
                 .name(format!("loadgen-{client}"))
                 .stack_size(256 * 1024)
@@ -305,6 +376,10 @@ fn spawn_clients(args: &Args, plan: &Arc<Plan>) -> io::Result<Vec<Client>> {
                     Mode::Churn => (clients::churn(&plan, client), IdleOutcome::default()),
                     Mode::Udp => (clients::udp(&plan, client), IdleOutcome::default()),
                     Mode::Framed => (clients::framed(&plan, client), IdleOutcome::default()),
+                    Mode::Slow => (
+                        evented::slow(&plan, vec![client], interval),
+                        IdleOutcome::default(),
+                    ),
                     Mode::Idle => {
                         // This thread's share of the connections.
                         let share = connections / threads + usize::from(client < connections % threads);

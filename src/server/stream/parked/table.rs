@@ -39,6 +39,9 @@ pub(crate) struct Conn<L: Listener> {
     /// Bytes read ahead beyond the last request: kept only while the
     /// connection waits in the job queue, never while parked.
     pub(crate) unread: Vec<u8>,
+    /// More bytes may wait in the socket that no readiness event will
+    /// announce: the last read took all it asked for. Never while parked.
+    pub(crate) maybe_more: bool,
     pub(crate) traffic: Traffic,
     /// When it was accepted, if its end is to be logged.
     pub(crate) opened: Option<Instant>,

@@ -11,7 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-/// The wheel's resolution: deadlines fire up to this much late.
+/// The wheel's resolution: deadlines fire up to this much late (never
+/// early).
 pub(crate) const TICK: Duration = Duration::from_millis(10);
 
 /// Slots in the wheel: with 10 ms ticks, a span of 40.96 s.
@@ -75,9 +76,10 @@ impl Wheel {
             self.links.resize(index + 1, UNLINKED);
         }
         self.unlink(item);
-        // Never in a slot already processed: those are not looked at again
-        // until the wheel comes round.
-        let due = self.tick_of(deadline).max(self.next_tick);
+        // The tick after the deadline's: never early. Never in a slot
+        // already processed: those are not looked at again until the wheel
+        // comes round.
+        let due = (self.tick_of(deadline) + 1).max(self.next_tick);
         self.links[index].due = due;
         self.link(item, due);
     }
@@ -180,10 +182,10 @@ impl Wheel {
         None
     }
 
-    /// When the next deadline may fall due: the time of the first occupied
-    /// slot. `None` when no item has a deadline.
+    /// When the next deadline may fall due: the start of the first
+    /// occupied slot's tick. `None` when no item has a deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.next_occupied_tick().map(|tick| self.instant_of(tick + 1))
+        self.next_occupied_tick().map(|tick| self.instant_of(tick))
     }
 }
 
@@ -210,6 +212,19 @@ mod tests {
         assert!(expire(&mut wheel, start + Duration::from_millis(100)).is_empty());
         assert_eq!(expire(&mut wheel, start + Duration::from_millis(135)), [1]);
         assert_eq!(wheel.next_deadline(), None);
+    }
+
+    #[test]
+    fn no_deadline_fires_early_even_within_its_tick() {
+        let start = Instant::now();
+        let mut wheel = Wheel::new(start);
+        // Half-way through a tick: the tick's start is before it.
+        let deadline = start + Duration::from_millis(55);
+        wheel.set(0, deadline);
+        assert!(wheel.next_deadline().unwrap() >= deadline);
+        assert!(expire(&mut wheel, start + Duration::from_millis(50)).is_empty());
+        assert!(expire(&mut wheel, deadline).is_empty());
+        assert_eq!(expire(&mut wheel, deadline + TICK), [0]);
     }
 
     #[test]

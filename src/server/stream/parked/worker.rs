@@ -41,8 +41,16 @@ pub(super) fn worker_main<L: Listener>(shared: &Arc<Shared<L>>) -> Exit {
         if shared.stopping.load(Ordering::Acquire) {
             return Exit::Stopped;
         }
+        // Work queued by others could keep every worker from the poller:
+        // now and then, take in what is ready first, and queue it behind.
+        if !shared.queue.is_empty() && shared.round_due() {
+            glance(shared, &mut local);
+        }
         match shared.queue.try_recv() {
-            Ok(Job::Lead) | Err(TryRecvError::Empty) => {}
+            // A wake-up to lead, from the queue's front: jobs queued behind
+            // it come first.
+            Ok(Job::Lead) => continue,
+            Err(TryRecvError::Empty) => {}
             Ok(job) => {
                 shared.run(&mut local, job);
                 continue;
@@ -69,6 +77,26 @@ pub(super) fn worker_main<L: Listener>(shared: &Arc<Shared<L>>) -> Exit {
     }
 }
 
+/// A round with the poller that does not wait, if nobody holds it: what it
+/// finds goes to the back of the queue.
+fn glance<L: Listener>(shared: &Arc<Shared<L>>, local: &mut WorkerLocal<L>) {
+    let Some(mut guard) = shared.lead.try_lock() else {
+        return;
+    };
+    let Some(lead) = guard.as_mut() else {
+        return;
+    };
+    let round = lead.round(shared, Some(Instant::now()), Batch::All, &mut local.found);
+    shared.rounded();
+    drop(guard);
+    if let Err(e) = round {
+        return shared.listener_failed(e);
+    }
+    for job in local.found.drain(..) {
+        shared.push(job);
+    }
+}
+
 /// Takes the poller for a round if the server is serving and nobody holds
 /// it; serves the first job found, having queued the others (and, if
 /// another worker is idle, woken it to take the poller meanwhile: the
@@ -85,8 +113,16 @@ fn lead<L: Listener>(shared: &Arc<Shared<L>>, local: &mut WorkerLocal<L>) -> boo
         return false;
     };
     shared.leading.store(true, Ordering::Release);
-    let round = lead.round(shared, None, Batch::All, &mut local.found);
+    // Never waiting in the poller while jobs wait in the queue: when every
+    // other worker is busy, they would wait with it.
+    let wait = if shared.queue.is_empty() {
+        None
+    } else {
+        Some(Instant::now())
+    };
+    let round = lead.round(shared, wait, Batch::All, &mut local.found);
     shared.leading.store(false, Ordering::Release);
+    shared.rounded();
     drop(guard);
     if let Err(e) = round {
         shared.listener_failed(e);
@@ -201,6 +237,7 @@ impl<L: Listener> Shared<L> {
             peer,
             state,
             unread,
+            maybe_more,
             traffic,
             opened,
             registered,
@@ -216,7 +253,7 @@ impl<L: Listener> Shared<L> {
             buffer,
             unread: 0..unread.len(),
             traffic,
-            maybe_more: false,
+            maybe_more,
         };
         let request = StreamRequest::resume(parts, self.server.clone(), self.capacity());
         self.serve_if_sent(local, key, request, state, opened, registered);
@@ -284,14 +321,16 @@ impl<L: Listener> Shared<L> {
         // Bytes may wait in the socket that no readiness event will
         // announce again: the last read took all it asked for.
         let again = !unread.is_empty() || parts.maybe_more;
-        let conn = Conn {
+        let maybe_more = parts.maybe_more;
+        let mut conn = Conn {
             stream: parts.stream,
             peer: parts.peer,
             state,
             unread,
+            maybe_more,
             traffic: parts.traffic,
             opened,
-            registered: true,
+            registered,
         };
         let now = Instant::now();
         let busy_until = now + self.deadlines.request_timeout;
@@ -304,6 +343,8 @@ impl<L: Listener> Shared<L> {
         // Held across the poller call below: the socket cannot close (and
         // its number be reused) until then, whoever takes it meanwhile.
         let socket = Arc::clone(&conn.stream);
+        // In the poller from here on (registered just below if it is not).
+        conn.registered = true;
         let parking = {
             let mut table = self.table.lock();
             let parking = table.park(key, conn, now + self.deadlines.idle_timeout, busy_until);

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Writes the markdown report of scripts/bench-compare.sh from its results.
+
+    scripts/bench-report.py target/bench-compare/results.jsonl DURATION WARMUP ROUNDS
+
+Each line of the results is one measurement (a load generator run against
+one server, or one of the special scenarios), or the declaration of a
+comparison (which scenario compares which subject with which baseline).
+"""
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+
+# scenario -> (target ratio, how the target reads); None: no target.
+TARGETS = {
+    "tcp 64 B x1": (0.95, ">= 0.95x"),
+    "tcp 64 B x64": (0.95, ">= 0.95x"),
+    "tcp 64 B x256": (0.95, ">= 0.95x"),
+    "churn x16": (1.2, ">= 1.20x"),
+    "churn x16 at 8000/s": None,
+    "udp 64 B x1": (0.9, ">= 0.90x"),
+    "udp 64 B x16": (1.0, "> 1x"),
+    "parked tcp 64 B x1": (0.9, ">= 0.90x"),
+    "parked tcp 64 B x16": (0.9, ">= 0.90x"),
+    "parked tcp 64 B x64": (0.9, ">= 0.90x"),
+    "parked tcp 64 B x256": (0.9, ">= 0.90x"),
+    "parked churn x16": (1.0, ">= 1x"),
+    "parked tcp 64 B x1, epoll client": (0.9, ">= 0.90x"),
+    "parked tcp 64 B x16, epoll client": (0.9, ">= 0.90x"),
+    "parked tcp 64 B x64, epoll client": (0.9, ">= 0.90x"),
+    "parked tcp 64 B x256, epoll client": (0.9, ">= 0.90x"),
+    "parked vs tokio tcp 64 B x256, epoll client": (1.0, ">= 1x"),
+}
+
+
+def cpu():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def duration(us):
+    if us is None:
+        return "n/a"
+    if us >= 1000:
+        return "%.2f ms" % (us / 1000.0)
+    return "%d µs" % us
+
+
+def failures(result):
+    return result["mismatches"] + result["errors"] + result["timeouts"] + result["lost"]
+
+
+def verdict(met):
+    return "met" if met else "MISSED"
+
+
+def main():
+    results_path, seconds, warmup, rounds = sys.argv[1:]
+    rows = [json.loads(line) for line in open(results_path)]
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = []
+    out.append(
+        "Measured %s on %d cores (%s), Linux %s, with `scripts/bench-compare.sh`"
+        % (datetime.date.today().isoformat(), os.cpu_count(), cpu(), platform.release())
+    )
+    out.append(
+        "(%s rounds of %s s after %s s warm-up; medians; ratio = median of per-round ratios;"
+        " CPU = the server's user + system time per request)." % (rounds, seconds, warmup)
+    )
+    comparisons = [r for r in rows if "comparison" in r]
+    total_failures = 0
+    overflows = 0
+    if comparisons:
+        out.append("")
+        out.append("| scenario | server | throughput | p50 | p99 | CPU/request | ratio | target |")
+        out.append("|---|---|---|---|---|---|---|---|")
+    for comparison in comparisons:
+        scenario = comparison["comparison"]
+        subject, baseline = comparison["subject"], comparison["baseline"]
+        runs = [r for r in rows if r.get("scenario") == scenario and "result" in r]
+        by_round = {}
+        for r in runs:
+            by_round.setdefault(r["round"], {})[r["server"]] = r
+            total_failures += failures(r["result"])
+            overflows += r.get("listen_overflows", 0)
+        ratios = [
+            rs[subject]["result"]["throughput"] / rs[baseline]["result"]["throughput"]
+            for rs in by_round.values()
+            if subject in rs and baseline in rs and rs[baseline]["result"]["throughput"] > 0
+        ]
+        ratio = statistics.median(ratios) if ratios else float("nan")
+        for server in (subject, baseline):
+            mine = [r for r in runs if r["server"] == server]
+            if not mine:
+                continue
+            tput = statistics.median(r["result"]["throughput"] for r in mine)
+            p50 = statistics.median(r["result"]["latency_us"]["p50"] for r in mine)
+            p99 = statistics.median(r["result"]["latency_us"]["p99"] for r in mine)
+            per_op = [
+                r["cpu_ticks"] / ticks * 1e6 / r["result"]["ops"] for r in mine if r["result"]["ops"] > 0
+            ]
+            cpu_op = "%.1f µs" % statistics.median(per_op) if per_op else "n/a"
+            if server == subject:
+                target = TARGETS.get(scenario)
+                if target is None:
+                    goal = "(latency at equal load)"
+                else:
+                    limit, text = target
+                    met = ratio > limit if text.startswith("> ") else ratio >= limit
+                    goal = "%s %s" % (text, verdict(met))
+                out.append(
+                    "| %s | %s | %.0f/s | %s | %s | %s | **%.2fx** | %s |"
+                    % (scenario, server, tput, duration(p50), duration(p99), cpu_op, ratio, goal)
+                )
+            else:
+                out.append(
+                    "| %s | %s | %.0f/s | %s | %s | %s | 1.00x | |"
+                    % (scenario, server, tput, duration(p50), duration(p99), cpu_op)
+                )
+
+    idle = next((r for r in rows if r.get("scenario") == "idle threading"), None)
+    if idle:
+        res = idle["result"]
+        rss_mb = idle["peak_rss_kib"] / 1024.0
+        out.append("")
+        out.append("| ThreadingTcpServer, idle connections | connected | answered | failures | server peak RSS | target |")
+        out.append("|---|---|---|---|---|---|")
+        out.append(
+            "| %d (worker stacks 64 KiB) | %d | %d | %d | %.0f MB | all answered, < 150 MB: %s |"
+            % (
+                res["connections"], res["connected"], res["ops"], failures(res), rss_mb,
+                verdict(res["ops"] == res["connections"] and rss_mb < 150),
+            )
+        )
+
+    parked = next((r for r in rows if r.get("scenario") == "idle parked"), None)
+    if parked:
+        connected = sum(r["connected"] for r in parked["results"])
+        answered = sum(r["ops"] for r in parked["results"])
+        grown = parked["rss_after_kib"] - parked["rss_before_kib"]
+        per_conn = grown * 1024.0 / max(connected, 1)
+        extra_threads = parked["threads_after"] - parked["workers"]
+        out.append("")
+        out.append(
+            "| ParkedTcpServer, idle connections | connected | answered | RSS | per connection | threads | target |"
+        )
+        out.append("|---|---|---|---|---|---|---|")
+        out.append(
+            "| 19,000 (two client processes, 127.0.0.2 and .3) | %d | %d | %.1f -> %.1f MB | %.0f bytes |"
+            " %d (%d workers + %d) | all answered, <= 2 KiB each, <= workers + 4 threads: %s |"
+            % (
+                connected, answered, parked["rss_before_kib"] / 1024.0, parked["rss_after_kib"] / 1024.0,
+                per_conn, parked["threads_after"], parked["workers"], extra_threads,
+                verdict(answered == 19000 and per_conn <= 2048 and extra_threads <= 4),
+            )
+        )
+
+    if parked and parked.get("slab_kib") is not None:
+        # Both ends of each connection are on this machine: half the growth
+        # of the kernel's slab memory is the server's side.
+        out.append("")
+        out.append(
+            "Kernel memory (slab) grew by %.1f MB for the 19,000 connections, both ends: about %.0f bytes"
+            " per connection on the server's side, not counted in its RSS."
+            % (parked["slab_kib"] / 1024.0, parked["slab_kib"] * 1024.0 / 2 / 19000)
+        )
+
+    stops = [r for r in rows if r.get("scenario") == "shutdown"]
+    if stops:
+        out.append("")
+        out.append("| stopping a server (SIGTERM, grace 0) | clients | serve_forever returned | process exited | target |")
+        out.append("|---|---|---|---|---|")
+        for r in stops:
+            took = r["shutdown_us"] / 1000.0 if r["shutdown_us"] is not None else None
+            clients = "{:,} idle".format(r["clients"])
+            if r["server"] == "crate-tcp":
+                out.append(
+                    "| ThreadingTcpServer | %s | %.1f ms | %d ms | serve_forever < 50 ms: %s |"
+                    % (clients, took, r["exit_ms"], verdict(took < 50))
+                )
+            elif r["server"] == "crate-parked":
+                out.append(
+                    "| ParkedTcpServer | %s | %.1f ms | %d ms | < 20 ms, exit < 100 ms: %s |"
+                    % (clients, took, r["exit_ms"], verdict(took < 20 and r["exit_ms"] < 100))
+                )
+            else:
+                out.append("| tokio echo (baseline) | %s | n/a | %d ms | |" % (clients, r["exit_ms"]))
+        floor = next((r["result"] for r in rows if r.get("scenario") == "close floor"), None)
+        if floor:
+            out.append(
+                "| a plain loop of close() calls (scripts/close-floor.py, the kernel's floor) | {:,} idle | %.1f ms | | |".format(
+                    floor["connections"]
+                )
+                % floor["close_ms"]
+            )
+        if parked:
+            out.append(
+                "| ParkedTcpServer | 19,000 parked | %.1f ms | %d ms | |"
+                % (parked["shutdown_us"] / 1000.0, parked["exit_ms"])
+            )
+
+    slow = [r for r in rows if r.get("scenario") == "slowloris"]
+    if slow:
+        out.append("")
+        out.append(
+            "| slow clients (a byte a second each) | server | fresh clients served | fresh p99 | fresh failures | slow clients' replies | target |"
+        )
+        out.append("|---|---|---|---|---|---|---|")
+        for r in slow:
+            fresh, slow_result = r["fresh"], r["slow_result"]
+            ok = failures(fresh) == 0 and fresh["latency_us"]["p99"] < 50_000
+            target = "all served, p99 < 50 ms: %s" % verdict(ok) if r["server"] == "crate-parked" else "(for contrast)"
+            out.append(
+                "| %d slow, 64 workers | %s | %d (%.0f/s) | %s | %d | %d | %s |"
+                % (
+                    r["slow"], r["server"], fresh["ops"], fresh["throughput"], duration(fresh["latency_us"]["p99"]),
+                    failures(fresh), slow_result["ops"], target,
+                )
+            )
+
+    if comparisons:
+        out.append("")
+        out.append(
+            "Client-side failures across the compared runs (mismatches, errors, timeouts, losses): %d;"
+            " connections the kernel dropped for a full accept queue meanwhile: %d" % (total_failures, overflows)
+        )
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
