@@ -59,6 +59,12 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// sends half a request and stalls releases its worker then.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a trusted proxy has to send its PROXY header, from the moment
+/// a worker takes the connection (feature `proxy-protocol`). HAProxy sends
+/// it with the connection's first bytes; a proxy that takes longer is not
+/// one.
+pub const DEFAULT_PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What a stream server does with a new connection when every worker is
 /// busy, the pool is at its maximum and the queue is full (or the
 /// connection limit is reached).
@@ -83,6 +89,13 @@ pub(crate) struct ConnectionOptions {
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) nodelay: bool,
     pub(crate) read_buffer_size: usize,
+    /// The PROXY protocol: the proxies that must send a header (`None`:
+    /// the protocol is off, nobody's header is looked for).
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) proxies: Option<crate::proxy_protocol::TrustedProxies>,
+    /// How long a proxy has to send its header.
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) proxy_header_timeout: Duration,
 }
 
 impl Default for ConnectionOptions {
@@ -92,6 +105,10 @@ impl Default for ConnectionOptions {
             write_timeout: None,
             nodelay: true,
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
+            #[cfg(feature = "proxy-protocol")]
+            proxies: None,
+            #[cfg(feature = "proxy-protocol")]
+            proxy_header_timeout: DEFAULT_PROXY_HEADER_TIMEOUT,
         }
     }
 }
@@ -177,6 +194,10 @@ impl ServerConfig {
         }
         if self.connection.read_buffer_size == 0 {
             return Err(invalid("read_buffer_size must be at least 1"));
+        }
+        #[cfg(feature = "proxy-protocol")]
+        if self.connection.proxy_header_timeout.is_zero() {
+            return Err(invalid("proxy_header_timeout must be longer than zero"));
         }
         Ok(())
     }

@@ -39,15 +39,45 @@ mod sealed {
         /// a thread blocked receiving on it.
         fn poke(&self) -> io::Result<()>;
     }
+
+    /// What the stream loop needs of a peer address.
+    pub trait PeerAddress: Sized {
+        /// The peer's IP address; `None` for a Unix-domain peer.
+        fn ip(&self) -> Option<std::net::IpAddr>;
+
+        /// The address a PROXY header reported, if this address type can
+        /// hold it (an IP socket's can; a Unix socket's cannot).
+        fn from_ip(addr: std::net::SocketAddr) -> Option<Self>;
+    }
 }
-pub(crate) use sealed::{DatagramInternals, Sealed};
+pub(crate) use sealed::{DatagramInternals, PeerAddress, Sealed};
+
+impl PeerAddress for SocketAddr {
+    fn ip(&self) -> Option<std::net::IpAddr> {
+        Some(SocketAddr::ip(self))
+    }
+
+    fn from_ip(addr: SocketAddr) -> Option<Self> {
+        Some(addr)
+    }
+}
+
+impl PeerAddress for UnixSocketAddr {
+    fn ip(&self) -> Option<std::net::IpAddr> {
+        None
+    }
+
+    fn from_ip(_addr: SocketAddr) -> Option<Self> {
+        None
+    }
+}
 
 /// A listening stream socket: TCP or Unix-domain.
 pub trait Listener: AsFd + Send + Sync + Sized + 'static + Sealed {
     /// The connected stream `accept` yields.
     type Stream: Connection<Addr = Self::Addr>;
     /// The address type of both ends.
-    type Addr: Clone + Debug + Send + Sync + 'static;
+    type Addr: Clone + Debug + Send + Sync + 'static + PeerAddress;
 
     /// Accepts one pending connection. The listener is non-blocking while
     /// a server runs, so this fails with `WouldBlock` when none is pending;
@@ -68,7 +98,7 @@ pub trait Listener: AsFd + Send + Sync + Sized + 'static + Sealed {
 /// read and written through shared references, as `&TcpStream` allows.
 pub trait Connection: AsFd + Send + Sync + 'static + Sealed {
     /// The address type of both ends.
-    type Addr: Clone + Debug + Send + Sync + 'static;
+    type Addr: Clone + Debug + Send + Sync + 'static + PeerAddress;
 
     /// Reads from the socket, as `Read::read` on `&Self`.
     fn read_shared(&self, buf: &mut [u8]) -> io::Result<usize>;

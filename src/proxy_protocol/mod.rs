@@ -61,11 +61,19 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! # Applying it in a handler
+//! # In a server
 //!
-//! Until the servers apply the rule themselves, a handler can, before it
-//! reads anything else (the header must come off the socket itself, not
-//! out of the request's read-ahead buffer):
+//! Every stream server applies the rule itself when given the trusted
+//! proxies, in both serving modes, before `verify_request`:
+//! [`Builder::proxy_protocol`](crate::Builder::proxy_protocol). The
+//! request's `peer_addr` is then the client's, `proxy_addr` the proxy's and
+//! `proxy_header` the whole header.
+//!
+//! # Applying it by hand
+//!
+//! On a socket of your own, or in a handler of a server without the
+//! option, the same rule reads: before anything else is read (the header
+//! must come off the socket itself, not out of a read-ahead buffer):
 //!
 //! ```
 //! use socketserver::proxy_protocol::{ProxyHeader, TrustedProxies, looks_like_proxy_header, read_header};

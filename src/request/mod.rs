@@ -1,8 +1,12 @@
 //! What a handler receives: one request, with its peer and its server.
 
 mod datagram;
+mod layers;
 mod stream;
 
 pub use datagram::{DatagramRequest, UdpRequest, UnixDatagramRequest};
+pub(crate) use layers::Layers;
+#[cfg(feature = "proxy-protocol")]
+pub(crate) use layers::Proxied;
 pub(crate) use stream::{RequestParts, Traffic};
 pub use stream::{StreamRequest, TcpRequest, UnixStreamRequest};

@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
+use super::Layers;
 use crate::handler::Request;
 use crate::server::ServerHandle;
 use crate::transport::Connection;
@@ -53,6 +54,7 @@ pub struct StreamRequest<S: Connection> {
     /// waiting there: a parked server must not wait for the socket to
     /// become readable again (it will not say so twice).
     maybe_more: bool,
+    layers: Layers<S::Addr>,
 }
 
 /// Bytes that crossed a connection, for the debug log of its end.
@@ -73,6 +75,7 @@ pub(crate) struct RequestParts<S: Connection> {
     pub(crate) traffic: Traffic,
     /// More bytes may be waiting in the socket.
     pub(crate) maybe_more: bool,
+    pub(crate) layers: Layers<S::Addr>,
 }
 
 impl<S: Connection> StreamRequest<S> {
@@ -95,6 +98,7 @@ impl<S: Connection> StreamRequest<S> {
             filled: 0,
             traffic: Traffic::default(),
             maybe_more: false,
+            layers: Layers::default(),
         }
     }
 
@@ -117,6 +121,7 @@ impl<S: Connection> StreamRequest<S> {
             filled: parts.unread.end,
             traffic: parts.traffic,
             maybe_more: parts.maybe_more,
+            layers: parts.layers,
         }
     }
 
@@ -129,6 +134,7 @@ impl<S: Connection> StreamRequest<S> {
             unread: self.pos..self.filled,
             traffic: self.traffic,
             maybe_more: self.maybe_more,
+            layers: self.layers,
         }
     }
 
@@ -152,6 +158,11 @@ impl<S: Connection> StreamRequest<S> {
         self.traffic.read += n as u64;
         self.pos = 0;
         self.filled = n;
+        if n > 0 && self.screening() {
+            // Decided now if it can be; if not, the handler's first read
+            // waits for the rest of the signature.
+            self.screen_proxy_header(false)?;
+        }
         Ok(n)
     }
 
@@ -190,6 +201,108 @@ impl<S: Connection> StreamRequest<S> {
         &self.buffer[self.pos..self.filled]
     }
 
+    /// The PROXY header the connection's proxy sent, when the server takes
+    /// them ([`Builder::proxy_protocol`](crate::Builder::proxy_protocol))
+    /// and the connection came through one of its trusted proxies: the
+    /// client's and the original destination's addresses, and the v2
+    /// TLVs (the client's TLS facts, a unique ID). `None` for a client
+    /// that connected directly.
+    #[cfg(feature = "proxy-protocol")]
+    pub fn proxy_header(&self) -> Option<&crate::proxy_protocol::ProxyHeader> {
+        self.layers.proxied.as_ref().map(|proxied| &proxied.header)
+    }
+
+    /// The address of the proxy the connection came through (the socket's
+    /// own peer), when it came through one; [`peer_addr`](Self::peer_addr)
+    /// is then the client's.
+    #[cfg(feature = "proxy-protocol")]
+    pub fn proxy_addr(&self) -> Option<&S::Addr> {
+        self.layers.proxied.as_ref().map(|proxied| &proxied.proxy)
+    }
+
+    /// Records the header a trusted proxy sent: the peer address becomes
+    /// the client's it carries, if the address type can hold it.
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) fn set_proxied(&mut self, header: crate::proxy_protocol::ProxyHeader) {
+        use crate::transport::PeerAddress;
+        let client = header.source().and_then(S::Addr::from_ip);
+        let proxy = match client {
+            Some(client) => std::mem::replace(&mut self.peer, client),
+            None => self.peer.clone(),
+        };
+        self.layers.proxied = Some(Box::new(super::Proxied { header, proxy }));
+    }
+
+    /// Arms the check of the connection's first bytes for a PROXY header
+    /// from a peer that may not send one.
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) fn refuse_proxy_header(&mut self) {
+        self.layers.screen_proxy_header = true;
+    }
+
+    /// Whether the connection's first bytes are still to be checked for a
+    /// PROXY header (see [`screen_proxy_header`](Self::screen_proxy_header)).
+    fn screening(&self) -> bool {
+        #[cfg(feature = "proxy-protocol")]
+        return self.layers.screen_proxy_header;
+        #[cfg(not(feature = "proxy-protocol"))]
+        false
+    }
+
+    /// Checks the connection's first bytes, in the read-ahead buffer, for
+    /// a PROXY header from a peer that is not a trusted proxy: a
+    /// `PermissionDenied` error if they are one. While the bytes there are
+    /// only the beginning of a signature, `wait` reads on until they
+    /// decide it (or the stream ends); without it, the check stays armed.
+    #[cfg(feature = "proxy-protocol")]
+    fn screen_proxy_header(&mut self, wait: bool) -> io::Result<()> {
+        use crate::proxy_protocol::looks_like_proxy_header;
+        loop {
+            match looks_like_proxy_header(&self.buffer[self.pos..self.filled]) {
+                Some(true) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!(
+                            "a PROXY header from {:?}, which is not a trusted proxy: refused",
+                            self.peer
+                        ),
+                    ));
+                }
+                Some(false) => break,
+                None if !wait => return Ok(()),
+                None => {}
+            }
+            // Only the start of a signature so far: read on behind it.
+            if self.pos > 0 {
+                self.buffer.copy_within(self.pos..self.filled, 0);
+                self.filled -= self.pos;
+                self.pos = 0;
+            }
+            if self.buffer.len() < self.capacity {
+                self.buffer.resize(self.capacity, 0);
+            }
+            if self.filled == self.capacity {
+                break;
+            }
+            let n = self
+                .stream
+                .read_shared(&mut self.buffer[self.filled..self.capacity])?;
+            if n == 0 {
+                break;
+            }
+            self.traffic.read += n as u64;
+            self.filled += n;
+            self.maybe_more = self.filled == self.capacity;
+        }
+        self.layers.screen_proxy_header = false;
+        Ok(())
+    }
+
+    #[cfg(not(feature = "proxy-protocol"))]
+    fn screen_proxy_header(&mut self, _wait: bool) -> io::Result<()> {
+        Ok(())
+    }
+
     fn read_socket(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let n = self.stream.read_shared(out)?;
         self.maybe_more = n == out.len();
@@ -208,7 +321,7 @@ impl<S: Connection> Request for StreamRequest<S> {
 
 impl<S: Connection> Read for StreamRequest<S> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.filled && out.len() >= self.capacity {
+        if self.pos == self.filled && out.len() >= self.capacity && !self.screening() {
             return self.read_socket(out);
         }
         let available = self.fill_buf()?;
@@ -220,7 +333,7 @@ impl<S: Connection> Read for StreamRequest<S> {
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        if self.pos == self.filled && total >= self.capacity {
+        if self.pos == self.filled && total >= self.capacity && !self.screening() {
             let n = self.stream.read_vectored_shared(bufs)?;
             self.maybe_more = n == total;
             self.traffic.read += n as u64;
@@ -234,6 +347,9 @@ impl<S: Connection> Read for StreamRequest<S> {
 
 impl<S: Connection> BufRead for StreamRequest<S> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.screening() {
+            self.screen_proxy_header(true)?;
+        }
         if self.pos >= self.filled {
             if self.buffer.len() < self.capacity {
                 self.buffer.resize(self.capacity, 0);

@@ -192,6 +192,62 @@ impl<L: Listener, M: Mode> Builder<L, M> {
         self
     }
 
+    /// Serves clients that come through a proxy speaking the PROXY
+    /// protocol (HAProxy's `send-proxy` or `send-proxy-v2`, nginx's
+    /// `proxy_protocol on`), versions 1 and 2 (feature `proxy-protocol`).
+    ///
+    /// A connection from one of the `trusted` proxies must begin with a
+    /// header, read on the worker before `verify_request` within
+    /// [`proxy_header_timeout`](Self::proxy_header_timeout); the request's
+    /// [`peer_addr`](crate::StreamRequest::peer_addr) is then the client's
+    /// address from the header (on an IP listener), the proxy's stays
+    /// available as [`proxy_addr`](crate::StreamRequest::proxy_addr), and
+    /// the whole header, TLVs included, as
+    /// [`proxy_header`](crate::StreamRequest::proxy_header). A missing,
+    /// invalid or late header is reported to `handle_error` and closes the
+    /// connection. A header from any other peer is refused the same way
+    /// when the connection's first bytes are read: nobody else may claim an
+    /// address. A `LOCAL` header (the proxy's own health check) or an
+    /// `UNKNOWN` one leaves the peer address as it is.
+    ///
+    /// On a Unix-domain listener, peers are trusted with
+    /// [`TrustedProxies::with_unix_peers`](crate::proxy_protocol::TrustedProxies::with_unix_peers);
+    /// the client's IP address is then in `proxy_header().source()`.
+    ///
+    /// ```
+    /// use socketserver::proxy_protocol::TrustedProxies;
+    /// use socketserver::{TcpRequest, ThreadingTcpServer};
+    /// use std::io::Write;
+    /// use std::time::Duration;
+    ///
+    /// let trusted: TrustedProxies = "127.0.0.1, 10.0.0.0/8".parse()?;
+    /// let server = ThreadingTcpServer::builder()
+    ///     .proxy_protocol(trusted)                          // these peers must send a header
+    ///     .proxy_header_timeout(Duration::from_secs(5))     // the default
+    ///     .bind("127.0.0.1:0", |req: &mut TcpRequest| {
+    ///         // peer_addr(): the client's; proxy_addr(): the proxy's;
+    ///         // proxy_header(): the TLVs (unique ID, the client's TLS facts).
+    ///         let (client, proxy) = (*req.peer_addr(), req.proxy_addr().copied());
+    ///         writeln!(req, "hello, {client} (via {proxy:?})")
+    ///     })?;
+    /// println!("listening on {}", server.local_addr());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "proxy-protocol")]
+    pub fn proxy_protocol(mut self, trusted: crate::proxy_protocol::TrustedProxies) -> Self {
+        self.config.connection.proxies = Some(trusted);
+        self
+    }
+
+    /// How long a trusted proxy has to send its PROXY header (default
+    /// [`DEFAULT_PROXY_HEADER_TIMEOUT`](crate::config::DEFAULT_PROXY_HEADER_TIMEOUT));
+    /// see [`proxy_protocol`](Self::proxy_protocol).
+    #[cfg(feature = "proxy-protocol")]
+    pub fn proxy_header_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connection.proxy_header_timeout = timeout;
+        self
+    }
+
     /// Checks the options, then creates the listener with `listen`.
     fn listen(
         &self,

@@ -6,8 +6,9 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::opening::open_layers;
 use crate::config::ConnectionOptions;
-use crate::handler::{RequestHandler, process};
+use crate::handler::{RequestHandler, process, report};
 use crate::pool::{Refusal, Work};
 use crate::request::{StreamRequest, Traffic};
 use crate::server::ServerHandle;
@@ -117,7 +118,10 @@ where
                 let _in_use = local
                     .slot
                     .hold(Arc::clone(request.shared_stream()) as SharedSocket);
-                process(&*self.handler, &mut request)
+                match open_layers(&self.options, &mut request) {
+                    Ok(()) => process(&*self.handler, &mut request),
+                    Err(e) => report(&*self.handler, &request, e),
+                }
             };
             control.counters.count(outcome);
             log_closed(request.peer_addr(), opened, request.traffic());

@@ -12,6 +12,7 @@
 
 mod connection;
 mod listener;
+mod opening;
 mod parked;
 
 use std::io;

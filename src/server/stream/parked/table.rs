@@ -24,7 +24,7 @@ use std::time::Instant;
 use socket2::SockRef;
 
 use super::wheel::Wheel;
-use crate::request::Traffic;
+use crate::request::{Layers, Traffic};
 use crate::server::stream::listener::LISTENER;
 use crate::transport::Listener;
 
@@ -43,6 +43,8 @@ pub(crate) struct Conn<L: Listener> {
     /// announce: the last read took all it asked for. Never while parked.
     pub(crate) maybe_more: bool,
     pub(crate) traffic: Traffic,
+    /// What sits between its requests and its socket (a proxy's header).
+    pub(crate) layers: Layers<L::Addr>,
     /// When it was accepted, if its end is to be logged.
     pub(crate) opened: Option<Instant>,
     /// Whether its socket is in the poller already.

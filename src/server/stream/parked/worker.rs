@@ -18,6 +18,7 @@ use crate::request::{RequestParts, StreamRequest, Traffic};
 use crate::server::control::Control;
 use crate::server::core::Batch;
 use crate::server::stream::connection::{apply, log_closed, log_opened};
+use crate::server::stream::opening::open_layers;
 use crate::sys::poller;
 use crate::transport::Listener;
 
@@ -207,6 +208,10 @@ impl<L: Listener> Shared<L> {
         }
         let buffer = std::mem::take(&mut local.buffer);
         let mut request = StreamRequest::new(stream, peer, self.server.clone(), buffer, self.capacity());
+        if let Err(e) = open_layers(&self.options, &mut request) {
+            control.counters.count(self.service.report(&request, e));
+            return self.end(local, key, request, None, opened);
+        }
         match self.service.verify(&request) {
             Ok(true) => {}
             Ok(false) => {
@@ -239,6 +244,7 @@ impl<L: Listener> Shared<L> {
             unread,
             maybe_more,
             traffic,
+            layers,
             opened,
             registered,
         } = conn;
@@ -254,6 +260,7 @@ impl<L: Listener> Shared<L> {
             unread: 0..unread.len(),
             traffic,
             maybe_more,
+            layers,
         };
         let request = StreamRequest::resume(parts, self.server.clone(), self.capacity());
         self.serve_if_sent(local, key, request, state, opened, registered);
@@ -329,6 +336,7 @@ impl<L: Listener> Shared<L> {
             unread,
             maybe_more,
             traffic: parts.traffic,
+            layers: parts.layers,
             opened,
             registered,
         };
