@@ -54,6 +54,9 @@ enum Kind {
     CrateUdp,
     /// A std thread-per-connection TCP uppercase echo.
     PlainTcp,
+    /// The same, reading into a 64 KiB buffer with TCP_NODELAY on: the
+    /// bulk-data baseline.
+    PlainTcpBulk,
     /// A std single-thread UDP uppercase echo.
     PlainUdp,
     /// A tokio task-per-connection TCP uppercase echo.
@@ -86,6 +89,10 @@ struct Args {
     /// servers).
     #[arg(long)]
     reuse_port: bool,
+    /// The most the read-ahead buffer grows to ("64KiB"; crate TCP
+    /// servers).
+    #[arg(long, value_parser = common::parse_size)]
+    max_read_buffer: Option<u64>,
     /// The server's certificate chain, PEM (TLS servers).
     #[arg(long, value_name = "FILE")]
     tls_cert: Option<PathBuf>,
@@ -136,6 +143,10 @@ fn run(args: &Args) -> io::Result<()> {
             let server = plain::tcp_thread_per_connection(addr)?;
             serve_baseline(server.addr, || server.stop())
         }
+        Kind::PlainTcpBulk => {
+            let server = plain::tcp_thread_per_connection_bulk(addr)?;
+            serve_baseline(server.addr, || server.stop())
+        }
         Kind::PlainUdp => {
             let server = plain::udp_loop(addr)?;
             serve_baseline(server.addr, || server.stop())
@@ -159,11 +170,14 @@ fn run(args: &Args) -> io::Result<()> {
 
 /// The options every pooled TCP server here takes.
 fn pooled<M: Pooled>(builder: Builder<TcpListener, M>, args: &Args) -> Builder<TcpListener, M> {
-    let builder = builder.shutdown_grace(args.grace).reuse_port(args.reuse_port);
-    match args.stack {
-        Some(bytes) => builder.worker_stack_size(bytes as usize),
-        None => builder,
+    let mut builder = builder.shutdown_grace(args.grace).reuse_port(args.reuse_port);
+    if let Some(bytes) = args.stack {
+        builder = builder.worker_stack_size(bytes as usize);
     }
+    if let Some(bytes) = args.max_read_buffer {
+        builder = builder.max_read_buffer_size(bytes as usize);
+    }
+    builder
 }
 
 fn announce(addr: SocketAddr) -> io::Result<()> {

@@ -4,7 +4,7 @@
 #
 #   scripts/bench-compare.sh                 # about 20 minutes on 2 cores
 #   DURATION=10 ROUNDS=5 scripts/bench-compare.sh
-#   ONLY=parked scripts/bench-compare.sh     # one group: basic, parked, limits
+#   ONLY=parked scripts/bench-compare.sh     # one group: basic, bulk, parked, limits
 #
 # Each server runs in a process of its own (examples/bench_server.rs) and
 # is driven by the load generator (examples/loadgen) over loopback. The
@@ -21,6 +21,12 @@
 #           >= 0.95x, churn >= 1.2x, UDP >= 0.9x / > 1x; 10,000 idle
 #           connections all answered, server RSS < 150 MB; shutdown() with
 #           1,000 idle clients < 50 ms (grace 0)
+#   bulk    the echo with 16 KiB, 64 KiB and 1 MiB messages, 1 and 16
+#           clients, against a plain server written for bulk data
+#           (plain-tcp-bulk: 64 KiB buffer, TCP_NODELAY): >= 1.0x, in both
+#           serving modes; a 1 GB file uploaded and downloaded through
+#           file_server (scripts/bench-file.sh): >= 1 GB/s each, server
+#           RSS < 50 MB
 #   parked  ParkedTcpServer against ThreadingTcpServer (ping-pong 1, 16, 64,
 #           256 connections >= 0.9x; churn >= 1x), with thread-per-connection
 #           and with event-driven (--driver epoll) clients, and against a
@@ -196,6 +202,24 @@ if wants basic; then
 
     echo "basic: shutdown() of ThreadingTcpServer with 1,000 idle clients (grace 0)"
     shutdown_holding crate-tcp 1000
+fi
+
+if wants bulk; then
+    echo "bulk: the echo with large messages against a plain server written for bulk data (64 KiB buffer, TCP_NODELAY)"
+    for size in 16KiB 64KiB 1MiB; do
+        for clients in 1 16; do
+            compare "tcp $size x$clients" tcp "$clients" crate-tcp plain-tcp-bulk --size "$size"
+        done
+    done
+    # The parked server's two workers share the cores with the clients: an
+    # event-driven client keeps the scheduler from starving them (see the
+    # parked group).
+    compare "parked tcp 64KiB x16, epoll client" tcp 16 crate-parked plain-tcp-bulk --size 64KiB --driver epoll
+    compare "parked tcp 1MiB x16, epoll client" tcp 16 crate-parked plain-tcp-bulk --size 1MiB --driver epoll
+    if [ -x scripts/bench-file.sh ]; then
+        echo "bulk: a 1 GB file up and down through file_server"
+        scripts/bench-file.sh --json >> "$RESULTS"
+    fi
 fi
 
 if wants parked; then

@@ -20,8 +20,19 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// elsewhere (a sleep, a lock, a computation) can outlast it.
 pub const FORCE_CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// The size of a connection's read-ahead buffer.
+/// The starting size of the read-ahead buffer of a per-connection
+/// server's worker (and so of its connection). It doubles while reads fill
+/// it, up to [`DEFAULT_MAX_READ_BUFFER_SIZE`], and shrinks back when reads
+/// stay small: an idle connection keeps no more than this.
 pub const DEFAULT_READ_BUFFER_SIZE: usize = 8 * 1024;
+
+/// The starting size of a parked server's workers' read-ahead buffers.
+/// Parked connections hold no buffer, and the workers are few, so theirs
+/// start large.
+pub const DEFAULT_PARKED_READ_BUFFER_SIZE: usize = 64 * 1024;
+
+/// The most a read-ahead buffer grows to under bulk traffic.
+pub const DEFAULT_MAX_READ_BUFFER_SIZE: usize = 256 * 1024;
 
 /// The largest datagram a datagram server receives whole: the largest UDP
 /// payload over IPv4.
@@ -88,7 +99,9 @@ pub(crate) struct ConnectionOptions {
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) nodelay: bool,
-    pub(crate) read_buffer_size: usize,
+    /// The read-ahead's starting size; `None` for the serving mode's.
+    pub(crate) read_buffer_size: Option<usize>,
+    pub(crate) max_read_buffer_size: usize,
     /// The PROXY protocol: the proxies that must send a header (`None`:
     /// the protocol is off, nobody's header is looked for).
     #[cfg(feature = "proxy-protocol")]
@@ -96,6 +109,9 @@ pub(crate) struct ConnectionOptions {
     /// How long a proxy has to send its header.
     #[cfg(feature = "proxy-protocol")]
     pub(crate) proxy_header_timeout: Duration,
+    /// TLS for every connection.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::TlsAcceptor>,
 }
 
 impl Default for ConnectionOptions {
@@ -104,12 +120,24 @@ impl Default for ConnectionOptions {
             read_timeout: None,
             write_timeout: None,
             nodelay: true,
-            read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
+            read_buffer_size: None,
+            max_read_buffer_size: DEFAULT_MAX_READ_BUFFER_SIZE,
             #[cfg(feature = "proxy-protocol")]
             proxies: None,
             #[cfg(feature = "proxy-protocol")]
             proxy_header_timeout: DEFAULT_PROXY_HEADER_TIMEOUT,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+}
+
+impl ConnectionOptions {
+    /// A serving thread's read-ahead buffer, starting at `default_size`
+    /// unless a size was set.
+    pub(crate) fn read_buffer(&self, default_size: usize) -> crate::request::ReadBuffer {
+        let start = self.read_buffer_size.unwrap_or(default_size);
+        crate::request::ReadBuffer::new(start, self.max_read_buffer_size.max(start))
     }
 }
 
@@ -192,8 +220,19 @@ impl ServerConfig {
         if self.max_datagram_size == 0 {
             return Err(invalid("max_datagram_size must be at least 1"));
         }
-        if self.connection.read_buffer_size == 0 {
-            return Err(invalid("read_buffer_size must be at least 1"));
+        if self.connection.read_buffer_size == Some(0) || self.connection.max_read_buffer_size == 0 {
+            return Err(invalid(
+                "read_buffer_size and max_read_buffer_size must be at least 1",
+            ));
+        }
+        #[cfg(feature = "tls")]
+        if self
+            .connection
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.current_handshake_timeout().is_zero())
+        {
+            return Err(invalid("the TLS handshake timeout must be longer than zero"));
         }
         #[cfg(feature = "proxy-protocol")]
         if self.connection.proxy_header_timeout.is_zero() {

@@ -6,7 +6,7 @@
 //! Used by the uppercase examples, the load generator's target server,
 //! the benchmarks and the tests, so all of them exercise one definition.
 
-use std::io::{self, Read, Write};
+use std::io;
 
 use std::cell::RefCell;
 
@@ -30,25 +30,14 @@ use crate::transport::{Connection, DatagramSocket};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Uppercase;
 
-/// The chunk read at a time: one page, the tutorials' `recv(1024)` grown
-/// a little. It lives on the worker's stack and is zeroed there on every
-/// connection, so its pages are resident for as long as the connection
-/// is: with 10,000 idle clients a 16 KiB chunk held 160 MB, this one 40.
-const CHUNK: usize = 4 * 1024;
-
+/// Each chunk goes back out of the request's own read-ahead buffer,
+/// uppercased in place: no copy, no buffer of its own. The read-ahead
+/// grows with bulk traffic and shrinks back (see
+/// [`Builder::read_buffer_size`](crate::Builder::read_buffer_size)).
 impl<S: Connection> RequestHandler<StreamRequest<S>> for Uppercase {
     fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        let mut chunk = [0u8; CHUNK];
-        loop {
-            let n = match request.read(&mut chunk) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            chunk[..n].make_ascii_uppercase();
-            request.write_all(&chunk[..n])?;
-        }
+        while echo_buffered(request)? {}
+        Ok(())
     }
 }
 
@@ -58,15 +47,29 @@ impl<S: Connection> KeepAliveHandler<StreamRequest<S>> for Uppercase {
     type State = ();
 
     fn handle_one(&self, request: &mut StreamRequest<S>, _state: &mut ()) -> io::Result<Next> {
-        let mut chunk = [0u8; CHUNK];
-        let n = request.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(Next::Close);
-        }
-        chunk[..n].make_ascii_uppercase();
-        request.write_all(&chunk[..n])?;
-        Ok(Next::KeepOpen)
+        Ok(if echo_buffered(request)? {
+            Next::KeepOpen
+        } else {
+            Next::Close
+        })
     }
+}
+
+/// Sends back what has arrived (waiting for it if nothing has),
+/// uppercased; false at the end of the stream.
+fn echo_buffered<S: Connection>(request: &mut StreamRequest<S>) -> io::Result<bool> {
+    let bytes = match request.fill_buf_mut() {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    if bytes.is_empty() {
+        return Ok(false);
+    }
+    bytes.make_ascii_uppercase();
+    let n = bytes.len();
+    request.write_buffered(n)?;
+    Ok(true)
 }
 
 impl<S: DatagramSocket> RequestHandler<DatagramRequest<S>> for Uppercase {
@@ -95,8 +98,21 @@ impl<S: Connection> RequestHandler<StreamRequest<S>> for FramedUppercase {
         while framed.read_frame_into(&mut frame)? {
             frame.make_ascii_uppercase();
             framed.write_frame(&frame)?;
+            give_back_if_oversized(&mut frame);
         }
         Ok(())
+    }
+}
+
+/// A frame's buffer this large is kept only while frames stay large.
+const KEPT_FRAME: usize = 1024 * 1024;
+
+/// Frees a frame buffer far larger than the frame it held: one large
+/// frame does not make a connection (or a parked server's worker) keep
+/// megabytes for the small ones after it.
+fn give_back_if_oversized(frame: &mut Vec<u8>) {
+    if frame.capacity() > KEPT_FRAME.max(frame.len() * 4) {
+        *frame = Vec::new();
     }
 }
 
@@ -105,9 +121,6 @@ thread_local! {
     /// connections (which keep no buffer of their own).
     static FRAME: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
-
-/// A frame this large is not kept for the next request.
-const KEPT_FRAME: usize = 64 * 1024;
 
 /// On a parked server, one request is one frame.
 impl<S: Connection> KeepAliveHandler<StreamRequest<S>> for FramedUppercase {
@@ -123,9 +136,7 @@ impl<S: Connection> KeepAliveHandler<StreamRequest<S>> for FramedUppercase {
             } else {
                 Next::Close
             };
-            if frame.capacity() > KEPT_FRAME {
-                *frame = Vec::new();
-            }
+            give_back_if_oversized(frame);
             Ok(next)
         })
     }

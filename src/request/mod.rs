@@ -2,11 +2,13 @@
 
 mod datagram;
 mod layers;
+mod read_buffer;
 mod stream;
 
 pub use datagram::{DatagramRequest, UdpRequest, UnixDatagramRequest};
 pub(crate) use layers::Layers;
 #[cfg(feature = "proxy-protocol")]
 pub(crate) use layers::Proxied;
+pub(crate) use read_buffer::ReadBuffer;
 pub(crate) use stream::{RequestParts, Traffic};
 pub use stream::{StreamRequest, TcpRequest, UnixStreamRequest};

@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
 use super::Layers;
+use super::read_buffer::ReadBuffer;
 use crate::handler::Request;
 use crate::server::ServerHandle;
 use crate::transport::Connection;
@@ -24,10 +25,15 @@ pub type UnixStreamRequest = StreamRequest<UnixStream>;
 /// offers buffered reading ([`BufRead`]: `read_line`, `lines`,
 /// `read_until`) the way Python's `StreamRequestHandler.rfile` does.
 /// Reads go through a read-ahead buffer (the worker's, reused from one
-/// connection to the next) with the same rules as [`std::io::BufReader`]:
-/// reads at least as large as the buffer bypass it. Writes go straight to
-/// the socket, unbuffered, like Python's default `wfile`: send each reply
-/// in one `write_all` (or a vectored write), not in many small pieces.
+/// connection to the next) with the rules of [`std::io::BufReader`]:
+/// reads at least as large as its starting size bypass it. The buffer
+/// follows the traffic: it doubles while reads fill it (up to the
+/// builder's `max_read_buffer_size`) and shrinks back, memory given back,
+/// when they stay small. A handler that sends back what it read can do so
+/// from the buffer itself ([`fill_buf_mut`](Self::fill_buf_mut),
+/// [`write_buffered`](Self::write_buffered)). Writes go straight to the
+/// socket, unbuffered, like Python's default `wfile`: send each reply in
+/// one `write_all` (or a vectored write), not in many small pieces.
 ///
 /// The server closes the connection after the handler's `finish`. The
 /// socket itself is only lent out ([`stream`](Self::stream)): a handler
@@ -45,8 +51,7 @@ pub struct StreamRequest<S: Connection> {
     stream: Arc<S>,
     peer: S::Addr,
     server: ServerHandle<S::Addr>,
-    buffer: Vec<u8>,
-    capacity: usize,
+    buffer: ReadBuffer,
     pos: usize,
     filled: usize,
     traffic: Traffic,
@@ -69,7 +74,7 @@ pub(crate) struct Traffic {
 pub(crate) struct RequestParts<S: Connection> {
     pub(crate) stream: Arc<S>,
     pub(crate) peer: S::Addr,
-    pub(crate) buffer: Vec<u8>,
+    pub(crate) buffer: ReadBuffer,
     /// Where the unconsumed read-ahead lies in `buffer`.
     pub(crate) unread: std::ops::Range<usize>,
     pub(crate) traffic: Traffic,
@@ -79,21 +84,18 @@ pub(crate) struct RequestParts<S: Connection> {
 }
 
 impl<S: Connection> StreamRequest<S> {
-    /// `buffer` is reused storage for read-ahead; it grows to `capacity`
-    /// the first time buffered reading needs it.
+    /// `buffer` is the serving thread's read-ahead, reused.
     pub(crate) fn new(
         stream: Arc<S>,
         peer: S::Addr,
         server: ServerHandle<S::Addr>,
-        buffer: Vec<u8>,
-        capacity: usize,
+        buffer: ReadBuffer,
     ) -> Self {
         StreamRequest {
             stream,
             peer,
             server,
             buffer,
-            capacity: capacity.max(1),
             pos: 0,
             filled: 0,
             traffic: Traffic::default(),
@@ -104,19 +106,18 @@ impl<S: Connection> StreamRequest<S> {
 
     /// Ends the request, giving back the worker's buffer; the connection
     /// closes unless the registry still holds it.
-    pub(crate) fn into_buffer(self) -> Vec<u8> {
+    pub(crate) fn into_buffer(self) -> ReadBuffer {
         self.buffer
     }
 
     /// A request whose read-ahead already holds `buffer[unread]`: the next
     /// request on a parked connection.
-    pub(crate) fn resume(parts: RequestParts<S>, server: ServerHandle<S::Addr>, capacity: usize) -> Self {
+    pub(crate) fn resume(parts: RequestParts<S>, server: ServerHandle<S::Addr>) -> Self {
         StreamRequest {
             stream: parts.stream,
             peer: parts.peer,
             server,
             buffer: parts.buffer,
-            capacity: capacity.max(1),
             pos: parts.unread.start,
             filled: parts.unread.end,
             traffic: parts.traffic,
@@ -144,20 +145,16 @@ impl<S: Connection> StreamRequest<S> {
         if self.pos < self.filled {
             return Ok(self.filled - self.pos);
         }
-        if self.buffer.len() < self.capacity {
-            self.buffer.resize(self.capacity, 0);
-        }
-        let n = match crate::sys::recv_now(&*self.stream, &mut self.buffer[..self.capacity]) {
+        let room = self.buffer.room();
+        let size = room.len();
+        let n = match self.layers.read_now(&*self.stream, room) {
             Ok(n) => n,
             Err(e) => {
                 self.maybe_more = false;
                 return Err(e);
             }
         };
-        self.maybe_more = n == self.capacity;
-        self.traffic.read += n as u64;
-        self.pos = 0;
-        self.filled = n;
+        self.filled_from_socket(n, size);
         if n > 0 && self.screening() {
             // Decided now if it can be; if not, the handler's first read
             // waits for the rest of the signature.
@@ -198,7 +195,58 @@ impl<S: Connection> StreamRequest<S> {
 
     /// Bytes read ahead from the socket and not consumed yet.
     pub fn buffered(&self) -> &[u8] {
-        &self.buffer[self.pos..self.filled]
+        &self.buffer.bytes()[self.pos..self.filled]
+    }
+
+    /// The bytes read ahead, reading first (blocking) if there are none,
+    /// as [`fill_buf`](BufRead::fill_buf), but mutable: a handler that
+    /// answers with its input transformed can change them in place and
+    /// send them with [`write_buffered`](Self::write_buffered), with no
+    /// copy at all. Empty at the end of the stream.
+    ///
+    /// ```
+    /// use socketserver::{TcpRequest, ThreadingTcpServer};
+    ///
+    /// // The uppercase echo, zero-copy: the read-ahead buffer goes back out.
+    /// let server = ThreadingTcpServer::bind("127.0.0.1:0", |req: &mut TcpRequest| {
+    ///     loop {
+    ///         let bytes = req.fill_buf_mut()?;
+    ///         if bytes.is_empty() {
+    ///             return Ok(());
+    ///         }
+    ///         bytes.make_ascii_uppercase();
+    ///         let n = bytes.len();
+    ///         req.write_buffered(n)?;
+    ///     }
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn fill_buf_mut(&mut self) -> io::Result<&mut [u8]> {
+        self.fill_buf()?;
+        Ok(&mut self.buffer.bytes_mut()[self.pos..self.filled])
+    }
+
+    /// Writes the first `n` bytes read ahead to the connection (all of
+    /// them, as `write_all`) and consumes them: the second half of
+    /// [`fill_buf_mut`](Self::fill_buf_mut). `n` is capped at what is
+    /// buffered.
+    pub fn write_buffered(&mut self, n: usize) -> io::Result<()> {
+        let end = self.pos + n.min(self.filled - self.pos);
+        while self.pos < end {
+            match self
+                .layers
+                .write(&*self.stream, &self.buffer.bytes()[self.pos..end])
+            {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => {
+                    self.traffic.written += written as u64;
+                    self.pos += written;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// The PROXY header the connection's proxy sent, when the server takes
@@ -233,6 +281,72 @@ impl<S: Connection> StreamRequest<S> {
         self.layers.proxied = Some(Box::new(super::Proxied { header, proxy }));
     }
 
+    /// What the connection's TLS handshake settled, when the server speaks
+    /// TLS ([`Builder::tls`](crate::Builder::tls)): protocol version,
+    /// cipher suite, ALPN protocol, SNI name, and the client's certificate
+    /// chain if it sent one (mutual TLS). Available from `verify_request`
+    /// on. `None` on a plain connection.
+    #[cfg(feature = "tls")]
+    pub fn tls_info(&self) -> Option<&crate::tls::TlsInfo> {
+        self.layers.tls.as_ref().and_then(|tls| tls.info.as_ref())
+    }
+
+    /// Starts the connection's TLS session, to be completed by `deadline`.
+    #[cfg(feature = "tls")]
+    pub(crate) fn start_tls(&mut self, session: crate::tls::TlsSession, deadline: std::time::Instant) {
+        self.layers.tls = Some(Box::new(super::layers::Tls {
+            session,
+            info: None,
+            deadline,
+        }));
+    }
+
+    /// When the TLS handshake under way must be over by.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_deadline(&self) -> Option<std::time::Instant> {
+        self.layers
+            .tls
+            .as_ref()
+            .filter(|tls| tls.info.is_none())
+            .map(|tls| tls.deadline)
+    }
+
+    /// Runs the TLS handshake to its end, blocking within its deadline.
+    #[cfg(feature = "tls")]
+    pub(crate) fn finish_tls_handshake(&mut self) -> io::Result<()> {
+        let Some(tls) = &mut self.layers.tls else {
+            return Ok(());
+        };
+        tls.session.handshake(&*self.stream, tls.deadline)?;
+        tls.info = Some(tls.session.info());
+        Ok(())
+    }
+
+    /// Advances the TLS handshake with what has arrived, never waiting:
+    /// true once it is complete, false when it needs more from the client.
+    #[cfg(feature = "tls")]
+    pub(crate) fn step_tls_handshake(&mut self) -> io::Result<bool> {
+        let Some(tls) = &mut self.layers.tls else {
+            return Ok(true);
+        };
+        if tls.info.is_some() {
+            return Ok(true);
+        }
+        if !tls.session.handshake_step(&*self.stream)? {
+            return Ok(false);
+        }
+        tls.info = Some(tls.session.info());
+        // The client's first request may have come with its last flight.
+        self.maybe_more = tls.session.maybe_more();
+        Ok(true)
+    }
+
+    /// Ends the connection's layers cleanly (TLS's `close_notify`), before
+    /// the server closes it.
+    pub(crate) fn close_layers(&mut self) {
+        self.layers.close(&*self.stream);
+    }
+
     /// Arms the check of the connection's first bytes for a PROXY header
     /// from a peer that may not send one.
     #[cfg(feature = "proxy-protocol")]
@@ -258,7 +372,7 @@ impl<S: Connection> StreamRequest<S> {
     fn screen_proxy_header(&mut self, wait: bool) -> io::Result<()> {
         use crate::proxy_protocol::looks_like_proxy_header;
         loop {
-            match looks_like_proxy_header(&self.buffer[self.pos..self.filled]) {
+            match looks_like_proxy_header(&self.buffer.bytes()[self.pos..self.filled]) {
                 Some(true) => {
                     return Err(io::Error::new(
                         io::ErrorKind::PermissionDenied,
@@ -273,26 +387,22 @@ impl<S: Connection> StreamRequest<S> {
                 None => {}
             }
             // Only the start of a signature so far: read on behind it.
+            let room = self.buffer.room();
             if self.pos > 0 {
-                self.buffer.copy_within(self.pos..self.filled, 0);
+                room.copy_within(self.pos..self.filled, 0);
                 self.filled -= self.pos;
                 self.pos = 0;
             }
-            if self.buffer.len() < self.capacity {
-                self.buffer.resize(self.capacity, 0);
-            }
-            if self.filled == self.capacity {
+            if self.filled == room.len() {
                 break;
             }
-            let n = self
-                .stream
-                .read_shared(&mut self.buffer[self.filled..self.capacity])?;
+            let n = self.stream.read_shared(&mut room[self.filled..])?;
             if n == 0 {
                 break;
             }
             self.traffic.read += n as u64;
             self.filled += n;
-            self.maybe_more = self.filled == self.capacity;
+            self.maybe_more = self.filled == room.len();
         }
         self.layers.screen_proxy_header = false;
         Ok(())
@@ -303,9 +413,19 @@ impl<S: Connection> StreamRequest<S> {
         Ok(())
     }
 
+    /// Notes a fill of the read-ahead from the socket: `n` bytes into a
+    /// room of `size`.
+    fn filled_from_socket(&mut self, n: usize, size: usize) {
+        self.buffer.filled(n, n);
+        self.maybe_more = self.layers.more_after(n, size);
+        self.traffic.read += n as u64;
+        self.pos = 0;
+        self.filled = n;
+    }
+
     fn read_socket(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = self.stream.read_shared(out)?;
-        self.maybe_more = n == out.len();
+        let n = self.layers.read(&*self.stream, out)?;
+        self.maybe_more = self.layers.more_after(n, out.len());
         self.traffic.read += n as u64;
         Ok(n)
     }
@@ -321,7 +441,7 @@ impl<S: Connection> Request for StreamRequest<S> {
 
 impl<S: Connection> Read for StreamRequest<S> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.filled && out.len() >= self.capacity && !self.screening() {
+        if self.pos == self.filled && out.len() >= self.buffer.min() && !self.screening() {
             return self.read_socket(out);
         }
         let available = self.fill_buf()?;
@@ -333,7 +453,8 @@ impl<S: Connection> Read for StreamRequest<S> {
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        if self.pos == self.filled && total >= self.capacity && !self.screening() {
+        if self.pos == self.filled && total >= self.buffer.min() && !self.screening() && !self.layers.is_tls()
+        {
             let n = self.stream.read_vectored_shared(bufs)?;
             self.maybe_more = n == total;
             self.traffic.read += n as u64;
@@ -351,16 +472,12 @@ impl<S: Connection> BufRead for StreamRequest<S> {
             self.screen_proxy_header(true)?;
         }
         if self.pos >= self.filled {
-            if self.buffer.len() < self.capacity {
-                self.buffer.resize(self.capacity, 0);
-            }
-            let n = self.stream.read_shared(&mut self.buffer[..self.capacity])?;
-            self.maybe_more = n == self.capacity;
-            self.traffic.read += n as u64;
-            self.pos = 0;
-            self.filled = n;
+            let room = self.buffer.room();
+            let size = room.len();
+            let n = self.layers.read(&*self.stream, room)?;
+            self.filled_from_socket(n, size);
         }
-        Ok(&self.buffer[self.pos..self.filled])
+        Ok(&self.buffer.bytes()[self.pos..self.filled])
     }
 
     fn consume(&mut self, amount: usize) {
@@ -370,19 +487,19 @@ impl<S: Connection> BufRead for StreamRequest<S> {
 
 impl<S: Connection> Write for StreamRequest<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.stream.write_shared(buf)?;
+        let n = self.layers.write(&*self.stream, buf)?;
         self.traffic.written += n as u64;
         Ok(n)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let n = self.stream.write_vectored_shared(bufs)?;
+        let n = self.layers.write_vectored(&*self.stream, bufs)?;
         self.traffic.written += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.layers.flush(&*self.stream)
     }
 }
 

@@ -183,12 +183,25 @@ impl<L: Listener, M: Mode> Builder<L, M> {
         self
     }
 
-    /// Size of each connection's read-ahead buffer (default
-    /// [`DEFAULT_READ_BUFFER_SIZE`](crate::config::DEFAULT_READ_BUFFER_SIZE)).
-    /// Allocated once per worker, the first time a handler reads through
-    /// it. Zero is refused when the server is built.
+    /// The starting size of the read-ahead buffer (default
+    /// [`DEFAULT_READ_BUFFER_SIZE`](crate::config::DEFAULT_READ_BUFFER_SIZE),
+    /// or [`DEFAULT_PARKED_READ_BUFFER_SIZE`](crate::config::DEFAULT_PARKED_READ_BUFFER_SIZE)
+    /// for a parked server's workers). One per worker, allocated the first
+    /// time a handler reads through it; reads at least this large skip it.
+    /// It doubles while reads fill it, up to
+    /// [`max_read_buffer_size`](Self::max_read_buffer_size), and shrinks
+    /// back when they stay small. Zero is refused when the server is built.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
-        self.config.connection.read_buffer_size = bytes;
+        self.config.connection.read_buffer_size = Some(bytes);
+        self
+    }
+
+    /// The most the read-ahead buffer grows to under bulk traffic (default
+    /// [`DEFAULT_MAX_READ_BUFFER_SIZE`](crate::config::DEFAULT_MAX_READ_BUFFER_SIZE));
+    /// never below its starting size. Set it to the starting size for a
+    /// buffer that never grows.
+    pub fn max_read_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.connection.max_read_buffer_size = bytes;
         self
     }
 
@@ -245,6 +258,51 @@ impl<L: Listener, M: Mode> Builder<L, M> {
     #[cfg(feature = "proxy-protocol")]
     pub fn proxy_header_timeout(mut self, timeout: Duration) -> Self {
         self.config.connection.proxy_header_timeout = timeout;
+        self
+    }
+
+    /// Serves every connection over TLS, with `acceptor`'s configuration
+    /// (feature `tls`): TCP or Unix sockets, in every serving mode.
+    ///
+    /// The handshake runs on the worker that serves the connection, never
+    /// on the accept loop, within the acceptor's handshake timeout (10 s
+    /// by default); a parked server drives it without holding a worker
+    /// while the client is slow. A failed or late handshake is reported to
+    /// `handle_error` (at warn level by default: the peer's fault), counted
+    /// in [`Stats::tls_handshake_failures`](crate::Stats::tls_handshake_failures),
+    /// and closes that connection only. Then the handler reads and writes
+    /// plaintext as usual, `verify_request` included, and
+    /// [`tls_info`](crate::StreamRequest::tls_info) says what was
+    /// negotiated and who the client is (mutual TLS). The server ends each
+    /// connection with `close_notify`; a client that closes without one is
+    /// reported as [truncation](crate::tls::is_truncated), not as a clean
+    /// end. [`TlsAcceptor::swap`](crate::tls::TlsAcceptor::swap) on a clone
+    /// of the acceptor renews the certificate for new connections while
+    /// the server runs. With the PROXY protocol on, the proxy's header comes
+    /// first, in the clear, as HAProxy sends it.
+    ///
+    /// ```
+    /// use socketserver::tls::TlsAcceptor;
+    /// use socketserver::{TcpRequest, ThreadingTcpServer};
+    /// use std::io::Write;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// # let (cert_path, key_path) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    /// # std::fs::write(&cert_path, generated.cert.pem())?;
+    /// # std::fs::write(&key_path, generated.signing_key.serialize_pem())?;
+    /// let acceptor = TlsAcceptor::from_pem_files(&cert_path, &key_path)?;
+    /// let server = ThreadingTcpServer::builder()
+    ///     .tls(acceptor.clone()) // keep a clone to swap certificates later
+    ///     .bind("127.0.0.1:0", |req: &mut TcpRequest| {
+    ///         let version = req.tls_info().and_then(|tls| tls.protocol_version());
+    ///         writeln!(req, "hello over {version:?}")
+    ///     })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, acceptor: crate::tls::TlsAcceptor) -> Self {
+        self.config.connection.tls = Some(acceptor);
         self
     }
 

@@ -39,6 +39,11 @@ pub struct Stats {
     /// Parked connections closed by a deadline: idle too long between
     /// requests, or a request not finished in time.
     pub timed_out: u64,
+    /// TLS handshakes that failed or were not finished within the
+    /// handshake timeout (feature `tls`; also counted in `errors`, or in
+    /// `timed_out` for a parked server's). The connections were closed
+    /// without reaching the handler.
+    pub tls_handshake_failures: u64,
     /// Worker threads alive (0 for the serial servers).
     pub workers: usize,
     /// Worker threads waiting for a request.
@@ -102,6 +107,7 @@ pub(crate) struct Counters {
     pub(crate) panics: Counter,
     pub(crate) receive_errors: Counter,
     pub(crate) timed_out: Counter,
+    pub(crate) tls_handshake_failures: Counter,
     pub(crate) workers: Arc<WorkerCounts>,
 }
 
@@ -116,6 +122,7 @@ impl Counters {
             panics: self.panics.get(),
             receive_errors: self.receive_errors.get(),
             timed_out: self.timed_out.get(),
+            tls_handshake_failures: self.tls_handshake_failures.get(),
             workers: self.workers.live(),
             idle_workers: self.workers.idle(),
         }

@@ -4,7 +4,8 @@
 //! - [`Poller`]: readiness through mio (epoll, kqueue), the one way every
 //!   serving loop waits, with a [`Waker`] for shutdown and other wake-ups.
 //! - [`recv_datagram`]: a receive that tells when a datagram did not fit.
-//! - [`recv_now`]: a receive that never blocks, whatever the socket's mode.
+//! - [`recv_now`]: a receive that never blocks, whatever the socket's mode;
+//!   `send_now`, its sending twin (feature `tls`).
 //!
 //! All of it is POSIX; other platforms are not supported.
 
@@ -17,6 +18,10 @@ pub(crate) mod fd;
 pub(crate) mod peek;
 pub(crate) mod poller;
 mod recv;
+#[cfg(feature = "tls")]
+mod send;
 
 pub(crate) use poller::{Poller, Waker};
 pub(crate) use recv::{Received, recv_datagram, recv_now};
+#[cfg(feature = "tls")]
+pub(crate) use send::send_now;

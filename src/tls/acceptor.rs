@@ -114,14 +114,11 @@ impl TlsAcceptor {
     }
 
     /// The instant a handshake starting now must be over by.
-    // Used by the serving modes once TLS is wired in (issue 11).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn handshake_deadline(&self) -> Instant {
         Instant::now() + self.handshake_timeout
     }
 
     /// A new server-side session on the current configuration.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn session(&self) -> io::Result<TlsSession> {
         let connection = ServerConnection::new(self.config())
             .map_err(|e| io::Error::other(format!("cannot start a TLS session: {e}")))?;

@@ -40,3 +40,33 @@ impl<S: Connection> Read for Arrived<'_, S> {
         crate::sys::recv_now(self.0, buf)
     }
 }
+
+/// A reader that remembers whether its last read filled the buffer it was
+/// given: then more may wait in the socket, which will not say so again
+/// (readiness is reported once per arrival).
+pub(super) struct Counted<R> {
+    pub(super) inner: R,
+    pub(super) full: bool,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.full = n > 0 && n == buf.len();
+        Ok(n)
+    }
+}
+
+/// Writes of what the socket takes now, never waiting: `WouldBlock` when
+/// its send buffer is full, whatever the socket's mode.
+pub(super) struct Immediate<'a, S>(pub(super) &'a S);
+
+impl<S: Connection> Write for Immediate<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::sys::send_now(self.0, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -62,7 +62,6 @@ pub use acceptor::{DEFAULT_HANDSHAKE_TIMEOUT, TlsAcceptor};
 pub use client_auth::{ClientAuth, client_verifier};
 pub use info::TlsInfo;
 pub use pem::{load_certs, load_private_key, load_root_store, server_config_from_pem_files};
-#[allow(unused_imports)] // taken by the serving modes once TLS is wired in (issue 11)
 pub(crate) use session::TlsSession;
 pub use truncated::{TlsTruncated, is_truncated};
 

@@ -11,18 +11,14 @@
 //! alerts, key updates, the records of a write), so no session ever holds
 //! records it owes the peer when it is put aside.
 
-// The serving modes take sessions from `TlsAcceptor::session` once TLS is
-// wired into the servers (issue 11); until then only the tests do.
-#![cfg_attr(not(test), allow(dead_code))]
-
-use std::io::{self, BufRead, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::time::Instant;
 
 use rustls::ServerConnection;
 
 use super::TlsInfo;
 use super::TlsTruncated;
-use super::io::{Arrived, Blocking};
+use super::io::{Arrived, Blocking, Counted, Immediate};
 use crate::server::Connection;
 
 /// The TLS side of one connection. The socket stays with the request; each
@@ -32,6 +28,9 @@ pub(crate) struct TlsSession {
     connection: ServerConnection,
     /// Decrypted bytes rustls holds that no read has taken yet.
     plaintext: usize,
+    /// The last read from the socket filled what rustls asked for: more
+    /// may be waiting there.
+    socket_full: bool,
 }
 
 impl TlsSession {
@@ -39,6 +38,7 @@ impl TlsSession {
         TlsSession {
             connection,
             plaintext: 0,
+            socket_full: false,
         }
     }
 
@@ -73,7 +73,7 @@ impl TlsSession {
                 ));
             }
             sock.set_read_timeout(Some(left))?;
-            match self.connection.read_tls(&mut Blocking(sock)) {
+            match self.read_tls_from(Blocking(sock)) {
                 Ok(0) => return Err(eof_in_handshake()),
                 Ok(_) => self.process(sock)?,
                 // The read timed out: the loop reports it, after checking
@@ -102,7 +102,7 @@ impl TlsSession {
             if !self.connection.is_handshaking() {
                 return Ok(true);
             }
-            match self.connection.read_tls(&mut Arrived(sock)) {
+            match self.read_tls_from(Arrived(sock)) {
                 Ok(0) => return Err(eof_in_handshake()),
                 Ok(_) => self.process(sock)?,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -121,6 +121,19 @@ impl TlsSession {
     /// records are `InvalidData`; a read timeout is the socket's
     /// `WouldBlock`/`TimedOut`.
     pub(crate) fn read<S: Connection>(&mut self, sock: &S, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_plaintext(sock, buf, true)
+    }
+
+    /// Reads plaintext into `buf` without waiting for the peer: what is
+    /// decrypted already, or what the records that have arrived decrypt
+    /// to. `WouldBlock` when nothing has arrived; otherwise as
+    /// [`read`](Self::read).
+    pub(crate) fn read_now<S: Connection>(&mut self, sock: &S, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_plaintext(sock, buf, false)
+    }
+
+    /// [`read`](Self::read) when `wait`, else [`read_now`](Self::read_now).
+    fn read_plaintext<S: Connection>(&mut self, sock: &S, buf: &mut [u8], wait: bool) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -130,45 +143,40 @@ impl TlsSession {
                     self.plaintext = self.plaintext.saturating_sub(n);
                     return Ok(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.receive(sock)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.receive(sock, wait)?,
                 Err(e) => return Err(reader_error(e)),
             }
         }
     }
 
-    /// The decrypted bytes not read yet, receiving (blocking) if there are
-    /// none, without copying them: the `BufRead` counterpart of
-    /// [`read`](Self::read), with the same results (empty at the clean
-    /// end). Mark what was used with [`consume`](Self::consume).
-    pub(crate) fn fill_buf<S: Connection>(&mut self, sock: &S) -> io::Result<&[u8]> {
-        while !self.read_ready()? {
-            self.receive(sock)?;
-        }
-        self.connection.reader().into_first_chunk().map_err(reader_error)
+    /// Whether more plaintext may come without the socket becoming
+    /// readable again: rustls holds some, or the last read from the
+    /// socket took all it asked for.
+    pub(crate) fn maybe_more(&self) -> bool {
+        self.plaintext > 0 || self.socket_full
     }
 
-    /// Marks `amount` bytes returned by [`fill_buf`](Self::fill_buf) as
-    /// read.
-    pub(crate) fn consume(&mut self, amount: usize) {
-        let amount = amount.min(self.plaintext);
-        self.connection.reader().consume(amount);
-        self.plaintext -= amount;
+    /// One read of records from the socket into rustls.
+    fn read_tls_from(&mut self, reader: impl io::Read) -> io::Result<usize> {
+        let mut counted = Counted {
+            inner: reader,
+            full: false,
+        };
+        let read = self.connection.read_tls(&mut counted);
+        self.socket_full = read.is_ok() && counted.full;
+        read
     }
 
-    /// Whether a read can return without waiting: decrypted plaintext is
-    /// there, or the peer has ended the stream.
-    fn read_ready(&mut self) -> io::Result<bool> {
-        match self.connection.reader().into_first_chunk() {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(reader_error(e)),
-        }
-    }
-
-    /// Waits for the socket (one blocking read), decrypts what came, and
-    /// sends what rustls answered (a key update, an alert).
-    fn receive<S: Connection>(&mut self, sock: &S) -> io::Result<()> {
-        match self.connection.read_tls(&mut Blocking(sock)) {
+    /// Takes in what the socket has (one read: blocking when `wait`, else
+    /// `WouldBlock` when nothing has arrived), decrypts it, and sends what
+    /// rustls answered (a key update, an alert).
+    fn receive<S: Connection>(&mut self, sock: &S, wait: bool) -> io::Result<()> {
+        let read = if wait {
+            self.read_tls_from(Blocking(sock))
+        } else {
+            self.read_tls_from(Arrived(sock))
+        };
+        match read {
             // At end of stream rustls remembers the EOF; the reader then
             // tells a clean end from a truncation.
             Ok(_) => {}
@@ -211,10 +219,18 @@ impl TlsSession {
     }
 
     /// Ends the session cleanly: sends `close_notify` (after anything still
-    /// queued). The socket itself stays open for its owner to close.
-    pub(crate) fn close<S: Connection>(&mut self, sock: &S) -> io::Result<()> {
+    /// queued), without ever waiting: what the socket does not take at once
+    /// is dropped (`WouldBlock`), since a peer that stopped reading will
+    /// not read an alert either. The socket itself stays open for its
+    /// owner to close.
+    pub(crate) fn close_now<S: Connection>(&mut self, sock: &S) -> io::Result<()> {
         self.connection.send_close_notify();
-        self.send_pending(sock)
+        while self.connection.wants_write() {
+            if self.connection.write_tls(&mut Immediate(sock))? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        Ok(())
     }
 
     /// Whether a read would return at once without the socket: rustls
@@ -223,11 +239,13 @@ impl TlsSession {
     /// a read's buffer was smaller than a record). A parked server must
     /// serve such a connection again at once: the socket will not become
     /// readable for bytes already taken from it.
+    #[cfg(test)]
     pub(crate) fn has_buffered_plaintext(&self) -> bool {
         self.plaintext > 0
     }
 
     /// Whether the handshake is still under way.
+    #[cfg(test)]
     pub(crate) fn is_handshaking(&self) -> bool {
         self.connection.is_handshaking()
     }

@@ -107,7 +107,7 @@ fn greet_and_echo<S: Connection>(session: &mut TlsSession, sock: &S) -> io::Resu
     loop {
         let n = session.read(sock, &mut buf)?;
         if n == 0 {
-            session.close(sock)?;
+            session.close_now(sock)?;
             return Ok((info, echoed));
         }
         buf[..n].make_ascii_uppercase();
@@ -435,13 +435,13 @@ fn a_close_without_close_notify_is_truncation_and_with_it_a_clean_end() {
                 0,
                 "the end stays the end"
             );
-            assert!(link.session.fill_buf(&link.server_sock).unwrap().is_empty());
+            assert_eq!(link.session.read_now(&link.server_sock, &mut buf).unwrap(), 0);
         } else {
             let error = end.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
             assert!(is_truncated(&error), "{error:?}");
             assert!(is_truncated(
-                &link.session.fill_buf(&link.server_sock).unwrap_err()
+                &link.session.read_now(&link.server_sock, &mut buf).unwrap_err()
             ));
         }
     }
@@ -554,22 +554,34 @@ fn two_records_arriving_together_leave_one_buffered_after_the_first_is_read() {
 }
 
 #[test]
-fn fill_buf_lends_the_decrypted_bytes_without_copying() {
+fn read_now_takes_what_arrived_and_never_waits() {
     let (pki, acceptor) = test_server();
     let mut link = establish(acceptor.session().unwrap(), pki.client_config());
+    let mut buf = [0u8; 64];
+    let started = Instant::now();
+    assert_eq!(
+        link.session
+            .read_now(&link.server_sock, &mut buf)
+            .unwrap_err()
+            .kind(),
+        io::ErrorKind::WouldBlock,
+        "nothing sent yet"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
     link.client.writer().write_all(b"line one\nline two\n").unwrap();
     (&link.client_sock)
         .write_all(&outgoing(&mut link.client))
         .unwrap();
     assert_eq!(
-        link.session.fill_buf(&link.server_sock).unwrap(),
-        b"line one\nline two\n"
+        link.session.read_now(&link.server_sock, &mut buf[..9]).unwrap(),
+        9
     );
-    link.session.consume(9);
-    assert!(link.session.has_buffered_plaintext());
-    assert_eq!(link.session.fill_buf(&link.server_sock).unwrap(), b"line two\n");
-    link.session.consume(9);
-    assert!(!link.session.has_buffered_plaintext());
+    assert_eq!(&buf[..9], b"line one\n");
+    // The rest was decrypted with it: more, without the socket.
+    assert!(link.session.maybe_more());
+    assert_eq!(link.session.read_now(&link.server_sock, &mut buf).unwrap(), 9);
+    assert_eq!(&buf[..9], b"line two\n");
+    assert!(!link.session.maybe_more());
 }
 
 #[test]
@@ -669,7 +681,7 @@ fn a_vectored_write_gathers_small_pieces_into_one_record() {
         link.session.write_vectored(&link.server_sock, &slices).unwrap(),
         total
     );
-    link.session.close(&link.server_sock).unwrap();
+    link.session.close_now(&link.server_sock).unwrap();
     // One application-data record (content type, then a 16-byte tag),
     // then the close_notify alert.
     assert_eq!(next_record(&link.client_sock), (23, total + 17));
@@ -711,7 +723,12 @@ fn flush_finishes_a_write_that_timed_out() {
     });
     server_sock.set_write_timeout(Some(TIMEOUT)).unwrap();
     session.flush(&server_sock).unwrap();
-    session.close(&server_sock).unwrap();
+    // The alert goes out at once if there is room; if not, it stays
+    // queued, and a (blocking) flush sends it.
+    if let Err(e) = session.close_now(&server_sock) {
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+        session.flush(&server_sock).unwrap();
+    }
     let all = reader
         .join()
         .unwrap()

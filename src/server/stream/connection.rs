@@ -6,11 +6,12 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::opening::open_layers;
+use super::opening::{Handshake, open_layers};
 use crate::config::ConnectionOptions;
+use crate::config::DEFAULT_READ_BUFFER_SIZE;
 use crate::handler::{RequestHandler, process, report};
 use crate::pool::{Refusal, Work};
-use crate::request::{StreamRequest, Traffic};
+use crate::request::{ReadBuffer, StreamRequest, Traffic};
 use crate::server::ServerHandle;
 use crate::server::connections::{SharedSocket, SlotHandle};
 use crate::server::control::{Control, ThreadMark};
@@ -22,7 +23,7 @@ pub(crate) type Accepted<L> = (<L as Listener>::Stream, <L as Listener>::Addr);
 /// A thread's state, kept from one connection to the next.
 pub(crate) struct ConnectionLocal {
     slot: SlotHandle,
-    buffer: Vec<u8>,
+    buffer: ReadBuffer,
 }
 
 /// Serves connections with a [`RequestHandler`], whatever its type: the
@@ -90,7 +91,7 @@ where
     fn local(&self) -> ConnectionLocal {
         ConnectionLocal {
             slot: self.server.control().registry.slot(),
-            buffer: Vec::new(),
+            buffer: self.options.read_buffer(DEFAULT_READ_BUFFER_SIZE),
         }
     }
 
@@ -107,26 +108,26 @@ where
             log::warn!("cannot set up the connection from {peer:?}: {e}");
         } else {
             let buffer = std::mem::take(&mut local.buffer);
-            let mut request = StreamRequest::new(
-                Arc::new(stream),
-                peer,
-                self.server.clone(),
-                buffer,
-                self.options.read_buffer_size,
-            );
+            let mut request = StreamRequest::new(Arc::new(stream), peer, self.server.clone(), buffer);
             let outcome = {
                 let _in_use = local
                     .slot
                     .hold(Arc::clone(request.shared_stream()) as SharedSocket);
-                match open_layers(&self.options, &mut request) {
-                    Ok(()) => process(&*self.handler, &mut request),
+                match open_layers(&self.options, &mut request, Handshake::Whole) {
+                    Ok(()) => {
+                        let outcome = process(&*self.handler, &mut request);
+                        request.close_layers();
+                        outcome
+                    }
                     Err(e) => report(&*self.handler, &request, e),
                 }
             };
             control.counters.count(outcome);
             log_closed(request.peer_addr(), opened, request.traffic());
-            // Closes the connection; the slot no longer holds it.
+            // Closes the connection; the slot no longer holds it. What the
+            // connection grew the buffer to is not kept for the next one.
             local.buffer = request.into_buffer();
+            local.buffer.reset();
         }
         control.request_finished();
     }

@@ -2,7 +2,8 @@
 //! sees it, on the worker that serves it (never on the accept loop, which
 //! a slow client must not hold): with the PROXY protocol on, read a
 //! trusted proxy's header, or arm the check that refuses one from anybody
-//! else. Both serving modes open their connections here.
+//! else; with TLS on, the handshake. Both serving modes open their
+//! connections here.
 
 use std::io;
 
@@ -10,19 +11,80 @@ use crate::config::ConnectionOptions;
 use crate::request::StreamRequest;
 use crate::transport::Connection;
 
+/// How the TLS handshake is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Handshake {
+    /// To its end, blocking the worker (within its deadline): the
+    /// per-connection mode, whose worker is the connection's anyway.
+    Whole,
+    /// Only started: a parked server advances it as bytes arrive
+    /// ([`step_handshake`]), parking the connection in between.
+    Started,
+}
+
 /// Opens a connection's layers. An error means the connection must not be
 /// served: report it and close the connection.
 pub(crate) fn open_layers<S: Connection>(
     options: &ConnectionOptions,
     request: &mut StreamRequest<S>,
+    handshake: Handshake,
 ) -> io::Result<()> {
     #[cfg(feature = "proxy-protocol")]
     if let Some(trusted) = &options.proxies {
-        read_proxy_header(trusted, options.proxy_header_timeout, request)?;
+        read_proxy_header(
+            trusted,
+            options.proxy_header_timeout,
+            speaks_tls(options),
+            request,
+        )?;
     }
-    #[cfg(not(feature = "proxy-protocol"))]
-    let _ = (options, request);
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &options.tls {
+        let session = acceptor.session()?;
+        request.start_tls(session, acceptor.handshake_deadline());
+        if handshake == Handshake::Whole {
+            let done = request.finish_tls_handshake();
+            return done.map_err(|e| handshake_failed(request, e));
+        }
+    }
+    let _ = (options, request, handshake);
     Ok(())
+}
+
+/// Advances a started TLS handshake without waiting (see
+/// [`Handshake::Started`]): true once it is done (or there is none),
+/// false while it needs more from the client.
+pub(crate) fn step_handshake<S: Connection>(request: &mut StreamRequest<S>) -> io::Result<bool> {
+    #[cfg(feature = "tls")]
+    return request
+        .step_tls_handshake()
+        .map_err(|e| handshake_failed(request, e));
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = request;
+        Ok(true)
+    }
+}
+
+#[cfg(feature = "proxy-protocol")]
+fn speaks_tls(options: &ConnectionOptions) -> bool {
+    #[cfg(feature = "tls")]
+    return options.tls.is_some();
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = options;
+        false
+    }
+}
+
+/// Counts a failed handshake and says whose it was.
+#[cfg(feature = "tls")]
+fn handshake_failed<S: Connection>(request: &StreamRequest<S>, error: io::Error) -> io::Error {
+    request.server().control().counters.tls_handshake_failures.bump();
+    io::Error::new(
+        error.kind(),
+        format!("TLS handshake with {:?} failed: {error}", request.peer_addr()),
+    )
 }
 
 /// From a trusted proxy: the header, within `timeout`, which then tells
@@ -31,6 +93,7 @@ pub(crate) fn open_layers<S: Connection>(
 fn read_proxy_header<S: Connection>(
     trusted: &crate::proxy_protocol::TrustedProxies,
     timeout: std::time::Duration,
+    tls: bool,
     request: &mut StreamRequest<S>,
 ) -> io::Result<()> {
     use crate::proxy_protocol::read_header;
@@ -42,7 +105,11 @@ fn read_proxy_header<S: Connection>(
         None => trusted.trusts_unix_peers(),
     };
     if !from_proxy {
-        request.refuse_proxy_header();
+        // Under TLS the first bytes are a handshake: a header there fails
+        // it anyway.
+        if !tls {
+            request.refuse_proxy_header();
+        }
         return Ok(());
     }
     // The header comes off the socket itself: nothing is read ahead yet.

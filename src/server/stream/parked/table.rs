@@ -35,7 +35,8 @@ pub(crate) type State = Box<dyn Any + Send>;
 pub(crate) struct Conn<L: Listener> {
     pub(crate) stream: Arc<L::Stream>,
     pub(crate) peer: L::Addr,
-    pub(crate) state: State,
+    /// The handler's state; `None` while the TLS handshake is under way.
+    pub(crate) state: Option<State>,
     /// Bytes read ahead beyond the last request: kept only while the
     /// connection waits in the job queue, never while parked.
     pub(crate) unread: Vec<u8>,

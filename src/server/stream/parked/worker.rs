@@ -12,19 +12,20 @@ use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 use super::Shared;
 use super::lead::Job;
 use super::table::{Conn, Expired, Key, Parking, State};
+use crate::config::DEFAULT_PARKED_READ_BUFFER_SIZE;
 use crate::handler::Next;
 use crate::pool::Exit;
-use crate::request::{RequestParts, StreamRequest, Traffic};
+use crate::request::{Layers, ReadBuffer, RequestParts, StreamRequest, Traffic};
 use crate::server::control::Control;
 use crate::server::core::Batch;
 use crate::server::stream::connection::{apply, log_closed, log_opened};
-use crate::server::stream::opening::open_layers;
+use crate::server::stream::opening::{Handshake, open_layers, step_handshake};
 use crate::sys::poller;
 use crate::transport::Listener;
 
 /// A worker's own state.
 pub(super) struct WorkerLocal<L: Listener> {
-    buffer: Vec<u8>,
+    buffer: ReadBuffer,
     /// What its last round with the poller found.
     found: Vec<Job<L>>,
 }
@@ -34,7 +35,7 @@ pub(super) struct WorkerLocal<L: Listener> {
 pub(super) fn worker_main<L: Listener>(shared: &Arc<Shared<L>>) -> Exit {
     let _mark = shared.control().mark_current_thread();
     let mut local = WorkerLocal {
-        buffer: Vec::new(),
+        buffer: shared.options.read_buffer(DEFAULT_PARKED_READ_BUFFER_SIZE),
         found: Vec::new(),
     };
     loop {
@@ -177,6 +178,14 @@ impl<L: Listener> Shared<L> {
         for expired in expired.drain(..) {
             self.control().counters.timed_out.bump();
             match expired {
+                Expired::Idle(conn) if conn.state.is_none() => {
+                    self.control().counters.tls_handshake_failures.bump();
+                    log::warn!(
+                        "closing the connection from {:?}: its TLS handshake was not finished in time",
+                        conn.peer
+                    );
+                    self.close_conn(None, conn);
+                }
                 Expired::Idle(conn) => {
                     log::debug!(
                         "closing the connection from {:?}: idle for the idle timeout ({:?})",
@@ -191,12 +200,8 @@ impl<L: Listener> Shared<L> {
         }
     }
 
-    fn capacity(&self) -> usize {
-        self.options.read_buffer_size
-    }
-
-    /// A new connection: verify it, open its state, and serve what it sent
-    /// with the connection (clients often send at once), or park it.
+    /// A new connection: open its layers (a proxy's header, the start of
+    /// a TLS handshake), then go on with the handshake or admit it.
     fn open(&self, local: &mut WorkerLocal<L>, key: Key, stream: Arc<L::Stream>, peer: L::Addr) {
         let control = self.control();
         let opened = log_opened(&peer);
@@ -204,14 +209,44 @@ impl<L: Listener> Shared<L> {
             // Typically the peer reset the connection before it was served.
             control.counters.errors.bump();
             log::warn!("cannot set up the connection from {peer:?}: {e}");
-            return self.close(Some(key), stream, &peer, None, opened, Traffic::default());
+            return self.close(Some(key), stream, &peer, None, opened, Traffic::default(), None);
         }
         let buffer = std::mem::take(&mut local.buffer);
-        let mut request = StreamRequest::new(stream, peer, self.server.clone(), buffer, self.capacity());
-        if let Err(e) = open_layers(&self.options, &mut request) {
-            control.counters.count(self.service.report(&request, e));
-            return self.end(local, key, request, None, opened);
+        let mut request = StreamRequest::new(stream, peer, self.server.clone(), buffer);
+        if let Err(e) = open_layers(&self.options, &mut request, Handshake::Started) {
+            return self.fail(local, key, request, None, opened, e);
         }
+        self.handshake(local, key, request, opened, false);
+    }
+
+    /// Advances the connection's TLS handshake (if it has one) with what
+    /// has arrived; parks it until more comes, admits it once done.
+    fn handshake(
+        &self,
+        local: &mut WorkerLocal<L>,
+        key: Key,
+        mut request: StreamRequest<L::Stream>,
+        opened: Opened,
+        registered: bool,
+    ) {
+        match step_handshake(&mut request) {
+            Ok(true) => self.admit(local, key, request, opened, registered),
+            Ok(false) => self.keep(local, key, request, None, opened, registered),
+            Err(e) => self.fail(local, key, request, None, opened, e),
+        }
+    }
+
+    /// An opened connection: verify it, open its state, and serve what it
+    /// sent with the connection (clients often send at once), or park it.
+    fn admit(
+        &self,
+        local: &mut WorkerLocal<L>,
+        key: Key,
+        mut request: StreamRequest<L::Stream>,
+        opened: Opened,
+        registered: bool,
+    ) {
+        let control = self.control();
         match self.service.verify(&request) {
             Ok(true) => {}
             Ok(false) => {
@@ -219,23 +254,17 @@ impl<L: Listener> Shared<L> {
                 log::debug!("refused connection from {:?}", request.peer_addr());
                 return self.end(local, key, request, None, opened);
             }
-            Err(panicked) => {
-                control.counters.count(self.service.report(&request, panicked));
-                return self.end(local, key, request, None, opened);
-            }
+            Err(panicked) => return self.fail(local, key, request, None, opened, panicked),
         }
         let state = match self.service.open(&mut request) {
             Ok(state) => state,
-            Err(e) => {
-                control.counters.count(self.service.report(&request, e));
-                return self.end(local, key, request, None, opened);
-            }
+            Err(e) => return self.fail(local, key, request, None, opened, e),
         };
-        self.serve_if_sent(local, key, request, state, opened, false);
+        self.serve_if_sent(local, key, request, state, opened, registered);
     }
 
     /// A parked connection became readable (or was queued again with bytes
-    /// read ahead): serve its next request.
+    /// read ahead): go on with its handshake, or serve its next request.
     fn ready(&self, local: &mut WorkerLocal<L>, key: Key, conn: Conn<L>) {
         let Conn {
             stream,
@@ -249,10 +278,7 @@ impl<L: Listener> Shared<L> {
             registered,
         } = conn;
         let mut buffer = std::mem::take(&mut local.buffer);
-        if buffer.len() < unread.len() {
-            buffer.resize(unread.len(), 0);
-        }
-        buffer[..unread.len()].copy_from_slice(&unread);
+        buffer.load(&unread);
         let parts = RequestParts {
             stream,
             peer,
@@ -262,8 +288,11 @@ impl<L: Listener> Shared<L> {
             maybe_more,
             layers,
         };
-        let request = StreamRequest::resume(parts, self.server.clone(), self.capacity());
-        self.serve_if_sent(local, key, request, state, opened, registered);
+        let request = StreamRequest::resume(parts, self.server.clone());
+        match state {
+            Some(state) => self.serve_if_sent(local, key, request, state, opened, registered),
+            None => self.handshake(local, key, request, opened, registered),
+        }
     }
 
     /// Serves a request if the client has sent one, parks the connection
@@ -284,7 +313,7 @@ impl<L: Listener> Shared<L> {
             Ok(0) => self.end(local, key, request, Some(state), opened),
             Ok(_) => self.serve(local, key, request, state, opened, registered),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.keep(local, key, request, state, opened, registered)
+                self.keep(local, key, request, Some(state), opened, registered)
             }
             Err(e) => self.fail(local, key, request, Some(state), opened, e),
         }
@@ -302,28 +331,36 @@ impl<L: Listener> Shared<L> {
     ) {
         match self.service.serve_one(&mut request, &mut state) {
             Ok(Next::KeepOpen) if !self.control().is_shutdown_requested() => {
-                self.keep(local, key, request, state, opened, registered)
+                self.keep(local, key, request, Some(state), opened, registered)
             }
             Ok(_) => self.end(local, key, request, Some(state), opened),
             Err(e) => self.fail(local, key, request, Some(state), opened, e),
         }
     }
 
-    /// Parks the connection until its next request, or puts it back in
-    /// line at once if it has one read ahead (behind the others: one
-    /// connection that always has data cannot keep a worker).
+    /// Parks the connection until its next request (or, `state` still
+    /// `None`, the rest of its handshake), or puts it back in line at once
+    /// if it has one read ahead (behind the others: one connection that
+    /// always has data cannot keep a worker).
     fn keep(
         &self,
         local: &mut WorkerLocal<L>,
         key: Key,
         request: StreamRequest<L::Stream>,
-        state: State,
+        state: Option<State>,
         opened: Opened,
         registered: bool,
     ) {
+        let now = Instant::now();
+        // Waiting for a request: the idle timeout; for the rest of a
+        // handshake: its own deadline.
+        let idle_until = match state {
+            Some(_) => now + self.deadlines.idle_timeout,
+            None => handshake_deadline(&request).unwrap_or(now + self.deadlines.idle_timeout),
+        };
         let parts = request.into_parts();
         // Empty, and so no allocation, unless the client sent ahead.
-        let unread = parts.buffer[parts.unread.clone()].to_vec();
+        let unread = parts.buffer.bytes()[parts.unread.clone()].to_vec();
         local.buffer = parts.buffer;
         // Bytes may wait in the socket that no readiness event will
         // announce again: the last read took all it asked for.
@@ -340,7 +377,6 @@ impl<L: Listener> Shared<L> {
             opened,
             registered,
         };
-        let now = Instant::now();
         let busy_until = now + self.deadlines.request_timeout;
         if again {
             if self.table.lock().renew(key, busy_until) {
@@ -355,7 +391,7 @@ impl<L: Listener> Shared<L> {
         conn.registered = true;
         let parking = {
             let mut table = self.table.lock();
-            let parking = table.park(key, conn, now + self.deadlines.idle_timeout, busy_until);
+            let parking = table.park(key, conn, idle_until, busy_until);
             self.control().counters.parked.set(table.parked() as u64);
             parking
         };
@@ -417,25 +453,35 @@ impl<L: Listener> Shared<L> {
         state: Option<State>,
         opened: Opened,
     ) {
-        let parts = request.into_parts();
+        let mut parts = request.into_parts();
         local.buffer = parts.buffer;
-        self.close(Some(key), parts.stream, &parts.peer, state, opened, parts.traffic);
+        self.close(
+            Some(key),
+            parts.stream,
+            &parts.peer,
+            state,
+            opened,
+            parts.traffic,
+            Some(&mut parts.layers),
+        );
     }
 
-    pub(super) fn close_conn(&self, key: Option<Key>, conn: Conn<L>) {
+    pub(super) fn close_conn(&self, key: Option<Key>, mut conn: Conn<L>) {
         self.close(
             key,
             conn.stream,
             &conn.peer,
-            Some(conn.state),
+            conn.state,
             conn.opened,
             conn.traffic,
+            Some(&mut conn.layers),
         );
     }
 
     /// Closes a connection: out of the table (unless the table let it go
-    /// already: `key` is `None`), the socket closed, the handler told, the
-    /// count taken down.
+    /// already: `key` is `None`), its layers ended (TLS's `close_notify`),
+    /// the socket closed, the handler told, the count taken down.
+    #[allow(clippy::too_many_arguments)]
     fn close(
         &self,
         key: Option<Key>,
@@ -444,7 +490,11 @@ impl<L: Listener> Shared<L> {
         state: Option<State>,
         opened: Opened,
         traffic: Traffic,
+        layers: Option<&mut Layers<L::Addr>>,
     ) {
+        if let Some(layers) = layers {
+            layers.close(&*stream);
+        }
         if let Some(key) = key {
             let mut table = self.table.lock();
             table.remove(key);
@@ -467,10 +517,21 @@ impl<L: Listener> Shared<L> {
     pub(super) fn discard(&self, job: Job<L>) {
         match job {
             Job::Open { key, stream, peer } => {
-                self.close(Some(key), stream, &peer, None, None, Traffic::default())
+                self.close(Some(key), stream, &peer, None, None, Traffic::default(), None)
             }
             Job::Ready { key, conn } => self.close_conn(Some(key), conn),
             Job::Lead => {}
         }
+    }
+}
+
+/// When the handshake of a connection still handshaking must be over by.
+fn handshake_deadline<S: crate::transport::Connection>(request: &StreamRequest<S>) -> Option<Instant> {
+    #[cfg(feature = "tls")]
+    return request.tls_deadline();
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = request;
+        None
     }
 }
