@@ -50,6 +50,11 @@ enum Kind {
     CrateParked,
     /// ParkedTcpServer with the framed uppercase echo.
     CrateParkedFramed,
+    /// ThreadingTcpServer with the uppercase echo over TLS (needs the
+    /// `tls` feature, --tls-cert and --tls-key).
+    CrateTls,
+    /// ParkedTcpServer with the uppercase echo over TLS (the same).
+    CrateParkedTls,
     /// ThreadingUdpServer with the uppercase echo.
     CrateUdp,
     /// A std thread-per-connection TCP uppercase echo.
@@ -129,6 +134,15 @@ fn run(args: &Args) -> io::Result<()> {
         Kind::CrateFramed => serve(tcp().bind(addr, FramedUppercase)?),
         Kind::CrateParked => serve(parked().bind(addr, Uppercase)?),
         Kind::CrateParkedFramed => serve(parked().bind(addr, FramedUppercase)?),
+        #[cfg(feature = "tls")]
+        Kind::CrateTls => serve(tcp().tls(acceptor(args)?).bind(addr, Uppercase)?),
+        #[cfg(feature = "tls")]
+        Kind::CrateParkedTls => serve(parked().tls(acceptor(args)?).bind(addr, Uppercase)?),
+        #[cfg(not(feature = "tls"))]
+        Kind::CrateTls | Kind::CrateParkedTls => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the crate's TLS servers need the tls feature: cargo build --release --features tls --example bench_server",
+        )),
         Kind::CrateUdp => serve(
             ThreadingUdpServer::builder()
                 .shutdown_grace(grace)
@@ -156,16 +170,29 @@ fn run(args: &Args) -> io::Result<()> {
             serve_baseline(server.addr, || server.stop())
         }
         Kind::TokioTls => {
-            let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "--kind tokio-tls needs --tls-cert FILE and --tls-key FILE",
-                ));
-            };
+            let (cert, key) = tls_files(args)?;
             let server = tokio_tls::tls_echo(addr, tokio_tls::config_from_pem(cert, key)?)?;
             serve_baseline(server.addr, || server.stop())
         }
     }
+}
+
+/// The certificate and key files a TLS server needs.
+fn tls_files(args: &Args) -> io::Result<(&PathBuf, &PathBuf)> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Ok((cert, key)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("--kind {:?} needs --tls-cert FILE and --tls-key FILE", args.kind),
+        )),
+    }
+}
+
+/// The crate's TLS acceptor for the files given.
+#[cfg(feature = "tls")]
+fn acceptor(args: &Args) -> io::Result<socketserver::tls::TlsAcceptor> {
+    let (cert, key) = tls_files(args)?;
+    socketserver::tls::TlsAcceptor::from_pem_files(cert, key)
 }
 
 /// The options every pooled TCP server here takes.

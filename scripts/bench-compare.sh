@@ -4,7 +4,7 @@
 #
 #   scripts/bench-compare.sh                 # about 20 minutes on 2 cores
 #   DURATION=10 ROUNDS=5 scripts/bench-compare.sh
-#   ONLY=parked scripts/bench-compare.sh     # one group: basic, bulk, parked, limits
+#   ONLY=parked scripts/bench-compare.sh     # one group: basic, bulk, tls, parked, limits
 #
 # Each server runs in a process of its own (examples/bench_server.rs) and
 # is driven by the load generator (examples/loadgen) over loopback. The
@@ -27,6 +27,11 @@
 #           serving modes; a 1 GB file uploaded and downloaded through
 #           file_server (scripts/bench-file.sh): >= 1 GB/s each, server
 #           RSS < 50 MB
+#   tls     the TLS echo, both modes, against a tokio-rustls echo
+#           (benches/fixtures/tokio_tls.rs): ping-pong at 1, 16 and 256
+#           connections >= 0.9x; full and resumed handshakes per second; a
+#           good client's p99 with 200 clients stalled in their handshake
+#           within its p99 alone + 50 ms
 #   parked  ParkedTcpServer against ThreadingTcpServer (ping-pong 1, 16, 64,
 #           256 connections >= 0.9x; churn >= 1x), with thread-per-connection
 #           and with event-driven (--driver epoll) clients, and against a
@@ -53,7 +58,7 @@ RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
 
 command -v python3 >/dev/null || { echo "python3 is needed to write the table" >&2; exit 1; }
-cargo build --release --quiet --example bench_server --example loadgen
+cargo build --release --quiet --features tls --example bench_server --example loadgen --example gen_tls_cert
 # Many connections need a descriptor at each end: raise the soft limit to
 # the hard one, here in the script, never in the library.
 ulimit -n "$(ulimit -Hn)"
@@ -220,6 +225,40 @@ if wants bulk; then
         echo "bulk: a 1 GB file up and down through file_server"
         scripts/bench-file.sh --json >> "$RESULTS"
     fi
+fi
+
+if wants tls; then
+    echo "tls: the crate's TLS echo (both modes) against a tokio-rustls one ($ROUNDS rounds of ${DURATION} s)"
+    TLS_DIR="$OUT/tls"
+    "$BIN/gen_tls_cert" --out-dir "$TLS_DIR" --force > /dev/null
+    CERTS="--tls-cert $TLS_DIR/server.pem --tls-key $TLS_DIR/server.key"
+    TLS_CLIENT=(--tls --tls-ca "$TLS_DIR/ca.pem")
+    for clients in 1 16 256; do
+        compare "tls 64 B x$clients" tcp "$clients" "crate-tls:$CERTS" "tokio-tls:$CERTS" "${TLS_CLIENT[@]}"
+        compare "parked tls 64 B x$clients" tcp "$clients" "crate-parked-tls:$CERTS" "tokio-tls:$CERTS" "${TLS_CLIENT[@]}"
+    done
+    compare "tls handshakes x16, resumed" churn 16 "crate-tls:$CERTS" "tokio-tls:$CERTS" "${TLS_CLIENT[@]}"
+    compare "tls handshakes x16, full" churn 16 "crate-tls:$CERTS" "tokio-tls:$CERTS" "${TLS_CLIENT[@]}" --no-resume
+    compare "parked tls handshakes x16, full" churn 16 "crate-parked-tls:$CERTS" "tokio-tls:$CERTS" "${TLS_CLIENT[@]}" --no-resume
+
+    echo "tls: a good client's round trips while 200 clients stall in their handshake"
+    for kind in crate-tls crate-parked-tls tokio-tls; do
+        # shellcheck disable=SC2086
+        start_server "$OUT/stall-$kind.log" "$kind" $CERTS
+        alone=$("$BIN/loadgen" tcp --target "$SERVER_ADDR" --connections 1 --duration "${DURATION}s" \
+            --warmup "${WARMUP}s" --json "${TLS_CLIENT[@]}")
+        python3 scripts/stall-connections.py "$SERVER_ADDR" 200 --duration "$((DURATION + WARMUP + 5))" \
+            > "$OUT/stall-$kind.json" 2> "$OUT/stall-$kind.err" &
+        LOADGENS=($!)
+        wait_holding "$OUT/stall-$kind.err" 200
+        stalled=$("$BIN/loadgen" tcp --target "$SERVER_ADDR" --connections 1 --duration "${DURATION}s" \
+            --warmup "${WARMUP}s" --json "${TLS_CLIENT[@]}")
+        stop_server
+        wait "${LOADGENS[0]}" || true
+        LOADGENS=()
+        printf '{"scenario":"tls stalled","server":"%s","alone":%s,"stalled":%s}\n' "$kind" "$alone" "$stalled" >> "$RESULTS"
+        echo "  $kind: p99 alone $(python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_us"]["p99"])' <<< "$alone") us, with 200 stalled $(python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_us"]["p99"])' <<< "$stalled") us"
+    done
 fi
 
 if wants parked; then

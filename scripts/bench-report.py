@@ -31,6 +31,15 @@ TARGETS = {
     "tcp 1MiB x16": (1.0, ">= 1.0x"),
     "parked tcp 64KiB x16, epoll client": (1.0, ">= 1.0x"),
     "parked tcp 1MiB x16, epoll client": (1.0, ">= 1.0x"),
+    "tls 64 B x1": (0.9, ">= 0.90x"),
+    "tls 64 B x16": (0.9, ">= 0.90x"),
+    "tls 64 B x256": (0.9, ">= 0.90x"),
+    "parked tls 64 B x1": (0.9, ">= 0.90x"),
+    "parked tls 64 B x16": (0.9, ">= 0.90x"),
+    "parked tls 64 B x256": (0.9, ">= 0.90x"),
+    "tls handshakes x16, resumed": None,
+    "tls handshakes x16, full": None,
+    "parked tls handshakes x16, full": None,
     "parked tcp 64 B x1": (0.9, ">= 0.90x"),
     "parked tcp 64 B x16": (0.9, ">= 0.90x"),
     "parked tcp 64 B x64": (0.9, ">= 0.90x"),
@@ -213,6 +222,24 @@ def main():
             out.append(
                 "| ParkedTcpServer | 19,000 parked | %.1f ms | %d ms | |"
                 % (parked["shutdown_us"] / 1000.0, parked["exit_ms"])
+            )
+
+    stalls = [r for r in rows if r.get("scenario") == "tls stalled"]
+    if stalls:
+        out.append("")
+        out.append("| a TLS client's round trips | server | p50 alone | p99 alone | p50, 200 handshakes stalled | p99, 200 stalled | failures | target |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for r in stalls:
+            alone, stalled = r["alone"], r["stalled"]
+            ok = failures(stalled) == 0 and stalled["latency_us"]["p99"] <= alone["latency_us"]["p99"] + 50_000
+            target = "p99 within alone + 50 ms: %s" % verdict(ok) if r["server"].startswith("crate") else "(for contrast)"
+            out.append(
+                "| 1 client, 64 B | %s | %s | %s | %s | %s | %d | %s |"
+                % (
+                    r["server"], duration(alone["latency_us"]["p50"]), duration(alone["latency_us"]["p99"]),
+                    duration(stalled["latency_us"]["p50"]), duration(stalled["latency_us"]["p99"]),
+                    failures(stalled), target,
+                )
             )
 
     slow = [r for r in rows if r.get("scenario") == "slowloris"]
