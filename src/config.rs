@@ -24,7 +24,7 @@ pub const FORCE_CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// server's worker (and so of its connection). It doubles while reads fill
 /// it, up to [`DEFAULT_MAX_READ_BUFFER_SIZE`], and shrinks back when reads
 /// stay small: an idle connection keeps no more than this.
-pub const DEFAULT_READ_BUFFER_SIZE: usize = 8 * 1024;
+pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 * 1024;
 
 /// The starting size of a parked server's workers' read-ahead buffers.
 /// Parked connections hold no buffer, and the workers are few, so theirs
