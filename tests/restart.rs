@@ -116,29 +116,7 @@ impl Churn {
 
 /// Connect, one request, check the reply, close.
 fn one_request(addr: SocketAddr, message: &str) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
-    stream.set_read_timeout(Some(TIMEOUT))?;
-    stream.set_write_timeout(Some(TIMEOUT))?;
-    stream.write_all(message.as_bytes())?;
-    let mut reply = vec![0u8; message.len()];
-    stream.read_exact(&mut reply)?;
-    if reply != message.to_ascii_uppercase().as_bytes() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("wrong reply {:?}", String::from_utf8_lossy(&reply)),
-        ));
-    }
-    // The server closes after our close: nothing more arrives.
-    stream.shutdown(std::net::Shutdown::Write)?;
-    let mut rest = Vec::new();
-    stream.read_to_end(&mut rest)?;
-    if !rest.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "extra bytes",
-        ));
-    }
-    Ok(())
+    util::one_uppercase_request(TcpStream::connect_timeout(&addr, TIMEOUT)?, message)
 }
 
 /// The socket inodes a process holds (from /proc/PID/fd).

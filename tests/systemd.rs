@@ -13,9 +13,8 @@ mod util;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -23,7 +22,7 @@ use std::thread;
 use crossbeam_channel::{Receiver, bounded};
 use socket2::{Domain, Socket, Type};
 use util::generations::Generations;
-use util::{Process, TIMEOUT, connect, example_binary, round_trip};
+use util::{Process, TIMEOUT, connect, example_binary, place_fds, round_trip};
 
 /// What LISTEN_PID says.
 #[derive(Clone, Copy)]
@@ -69,38 +68,6 @@ fn probe(fds: &[&dyn AsFd], pid: ListenPid, vars: &[(&str, &str)], claims: &[&st
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-/// Places `fds` at 3, 4, ... in the child, without close-on-exec, as
-/// systemd does.
-fn place_fds(command: &mut Command, fds: Vec<RawFd>) {
-    assert!(fds.len() <= 8);
-    let first_free = 3 + fds.len() as RawFd;
-    let place = move || {
-        // Each source is first copied above the target range, so placing
-        // one never overwrites another that is still to be placed.
-        let mut high = [0 as RawFd; 8];
-        for (slot, &fd) in high.iter_mut().zip(&fds) {
-            // SAFETY: fcntl and dup2 are async-signal-safe; failures are
-            // reported as the spawn's error.
-            *slot = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, first_free) };
-            if *slot < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        for (i, &fd) in high[..fds.len()].iter().enumerate() {
-            // SAFETY: as above; dup2 clears close-on-exec on the copy.
-            if unsafe { libc::dup2(fd, 3 + i as RawFd) } < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    };
-    // SAFETY: the closure only calls async-signal-safe functions and does
-    // not allocate.
-    unsafe {
-        command.pre_exec(place);
-    }
 }
 
 /// The line starting with `prefix`.
