@@ -25,7 +25,8 @@
 //! systemd-socket-activate -l 127.0.0.1:9999 target/debug/examples/uppercase_tcp_server
 //! # Restart without dropping a connection: SIGHUP starts a new process on
 //! # the same socket; this one drains and exits.
-//! cargo run --features restart --example uppercase_tcp_server &
+//! cargo build --features restart --example uppercase_tcp_server
+//! target/debug/examples/uppercase_tcp_server &
 //! kill -HUP %1
 //! ```
 //!
