@@ -47,10 +47,17 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use common::{ServerArgs, context};
+use common::ServerArgs;
+use common::deploy::{Deployment, Program};
 use parking_lot::Mutex;
 use socketserver::server::RequestMode;
 use socketserver::{Builder, RequestHandler, ThreadingUdpServer, UdpRequest, UdpServer};
+
+const PROGRAM: Program = Program {
+    name: "chat_server",
+    features: &[],
+    restartable: false,
+};
 
 /// UDP chat room: relays each member's messages to the others.
 #[derive(Parser, Debug)]
@@ -614,10 +621,11 @@ impl RequestHandler<UdpRequest> for ChatRoom {
 fn main() -> ExitCode {
     common::init_logging("info");
     let args: Args = common::parse_args(common::CHAT_PORT);
-    common::exit("chat_server", run(&args))
+    let result = Deployment::start(PROGRAM).and_then(|deployment| run(&args, deployment));
+    common::exit(PROGRAM.name, result)
 }
 
-fn run(args: &Args) -> io::Result<()> {
+fn run(args: &Args, deployment: Deployment) -> io::Result<()> {
     let addr = args.server.address()?;
     if args.tutorial && !addr.ip().is_loopback() {
         log::warn!(
@@ -644,9 +652,15 @@ fn run(args: &Args) -> io::Result<()> {
         sent: Arc::clone(&sent),
     };
     let served = if args.server.serial {
-        serve(UdpServer::builder(), args, addr, room)
+        serve(UdpServer::builder(), args, deployment, addr, room)
     } else {
-        serve(args.server.sized(ThreadingUdpServer::builder()), args, addr, room)
+        serve(
+            args.server.sized(ThreadingUdpServer::builder()),
+            args,
+            deployment,
+            addr,
+            room,
+        )
     };
     log::info!("sent {} datagrams", sent.load(Ordering::Relaxed));
     served
@@ -655,6 +669,7 @@ fn run(args: &Args) -> io::Result<()> {
 fn serve<M: RequestMode>(
     builder: Builder<UdpSocket, M>,
     args: &Args,
+    mut deployment: Deployment,
     addr: SocketAddr,
     room: ChatRoom,
 ) -> io::Result<()> {
@@ -663,11 +678,11 @@ fn serve<M: RequestMode>(
         .announce_every
         .min(args.timeout / 4)
         .max(Duration::from_millis(10));
-    let server = builder
+    let builder = builder
         .shutdown_grace(args.server.grace)
-        .service_interval(tick)
-        .recv_buffer_size(usize::try_from(args.recv_buffer).unwrap_or(usize::MAX))
-        .bind(addr, room)
-        .map_err(context(format!("cannot listen on {addr}")))?;
-    common::serve_until_signal(server, "datagrams")
+        .recv_buffer_size(usize::try_from(args.recv_buffer).unwrap_or(usize::MAX));
+    let builder = deployment.watch(builder, Some(tick));
+    let room = deployment.watched(room);
+    let server = deployment.udp_server(builder, addr, room)?;
+    deployment.serve(server, "datagrams")
 }

@@ -42,6 +42,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use common::deploy::{Deployment, Program};
 use common::{ServerArgs, context};
 use md5::{Digest, Md5};
 use serde_json::{Map, Value, json};
@@ -52,6 +53,12 @@ use socketserver::message::file::{
 use socketserver::message::{DEFAULT_MAX_HEADER_LEN, Header, MessageConfig, MessageStream};
 use socketserver::server::RequestMode;
 use socketserver::{Builder, RequestHandler, TcpRequest, TcpServer, ThreadingTcpServer};
+
+const PROGRAM: Program = Program {
+    name: "file_server",
+    features: &["message"],
+    restartable: false,
+};
 
 /// File server: stores uploads in a directory and serves them back.
 #[derive(Parser, Debug)]
@@ -338,7 +345,8 @@ impl RequestHandler<TcpRequest> for FileServer {
 fn main() -> ExitCode {
     common::init_logging("info");
     let args: Args = common::parse_args(common::FILE_PORT);
-    common::exit("file_server", run(&args))
+    let result = Deployment::start(PROGRAM).and_then(|deployment| run(&args, deployment));
+    common::exit(PROGRAM.name, result)
 }
 
 /// Creates the directory if needed and returns its absolute path.
@@ -357,7 +365,7 @@ fn prepare(dir: &Path) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
-fn run(args: &Args) -> io::Result<()> {
+fn run(args: &Args, deployment: Deployment) -> io::Result<()> {
     let dir = prepare(&args.dir)?;
     log::info!("serving files in {}", dir.display());
     let handler = FileServer {
@@ -370,23 +378,31 @@ fn run(args: &Args) -> io::Result<()> {
         handler.stored(name).map_err(context("--push"))?;
     }
     if args.server.serial {
-        serve(TcpServer::builder(), args, handler)
+        serve(TcpServer::builder(), args, deployment, handler)
     } else {
-        serve(args.server.sized(ThreadingTcpServer::builder()), args, handler)
+        serve(
+            args.server.sized(ThreadingTcpServer::builder()),
+            args,
+            deployment,
+            handler,
+        )
     }
 }
 
 fn serve<M: RequestMode>(
     builder: Builder<TcpListener, M>,
     args: &Args,
+    mut deployment: Deployment,
     handler: FileServer,
 ) -> io::Result<()> {
-    let addr = args.server.address()?;
-    let server = builder
-        .shutdown_grace(args.server.grace)
-        .read_timeout(args.idle_timeout)
-        .write_timeout(args.idle_timeout)
-        .bind(addr, handler)
-        .map_err(context(format!("cannot listen on {addr}")))?;
-    common::serve_until_signal(server, "connections")
+    let builder = deployment.watch(
+        builder
+            .shutdown_grace(args.server.grace)
+            .read_timeout(args.idle_timeout)
+            .write_timeout(args.idle_timeout),
+        None,
+    );
+    let listener = deployment.tcp_listener(&builder, args.server.address()?)?;
+    let server = builder.from_listener(listener, deployment.watched(handler))?;
+    deployment.serve(server, "connections")
 }

@@ -45,7 +45,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use common::{ServerArgs, context};
+use common::ServerArgs;
+use common::deploy::{Deployment, Program};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
@@ -55,6 +56,12 @@ use socketserver::auth::{Authenticated, Verdict};
 use socketserver::framing::{FrameConfig, write_frame};
 use socketserver::message::MessageStream;
 use socketserver::{RequestHandler, TcpRequest, ThreadingTcpServer};
+
+const PROGRAM: Program = Program {
+    name: "remote_shell_server",
+    features: &["message", "auth"],
+    restartable: false,
+};
 
 /// Remote command runner (a teaching example: it runs arbitrary commands
 /// for whoever holds the key).
@@ -418,10 +425,11 @@ impl RequestHandler<TcpRequest> for Shell {
 fn main() -> ExitCode {
     common::init_logging("info");
     let args: Args = common::parse_args(common::REMOTE_SHELL_PORT);
-    common::exit("remote_shell_server", run(&args))
+    let result = Deployment::start(PROGRAM).and_then(|deployment| run(&args, deployment));
+    common::exit(PROGRAM.name, result)
 }
 
-fn run(args: &Args) -> io::Result<()> {
+fn run(args: &Args, mut deployment: Deployment) -> io::Result<()> {
     let key = args.key.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -452,11 +460,13 @@ fn run(args: &Args) -> io::Result<()> {
         // the first reply's length.
         handler = handler.verdict(Verdict::Silent);
     }
-    let server = args
-        .server
-        .sized(ThreadingTcpServer::builder())
-        .shutdown_grace(args.server.grace)
-        .bind(addr, handler)
-        .map_err(context(format!("cannot listen on {addr}")))?;
-    common::serve_until_signal(server, "connections")
+    let builder = deployment.watch(
+        args.server
+            .sized(ThreadingTcpServer::builder())
+            .shutdown_grace(args.server.grace),
+        None,
+    );
+    let listener = deployment.tcp_listener(&builder, addr)?;
+    let server = builder.from_listener(listener, deployment.watched(handler))?;
+    deployment.serve(server, "connections")
 }

@@ -12,23 +12,55 @@
 //! Talk to it with `uppercase_tcp_client` (`--unix PATH` for the Unix
 //! socket), `nc 127.0.0.1 9999`, or the tutorials' Python client. Ctrl-C
 //! (or SIGTERM) stops it cleanly; a Unix socket's file is removed then.
+//!
+//! In production (each with its crate feature; a binary built without it
+//! says how to build it when asked):
+//!
+//! ```text
+//! # Behind HAProxy or nginx: connections from 127.0.0.1 must begin with a
+//! # PROXY protocol header, whose client address becomes the connection's.
+//! cargo run --features proxy-protocol --example uppercase_tcp_server -- --proxy-protocol 127.0.0.1
+//! # systemd socket activation (the socket passed, READY=1, the watchdog).
+//! cargo build --features systemd --example uppercase_tcp_server
+//! systemd-socket-activate -l 127.0.0.1:9999 target/debug/examples/uppercase_tcp_server
+//! # Restart without dropping a connection: SIGHUP starts a new process on
+//! # the same socket; this one drains and exits.
+//! cargo build --features restart --example uppercase_tcp_server
+//! target/debug/examples/uppercase_tcp_server &
+//! kill -HUP %1
+//! ```
+//!
+//! The socket comes from the previous process after a restart, else from
+//! systemd (the first socket passed: a TCP listener, or with `--unix` a
+//! Unix one), else from binding `--host`:`--port` (or `--unix`). The
+//! server prints "listening on ADDR", then "ready pid N" once it serves,
+//! and "exited pid N after K connections" at the end: scripts and tests
+//! follow a restart's generations by these lines (a restarted process
+//! writes to the same output).
 
 mod common;
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use common::{ServerArgs, context};
+use common::ServerArgs;
+use common::deploy::{Deployment, Program, Watched};
 use socketserver::echo::Uppercase;
-use socketserver::server::{Listener, Parked, RequestMode};
+use socketserver::server::{Listener, Mode, Parked};
 use socketserver::{
-    Builder, ParkedTcpServer, ParkedUnixStreamServer, TcpServer, ThreadingTcpServer,
+    Builder, ParkedTcpServer, ParkedUnixStreamServer, Server, TcpServer, ThreadingTcpServer,
     ThreadingUnixStreamServer, UnixStreamServer,
+};
+
+const PROGRAM: Program = Program {
+    name: "uppercase_tcp_server",
+    features: &[],
+    restartable: true,
 };
 
 /// Uppercase echo server over TCP or a Unix socket (the socketserver
@@ -55,33 +87,84 @@ struct Args {
     /// first bytes ("30s").
     #[arg(long, requires = "parked", value_parser = common::parse_timeout)]
     request_timeout: Option<Duration>,
+    /// A proxy (an address, or a network such as 10.0.0.0/8; repeatable)
+    /// whose connections begin with a PROXY protocol header, v1 or v2
+    /// (HAProxy's send-proxy-v2): the client's address in it becomes the
+    /// connection's. Anybody else sending one is refused. With --unix it
+    /// trusts the socket's peers. Feature `proxy-protocol`.
+    #[arg(long = "proxy-protocol", value_name = "ADDR_OR_NETWORK")]
+    proxy_protocol: Vec<String>,
+    /// How long a proxy has to send its header ("5s").
+    #[arg(long, requires = "proxy_protocol", value_parser = common::parse_timeout)]
+    proxy_header_timeout: Option<Duration>,
+    /// How long the new process started by SIGHUP gets to be ready before
+    /// it is killed and this one goes on serving (default 60s). Feature
+    /// `restart`.
+    #[arg(long, value_parser = common::parse_timeout)]
+    ready_timeout: Option<Duration>,
+    /// The executable SIGHUP starts, with the same arguments (default:
+    /// this one, as it was at start), for deployments that repoint a
+    /// symbolic link to a new version. Feature `restart`.
+    #[arg(long, value_name = "PATH")]
+    program: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     common::init_logging("info");
     let args: Args = common::parse_args(common::UPPERCASE_TCP_PORT);
-    common::exit("uppercase_tcp_server", run(&args))
+    let result = Deployment::start(PROGRAM).and_then(|deployment| run(&args, deployment));
+    common::exit(PROGRAM.name, result)
 }
 
-fn run(args: &Args) -> io::Result<()> {
+fn run(args: &Args, mut deployment: Deployment) -> io::Result<()> {
+    deployment.restart_options(args.ready_timeout, args.program.as_deref())?;
     let server = &args.server;
-    if args.parked {
-        return serve_parked(args);
-    }
-    match (&args.unix, server.serial) {
-        (Some(path), true) => serve_unix(UnixStreamServer::builder(), server, path),
-        (Some(path), false) => serve_unix(server.sized(ThreadingUnixStreamServer::builder()), server, path),
-        (None, true) => serve_tcp(TcpServer::builder(), server),
-        (None, false) => serve_tcp(server.sized(ThreadingTcpServer::builder()), server),
+    match (&args.unix, args.parked, server.serial) {
+        (None, true, _) => serve_tcp(
+            args,
+            deployment,
+            parked(args, ParkedTcpServer::builder()),
+            |b, l, h| b.from_listener(l, h),
+        ),
+        (None, false, true) => serve_tcp(args, deployment, TcpServer::builder(), |b, l, h| {
+            b.from_listener(l, h)
+        }),
+        (None, false, false) => serve_tcp(
+            args,
+            deployment,
+            server.sized(ThreadingTcpServer::builder()),
+            |b, l, h| b.from_listener(l, h),
+        ),
+        (Some(path), true, _) => serve_unix(
+            args,
+            deployment,
+            path,
+            parked(args, ParkedUnixStreamServer::builder()),
+            |b, l, h| b.from_listener(l, h),
+            |b, p, h| b.bind(p, h),
+        ),
+        (Some(path), false, true) => serve_unix(
+            args,
+            deployment,
+            path,
+            UnixStreamServer::builder(),
+            |b, l, h| b.from_listener(l, h),
+            |b, p, h| b.bind(p, h),
+        ),
+        (Some(path), false, false) => serve_unix(
+            args,
+            deployment,
+            path,
+            server.sized(ThreadingUnixStreamServer::builder()),
+            |b, l, h| b.from_listener(l, h),
+            |b, p, h| b.bind(p, h),
+        ),
     }
 }
 
 /// Sets the parked options on a parked server's builder.
 fn parked<L: Listener>(args: &Args, builder: Builder<L, Parked>) -> Builder<L, Parked> {
-    let mut builder = args
-        .server
-        .sized_parked(builder)
-        .shutdown_grace(args.server.grace);
+    let mut builder = args.server.sized_parked(builder);
     if let Some(timeout) = args.idle_timeout {
         builder = builder.idle_timeout(timeout);
     }
@@ -91,41 +174,52 @@ fn parked<L: Listener>(args: &Args, builder: Builder<L, Parked>) -> Builder<L, P
     builder
 }
 
-fn serve_parked(args: &Args) -> io::Result<()> {
-    match &args.unix {
-        Some(path) => {
-            let server = parked(args, ParkedUnixStreamServer::builder())
-                .bind(path, Uppercase)
-                .map_err(context(format!("cannot listen on {}", path.display())))?;
-            common::serve_until_signal(server, "connections")
-        }
-        None => {
-            let addr = args.server.address()?;
-            let server = parked(args, ParkedTcpServer::builder())
-                .bind(addr, Uppercase)
-                .map_err(context(format!("cannot listen on {addr}")))?;
-            common::serve_until_signal(server, "connections")
-        }
-    }
+/// The options every mode shares: the grace period, the watchdog's
+/// interval, the PROXY protocol.
+fn shared<L: Listener, M: Mode>(
+    args: &Args,
+    deployment: &Deployment,
+    builder: Builder<L, M>,
+) -> io::Result<Builder<L, M>> {
+    let builder = deployment.watch(builder.shutdown_grace(args.server.grace), None);
+    deployment.proxy_protocol(
+        builder,
+        &args.proxy_protocol,
+        args.proxy_header_timeout,
+        args.unix.is_some(),
+    )
 }
 
-fn serve_tcp<M: RequestMode>(builder: Builder<TcpListener, M>, args: &ServerArgs) -> io::Result<()> {
-    let addr = args.address()?;
-    let server = builder
-        .shutdown_grace(args.grace)
-        .bind(addr, Uppercase)
-        .map_err(context(format!("cannot listen on {addr}")))?;
-    common::serve_until_signal(server, "connections")
-}
-
-fn serve_unix<M: RequestMode>(
-    builder: Builder<UnixListener, M>,
-    args: &ServerArgs,
-    path: &PathBuf,
+/// Serves TCP in `builder`'s mode; `build` makes the server on the
+/// listener.
+fn serve_tcp<M: Mode, S: Server<Addr = SocketAddr>>(
+    args: &Args,
+    mut deployment: Deployment,
+    builder: Builder<TcpListener, M>,
+    build: impl FnOnce(Builder<TcpListener, M>, TcpListener, Watched<Uppercase>) -> io::Result<S>,
 ) -> io::Result<()> {
-    let server = builder
-        .shutdown_grace(args.grace)
-        .bind(path, Uppercase)
-        .map_err(context(format!("cannot listen on {}", path.display())))?;
-    common::serve_until_signal(server, "connections")
+    let builder = shared(args, &deployment, builder)?;
+    let listener = deployment.tcp_listener(&builder, args.server.address()?)?;
+    let server = build(builder, listener, deployment.watched(Uppercase))?;
+    deployment.serve(server, "connections")
+}
+
+/// Serves a Unix socket in `builder`'s mode: `adopt` makes the server on
+/// an inherited or passed listener, `bind` on a new one at `path`.
+fn serve_unix<M: Mode, S: Server<Addr = std::os::unix::net::SocketAddr>>(
+    args: &Args,
+    mut deployment: Deployment,
+    path: &Path,
+    builder: Builder<UnixListener, M>,
+    adopt: impl FnOnce(Builder<UnixListener, M>, UnixListener, Watched<Uppercase>) -> io::Result<S>,
+    bind: impl FnOnce(Builder<UnixListener, M>, &Path, Watched<Uppercase>) -> io::Result<S>,
+) -> io::Result<()> {
+    let builder = shared(args, &deployment, builder)?;
+    let handler = deployment.watched(Uppercase);
+    let server = match deployment.unix_listener(&builder, path)? {
+        Some(listener) => adopt(builder, listener, handler),
+        None => bind(builder, path, handler),
+    }
+    .map_err(common::context(format!("cannot listen on {}", path.display())))?;
+    deployment.serve(server, "connections")
 }

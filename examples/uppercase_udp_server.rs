@@ -8,6 +8,10 @@
 //!
 //! Talk to it with `uppercase_udp_client`, `nc -u 127.0.0.1 9998`, or the
 //! tutorials' Python client. Ctrl-C (or SIGTERM) stops it cleanly.
+//!
+//! Under systemd (feature `systemd`) it serves on the socket passed by
+//! socket activation, if any:
+//! `systemd-socket-activate --datagram -l 127.0.0.1:9998 target/debug/examples/uppercase_udp_server`.
 
 mod common;
 
@@ -15,10 +19,17 @@ use std::net::UdpSocket;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::{ServerArgs, context};
+use common::ServerArgs;
+use common::deploy::{Deployment, Program};
 use socketserver::echo::Uppercase;
 use socketserver::server::RequestMode;
 use socketserver::{Builder, ThreadingUdpServer, UdpServer};
+
+const PROGRAM: Program = Program {
+    name: "uppercase_udp_server",
+    features: &[],
+    restartable: false,
+};
 
 /// Uppercase echo server over UDP (the socketserver tutorials' example).
 #[derive(Parser, Debug)]
@@ -31,19 +42,23 @@ struct Args {
 fn main() -> ExitCode {
     common::init_logging("info");
     let args = common::parse_args::<Args>(common::UPPERCASE_UDP_PORT).server;
-    let result = if args.serial {
-        serve(UdpServer::builder(), &args)
-    } else {
-        serve(args.sized(ThreadingUdpServer::builder()), &args)
-    };
-    common::exit("uppercase_udp_server", result)
+    let result = Deployment::start(PROGRAM).and_then(|deployment| {
+        if args.serial {
+            serve(UdpServer::builder(), &args, deployment)
+        } else {
+            serve(args.sized(ThreadingUdpServer::builder()), &args, deployment)
+        }
+    });
+    common::exit(PROGRAM.name, result)
 }
 
-fn serve<M: RequestMode>(builder: Builder<UdpSocket, M>, args: &ServerArgs) -> std::io::Result<()> {
-    let addr = args.address()?;
-    let server = builder
-        .shutdown_grace(args.grace)
-        .bind(addr, Uppercase)
-        .map_err(context(format!("cannot listen on {addr}")))?;
-    common::serve_until_signal(server, "datagrams")
+fn serve<M: RequestMode>(
+    builder: Builder<UdpSocket, M>,
+    args: &ServerArgs,
+    mut deployment: Deployment,
+) -> std::io::Result<()> {
+    let builder = deployment.watch(builder.shutdown_grace(args.grace), None);
+    let handler = deployment.watched(Uppercase);
+    let server = deployment.udp_server(builder, args.address()?, handler)?;
+    deployment.serve(server, "datagrams")
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Restarts under load: starts examples/restartable_echo.rs, drives churn
+# Restarts under load: starts examples/uppercase_tcp_server.rs, drives churn
 # load through it with the load generator (connect, one round trip,
 # close), and restarts the server RESTARTS times meanwhile (SIGHUP: a new
 # process takes the listening socket over, the old one drains and exits),
@@ -23,9 +23,9 @@ BIN=target/release/examples
 mkdir -p "$OUT"
 LOG="$OUT/server.log"
 
-cargo build --release --quiet --features restart,systemd --example restartable_echo --example loadgen
+cargo build --release --quiet --features restart --example uppercase_tcp_server --example loadgen
 
-"$BIN/restartable_echo" --port 0 --grace-ms 2000 > "$LOG" 2>&1 &
+"$BIN/uppercase_tcp_server" --port 0 --grace 2s > "$LOG" 2>&1 &
 LOADGEN=
 cleanup() {
     if [ -n "$LOADGEN" ]; then
@@ -61,10 +61,10 @@ wait_ready() {
 
 wait_ready 1
 ADDR=$(sed -n 's/^listening on //p' "$LOG" | head -1)
-echo "restartable_echo on $ADDR; churn load: $CONNECTIONS clients for $DURATION s, $RESTARTS restarts"
+echo "uppercase_tcp_server on $ADDR; churn load: $CONNECTIONS clients for $DURATION s, $RESTARTS restarts"
 
-"$BIN/loadgen" churn --target "$ADDR" --connections "$CONNECTIONS" --duration "$DURATION" \
-    --warmup 0 --json > "$OUT/loadgen.json" &
+"$BIN/loadgen" churn --target "$ADDR" --connections "$CONNECTIONS" --duration "${DURATION}s" \
+    --warmup 0s --json > "$OUT/loadgen.json" &
 LOADGEN=$!
 
 # Restarts spread over the run, after a second of load.

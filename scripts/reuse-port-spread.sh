@@ -66,8 +66,8 @@ done
 echo "$PROCESSES servers with SO_REUSEPORT on $ADDR (pids ${PIDS[*]})"
 
 echo "churn load: $CONNECTIONS clients for $DURATION s"
-"$BIN/loadgen" churn --target "$ADDR" --connections "$CONNECTIONS" --duration "$DURATION" \
-    --warmup 0 --json > "$OUT/loadgen.json"
+"$BIN/loadgen" churn --target "$ADDR" --connections "$CONNECTIONS" --duration "${DURATION}s" \
+    --warmup 0s --json > "$OUT/loadgen.json"
 
 for pid in "${PIDS[@]}"; do
     kill -TERM "$pid"

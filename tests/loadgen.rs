@@ -218,3 +218,96 @@ fn open_loop_pacing_keeps_to_its_schedule() {
     assert_eq!(server.stats().accepted, 2);
     running.shutdown();
 }
+
+/// `--proxy-v1` and `--proxy-v2`: every connection begins with a PROXY
+/// header claiming a client address of its own, whatever drives it; a
+/// server that trusts loopback as its proxy sees those clients, and one
+/// whose proxies are elsewhere refuses the headers.
+#[cfg(feature = "proxy-protocol")]
+#[test]
+fn proxy_headers_claim_a_client_address_per_connection() {
+    use socketserver::RequestHandler;
+    use socketserver::proxy_protocol::TrustedProxies;
+    use std::collections::BTreeSet;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    init_logging();
+    let peers = Arc::new(Mutex::new(BTreeSet::new()));
+    let seen = Arc::clone(&peers);
+    let (server, running) = serve(
+        ThreadingTcpServer::builder()
+            .proxy_protocol(TrustedProxies::parse(["127.0.0.1"]).unwrap())
+            .bind("127.0.0.1:0", move |request: &mut TcpRequest| {
+                seen.lock().unwrap().insert(*request.peer_addr());
+                Uppercase.handle(request)
+            }),
+    );
+    let target = server.local_addr().to_string();
+    let runs: [&[&str]; 3] = [
+        &["churn", "--proxy-v2"],
+        &["tcp", "--proxy-v1"],
+        &["tcp", "--proxy-v2", "--driver", "epoll", "--threads", "2"],
+    ];
+    for run in runs {
+        peers.lock().unwrap().clear();
+        let output = loadgen(
+            &[
+                run,
+                &[
+                    "--target",
+                    &target,
+                    "--connections",
+                    "4",
+                    "--duration",
+                    "200ms",
+                    "--warmup",
+                    "0s",
+                    "--json",
+                ],
+            ]
+            .concat(),
+        );
+        assert!(output.status.success(), "{run:?}: {output:?}");
+        let report = report(&output);
+        assert_eq!(failures(&report), 0, "{run:?}: {report}");
+        assert_eq!(report["proxy"], run[1].trim_start_matches("--proxy-"), "{report}");
+        let expected: BTreeSet<SocketAddr> = (1..=4)
+            .map(|n| format!("198.51.100.{n}:1024").parse().unwrap())
+            .collect();
+        assert_eq!(*peers.lock().unwrap(), expected, "{run:?}");
+    }
+    running.shutdown();
+
+    // A server whose proxies are elsewhere refuses every header from
+    // loopback.
+    let (plain, running) = serve(
+        ThreadingTcpServer::builder()
+            .proxy_protocol(TrustedProxies::parse(["10.0.0.0/8"]).unwrap())
+            .bind("127.0.0.1:0", Uppercase),
+    );
+    let output = loadgen(&[
+        "churn",
+        "--proxy-v2",
+        "--target",
+        &plain.local_addr().to_string(),
+        "--connections",
+        "2",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "0s",
+        "--json",
+    ]);
+    let report = report(&output);
+    assert_eq!(report["ops"], 0, "{report}");
+    assert!(report["errors"].as_u64().unwrap() > 0, "{report}");
+    running.shutdown();
+
+    let output = loadgen(&["udp", "--proxy-v2", "--duration", "100ms"]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("udp mode has none"),
+        "{output:?}"
+    );
+}

@@ -1,9 +1,9 @@
 //! Restarting without dropping a connection (feature `restart`), end to
-//! end: examples/restartable_echo.rs serves uppercase echo on a
+//! end: examples/uppercase_tcp_server.rs serves uppercase echo on a
 //! ThreadingTcpServer and hands its listener to a new process of itself
 //! on SIGHUP, while clients connect, send one request and close, without
 //! pause, from several threads.
-#![cfg(all(feature = "restart", feature = "systemd", target_os = "linux"))]
+#![cfg(all(feature = "restart", target_os = "linux"))]
 
 mod util;
 
@@ -26,13 +26,13 @@ const CLIENTS: usize = 4;
 /// Requests served between two restarts, at least: each generation serves.
 const REQUESTS_PER_GENERATION: u64 = 300;
 
-/// Starts the echo server; a new process gets `ready_timeout_ms` to be
-/// ready.
-fn start_echo(ready_timeout_ms: u64, extra: &[&str]) -> (Generations, SocketAddr) {
+/// Starts the echo server; a new process gets `ready_timeout` ("10s") to
+/// be ready.
+fn start_echo(ready_timeout: &str, extra: &[&str]) -> (Generations, SocketAddr) {
     let mut server = Generations::start(
-        Command::new(example_binary("restartable_echo"))
-            .args(["--port", "0", "--grace-ms", "2000"])
-            .args(["--ready-timeout-ms", &ready_timeout_ms.to_string()])
+        Command::new(example_binary("uppercase_tcp_server"))
+            .args(["--port", "0", "--grace", "2s"])
+            .args(["--ready-timeout", ready_timeout])
             .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
@@ -116,29 +116,7 @@ impl Churn {
 
 /// Connect, one request, check the reply, close.
 fn one_request(addr: SocketAddr, message: &str) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
-    stream.set_read_timeout(Some(TIMEOUT))?;
-    stream.set_write_timeout(Some(TIMEOUT))?;
-    stream.write_all(message.as_bytes())?;
-    let mut reply = vec![0u8; message.len()];
-    stream.read_exact(&mut reply)?;
-    if reply != message.to_ascii_uppercase().as_bytes() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("wrong reply {:?}", String::from_utf8_lossy(&reply)),
-        ));
-    }
-    // The server closes after our close: nothing more arrives.
-    stream.shutdown(std::net::Shutdown::Write)?;
-    let mut rest = Vec::new();
-    stream.read_to_end(&mut rest)?;
-    if !rest.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "extra bytes",
-        ));
-    }
-    Ok(())
+    util::one_uppercase_request(TcpStream::connect_timeout(&addr, TIMEOUT)?, message)
 }
 
 /// The socket inodes a process holds (from /proc/PID/fd).
@@ -192,7 +170,7 @@ fn inherited_from_the_test() -> Vec<String> {
 
 #[test]
 fn three_restarts_under_churn_refuse_nothing_and_fail_nothing() {
-    let (mut server, addr) = start_echo(10_000, &[]);
+    let (mut server, addr) = start_echo("10s", &[]);
     let outside = inherited_from_the_test();
     let churn = Churn::start(addr);
     churn.wait_for_more(REQUESTS_PER_GENERATION);
@@ -263,7 +241,7 @@ fn a_new_process_that_fails_or_never_gets_ready_is_stopped_and_the_old_one_keeps
     // Each generation would start the same program: the first one's
     // successor is a script that exits at once; see below for the other.
     let exits = script(dir.path(), "exits", "echo 'broken version' >&2; exit 3");
-    let (mut server, addr) = start_echo(500, &["--program", &exits]);
+    let (mut server, addr) = start_echo("500ms", &["--program", &exits]);
     let old = server.current();
 
     server.signal(libc::SIGHUP);
@@ -305,4 +283,72 @@ fn a_new_process_that_fails_or_never_gets_ready_is_stopped_and_the_old_one_keeps
     assert_eq!(server.current(), old);
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit(old), Some(0));
+}
+
+#[test]
+fn the_parked_and_serial_servers_restart_under_churn_too() {
+    for mode in ["--parked", "--serial"] {
+        let (mut server, addr) = start_echo("10s", &[mode]);
+        let churn = Churn::start(addr);
+        churn.wait_for_more(100);
+        let old = server.current();
+        server.signal(libc::SIGHUP);
+        let new = server.wait_ready();
+        assert_ne!(new, old, "{mode}");
+        assert_eq!(
+            server.wait_exit(old),
+            Some(0),
+            "{mode}: the old process's exit code"
+        );
+        churn.wait_for_more(100);
+        let tally = churn.stop();
+        assert_eq!(tally.refused, 0, "{mode}: refused connections: {tally:?}");
+        assert!(
+            tally.failures.is_empty(),
+            "{mode}: failed requests: {:#?}",
+            tally.failures
+        );
+        server.signal(libc::SIGTERM);
+        assert_eq!(server.wait_exit(new), Some(0), "{mode}");
+    }
+}
+
+/// One round trip on a new connection to the Unix socket at `path`.
+fn unix_round_trip(path: &Path, message: &[u8]) -> Vec<u8> {
+    let mut stream = std::os::unix::net::UnixStream::connect(path).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.write_all(message).unwrap();
+    let mut reply = vec![0; message.len()];
+    stream.read_exact(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn a_unix_socket_server_restarts_and_its_file_goes_with_the_last_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upper.sock");
+    let mut server = Generations::start(
+        Command::new(example_binary("uppercase_tcp_server"))
+            .arg("--unix")
+            .arg(&path)
+            .args(["--grace", "2s", "--ready-timeout", "10s"])
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC"),
+    );
+    let old = server.wait_ready();
+    assert_eq!(unix_round_trip(&path, b"before"), b"BEFORE");
+
+    server.signal(libc::SIGHUP);
+    let new = server.wait_ready();
+    assert_ne!(new, old);
+    assert_eq!(server.wait_exit(old), Some(0));
+    // The old process handed the socket on: its file stays.
+    assert!(path.exists());
+    assert_eq!(unix_round_trip(&path, b"after"), b"AFTER");
+
+    server.signal(libc::SIGTERM);
+    server.wait_for_line(&format!("exited pid {new}"));
+    assert_eq!(server.wait_exit(new), Some(0));
+    assert!(!path.exists(), "the last process leaves its socket file");
 }

@@ -4,18 +4,17 @@
 //! as a child process with descriptors placed at 3, 4, ... and LISTEN_*
 //! set as systemd would, so wrong pids, kinds, families and names are
 //! covered without systemd. Then `systemd-socket-activate` (Debian package
-//! `systemd`) activates the probe and the restartable echo server for
-//! real, and a Unix datagram socket standing in for systemd's
-//! NOTIFY_SOCKET receives the server's notifications.
+//! `systemd`) activates the probe and every example server for real (TCP,
+//! UDP and Unix sockets), and a Unix datagram socket standing in for
+//! systemd's NOTIFY_SOCKET receives the servers' notifications.
 #![cfg(all(feature = "systemd", feature = "restart", target_os = "linux"))]
 
 mod util;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -23,7 +22,7 @@ use std::thread;
 use crossbeam_channel::{Receiver, bounded};
 use socket2::{Domain, Socket, Type};
 use util::generations::Generations;
-use util::{Process, TIMEOUT, connect, example_binary, round_trip};
+use util::{Process, TIMEOUT, connect, example_binary, place_fds, round_trip};
 
 /// What LISTEN_PID says.
 #[derive(Clone, Copy)]
@@ -69,38 +68,6 @@ fn probe(fds: &[&dyn AsFd], pid: ListenPid, vars: &[(&str, &str)], claims: &[&st
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-/// Places `fds` at 3, 4, ... in the child, without close-on-exec, as
-/// systemd does.
-fn place_fds(command: &mut Command, fds: Vec<RawFd>) {
-    assert!(fds.len() <= 8);
-    let first_free = 3 + fds.len() as RawFd;
-    let place = move || {
-        // Each source is first copied above the target range, so placing
-        // one never overwrites another that is still to be placed.
-        let mut high = [0 as RawFd; 8];
-        for (slot, &fd) in high.iter_mut().zip(&fds) {
-            // SAFETY: fcntl and dup2 are async-signal-safe; failures are
-            // reported as the spawn's error.
-            *slot = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, first_free) };
-            if *slot < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        for (i, &fd) in high[..fds.len()].iter().enumerate() {
-            // SAFETY: as above; dup2 clears close-on-exec on the copy.
-            if unsafe { libc::dup2(fd, 3 + i as RawFd) } < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    };
-    // SAFETY: the closure only calls async-signal-safe functions and does
-    // not allocate.
-    unsafe {
-        command.pre_exec(place);
-    }
 }
 
 /// The line starting with `prefix`.
@@ -386,24 +353,142 @@ fn activate(datagram: bool, fdname: &str, program: &Path, args: &[&str]) -> (Pro
     panic!("no free port found for systemd-socket-activate in 5 tries");
 }
 
-#[test]
-fn systemd_socket_activate_starts_the_echo_server_on_its_socket() {
-    let echo = example_binary("restartable_echo");
-    // --port 1 would fail to bind: serving proves the socket was adopted.
-    let (mut server, port, stdout) = activate(false, "uppercase", &echo, &["--port", "1"]);
-    // systemd-socket-activate starts the program on the first connection,
-    // which waits in the backlog meanwhile.
-    let mut client = connect(SocketAddr::from(([127, 0, 0, 1], port)));
-    assert_eq!(round_trip(&mut client, b"activated").unwrap(), b"ACTIVATED");
+/// The address an activated example server says it listens on: the
+/// activator's, not `--port 1` (which it must not bind).
+fn assert_listens_on_the_passed_socket(stdout: &Receiver<String>, port: u16) {
     assert_eq!(
-        wait_for_line(&stdout, "listening on"),
+        wait_for_line(stdout, "listening on"),
         format!("listening on 127.0.0.1:{port}")
     );
-    wait_for_line(&stdout, "ready pid");
-    drop(client);
+}
+
+/// SIGTERM to an activated server (systemd-socket-activate execs it, so
+/// it has the activator's pid); it must stop cleanly.
+fn stop(mut server: Process) {
     server.signal(libc::SIGTERM);
     let output = server.finish();
     assert!(output.status.success(), "{output:?}");
+}
+
+/// An activator listening on a Unix socket at `path`: returns the
+/// process and its standard output.
+fn activate_unix(path: &Path, fdname: &str, program: &Path, args: &[&str]) -> (Process, Receiver<String>) {
+    let mut activator = Process::spawn(
+        Command::new(socket_activate())
+            .arg("--listen")
+            .arg(path)
+            .args(["--fdname", fdname])
+            .arg(program)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let stdout = activator.stdout_lines();
+    let stderr = lines_of(activator.child().stderr.take().unwrap());
+    wait_for_line(&stderr, "Listening on");
+    (activator, stdout)
+}
+
+#[test]
+fn systemd_socket_activate_starts_the_uppercase_tcp_server_on_its_socket_in_every_mode() {
+    let program = example_binary("uppercase_tcp_server");
+    for mode in [&[][..], &["--serial"], &["--parked"]] {
+        let mut args = vec!["--port", "1"];
+        args.extend_from_slice(mode);
+        let (server, port, stdout) = activate(false, "uppercase", &program, &args);
+        // systemd-socket-activate starts the program on the first
+        // connection, which waits in the backlog meanwhile.
+        let mut client = connect(SocketAddr::from(([127, 0, 0, 1], port)));
+        assert_eq!(
+            round_trip(&mut client, b"activated").unwrap(),
+            b"ACTIVATED",
+            "{mode:?}"
+        );
+        assert_listens_on_the_passed_socket(&stdout, port);
+        wait_for_line(&stdout, "ready pid");
+        drop(client);
+        stop(server);
+    }
+}
+
+#[test]
+fn systemd_socket_activate_passes_a_unix_socket_to_the_uppercase_tcp_server() {
+    let dir = temp_dir();
+    let path = dir.path().join("upper.sock");
+    // Not the path it serves on: the passed socket is.
+    let unused = dir.path().join("unused.sock");
+    let (server, stdout) = activate_unix(
+        &path,
+        "upper",
+        &example_binary("uppercase_tcp_server"),
+        &["--unix", unused.to_str().unwrap()],
+    );
+    let mut client = UnixStream::connect(&path).unwrap();
+    client.set_read_timeout(Some(TIMEOUT)).unwrap();
+    std::io::Write::write_all(&mut client, b"over unix").unwrap();
+    let mut reply = [0u8; 9];
+    client.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"OVER UNIX");
+    assert_eq!(
+        wait_for_line(&stdout, "listening on"),
+        format!("listening on {}", path.display())
+    );
+    assert!(!dir.path().join("unused.sock").exists());
+    drop(client);
+    stop(server);
+    // systemd's socket file is systemd's to remove.
+    assert!(path.exists());
+}
+
+#[test]
+fn systemd_socket_activate_starts_the_uppercase_udp_server_on_its_socket() {
+    let program = example_binary("uppercase_udp_server");
+    for mode in [&[][..], &["--serial"]] {
+        let mut args = vec!["--port", "1"];
+        args.extend_from_slice(mode);
+        let (server, port, stdout) = activate(true, "uppercase", &program, &args);
+        // The first datagram starts the program and is answered.
+        let client = util::udp_client();
+        let server_addr = SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(
+            util::udp_round_trip(&client, server_addr, b"datagram").unwrap(),
+            b"DATAGRAM",
+            "{mode:?}"
+        );
+        assert_listens_on_the_passed_socket(&stdout, port);
+        stop(server);
+    }
+}
+
+#[test]
+fn every_example_server_adopts_the_socket_systemd_passes() {
+    let files = temp_dir();
+    let dir = files.path().to_str().unwrap();
+    let servers: [(&str, bool, &[&str]); 4] = [
+        ("file_server", false, &["--dir", dir]),
+        ("remote_shell_server", false, &["--key", "k"]),
+        ("chat_server", true, &[]),
+        ("uppercase_udp_server", true, &[]),
+    ];
+    for (name, datagram, extra) in servers {
+        let mut args = vec!["--port", "1"];
+        args.extend_from_slice(extra);
+        let (server, port, stdout) = activate(datagram, name, &example_binary(name), &args);
+        let client = if datagram {
+            // Anything wakes it; a chat server answers a JOIN.
+            let client = util::udp_client();
+            client.send_to(b"JOIN systemd", ("127.0.0.1", port)).unwrap();
+            let mut reply = [0u8; 256];
+            let (len, _) = client.recv_from(&mut reply).expect("a reply");
+            assert!(len > 0, "{name}");
+            None
+        } else {
+            Some(connect(SocketAddr::from(([127, 0, 0, 1], port))))
+        };
+        assert_listens_on_the_passed_socket(&stdout, port);
+        drop(client);
+        stop(server);
+    }
 }
 
 #[test]
@@ -425,19 +510,12 @@ fn systemd_socket_activate_passes_udp_sockets() {
 fn systemd_socket_activate_passes_unix_sockets() {
     let dir = temp_dir();
     let path = dir.path().join("ctl.sock");
-    let mut command = Command::new(socket_activate());
-    command
-        .arg("--listen")
-        .arg(&path)
-        .args(["--fdname", "ctl"])
-        .arg(example_binary("activation_probe"))
-        .args(["--fds", "1", "unix:ctl"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut activator = Process::spawn(&mut command);
-    let stdout = activator.stdout_lines();
-    let stderr = lines_of(activator.child().stderr.take().unwrap());
-    wait_for_line(&stderr, "Listening on");
+    let (activator, stdout) = activate_unix(
+        &path,
+        "ctl",
+        &example_binary("activation_probe"),
+        &["--fds", "1", "unix:ctl"],
+    );
     let _client = UnixStream::connect(&path).unwrap();
     let claimed = wait_for_line(&stdout, "unix:ctl");
     assert!(
@@ -449,67 +527,122 @@ fn systemd_socket_activate_passes_unix_sockets() {
 
 // --- notification ------------------------------------------------------
 
-/// Receives notifications like systemd: one datagram each, bounded.
-fn next_notification(socket: &UnixDatagram) -> String {
-    let mut buffer = [0u8; 4096];
-    let len = socket
-        .recv(&mut buffer)
-        .expect("a notification within the timeout");
-    String::from_utf8(buffer[..len].to_vec()).unwrap()
+/// A stand-in for systemd's notification socket, and the variables that
+/// point a server at it, with a 400 ms watchdog (a ping every 100 ms).
+struct Notify {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    socket: UnixDatagram,
 }
 
-/// The next notification that is not a watchdog ping.
-fn next_state(socket: &UnixDatagram) -> String {
-    loop {
-        let message = next_notification(socket);
-        if message != "WATCHDOG=1\n" {
-            return message;
+impl Notify {
+    fn new() -> Notify {
+        let dir = temp_dir();
+        let path = dir.path().join("notify.sock");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+        Notify {
+            _dir: dir,
+            path,
+            socket,
+        }
+    }
+
+    /// `command` run as systemd would run a `Type=notify` service with
+    /// `WatchdogSec=`.
+    fn service<'a>(&self, command: &'a mut Command) -> &'a mut Command {
+        command
+            .env("NOTIFY_SOCKET", &self.path)
+            .env("WATCHDOG_USEC", "400000")
+            .env_remove("WATCHDOG_PID")
+    }
+
+    /// Receives notifications like systemd: one datagram each, bounded.
+    fn next(&self) -> String {
+        let mut buffer = [0u8; 4096];
+        let len = self
+            .socket
+            .recv(&mut buffer)
+            .expect("a notification within the timeout");
+        String::from_utf8(buffer[..len].to_vec()).unwrap()
+    }
+
+    /// The next notification that is not a watchdog ping.
+    fn next_state(&self) -> String {
+        loop {
+            let message = self.next();
+            if message != "WATCHDOG=1\n" {
+                return message;
+            }
+        }
+    }
+
+    /// READY=1 with process `pid` as the main one, then the status line.
+    fn expect_serving(&self, pid: u32) {
+        assert_eq!(self.next_state(), format!("READY=1\nMAINPID={pid}\n"));
+        let status = self.next_state();
+        assert!(status.starts_with("STATUS=serving on 127.0.0.1:"), "{status:?}");
+    }
+
+    /// Three watchdog pings in a row, from an idle server's loop.
+    fn expect_pings(&self) {
+        for _ in 0..3 {
+            assert_eq!(self.next(), "WATCHDOG=1\n");
         }
     }
 }
 
 #[test]
 fn the_server_notifies_ready_status_watchdog_and_stopping_and_a_restart_hands_over_main_pid() {
-    let dir = temp_dir();
-    let notify_path = dir.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let notify = Notify::new();
     let mut server = Generations::start(
-        Command::new(example_binary("restartable_echo"))
-            .args(["--port", "0", "--grace-ms", "500", "--ready-timeout-ms", "10000"])
-            .env("NOTIFY_SOCKET", &notify_path)
-            // 400 ms: a ping every 100 ms.
-            .env("WATCHDOG_USEC", "400000")
-            .env_remove("WATCHDOG_PID")
+        notify
+            .service(&mut Command::new(example_binary("uppercase_tcp_server")))
+            .args(["--port", "0", "--grace", "500ms", "--ready-timeout", "10s"])
             .env("RUST_LOG", "info"),
     );
     let first = server.wait_ready();
-    assert_eq!(next_state(&notify), format!("READY=1\nMAINPID={first}\n"));
-    let status = next_state(&notify);
-    assert!(status.starts_with("STATUS=serving on 127.0.0.1:"), "{status:?}");
+    notify.expect_serving(first);
     // The idle server's loop keeps the watchdog fed.
-    for _ in 0..3 {
-        assert_eq!(next_notification(&notify), "WATCHDOG=1\n");
-    }
+    notify.expect_pings();
 
     // A restart: the new process becomes the main process; the old one
     // does not say STOPPING, since the service goes on.
     server.signal(libc::SIGHUP);
     let second = server.wait_ready();
     assert_ne!(second, first);
-    assert_eq!(next_state(&notify), format!("READY=1\nMAINPID={second}\n"));
-    assert!(next_state(&notify).starts_with("STATUS=serving on"));
+    notify.expect_serving(second);
     assert_eq!(server.wait_exit(first), Some(0), "the old process's exit code");
-    notify.set_nonblocking(true).unwrap();
+    notify.socket.set_nonblocking(true).unwrap();
     let mut buffer = [0u8; 4096];
-    while let Ok(len) = notify.recv(&mut buffer) {
+    while let Ok(len) = notify.socket.recv(&mut buffer) {
         assert_eq!(&buffer[..len], b"WATCHDOG=1\n", "sent during the handover");
     }
-    notify.set_nonblocking(false).unwrap();
+    notify.socket.set_nonblocking(false).unwrap();
 
     // SIGTERM to the new one: STOPPING=1, then it exits.
     server.signal(libc::SIGTERM);
-    assert_eq!(next_state(&notify), "STOPPING=1\n");
+    assert_eq!(notify.next_state(), "STOPPING=1\n");
     server.wait_for_line(&format!("exited pid {second}"));
     assert_eq!(server.wait_exit(second), Some(0), "the new process's exit code");
+}
+
+#[test]
+fn a_datagram_server_notifies_ready_feeds_the_watchdog_from_its_loop_and_says_stopping() {
+    let notify = Notify::new();
+    let mut server = Process::spawn(
+        notify
+            .service(&mut Command::new(example_binary("uppercase_udp_server")))
+            .args(["--port", "0", "--grace", "100ms"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    notify.expect_serving(server.child().id());
+    // The threading datagram server's workers run its service actions
+    // on the interval, idle or not.
+    notify.expect_pings();
+    server.signal(libc::SIGTERM);
+    assert_eq!(notify.next_state(), "STOPPING=1\n");
+    let output = server.finish();
+    assert!(output.status.success(), "{output:?}");
 }

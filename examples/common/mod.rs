@@ -1,8 +1,11 @@
 //! What the examples share: command-line options (hosts, per-example
 //! default ports, durations such as "500ms" and sizes such as "64MiB"),
 //! logging, errors that name what failed, serving until Ctrl-C or
-//! SIGTERM, and the tutorials' client loop. Each example uses part of it.
+//! SIGTERM under systemd or not ([`deploy`]), and the tutorials' client
+//! loop. Each example uses part of it.
 #![allow(dead_code)]
+
+pub mod deploy;
 
 use std::fmt::Display;
 use std::io::{self, BufRead, Write};
@@ -10,8 +13,8 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use socketserver::Builder;
 use socketserver::server::{Parked, Threading};
-use socketserver::{Builder, Server};
 
 /// Default ports, one per example server, so any two of them can run side
 /// by side. Each client defaults to its server's.
@@ -208,33 +211,6 @@ impl ShowAddr for std::os::unix::net::SocketAddr {
             None => "(unnamed)".into(),
         }
     }
-}
-
-/// Serves until Ctrl-C or SIGTERM, then stops cleanly and logs what was
-/// served. Prints "listening on ADDR" first: tests and scripts read it to
-/// learn the port.
-pub fn serve_until_signal<S>(server: S, requests: &str) -> io::Result<()>
-where
-    S: Server,
-    S::Addr: ShowAddr,
-{
-    let stop = server.shutdown_handle();
-    ctrlc::set_handler(move || {
-        log::info!("stopping");
-        stop.request_shutdown();
-    })
-    .map_err(io::Error::other)?;
-    println!("listening on {}", server.local_addr().show());
-    io::stdout().flush()?;
-    server.serve_forever()?;
-    let stats = server.stats();
-    log::info!(
-        "stopped after {} {requests} ({} errors, {} panics)",
-        stats.accepted,
-        stats.errors,
-        stats.panics
-    );
-    Ok(())
 }
 
 /// Where a client example connects, and what it sends. Its `--port`

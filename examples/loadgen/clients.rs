@@ -31,6 +31,62 @@ pub struct Plan {
     /// `--source`: the local address connections come from (to spread
     /// many connections over several loopback addresses, 127.0.0.x).
     pub source: Option<IpAddr>,
+    /// `--proxy-v1`, `--proxy-v2`: each connection begins with a PROXY
+    /// protocol header claiming a client address of its own.
+    pub proxy: Option<ProxyVersion>,
+}
+
+/// Which PROXY protocol header connections begin with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyVersion {
+    /// The text line (HAProxy's `send-proxy`).
+    V1,
+    /// The binary header (HAProxy's `send-proxy-v2`).
+    V2,
+}
+
+impl ProxyVersion {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxyVersion::V1 => "v1",
+            ProxyVersion::V2 => "v2",
+        }
+    }
+}
+
+/// The client address connection `id` claims in its PROXY header, one of
+/// its own for the first 16 million: 198.51.100.1-254 (TEST-NET-2) and a
+/// port from 1024 for an IPv4 target, 2001:db8::/96 (documentation)
+/// for an IPv6 one.
+pub fn claimed_client(id: usize, target: SocketAddr) -> SocketAddr {
+    let port = 1024 + (id / 254 % 64_512) as u16;
+    match target {
+        SocketAddr::V4(_) => SocketAddr::new(Ipv4Addr::new(198, 51, 100, 1 + (id % 254) as u8).into(), port),
+        SocketAddr::V6(_) => {
+            let host = (id % (1 << 32)) as u128 + 1;
+            SocketAddr::new(Ipv6Addr::from_bits(0x2001_0db8 << 96 | host).into(), port)
+        }
+    }
+}
+
+/// The PROXY header of a connection from `client` to `target`.
+#[cfg(feature = "proxy-protocol")]
+fn proxy_header(version: ProxyVersion, client: SocketAddr, target: SocketAddr) -> io::Result<Vec<u8>> {
+    use socketserver::proxy_protocol::ProxyHeader;
+    match version {
+        ProxyVersion::V1 => ProxyHeader::new_v1(client, target).to_v1(),
+        ProxyVersion::V2 => ProxyHeader::new_v2(client, target).to_v2(),
+    }
+}
+
+/// Built without the feature there is no encoder (`run` refuses the
+/// options before any client starts).
+#[cfg(not(feature = "proxy-protocol"))]
+fn proxy_header(_: ProxyVersion, _: SocketAddr, _: SocketAddr) -> io::Result<Vec<u8>> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "PROXY headers need the `proxy-protocol` feature",
+    ))
 }
 
 impl Plan {
@@ -50,7 +106,9 @@ impl Plan {
         }
     }
 
-    pub(crate) fn connect(&self) -> io::Result<TcpStream> {
+    /// A connection for connection `id` (a client's number), which has
+    /// sent its PROXY header if the plan says so.
+    pub(crate) fn connect(&self, id: usize) -> io::Result<TcpStream> {
         let stream = match self.source {
             None => TcpStream::connect_timeout(&self.target, self.timeout)?,
             Some(source) => {
@@ -67,6 +125,10 @@ impl Plan {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
+        if let Some(version) = self.proxy {
+            let client = claimed_client(id, self.target);
+            (&stream).write_all(&proxy_header(version, client, self.target)?)?;
+        }
         Ok(stream)
     }
 
@@ -180,7 +242,7 @@ fn ping_pong<C>(
     while let Some(began) = pacer.next() {
         let conn = match connection.as_mut() {
             Some(conn) => conn,
-            None => match plan.connect().and_then(&connect) {
+            None => match plan.connect(client).and_then(&connect) {
                 Ok(conn) => connection.insert(conn),
                 Err(e) => {
                     recorder.error(&e);
@@ -230,7 +292,7 @@ pub fn churn(plan: &Plan, client: usize) -> Recorder {
     let mut pacer = plan.pacer(client);
     while let Some(began) = pacer.next() {
         message.advance();
-        let exchanged = plan.connect().and_then(|mut stream| match &plan.tls {
+        let exchanged = plan.connect(client).and_then(|mut stream| match &plan.tls {
             // Dropping the connection sends close_notify.
             Some(tls) => tls.wrap(stream)?.exchange(tls, began, &message.sent, &mut reply),
             None => {
@@ -340,16 +402,16 @@ pub struct IdleOutcome {
 
 /// Opens `count` connections and keeps them, does one round trip on each,
 /// then (with `hold`) waits until the server closes them or the window
-/// ends.
-pub fn idle(plan: &Plan, client: usize, count: usize, hold: bool) -> (Recorder, IdleOutcome) {
+/// ends. Connection `i` is number `client + i * stride` of the run.
+pub fn idle(plan: &Plan, client: usize, stride: usize, count: usize, hold: bool) -> (Recorder, IdleOutcome) {
     let mut recorder = plan.recorder();
     let mut outcome = IdleOutcome::default();
     let mut streams = Vec::with_capacity(count);
-    for _ in 0..count {
+    for i in 0..count {
         if Instant::now() >= plan.window.end {
             break;
         }
-        match plan.connect() {
+        match plan.connect(client + i * stride) {
             Ok(stream) => streams.push(stream),
             Err(e) => recorder.error(&e),
         }
@@ -401,5 +463,20 @@ mod tests {
         }
         assert_eq!(message.seq_of(&message.expected), Some(1000));
         assert_eq!(message.seq_of(&message.sent), None);
+    }
+
+    #[test]
+    fn every_connection_claims_a_client_address_of_its_own() {
+        let v4: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+        let v6: SocketAddr = "[::1]:9999".parse().unwrap();
+        for target in [v4, v6] {
+            let claimed: std::collections::HashSet<SocketAddr> =
+                (0..100_000).map(|id| claimed_client(id, target)).collect();
+            assert_eq!(claimed.len(), 100_000);
+            assert!(claimed.iter().all(|a| a.is_ipv4() == target.is_ipv4()));
+        }
+        assert_eq!(claimed_client(0, v4), "198.51.100.1:1024".parse().unwrap());
+        assert_eq!(claimed_client(254, v4), "198.51.100.1:1025".parse().unwrap());
+        assert_eq!(claimed_client(1, v6), "[2001:db8::2]:1024".parse().unwrap());
     }
 }

@@ -34,7 +34,7 @@ impl Conn {
     fn open(plan: &Plan, client: usize) -> io::Result<Conn> {
         // A blocking connect (bounded by the plan's timeout), then
         // non-blocking for the ping-pong.
-        let stream = plan.connect()?;
+        let stream = plan.connect(client)?;
         stream.set_nonblocking(true)?;
         Ok(Conn {
             stream: TcpStream::from_std(stream),

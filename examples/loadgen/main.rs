@@ -20,6 +20,13 @@
 //! With `--tls --tls-ca FILE` the tcp and churn clients speak TLS to the
 //! target (rustls; session resumption on unless `--no-resume`) and the
 //! report counts full and resumed handshakes per second.
+//!
+//! With `--proxy-v1` or `--proxy-v2` (feature `proxy-protocol`) every
+//! connection begins with a PROXY protocol header claiming a client
+//! address of its own (198.51.100.x), as a load balancer would send it:
+//! for servers behind one (`uppercase_tcp_server --proxy-protocol
+//! 127.0.0.1`), to measure what the header costs. The in-process server
+//! then requires the header from 127.0.0.0/8 and ::1.
 
 mod clients;
 #[path = "../common/mod.rs"]
@@ -29,7 +36,7 @@ mod record;
 mod tls;
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -41,9 +48,10 @@ use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use socketserver::echo::{FramedUppercase, Uppercase};
-use socketserver::{ParkedTcpServer, Server, Stats, ThreadingTcpServer, ThreadingUdpServer};
+use socketserver::server::Mode as ServerMode;
+use socketserver::{Builder, ParkedTcpServer, Server, Stats, ThreadingTcpServer, ThreadingUdpServer};
 
-use clients::{IdleOutcome, Plan};
+use clients::{IdleOutcome, Plan, ProxyVersion};
 use record::{Live, Recorder, Totals, Window};
 use tls::TlsClient;
 
@@ -149,6 +157,15 @@ struct Args {
     /// (ParkedTcpServer; tcp, churn, framed and idle modes).
     #[arg(long, conflicts_with = "target")]
     parked: bool,
+    /// Each connection begins with a PROXY protocol v1 header (a text
+    /// line) claiming a client address of its own, 198.51.100.x (not in
+    /// udp mode). Feature `proxy-protocol`.
+    #[arg(long, conflicts_with = "proxy_v2")]
+    proxy_v1: bool,
+    /// The same with a binary v2 header, as HAProxy's send-proxy-v2
+    /// sends it.
+    #[arg(long)]
+    proxy_v2: bool,
 }
 
 /// How the load generator drives its clients.
@@ -181,6 +198,15 @@ fn seconds(name: &str, value: f64) -> io::Result<Duration> {
 }
 
 impl Args {
+    /// The PROXY header the connections begin with, if any.
+    fn proxy(&self) -> Option<ProxyVersion> {
+        match (self.proxy_v1, self.proxy_v2) {
+            (true, _) => Some(ProxyVersion::V1),
+            (_, true) => Some(ProxyVersion::V2),
+            _ => None,
+        }
+    }
+
     /// The warm-up, none in idle mode.
     fn warmup(&self) -> Duration {
         if self.mode == Mode::Idle {
@@ -212,24 +238,26 @@ fn start<S: Server<Addr = SocketAddr>>(server: S, name: &'static str) -> (Socket
     (addr, InProcess { name, stop })
 }
 
-fn start_in_process(mode: Mode, parked: bool) -> io::Result<(SocketAddr, InProcess)> {
+fn start_in_process(mode: Mode, parked: bool, proxy: bool) -> io::Result<(SocketAddr, InProcess)> {
     let local = "127.0.0.1:0";
+    let threading = || behind_proxies(ThreadingTcpServer::builder(), proxy);
+    let parked_tcp = || behind_proxies(ParkedTcpServer::builder(), proxy);
     Ok(match mode {
         Mode::Tcp | Mode::Churn | Mode::Idle | Mode::Slow if parked => start(
-            ParkedTcpServer::bind(local, Uppercase)?,
+            parked_tcp()?.bind(local, Uppercase)?,
             "in-process ParkedTcpServer",
         ),
         Mode::Framed if parked => start(
-            ParkedTcpServer::bind(local, FramedUppercase)?,
+            parked_tcp()?.bind(local, FramedUppercase)?,
             "in-process ParkedTcpServer (framed)",
         ),
         Mode::Udp if parked => return Err(invalid("--parked: a UDP server has no connections to park")),
         Mode::Tcp | Mode::Churn | Mode::Idle | Mode::Slow => start(
-            ThreadingTcpServer::bind(local, Uppercase)?,
+            threading()?.bind(local, Uppercase)?,
             "in-process ThreadingTcpServer",
         ),
         Mode::Framed => start(
-            ThreadingTcpServer::bind(local, FramedUppercase)?,
+            threading()?.bind(local, FramedUppercase)?,
             "in-process ThreadingTcpServer (framed)",
         ),
         Mode::Udp => start(
@@ -237,6 +265,34 @@ fn start_in_process(mode: Mode, parked: bool) -> io::Result<(SocketAddr, InProce
             "in-process ThreadingUdpServer",
         ),
     })
+}
+
+/// With `proxy`, the in-process server requires a PROXY header from the
+/// loopback addresses the clients come from.
+fn behind_proxies<M: ServerMode>(
+    builder: Builder<TcpListener, M>,
+    proxy: bool,
+) -> io::Result<Builder<TcpListener, M>> {
+    if !proxy {
+        return Ok(builder);
+    }
+    #[cfg(feature = "proxy-protocol")]
+    {
+        let trusted = socketserver::proxy_protocol::TrustedProxies::parse(["127.0.0.0/8", "::1"])?;
+        Ok(builder.proxy_protocol(trusted))
+    }
+    #[cfg(not(feature = "proxy-protocol"))]
+    Err(needs_proxy_feature())
+}
+
+/// The error for `--proxy-v1`/`--proxy-v2` in a binary built without the
+/// feature.
+fn needs_proxy_feature() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "--proxy-v1 and --proxy-v2 need the `proxy-protocol` feature, and this loadgen was built without it: \
+         build it with `cargo build --features proxy-protocol --example loadgen`",
+    )
 }
 
 fn resolve(target: &str, allow_remote: bool) -> io::Result<SocketAddr> {
@@ -268,6 +324,17 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         Some(_) => return Err(invalid("--rate must be a positive number of requests per second")),
         None => None,
     };
+    if let Some(version) = args.proxy() {
+        if !cfg!(feature = "proxy-protocol") {
+            return Err(needs_proxy_feature());
+        }
+        if args.mode == Mode::Udp {
+            return Err(invalid(format!(
+                "--proxy-{}: a PROXY header begins a connection; udp mode has none",
+                version.name()
+            )));
+        }
+    }
     if args.tls && !matches!(args.mode, Mode::Tcp | Mode::Churn) {
         return Err(invalid("--tls works in the tcp and churn modes"));
     }
@@ -286,7 +353,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
     let (target, server) = match &args.target {
         Some(target) => (resolve(target, args.allow_remote)?, None),
         None => {
-            let (addr, server) = start_in_process(args.mode, args.parked)?;
+            let (addr, server) = start_in_process(args.mode, args.parked, args.proxy().is_some())?;
             (addr, Some(server))
         }
     };
@@ -314,6 +381,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         live: Arc::new(Live::default()),
         tls: tls.clone(),
         source: args.source,
+        proxy: args.proxy(),
     });
     let clients = spawn_clients(args, &plan)?;
     // Idle mode with --hold says on stderr when every connection has had
@@ -383,7 +451,7 @@ fn spawn_clients(args: &Args, plan: &Arc<Plan>) -> io::Result<Vec<Client>> {
                     Mode::Idle => {
                         // This thread's share of the connections.
                         let share = connections / threads + usize::from(client < connections % threads);
-                        clients::idle(&plan, client, share, hold)
+                        clients::idle(&plan, client, threads, share, hold)
                     }
                 })
         })
@@ -464,6 +532,7 @@ fn report(
             "duration": args.duration.as_secs_f64(),
             "warmup": args.warmup().as_secs_f64(),
             "rate": args.rate,
+            "proxy": args.proxy().map(ProxyVersion::name),
         });
         if args.mode == Mode::Idle {
             context["connected"] = json!(idle.connected);
@@ -485,8 +554,12 @@ fn report(
         Some(rate) => format!("open loop at {rate} requests/s"),
         None => "closed loop".to_owned(),
     };
+    let proxy = match args.proxy() {
+        Some(version) => format!(" behind PROXY {} headers", version.name()),
+        None => String::new(),
+    };
     let what = format!(
-        "{}{} against {target} ({server_name}): {} clients, {}-byte messages, {pacing}, {} measured after {} warm-up",
+        "{}{}{proxy} against {target} ({server_name}): {} clients, {}-byte messages, {pacing}, {} measured after {} warm-up",
         args.mode.name(),
         if args.tls { " over TLS" } else { "" },
         args.connections,

@@ -4,6 +4,8 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};
 use std::thread;
@@ -184,6 +186,38 @@ impl Process {
     }
 }
 
+/// Places `fds` at 3, 4, ... in the child, without close-on-exec, as
+/// systemd does (and as HAProxy's `bind fd@3` expects).
+pub fn place_fds(command: &mut Command, fds: Vec<RawFd>) {
+    assert!(fds.len() <= 8);
+    let first_free = 3 + fds.len() as RawFd;
+    let place = move || {
+        // Each source is first copied above the target range, so placing
+        // one never overwrites another that is still to be placed.
+        let mut high = [0 as RawFd; 8];
+        for (slot, &fd) in high.iter_mut().zip(&fds) {
+            // SAFETY: fcntl and dup2 are async-signal-safe; failures are
+            // reported as the spawn's error.
+            *slot = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, first_free) };
+            if *slot < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        for (i, &fd) in high[..fds.len()].iter().enumerate() {
+            // SAFETY: as above; dup2 clears close-on-exec on the copy.
+            if unsafe { libc::dup2(fd, 3 + i as RawFd) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the closure only calls async-signal-safe functions and does
+    // not allocate.
+    unsafe {
+        command.pre_exec(place);
+    }
+}
+
 /// Names of this process's threads that start with `prefix` (Linux shows
 /// the first 15 bytes of a thread's name).
 #[cfg(target_os = "linux")]
@@ -240,15 +274,70 @@ pub fn start_example_server(name: &str, args: &[&str]) -> (Process, SocketAddr, 
             .stderr(std::process::Stdio::piped()),
     );
     let lines = server.stdout_lines();
+    let addr = listening_on(&lines).parse().unwrap();
+    (server, addr, lines)
+}
+
+/// What an example server's first output line, "listening on ADDR", says
+/// it listens on.
+pub fn listening_on(lines: &Receiver<String>) -> String {
     let first = lines
         .recv_timeout(TIMEOUT)
         .expect("the server prints its address");
-    let addr = first
+    first
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .unwrap();
-    (server, addr, lines)
+        .to_owned()
+}
+
+/// Starts an example server with `RUST_LOG=debug` and hands each line of
+/// its log (standard error) to `on_line` on a thread, so a chatty log
+/// never fills the pipe; the thread ends when the process does. Returns
+/// the process, the address it listens on, and the thread.
+pub fn start_logged_example_server(
+    name: &str,
+    args: &[&str],
+    mut on_line: impl FnMut(String) + Send + 'static,
+) -> (Process, String, thread::JoinHandle<()>) {
+    let mut process = Process::spawn(
+        Command::new(example_binary(name))
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let stderr = process.child().stderr.take().unwrap();
+    let reader = thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            on_line(line);
+        }
+    });
+    let addr = listening_on(&process.stdout_lines());
+    (process, addr, reader)
+}
+
+/// One request on `stream`, as a churn client makes it: send `message`,
+/// check the reply is its uppercase, close our side, and check the server
+/// closes after us with nothing more.
+pub fn one_uppercase_request(mut stream: TcpStream, message: &str) -> io::Result<()> {
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    stream.write_all(message.as_bytes())?;
+    let mut reply = vec![0u8; message.len()];
+    stream.read_exact(&mut reply)?;
+    if reply != message.to_ascii_uppercase().as_bytes() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("wrong reply {:?}", String::from_utf8_lossy(&reply)),
+        ));
+    }
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest)?;
+    if !rest.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "extra bytes"));
+    }
+    Ok(())
 }
 
 /// Runs an example client against `addr` with `stdin` as its input, and

@@ -1,0 +1,573 @@
+//! Running an example server for real: the socket systemd passed (socket
+//! activation), READY=1, STOPPING=1 and the watchdog when systemd runs
+//! the server (feature `systemd`), a restart on SIGHUP that hands the
+//! listening socket to a new process of the server (feature `restart`,
+//! uppercase_tcp_server), and the PROXY protocol option (feature
+//! `proxy-protocol`). A binary built without one of these features says
+//! how to build it when it is asked for what the feature does, and exits
+//! with an error.
+//!
+//! Each server makes its [`Deployment`] first thing in `main`, while the
+//! process has one thread (the passed descriptors are adopted and the
+//! variables announcing them removed then), takes its socket through it,
+//! wraps its handler with [`Deployment::watched`], and serves with
+//! [`Deployment::serve`].
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+#[cfg(feature = "systemd")]
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use socketserver::server::{DatagramServer, Listener, Mode, RequestMode};
+use socketserver::{Builder, DatagramRequest, KeepAliveHandler, Next, Request, RequestHandler, Server};
+
+use super::{ShowAddr, context};
+
+/// An example server: its name and the features it is always built with,
+/// for the messages that say how to build it with more.
+#[derive(Clone, Copy, Debug)]
+pub struct Program {
+    pub name: &'static str,
+    /// Its `required-features` in Cargo.toml.
+    pub features: &'static [&'static str],
+    /// Whether SIGHUP restarts it (uppercase_tcp_server), rather than
+    /// stopping it.
+    pub restartable: bool,
+}
+
+impl Program {
+    /// The error for `what`, asked of a binary built without `feature`.
+    pub fn needs_feature(&self, what: &str, feature: &str) -> io::Error {
+        let features: Vec<&str> = self.features.iter().copied().chain([feature]).collect();
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "{what} needs the `{feature}` feature, and this {} was built without it: \
+                 build it with `cargo build --features {} --example {}`",
+                self.name,
+                features.join(","),
+                self.name
+            ),
+        )
+    }
+}
+
+/// What a server takes over from its environment at start, and how it
+/// answers signals: see the [module documentation](self).
+pub struct Deployment {
+    program: Program,
+    signals: Signals,
+    /// A Unix socket file this server created (or inherited from the
+    /// process that did) and removes when it stops, unless it handed the
+    /// socket to a new process: the path and the file's inode.
+    socket_file: Option<(PathBuf, u64)>,
+    #[cfg(feature = "systemd")]
+    activated: socketserver::systemd::ListenFds,
+    #[cfg(feature = "systemd")]
+    watchdog: Option<Arc<socketserver::systemd::Watchdog>>,
+    #[cfg(feature = "restart")]
+    upgrader: Option<socketserver::restart::Upgrader>,
+}
+
+/// How a server's signals ended its serving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// SIGTERM, SIGINT (or SIGHUP for a server that does not restart), or
+    /// the server stopped by itself.
+    Stop,
+    /// SIGHUP: a new process serves on the socket now.
+    HandedOver,
+}
+
+impl Deployment {
+    /// Takes over what this process was started with: the sockets a
+    /// previous process handed over (a restart, for a restartable program
+    /// built with `restart`), the sockets systemd passed (`LISTEN_FDS`,
+    /// with `systemd`), and SIGINT, SIGTERM and SIGHUP. Call it first in
+    /// `main`.
+    ///
+    /// Built without `systemd`, sockets passed to this process are an
+    /// error saying how to build it; a `NOTIFY_SOCKET` only a warning,
+    /// since the server works without notifying.
+    pub fn start(program: Program) -> io::Result<Deployment> {
+        #[cfg(feature = "restart")]
+        let upgrader = match program.restartable {
+            true => Some(socketserver::restart::Upgrader::new()?),
+            false => None,
+        };
+        #[cfg(feature = "systemd")]
+        let activated = socketserver::systemd::ListenFds::take()?;
+        #[cfg(not(feature = "systemd"))]
+        check_not_under_systemd(&program)?;
+        let signals =
+            Signals::new([SIGHUP, SIGINT, SIGTERM]).map_err(context("cannot install the signal handlers"))?;
+        Ok(Deployment {
+            program,
+            signals,
+            socket_file: None,
+            #[cfg(feature = "systemd")]
+            activated,
+            #[cfg(feature = "systemd")]
+            watchdog: socketserver::systemd::Watchdog::from_env().map(Arc::new),
+            #[cfg(feature = "restart")]
+            upgrader,
+        })
+    }
+
+    /// The restart options: how long a new process gets to be ready, and
+    /// the program a restart starts (default: this one). Given to a binary
+    /// built without `restart`, they are an error saying how to build it.
+    pub fn restart_options(
+        &mut self,
+        ready_timeout: Option<Duration>,
+        program: Option<&Path>,
+    ) -> io::Result<()> {
+        if ready_timeout.is_none() && program.is_none() {
+            return Ok(());
+        }
+        #[cfg(feature = "restart")]
+        if let Some(upgrader) = self.upgrader.take() {
+            let upgrader = match ready_timeout {
+                Some(timeout) => upgrader.ready_timeout(timeout),
+                None => upgrader,
+            };
+            self.upgrader = Some(match program {
+                Some(program) => upgrader.program(program),
+                None => upgrader,
+            });
+            return Ok(());
+        }
+        let option = if ready_timeout.is_some() {
+            "--ready-timeout"
+        } else {
+            "--program"
+        };
+        Err(self.program.needs_feature(option, "restart"))
+    }
+
+    /// The TCP listener to serve on: inherited from the previous process
+    /// after a restart, else the first socket systemd passed, else bound
+    /// to `addr` with `builder`'s options. Serve it with `from_listener`.
+    pub fn tcp_listener<M: Mode>(
+        &mut self,
+        builder: &Builder<TcpListener, M>,
+        addr: SocketAddr,
+    ) -> io::Result<TcpListener> {
+        let bind = || {
+            builder
+                .bind_listener(addr)
+                .map_err(context(format!("cannot listen on {addr}")))
+        };
+        #[cfg(feature = "restart")]
+        if let Some(upgrader) = &mut self.upgrader {
+            #[cfg(feature = "systemd")]
+            let activated = &mut self.activated;
+            return upgrader.socket(self.program.name, || {
+                #[cfg(feature = "systemd")]
+                if let Some(listener) = claim_first(activated)? {
+                    return Ok(listener);
+                }
+                bind()
+            });
+        }
+        match self.activated()? {
+            Some(listener) => Ok(listener),
+            None => bind(),
+        }
+    }
+
+    /// The Unix stream listener to serve on at `path`: inherited after a
+    /// restart, else passed by systemd (which owns its file); `None` means
+    /// bind `path` (the server then removes the file when it stops).
+    ///
+    /// A restartable server binds `path` here, so that it can hand the
+    /// socket on; its file is removed when the last process stops (not
+    /// when one hands over).
+    pub fn unix_listener<M: Mode>(
+        &mut self,
+        builder: &Builder<UnixListener, M>,
+        path: &Path,
+    ) -> io::Result<Option<UnixListener>> {
+        let activated = self.activated::<UnixListener>()?;
+        #[cfg(feature = "restart")]
+        if let Some(upgrader) = &mut self.upgrader {
+            let passed = activated.is_some();
+            let listener = match activated {
+                Some(listener) => upgrader.socket(&path.to_string_lossy(), || Ok(listener))?,
+                None => upgrader
+                    .listen_unix(path, builder)
+                    .map_err(context(format!("cannot listen on {}", path.display())))?,
+            };
+            if !passed {
+                let inode = std::fs::metadata(path)
+                    .map_err(context(format!("cannot find the socket file {}", path.display())))?
+                    .ino();
+                self.socket_file = Some((path.to_owned(), inode));
+            }
+            return Ok(Some(listener));
+        }
+        let _ = (builder, path);
+        Ok(activated)
+    }
+
+    /// A UDP server on the first socket systemd passed, or else bound to
+    /// `addr`.
+    pub fn udp_server<M, H>(
+        &mut self,
+        builder: Builder<UdpSocket, M>,
+        addr: SocketAddr,
+        handler: H,
+    ) -> io::Result<DatagramServer<UdpSocket, M, H>>
+    where
+        M: RequestMode,
+        H: RequestHandler<DatagramRequest<UdpSocket>>,
+    {
+        match self.activated()? {
+            Some(socket) => builder.from_socket(socket, handler),
+            None => builder
+                .bind(addr, handler)
+                .map_err(context(format!("cannot listen on {addr}"))),
+        }
+    }
+
+    /// The first socket systemd passed, claimed as an `S` (the error says
+    /// what it is otherwise), or `None`.
+    #[cfg(feature = "systemd")]
+    fn activated<S: socketserver::PassedSocket>(&mut self) -> io::Result<Option<S>> {
+        claim_first(&mut self.activated)
+    }
+
+    /// Built without `systemd`: none was passed ([`start`](Self::start)
+    /// refuses to run otherwise).
+    #[cfg(not(feature = "systemd"))]
+    fn activated<S>(&mut self) -> io::Result<Option<S>> {
+        Ok(None)
+    }
+
+    /// `builder` with a service interval short enough for the watchdog
+    /// (when systemd asked for one) and for `own`, the server's own.
+    pub fn watch<T, M: Mode>(&self, builder: Builder<T, M>, own: Option<Duration>) -> Builder<T, M> {
+        #[cfg(feature = "systemd")]
+        let watchdog = self.watchdog.as_ref().map(|w| w.interval());
+        #[cfg(not(feature = "systemd"))]
+        let watchdog: Option<Duration> = None;
+        match own.into_iter().chain(watchdog).min() {
+            Some(interval) => builder.service_interval(interval),
+            None => builder,
+        }
+    }
+
+    /// `handler`, feeding the watchdog from the serving loop (so a stuck
+    /// loop stops the pings, which is what the watchdog is for). Give the
+    /// builder to [`watch`](Self::watch) too.
+    pub fn watched<H>(&self, handler: H) -> Watched<H> {
+        Watched {
+            inner: handler,
+            #[cfg(feature = "systemd")]
+            watchdog: self.watchdog.clone(),
+        }
+    }
+
+    /// Applies `--proxy-protocol` (the trusted proxies' addresses or
+    /// networks) and `--proxy-header-timeout` to a stream server's
+    /// builder. On a Unix socket (`unix_peers`) the socket's peers are the
+    /// ones trusted. Built without `proxy-protocol`, asking for it is an
+    /// error saying how to build it.
+    pub fn proxy_protocol<L: Listener, M: Mode>(
+        &self,
+        builder: Builder<L, M>,
+        proxies: &[String],
+        header_timeout: Option<Duration>,
+        unix_peers: bool,
+    ) -> io::Result<Builder<L, M>> {
+        if proxies.is_empty() {
+            return Ok(builder);
+        }
+        #[cfg(feature = "proxy-protocol")]
+        {
+            let trusted = socketserver::proxy_protocol::TrustedProxies::parse(proxies)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("--proxy-protocol: {e}")))?
+                .with_unix_peers(unix_peers);
+            match unix_peers {
+                true => log::info!("PROXY protocol: every peer of the Unix socket must send a header"),
+                false => log::info!(
+                    "PROXY protocol: connections from {} must send a header",
+                    proxies.join(", ")
+                ),
+            }
+            let builder = builder.proxy_protocol(trusted);
+            Ok(match header_timeout {
+                Some(timeout) => builder.proxy_header_timeout(timeout),
+                None => builder,
+            })
+        }
+        #[cfg(not(feature = "proxy-protocol"))]
+        {
+            let _ = (builder, header_timeout, unix_peers);
+            Err(self.program.needs_feature("--proxy-protocol", "proxy-protocol"))
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops cleanly, and logs what
+    /// was served. SIGHUP restarts a restartable server (a new process
+    /// takes the socket over, this one drains) and stops any other.
+    ///
+    /// Prints "listening on ADDR" first (tests and scripts read it to
+    /// learn the port); then, under systemd, sends READY=1 and a status
+    /// line, and STOPPING=1 on a stop. A restartable server also prints
+    /// "ready pid N" once it serves and "exited pid N after K ..." at the
+    /// end: a restarted process writes to the same output, and scripts
+    /// follow the generations by these lines.
+    pub fn serve<S>(mut self, server: S, requests: &str) -> io::Result<()>
+    where
+        S: Server,
+        S::Addr: ShowAddr,
+    {
+        let addr = server.local_addr().show();
+        let handle = server.server_handle().clone();
+        let stop = server.shutdown_handle();
+        say(&format!("listening on {addr}"));
+        // A server that stops by itself (an error) ends the wait for
+        // signals.
+        let signals = self.signals.handle();
+        let serving = thread::Builder::new()
+            .name("serve".into())
+            .spawn(move || {
+                let served = server.serve_forever();
+                signals.close();
+                served
+            })
+            .map_err(context("cannot start the serving thread"))?;
+
+        let ending = self.announce_ready(&addr).map(|()| self.wait_for_signals());
+        stop.request_shutdown();
+        let served = serving
+            .join()
+            .map_err(|_| io::Error::other("the serving thread panicked"))?;
+        let stats = handle.stats();
+        log::info!(
+            "stopped after {} {requests} ({} errors, {} panics)",
+            stats.accepted,
+            stats.errors,
+            stats.panics
+        );
+        if ending.as_ref().is_ok_and(|ending| *ending == Ending::Stop) {
+            self.remove_socket_file();
+        }
+        if self.program.restartable {
+            say(&format!(
+                "exited pid {} after {} {requests}",
+                std::process::id(),
+                stats.accepted
+            ));
+        }
+        ending.and(served)
+    }
+
+    /// Says the server serves: to the previous process (which drains
+    /// now), to systemd, and on standard output.
+    fn announce_ready(&mut self, addr: &str) -> io::Result<()> {
+        #[cfg(feature = "restart")]
+        if let Some(upgrader) = &mut self.upgrader {
+            upgrader.ready()?;
+        }
+        #[cfg(feature = "systemd")]
+        {
+            socketserver::systemd::ready()?;
+            socketserver::systemd::status(&format!("serving on {addr}"))?;
+        }
+        #[cfg(not(feature = "systemd"))]
+        let _ = addr;
+        if self.program.restartable {
+            say(&format!("ready pid {}", std::process::id()));
+        }
+        Ok(())
+    }
+
+    /// Waits for a signal that ends serving here, or for the server to stop
+    /// by itself. A restart that fails is logged and serving goes on.
+    fn wait_for_signals(&mut self) -> Ending {
+        let program = self.program;
+        // `forever` ends when the serving thread closes the signals.
+        for signal in self.signals.forever() {
+            if signal == SIGHUP && program.restartable {
+                log::info!("restarting");
+                #[cfg(feature = "restart")]
+                let restarted = match &mut self.upgrader {
+                    Some(upgrader) => upgrader.upgrade(),
+                    None => Err(program.needs_feature("a restart (SIGHUP)", "restart")),
+                };
+                #[cfg(not(feature = "restart"))]
+                let restarted: io::Result<u32> = Err(program.needs_feature("a restart (SIGHUP)", "restart"));
+                match restarted {
+                    Ok(pid) => {
+                        log::info!("process {pid} serves now; draining");
+                        return Ending::HandedOver;
+                    }
+                    Err(e) => log::error!("restart failed, still serving: {e}"),
+                }
+                continue;
+            }
+            log::info!("stopping");
+            #[cfg(feature = "systemd")]
+            if let Err(e) = socketserver::systemd::stopping() {
+                log::warn!("{e}");
+            }
+            return Ending::Stop;
+        }
+        Ending::Stop
+    }
+
+    /// Removes the Unix socket file this server bound, if it is still the
+    /// same file.
+    fn remove_socket_file(&mut self) {
+        let Some((path, inode)) = self.socket_file.take() else {
+            return;
+        };
+        if std::fs::metadata(&path).is_ok_and(|m| m.ino() == inode)
+            && let Err(e) = std::fs::remove_file(&path)
+        {
+            log::warn!("cannot remove the socket file {}: {e}", path.display());
+        }
+    }
+}
+
+/// Prints one of the lines scripts follow. Nobody reading them any more
+/// (a closed pipe) is no reason to stop serving.
+fn say(line: &str) {
+    let mut stdout = io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        log::debug!("cannot print {line:?}: {e}");
+    }
+}
+
+/// The first passed socket, claimed as an `S`, if systemd passed any.
+#[cfg(feature = "systemd")]
+fn claim_first<S: socketserver::PassedSocket>(
+    activated: &mut socketserver::systemd::ListenFds,
+) -> io::Result<Option<S>> {
+    if activated.is_empty() {
+        return Ok(None);
+    }
+    activated
+        .socket(0)
+        .map(Some)
+        .map_err(context("cannot serve on the socket systemd passed"))
+}
+
+/// Built without `systemd`: refuses sockets passed to this process, and
+/// warns that a service manager waiting for READY=1 waits in vain.
+#[cfg(not(feature = "systemd"))]
+fn check_not_under_systemd(program: &Program) -> io::Result<()> {
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS").unwrap_or_default();
+    if for_us && !matches!(count.trim(), "" | "0") {
+        return Err(program.needs_feature(
+            &format!(
+                "serving on the {} socket(s) systemd passed (LISTEN_FDS)",
+                count.trim()
+            ),
+            "systemd",
+        ));
+    }
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        log::warn!(
+            "NOTIFY_SOCKET is set, but {} was built without the `systemd` feature: it sends neither \
+             READY=1 nor watchdog pings (a Type=notify unit would time out); build it with \
+             `--features systemd`",
+            program.name
+        );
+    }
+    Ok(())
+}
+
+/// A handler that also feeds the systemd watchdog from the serving loop
+/// (its `service_actions`); everything else goes to the handler inside.
+pub struct Watched<H> {
+    inner: H,
+    #[cfg(feature = "systemd")]
+    watchdog: Option<Arc<socketserver::systemd::Watchdog>>,
+}
+
+impl<H> Watched<H> {
+    fn ping(&self) {
+        #[cfg(feature = "systemd")]
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.ping_if_due();
+        }
+    }
+}
+
+impl<R: Request, H: RequestHandler<R>> RequestHandler<R> for Watched<H> {
+    fn verify_request(&self, request: &R) -> bool {
+        self.inner.verify_request(request)
+    }
+
+    fn setup(&self, request: &mut R) -> io::Result<()> {
+        self.inner.setup(request)
+    }
+
+    fn handle(&self, request: &mut R) -> io::Result<()> {
+        self.inner.handle(request)
+    }
+
+    fn finish(&self, request: &mut R) -> io::Result<()> {
+        self.inner.finish(request)
+    }
+
+    fn handle_error(&self, request: &R, error: &io::Error) {
+        self.inner.handle_error(request, error);
+    }
+
+    fn handle_timeout(&self) {
+        self.inner.handle_timeout();
+    }
+
+    fn service_actions(&self) {
+        self.inner.service_actions();
+        self.ping();
+    }
+}
+
+impl<R: Request, H: KeepAliveHandler<R>> KeepAliveHandler<R> for Watched<H> {
+    type State = H::State;
+
+    fn verify_request(&self, request: &R) -> bool {
+        self.inner.verify_request(request)
+    }
+
+    fn open(&self, request: &mut R) -> io::Result<Self::State> {
+        self.inner.open(request)
+    }
+
+    fn handle_one(&self, request: &mut R, state: &mut Self::State) -> io::Result<Next> {
+        self.inner.handle_one(request, state)
+    }
+
+    fn close(&self, state: Self::State) {
+        self.inner.close(state);
+    }
+
+    fn handle_error(&self, request: &R, error: &io::Error) {
+        self.inner.handle_error(request, error);
+    }
+
+    fn handle_timeout(&self) {
+        self.inner.handle_timeout();
+    }
+
+    fn service_actions(&self) {
+        self.inner.service_actions();
+        self.ping();
+    }
+}
