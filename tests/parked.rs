@@ -376,11 +376,55 @@ fn a_request_in_flight_finishes_within_the_grace_period() {
     let stop = running.stop.clone();
     let stopping = thread::spawn(move || stop.shutdown());
     // Shutdown waits for the request; release it, and its reply arrives.
-    thread::sleep(Duration::from_millis(50));
+    eventually("shutdown is requested", || server.is_shutdown_requested());
     release.send(()).unwrap();
     let mut reply = [0u8; 4];
     client.read_exact(&mut reply).unwrap();
     assert_eq!(&reply, b"done");
+    stopping.join().unwrap();
+    running.join();
+}
+
+#[test]
+fn a_request_sent_to_a_parked_connection_as_the_server_stops_is_served() {
+    init_logging();
+    // One worker, held by a request until released.
+    let (entered_tx, entered) = crossbeam_channel::bounded::<()>(1);
+    let (release, released) = crossbeam_channel::bounded::<()>(0);
+    let handler = move |req: &mut TcpRequest| -> io::Result<Next> {
+        let mut line = String::new();
+        if req.read_line(&mut line)? == 0 {
+            return Ok(Next::Close);
+        }
+        if line.trim_end() == "hold" {
+            let _ = entered_tx.try_send(());
+            let _ = released.recv_timeout(TIMEOUT);
+        }
+        req.write_all(line.to_uppercase().as_bytes())?;
+        Ok(Next::KeepOpen)
+    };
+    let (server, running) = serve(ParkedTcpServer::builder().workers(1).bind("127.0.0.1:0", handler));
+    let addr = *server.local_addr();
+    let mut parked = std::io::BufReader::new(connect(addr));
+    parked.get_mut().write_all(b"first\n").unwrap();
+    let mut reply = String::new();
+    parked.read_line(&mut reply).unwrap();
+    assert_eq!(reply, "FIRST\n");
+    let mut holder = connect(addr);
+    holder.write_all(b"hold\n").unwrap();
+    entered.recv_timeout(TIMEOUT).unwrap();
+    // The parked connection's next request arrives while the only worker
+    // is busy: nobody watches the poller. Then the server is told to stop.
+    parked.get_mut().write_all(b"second\n").unwrap();
+    let stop = running.stop.clone();
+    let stopping = thread::spawn(move || stop.shutdown());
+    eventually("shutdown is requested", || server.is_shutdown_requested());
+    release.send(()).unwrap();
+    // Served within the grace period, not closed unread.
+    reply.clear();
+    parked.read_line(&mut reply).unwrap();
+    assert_eq!(reply, "SECOND\n");
+    assert_eq!(read_to_end(&mut parked).unwrap(), b"", "then closed");
     stopping.join().unwrap();
     running.join();
 }

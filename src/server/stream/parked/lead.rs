@@ -113,6 +113,24 @@ impl<L: Listener> Lead<L> {
         Ok(())
     }
 
+    /// The last look at the poller, when the server stops: parked
+    /// connections whose clients have sent a request meanwhile become jobs
+    /// (served within the grace period) instead of being closed unread.
+    /// Accepts nothing.
+    pub(crate) fn collect_ready(&mut self, shared: &Shared<L>, jobs: &mut Vec<Job<L>>) -> io::Result<()> {
+        self.base.poller.wait(Some(Instant::now()))?;
+        let busy_until = Instant::now() + shared.deadlines.request_timeout;
+        let mut table = shared.table.lock();
+        for token in self.base.poller.ready() {
+            if let Some(key) = Key::from_token(token)
+                && let Some(conn) = table.take_ready(key, busy_until)
+            {
+                jobs.push(Job::Ready { key, conn });
+            }
+        }
+        Ok(())
+    }
+
     /// Accepts the pending connections: each becomes a job that opens it.
     fn accept(
         &mut self,

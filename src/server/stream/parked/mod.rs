@@ -332,19 +332,31 @@ impl<L: Listener> ParkedDispatch<L> {
         }
     }
 
-    /// The orderly stop: parked connections close at once, from here;
-    /// queued requests are dropped with their connections; those in flight
-    /// get the grace period, then their sockets are shut.
+    /// The orderly stop: idle parked connections close at once, from here;
+    /// requests clients have sent (in flight, queued, or just arrived on a
+    /// parked connection) are served within the grace period, each
+    /// connection closing after its request; then the sockets still busy
+    /// are shut.
     pub(crate) fn stop(self) {
         let shared = self.shared;
         let control = Arc::clone(shared.control());
         let started = Instant::now();
         shared.serving.store(false, Ordering::Release);
         shared.stopping.store(true, Ordering::Release);
-        // The leader was woken by the shutdown request. Closing the poller
-        // drops every registration at once, cheaper than one call per
-        // connection; the listener closes with it.
-        if let Some(lead) = shared.lead.lock().take() {
+        // The leader was woken by the shutdown request. A last look at the
+        // poller queues the requests parked connections received meanwhile
+        // (closing those unread would lose them, and reset the
+        // connection). Closing the poller then drops every registration
+        // at once, cheaper than one call per connection; the listener
+        // closes with it.
+        if let Some(mut lead) = shared.lead.lock().take() {
+            let mut ready = Vec::new();
+            if let Err(e) = lead.collect_ready(&shared, &mut ready) {
+                log::debug!("cannot look for requests sent meanwhile: {e}");
+            }
+            for job in ready {
+                shared.push(job);
+            }
             lead.base.listener.close();
         }
         let idle = shared.table.lock().drain_idle();

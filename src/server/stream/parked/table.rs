@@ -120,6 +120,8 @@ pub(crate) struct Table<L: Listener> {
     free: Vec<u32>,
     wheel: Wheel,
     parked: usize,
+    /// The server is stopping: nothing is parked any more.
+    drained: bool,
 }
 
 impl<L: Listener> Table<L> {
@@ -129,6 +131,7 @@ impl<L: Listener> Table<L> {
             free: Vec::new(),
             wheel: Wheel::new(now),
             parked: 0,
+            drained: false,
         }
     }
 
@@ -193,7 +196,7 @@ impl<L: Listener> Table<L> {
 
     /// Hands back a busy connection after a request: parked until
     /// `idle_until`, or busy again until `busy_until` if bytes came
-    /// meanwhile.
+    /// meanwhile; closing once the server has drained the table.
     pub(crate) fn park(
         &mut self,
         key: Key,
@@ -201,6 +204,9 @@ impl<L: Listener> Table<L> {
         idle_until: Instant,
         busy_until: Instant,
     ) -> Parking<L> {
+        if self.drained {
+            return Parking::Closing(conn);
+        }
         let Some(entry) = self.entry(key) else {
             return Parking::Closing(conn);
         };
@@ -286,8 +292,10 @@ impl<L: Listener> Table<L> {
         self.wheel.next_deadline()
     }
 
-    /// Takes every parked connection out, for shutdown.
+    /// Takes every parked connection out, for shutdown; from now on none
+    /// is parked again (see [`park`](Self::park)).
     pub(crate) fn drain_idle(&mut self) -> Vec<Conn<L>> {
+        self.drained = true;
         let mut idle = Vec::with_capacity(self.parked);
         for (index, entry) in self.entries.iter_mut().enumerate() {
             if matches!(entry.place, Place::Parked(_)) {

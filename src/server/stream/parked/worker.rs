@@ -39,19 +39,23 @@ pub(super) fn worker_main<L: Listener>(shared: &Arc<Shared<L>>) -> Exit {
         found: Vec::new(),
     };
     loop {
-        // The jobs left in the queue are the stopping server's to close.
-        if shared.stopping.load(Ordering::Acquire) {
-            return Exit::Stopped;
-        }
+        // A stopping server's workers serve what was queued (requests the
+        // clients have sent, connections accepted), within the grace
+        // period, then exit.
+        let stopping = shared.stopping.load(Ordering::Acquire);
         // Work queued by others could keep every worker from the poller:
         // now and then, take in what is ready first, and queue it behind.
-        if !shared.queue.is_empty() && shared.round_due() {
+        if !stopping && !shared.queue.is_empty() && shared.round_due() {
             glance(shared, &mut local);
         }
         match shared.queue.try_recv() {
+            // Once stopping, each worker's wake-up to stop (queued behind
+            // the jobs there were): one per worker, so none may take two.
+            Ok(Job::Lead) if stopping => return Exit::Stopped,
             // A wake-up to lead, from the queue's front: jobs queued behind
             // it come first.
             Ok(Job::Lead) => continue,
+            Err(TryRecvError::Empty) if stopping => return Exit::Stopped,
             Err(TryRecvError::Empty) => {}
             Ok(job) => {
                 shared.run(&mut local, job);
@@ -66,7 +70,8 @@ pub(super) fn worker_main<L: Listener>(shared: &Arc<Shared<L>>) -> Exit {
         let job = shared.queue.recv_timeout(shared.group.config.keep_alive);
         shared.followers.fetch_sub(1, Ordering::AcqRel);
         match job {
-            // Woken to take the poller, or to stop.
+            Ok(Job::Lead) if shared.stopping.load(Ordering::Acquire) => return Exit::Stopped,
+            // Woken to take the poller.
             Ok(Job::Lead) => {}
             Ok(job) => shared.run(&mut local, job),
             Err(RecvTimeoutError::Timeout) => {
@@ -159,12 +164,10 @@ impl<L: Listener> Shared<L> {
     }
 
     /// Does one job: serves a request, or opens a connection. Once
-    /// shutdown is requested, queued jobs are not started: their
-    /// connections close.
+    /// shutdown is requested, each connection closes after the request it
+    /// has sent is served (the grace period bounds it: then its socket is
+    /// shut, and serving it ends at once).
     pub(super) fn run(&self, local: &mut WorkerLocal<L>, job: Job<L>) {
-        if self.control().is_shutdown_requested() {
-            return self.discard(job);
-        }
         self.progress.fetch_add(1, Ordering::Relaxed);
         match job {
             Job::Open { key, stream, peer } => self.open(local, key, stream, peer),
