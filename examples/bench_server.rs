@@ -90,6 +90,9 @@ struct Args {
     /// number started).
     #[arg(long)]
     workers: Option<usize>,
+    /// The workers started, and kept when idle (crate UDP server).
+    #[arg(long)]
+    min_workers: Option<usize>,
     /// Set SO_REUSEPORT, so several processes can serve one port (crate
     /// servers).
     #[arg(long)]
@@ -143,12 +146,15 @@ fn run(args: &Args) -> io::Result<()> {
             io::ErrorKind::Unsupported,
             "the crate's TLS servers need the tls feature: cargo build --release --features tls --example bench_server",
         )),
-        Kind::CrateUdp => serve(
-            ThreadingUdpServer::builder()
+        Kind::CrateUdp => {
+            let mut builder = ThreadingUdpServer::builder()
                 .shutdown_grace(grace)
-                .reuse_port(args.reuse_port)
-                .bind(addr, Uppercase)?,
-        ),
+                .reuse_port(args.reuse_port);
+            if let Some(min) = args.min_workers {
+                builder = builder.min_workers(min);
+            }
+            serve(builder.bind(addr, Uppercase)?)
+        }
         _ if args.reuse_port => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "--reuse-port is for the crate's servers",

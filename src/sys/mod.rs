@@ -22,6 +22,6 @@ mod recv;
 mod send;
 
 pub(crate) use poller::{Poller, Waker};
-pub(crate) use recv::{Received, recv_datagram, recv_now};
+pub(crate) use recv::{Received, datagram_waiting, recv_datagram, recv_now};
 #[cfg(feature = "tls")]
 pub(crate) use send::send_now;

@@ -76,6 +76,20 @@ pub(crate) fn recv_now(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<usize> 
     }
 }
 
+/// Whether a datagram waits in `socket`'s receive queue, without taking
+/// it or waiting (`recv` with `MSG_PEEK | MSG_DONTWAIT` into one byte).
+/// Errors read as "no": the receivers meet them themselves.
+pub(crate) fn datagram_waiting(socket: &impl AsFd) -> bool {
+    let socket = SockRef::from(socket);
+    let mut byte = [MaybeUninit::new(0u8); 1];
+    loop {
+        match socket.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            result => return result.is_ok(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

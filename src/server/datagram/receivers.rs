@@ -7,10 +7,13 @@
 //! use every core. Slow handlers are met by growth: a worker that takes a
 //! datagram while no other worker is receiving tells the loop thread,
 //! which adds a worker (up to the maximum) if after a millisecond still
-//! nobody is receiving. The delay matters: adding a worker at once
+//! nobody is receiving and datagrams wait in the socket, or if after ten
+//! nobody is receiving at all. The delays matter: adding a worker at once
 //! whenever the others are busy mistakes mere preemption for slowness, and
 //! on a loaded two-core machine grew 23 workers for 16 clients, which then
-//! served fewer datagrams than 2 warm ones. Workers idle for a keep-alive
+//! served fewer datagrams than 2 warm ones; and every extra worker blocked
+//! on the socket takes its turn at the next datagram, often on the other
+//! core. Workers idle for a keep-alive
 //! retire, down to the minimum. Each worker keeps one buffer for its life.
 //!
 //! This design won a measurement against the alternatives (a receiver
@@ -42,8 +45,13 @@ use crate::transport::DatagramSocket;
 /// OS rejects a zero timeout.
 const MIN_KEEP_ALIVE: Duration = Duration::from_millis(1);
 
-/// How long nobody must be receiving before the pool grows.
+/// How long nobody must be receiving, with datagrams waiting, before the
+/// pool grows.
 const GROWTH_DELAY: Duration = Duration::from_millis(1);
+
+/// How long every worker must be busy, with no datagram waiting, before
+/// the pool grows anyway (slow handlers: someone should be receiving).
+const BUSY_DELAY: Duration = Duration::from_millis(10);
 
 /// The receiving workers of one server.
 pub(super) struct Receivers<S> {
@@ -96,9 +104,19 @@ impl<S: DatagramSocket> Receivers<S> {
             return;
         }
         service.starving.store(false, Ordering::Release);
-        if group.counts.idle() == 0 {
-            let _ = spawn_receiver(service, group, socket);
+        if group.counts.idle() > 0 {
+            return;
         }
+        // Datagrams waiting with nobody receiving: a worker is short now.
+        // None waiting, the workers may just have been preempted a moment
+        // (a client waits for its reply meanwhile): only workers busy for
+        // longer are worth another, which then keeps someone receiving.
+        if !crate::sys::datagram_waiting(&**socket)
+            && (control.sleep_unless_shutdown(BUSY_DELAY) || group.counts.idle() > 0)
+        {
+            return;
+        }
+        let _ = spawn_receiver(service, group, socket);
     }
 
     /// Wakes the workers blocked receiving, lets the requests in flight
