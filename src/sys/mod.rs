@@ -5,6 +5,7 @@
 //!   serving loop waits, with a [`Waker`] for shutdown and other wake-ups.
 //! - [`recv_datagram`]: a receive that tells when a datagram did not fit.
 //! - [`recv_now`]: a receive that never blocks, whatever the socket's mode.
+//! - [`start_writeback`]: a file's bytes on their way to the disk early.
 //!
 //! All of it is POSIX; other platforms are not supported.
 
@@ -17,6 +18,10 @@ pub(crate) mod fd;
 pub(crate) mod peek;
 pub(crate) mod poller;
 mod recv;
+#[cfg(feature = "message")]
+mod writeback;
 
 pub(crate) use poller::{Poller, Waker};
 pub(crate) use recv::{Received, recv_datagram, recv_now};
+#[cfg(feature = "message")]
+pub(crate) use writeback::start_writeback;
