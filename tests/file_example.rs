@@ -104,7 +104,9 @@ fn files_travel_whole_in_flat_memory_and_interrupted_uploads_leave_nothing() {
     assert!(up.starts_with("stored big.bin (209715200 bytes, sha256 "), "{up}");
     succeeded(&alongside.finish());
     let down = succeeded(&client(port, &["get", "big.bin", "--out", downloads.to_str().unwrap()]).finish());
-    let sent_hash = up.split("sha256 ").nth(1).unwrap().trim_end_matches([')', '\n']);
+    let sent_hash = up.split("sha256 ").nth(1).unwrap().split(')').next().unwrap();
+    assert_eq!(sent_hash.len(), 64, "{up}");
+    assert!(up.trim_end().ends_with(" MB/s"), "{up}");
     assert!(
         down.contains(sent_hash),
         "the download's checksum differs: {down} vs {up}"
@@ -344,7 +346,40 @@ fn in_terminal(command: &[&str]) -> String {
 }
 
 #[test]
-fn the_progress_bar_shows_the_hashing_before_the_transfer() {
+fn the_progress_bar_covers_the_one_pass_upload_and_the_wait_for_the_server() {
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().join("store");
+    let big: PathBuf = root.path().join("piped.bin");
+    make_file(&big, 100, 5);
+    let (server, addr) = start_server(&store, &[]);
+    let binary = util::example_binary("file_client");
+    let port = addr.port().to_string();
+    let shown = in_terminal(&[
+        binary.to_str().unwrap(),
+        "--port",
+        &port,
+        "put",
+        big.to_str().unwrap(),
+    ]);
+    // No hashing phase: the file is hashed while it is sent.
+    assert!(!shown.contains("hashing"), "{shown:?}");
+    let rate = shown
+        .find("/s")
+        .unwrap_or_else(|| panic!("no rate shown: {shown:?}"));
+    // Every byte counted (the whole file and the few of the message's
+    // header and trailer), then the wait for the server's verdict.
+    let waiting = shown
+        .find(" sent; the server checks and stores it")
+        .unwrap_or_else(|| panic!("no wait shown: {shown:?}"));
+    assert!(shown[..waiting].trim_end().ends_with("100.00 MiB"), "{shown:?}");
+    let stored = shown.find("stored piped.bin").expect("the upload finished");
+    assert!(rate < waiting && waiting < stored, "{shown:?}");
+    assert!(shown[stored..].contains(" MB/s"), "{shown:?}");
+    stop(server);
+}
+
+#[test]
+fn the_progress_bar_shows_the_hashing_before_a_checksum_first_upload() {
     let root = tempfile::tempdir().unwrap();
     let store = root.path().join("store");
     let big: PathBuf = root.path().join("hashed.bin");
@@ -356,6 +391,7 @@ fn the_progress_bar_shows_the_hashing_before_the_transfer() {
         binary.to_str().unwrap(),
         "--port",
         &port,
+        "--checksum-first",
         "put",
         big.to_str().unwrap(),
     ]);
