@@ -404,3 +404,55 @@ fn the_progress_bar_shows_the_hashing_before_a_checksum_first_upload() {
     assert!(shown[hashing..].contains("/s"), "{shown:?}");
     stop(server);
 }
+
+/// Runs tests/python/file_transfer.py (plain Python, file_server's wire
+/// format written from its documentation) with `args`; its output.
+fn python_file_transfer(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/file_transfer.py");
+    let output = Process::spawn(
+        Command::new("python3")
+            .arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .finish();
+    succeeded(&output)
+}
+
+#[test]
+fn python_clients_old_and_new_upload_and_download_in_both_forms() {
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().join("store");
+    let source = root.path().join("py.bin");
+    make_file(&source, 5, 6);
+    let (server, addr) = start_server(&store, &[]);
+    let port = addr.port().to_string();
+    let source_arg = source.to_str().unwrap();
+    for form in ["trailer", "first"] {
+        let name = format!("py-{form}.bin");
+        let said = python_file_transfer(&["put", &port, source_arg, &name, form]);
+        assert_eq!(said.trim().len(), 64, "{said}");
+        assert!(same_contents(&source, &store.join(&name)), "{form}");
+        // A client asking for the trailer gets one; one that does not
+        // (as clients before trailers) gets the checksum first.
+        let out = root.path().join(format!("down-{form}.bin"));
+        let said = python_file_transfer(&["get", &port, &name, out.to_str().unwrap(), form]);
+        assert!(said.trim().ends_with(&format!(" {form}")), "{said}");
+        assert!(same_contents(&source, &out), "{form}");
+    }
+    // The crate's client reads both forms too: here, the server's reply to
+    // a client that asks for a trailer.
+    let downloads = root.path().join("out");
+    fs::create_dir(&downloads).unwrap();
+    let down = succeeded(
+        &client(
+            addr.port(),
+            &["get", "py-first.bin", "--out", downloads.to_str().unwrap()],
+        )
+        .finish(),
+    );
+    assert!(down.starts_with("saved "), "{down}");
+    assert!(same_contents(&source, &downloads.join("py-first.bin")));
+    stop(server);
+}
