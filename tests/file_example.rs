@@ -345,22 +345,27 @@ fn in_terminal(command: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-#[test]
-fn the_progress_bar_covers_the_one_pass_upload_and_the_wait_for_the_server() {
+/// Uploads a file of `megabytes` called `name` with file_client in a
+/// terminal (`options` before `put`); what the terminal showed.
+fn upload_in_terminal(name: &str, megabytes: usize, options: &[&str]) -> String {
     let root = tempfile::tempdir().unwrap();
     let store = root.path().join("store");
-    let big: PathBuf = root.path().join("piped.bin");
-    make_file(&big, 100, 5);
+    let big: PathBuf = root.path().join(name);
+    make_file(&big, megabytes, megabytes as u64);
     let (server, addr) = start_server(&store, &[]);
     let binary = util::example_binary("file_client");
     let port = addr.port().to_string();
-    let shown = in_terminal(&[
-        binary.to_str().unwrap(),
-        "--port",
-        &port,
-        "put",
-        big.to_str().unwrap(),
-    ]);
+    let mut command = vec![binary.to_str().unwrap(), "--port", &port];
+    command.extend_from_slice(options);
+    command.extend_from_slice(&["put", big.to_str().unwrap()]);
+    let shown = in_terminal(&command);
+    stop(server);
+    shown
+}
+
+#[test]
+fn the_progress_bar_covers_the_one_pass_upload_and_the_wait_for_the_server() {
+    let shown = upload_in_terminal("piped.bin", 100, &[]);
     // No hashing phase: the file is hashed while it is sent.
     assert!(!shown.contains("hashing"), "{shown:?}");
     let rate = shown
@@ -375,26 +380,11 @@ fn the_progress_bar_covers_the_one_pass_upload_and_the_wait_for_the_server() {
     let stored = shown.find("stored piped.bin").expect("the upload finished");
     assert!(rate < waiting && waiting < stored, "{shown:?}");
     assert!(shown[stored..].contains(" MB/s"), "{shown:?}");
-    stop(server);
 }
 
 #[test]
 fn the_progress_bar_shows_the_hashing_before_a_checksum_first_upload() {
-    let root = tempfile::tempdir().unwrap();
-    let store = root.path().join("store");
-    let big: PathBuf = root.path().join("hashed.bin");
-    make_file(&big, 200, 4);
-    let (server, addr) = start_server(&store, &[]);
-    let binary = util::example_binary("file_client");
-    let port = addr.port().to_string();
-    let shown = in_terminal(&[
-        binary.to_str().unwrap(),
-        "--port",
-        &port,
-        "--checksum-first",
-        "put",
-        big.to_str().unwrap(),
-    ]);
+    let shown = upload_in_terminal("hashed.bin", 200, &["--checksum-first"]);
     let hashing = shown
         .find("hashing")
         .unwrap_or_else(|| panic!("no hashing phase shown: {shown:?}"));
@@ -402,7 +392,6 @@ fn the_progress_bar_shows_the_hashing_before_a_checksum_first_upload() {
     assert!(hashing < stored, "{shown:?}");
     // The transfer's own bar comes after the hashing, without the word.
     assert!(shown[hashing..].contains("/s"), "{shown:?}");
-    stop(server);
 }
 
 /// Runs tests/python/file_transfer.py (plain Python, file_server's wire

@@ -144,6 +144,11 @@ pub fn sha256_hex(reader: &mut impl Read) -> io::Result<(String, u64)> {
     Ok((hex(&hasher.finalize()), total))
 }
 
+/// What turns an error about the file at `path` into one that names it.
+fn naming(path: &Path) -> impl Fn(io::Error) -> io::Error + Sync + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 /// Sends the file at `path` as one message named `name`, its checksum in a
 /// trailer: the header (`extra`'s fields, plus `name`, `size` and
 /// `"trailer": ["sha256"]`), the bytes, read once and hashed while they
@@ -164,9 +169,9 @@ pub fn send_file<W: Write + ?Sized>(
     extra: &Map<String, Value>,
     config: &MessageConfig,
 ) -> io::Result<FileHeader> {
-    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let mut file = File::open(path).map_err(with_path)?;
-    let size = file.metadata().map_err(with_path)?.len();
+    let with_path = naming(path);
+    let mut file = File::open(path).map_err(&with_path)?;
+    let size = file.metadata().map_err(&with_path)?.len();
     let mut header = extra.clone();
     header.insert("name".into(), Value::from(name));
     header.remove(SHA256_FIELD); // it comes in the trailer
@@ -197,10 +202,10 @@ pub fn send_file_checksum_first<W: Write + ?Sized>(
     extra: &Map<String, Value>,
     config: &MessageConfig,
 ) -> io::Result<FileHeader> {
-    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let mut file = File::open(path).map_err(with_path)?;
-    let (sha256, size) = sha256_hex(&mut file).map_err(with_path)?;
-    file.seek(SeekFrom::Start(0)).map_err(with_path)?;
+    let with_path = naming(path);
+    let mut file = File::open(path).map_err(&with_path)?;
+    let (sha256, size) = sha256_hex(&mut file).map_err(&with_path)?;
+    file.seek(SeekFrom::Start(0)).map_err(&with_path)?;
     let header = FileHeader {
         name: name.to_owned(),
         size,
@@ -373,7 +378,7 @@ impl PartialFile {
     }
 }
 
-/// Writes go on at the end; every [`WRITEBACK_STEP`] bytes, their
+/// Writes go on at the end; every 8 MiB, their
 /// writeback to the disk is started, so that [`persist`](Self::persist)
 /// waits only for the last few.
 impl Write for PartialFile {
