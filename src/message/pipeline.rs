@@ -34,6 +34,10 @@ const DEPTH: usize = 4;
 /// thread would cost more than it saves.
 const INLINE_MAX: u64 = 2 * CHUNK as u64;
 
+/// The ring's buffers start at this alignment, so that the file's side
+/// can write them with direct I/O.
+const ALIGN: usize = crate::sys::DIRECT_IO_ALIGN;
+
 /// Whether the file reader hashes on a send (else the socket writer does).
 const SEND_HASH_ON_FILE_SIDE: bool = true;
 
@@ -42,6 +46,12 @@ const RECEIVE_HASH_ON_FILE_SIDE: bool = true;
 
 /// The name of the helper thread.
 pub(crate) const HELPER_NAME: &str = "file-pipeline";
+
+/// True if a body of `len` bytes goes through the ring (and its
+/// buffers), false if it is moved in the caller's thread.
+pub(crate) fn is_pipelined(len: u64) -> bool {
+    len > INLINE_MAX
+}
 
 /// Sends `len` bytes read from `file` to `stream`, hashing them on the
 /// way; returns their SHA-256 in lowercase hex. A `file` that ends early
@@ -59,7 +69,7 @@ where
 {
     let mut fill = |buf: &mut [u8]| file.read(buf).map_err(file_error);
     let mut drain = |bytes: &[u8]| stream.write_all(bytes);
-    if len <= INLINE_MAX {
+    if !is_pipelined(len) {
         return inline(len, &mut fill, &mut drain, file_error);
     }
     let (fill_end, drain_end) = ring();
@@ -94,7 +104,7 @@ where
     let as_is = |e: io::Error| e;
     let mut fill = |buf: &mut [u8]| stream.read(buf);
     let mut drain = |bytes: &[u8]| file.write_all(bytes).map_err(file_error);
-    if len <= INLINE_MAX {
+    if !is_pipelined(len) {
         return inline(len, &mut fill, &mut drain, &as_is);
     }
     let (fill_end, drain_end) = ring();
@@ -180,16 +190,41 @@ enum Stop {
     Abandoned,
 }
 
+/// One buffer of the ring: [`CHUNK`] bytes starting at an [`ALIGN`]ed
+/// address, inside an allocation a little larger.
+struct Buffer(Vec<u8>);
+
+impl Buffer {
+    fn new() -> Buffer {
+        Buffer(vec![0u8; CHUNK + ALIGN])
+    }
+
+    /// Where the aligned bytes start in the allocation.
+    fn start(&self) -> usize {
+        (ALIGN - self.0.as_ptr() as usize % ALIGN) % ALIGN
+    }
+
+    fn bytes(&self) -> &[u8] {
+        let start = self.start();
+        &self.0[start..start + CHUNK]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        let start = self.start();
+        &mut self.0[start..start + CHUNK]
+    }
+}
+
 /// The side that fills buffers: takes empty ones, passes full ones on.
 struct FillEnd {
-    empty: Receiver<Vec<u8>>,
-    full: Sender<(Vec<u8>, usize)>,
+    empty: Receiver<Buffer>,
+    full: Sender<(Buffer, usize)>,
 }
 
 /// The side that drains buffers: takes full ones, gives them back empty.
 struct DrainEnd {
-    full: Receiver<(Vec<u8>, usize)>,
-    empty: Sender<Vec<u8>>,
+    full: Receiver<(Buffer, usize)>,
+    empty: Sender<Buffer>,
 }
 
 /// A ring of [`DEPTH`] buffers of [`CHUNK`] bytes.
@@ -198,7 +233,7 @@ fn ring() -> (FillEnd, DrainEnd) {
     let (full_tx, full_rx) = bounded(DEPTH);
     for _ in 0..DEPTH {
         empty_tx
-            .send(vec![0u8; CHUNK])
+            .send(Buffer::new())
             .expect("the ring has room for its buffers");
     }
     (
@@ -227,9 +262,10 @@ impl FillEnd {
         while done < len {
             let mut buffer = self.empty.recv().map_err(|_| Stop::Abandoned)?;
             let n = chunk_len(len - done);
-            fill_exact(fill, &mut buffer[..n], done, len, fill_error).map_err(Stop::Failed)?;
+            let bytes = &mut buffer.bytes_mut()[..n];
+            fill_exact(fill, bytes, done, len, fill_error).map_err(Stop::Failed)?;
             if let Some(hasher) = hasher.as_deref_mut() {
-                hasher.update(&buffer[..n]);
+                hasher.update(bytes);
             }
             self.full.send((buffer, n)).map_err(|_| Stop::Abandoned)?;
             done += n as u64;
@@ -250,10 +286,11 @@ impl DrainEnd {
         let mut done = 0;
         while done < len {
             let (buffer, n) = self.full.recv().map_err(|_| Stop::Abandoned)?;
+            let bytes = &buffer.bytes()[..n];
             if let Some(hasher) = hasher.as_deref_mut() {
-                hasher.update(&buffer[..n]);
+                hasher.update(bytes);
             }
-            drain(&buffer[..n]).map_err(Stop::Failed)?;
+            drain(bytes).map_err(Stop::Failed)?;
             done += n as u64;
             // The fill side may have finished and gone: nothing to return
             // the buffer to then.

@@ -5,7 +5,8 @@
 //!   serving loop waits, with a [`Waker`] for shutdown and other wake-ups.
 //! - [`recv_datagram`]: a receive that tells when a datagram did not fit.
 //! - [`recv_now`]: a receive that never blocks, whatever the socket's mode.
-//! - [`start_writeback`]: a file's bytes on their way to the disk early.
+//! - [`start_writeback`], [`set_direct_io`]: large received files on
+//!   their way to the disk early, or without the page cache.
 //!
 //! All of it is POSIX; other platforms are not supported.
 
@@ -14,14 +15,14 @@ compile_error!("socketserver supports Unix-like systems (Linux, macOS, the BSDs)
 
 #[cfg(any(feature = "systemd", feature = "restart"))]
 pub(crate) mod fd;
+#[cfg(feature = "message")]
+mod file_io;
 #[cfg(feature = "proxy-protocol")]
 pub(crate) mod peek;
 pub(crate) mod poller;
 mod recv;
-#[cfg(feature = "message")]
-mod writeback;
 
+#[cfg(feature = "message")]
+pub(crate) use file_io::{DIRECT_IO_ALIGN, set_direct_io, start_writeback};
 pub(crate) use poller::{Poller, Waker};
 pub(crate) use recv::{Received, recv_datagram, recv_now};
-#[cfg(feature = "message")]
-pub(crate) use writeback::start_writeback;
