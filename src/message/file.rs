@@ -171,8 +171,11 @@ pub fn send_file<W: Write + ?Sized>(
     config: &MessageConfig,
 ) -> io::Result<FileHeader> {
     let with_path = naming(path);
-    let mut file = File::open(path).map_err(&with_path)?;
-    let size = file.metadata().map_err(&with_path)?.len();
+    let mut file = SourceFile::open(path).map_err(&with_path)?;
+    let size = file.file.metadata().map_err(&with_path)?.len();
+    if pipeline::is_pipelined(size) {
+        file.use_direct_io_unless_cached(size);
+    }
     let mut header = extra.clone();
     header.insert("name".into(), Value::from(name));
     header.remove(SHA256_FIELD); // it comes in the trailer
@@ -231,6 +234,74 @@ pub fn send_file_contents<W: Write + ?Sized, R: Read + ?Sized>(
     header.insert("name".into(), Value::from(file.name.as_str()));
     header.insert(SHA256_FIELD.into(), Value::from(file.sha256.as_str()));
     write_message(writer, &header, contents, file.size, config)
+}
+
+/// True if a transfer of `len` bytes at `offset` from (or to) `buffer` can
+/// use direct I/O: all three aligned, and not empty.
+fn direct_io_fits(buffer: &[u8], offset: u64) -> bool {
+    !buffer.is_empty()
+        && (buffer.as_ptr() as usize).is_multiple_of(DIRECT_IO_ALIGN)
+        && buffer.len().is_multiple_of(DIRECT_IO_ALIGN)
+        && offset.is_multiple_of(DIRECT_IO_ALIGN as u64)
+}
+
+/// A file being sent, read front to back; with direct I/O when it is not
+/// in the page cache anyway (see [`SourceFile::use_direct_io_unless_cached`]).
+struct SourceFile {
+    file: File,
+    /// Bytes read so far.
+    offset: u64,
+    direct: bool,
+}
+
+impl SourceFile {
+    fn open(path: &Path) -> io::Result<SourceFile> {
+        Ok(SourceFile {
+            file: File::open(path)?,
+            offset: 0,
+            direct: false,
+        })
+    }
+
+    /// Reads what comes in aligned buffers with direct I/O from now on,
+    /// if the middle of the file is not in the page cache: the bytes come
+    /// from the disk into the buffer with no copy through the cache (a
+    /// file a receiver wrote with direct I/O is never there), while a file
+    /// that is cached, just written or often served, is read from the
+    /// cache as before. Any other read turns direct I/O off for the rest.
+    fn use_direct_io_unless_cached(&mut self, size: u64) {
+        if crate::sys::is_cached(&self.file, size / 2) {
+            return;
+        }
+        match crate::sys::set_direct_io(&self.file, true) {
+            Ok(()) => self.direct = true,
+            Err(e) => log::debug!("no direct I/O for reading: {e}"),
+        }
+    }
+}
+
+impl Read for SourceFile {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if self.direct {
+            if direct_io_fits(buffer, self.offset) {
+                match self.file.read(buffer) {
+                    Ok(n) => {
+                        self.offset += n as u64;
+                        return Ok(n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                        log::debug!("direct read refused: {e}");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            self.direct = false;
+            crate::sys::set_direct_io(&self.file, false)?;
+        }
+        let n = self.file.read(buffer)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 /// A file that arrived whole.
@@ -416,11 +487,9 @@ impl PartialFile {
 impl Write for PartialFile {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         if self.direct {
-            let whole = bytes.len() / DIRECT_IO_ALIGN * DIRECT_IO_ALIGN;
-            let aligned = (bytes.as_ptr() as usize).is_multiple_of(DIRECT_IO_ALIGN)
-                && self.written.is_multiple_of(DIRECT_IO_ALIGN as u64);
-            if aligned && whole > 0 {
-                match self.file.write(&bytes[..whole]) {
+            let whole = &bytes[..bytes.len() / DIRECT_IO_ALIGN * DIRECT_IO_ALIGN];
+            if direct_io_fits(whole, self.written) {
+                match self.file.write(whole) {
                     Ok(n) => {
                         self.written += n as u64;
                         return Ok(n);
@@ -924,6 +993,31 @@ mod tests {
         let mut expected = block;
         expected.extend_from_slice(b"tail and more");
         assert!(fs::read(&target).unwrap() == expected);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn direct_io_reads_aligned_chunks_and_falls_back_for_the_tail() {
+        let dir = scratch_dir("direct-read");
+        let len = 3 * DIRECT_IO_ALIGN + 77;
+        let (path, bytes) = source(&dir, len);
+        let mut file = SourceFile::open(&path).unwrap();
+        // Cached or not, ask for direct I/O, as for a file that is not.
+        file.direct = crate::sys::set_direct_io(&file.file, true).is_ok();
+        let was_direct = file.direct;
+        let mut storage = vec![0u8; len + 2 * DIRECT_IO_ALIGN];
+        let start = (DIRECT_IO_ALIGN - storage.as_ptr() as usize % DIRECT_IO_ALIGN) % DIRECT_IO_ALIGN;
+        let window = &mut storage[start..start + 4 * DIRECT_IO_ALIGN];
+        // An aligned read, then the rest in pieces that are not.
+        let first = file.read(&mut window[..2 * DIRECT_IO_ALIGN]).unwrap();
+        assert_eq!(first, 2 * DIRECT_IO_ALIGN);
+        assert_eq!(file.direct, was_direct);
+        let mut rest = Vec::new();
+        file.read_to_end(&mut rest).unwrap();
+        assert!(!file.direct);
+        let mut read = window[..first].to_vec();
+        read.extend_from_slice(&rest);
+        assert!(read == bytes);
         fs::remove_dir_all(dir).unwrap();
     }
 

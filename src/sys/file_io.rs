@@ -1,6 +1,7 @@
-//! Hints for writing large received files: their writeback started early,
-//! so that the `fsync` that makes them durable has little left to wait
-//! for, or direct I/O, which skips the page cache altogether.
+//! Hints for moving large files: a received file's writeback started
+//! early, so that the `fsync` that makes it durable has little left to
+//! wait for, or direct I/O, which skips the page cache altogether (and
+//! whether a file is in that cache at all).
 
 use std::fs::File;
 use std::io;
@@ -68,5 +69,33 @@ pub(crate) fn set_direct_io(file: &File, on: bool) -> io::Result<()> {
             io::ErrorKind::Unsupported,
             "direct I/O is used on Linux only",
         ))
+    }
+}
+
+/// Whether the byte of `file` at `offset` is in the page cache, as far as
+/// the system tells (Linux: a one-byte read with `RWF_NOWAIT`, which fails
+/// rather than wait for the disk). True where it cannot tell, so that the
+/// caller keeps reading through the cache.
+pub(crate) fn is_cached(file: &File, offset: u64) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::fd::AsRawFd;
+        let Ok(offset) = libc::off_t::try_from(offset) else {
+            return true;
+        };
+        let mut byte = 0u8;
+        let iov = libc::iovec {
+            iov_base: (&raw mut byte).cast(),
+            iov_len: 1,
+        };
+        // SAFETY: one iovec over a local byte that outlives the call; the
+        // descriptor is open for its duration.
+        let read = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+        read >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = (file, offset);
+        true
     }
 }

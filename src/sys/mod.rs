@@ -5,8 +5,9 @@
 //!   serving loop waits, with a [`Waker`] for shutdown and other wake-ups.
 //! - [`recv_datagram`]: a receive that tells when a datagram did not fit.
 //! - [`recv_now`]: a receive that never blocks, whatever the socket's mode.
-//! - [`start_writeback`], [`set_direct_io`]: large received files on
-//!   their way to the disk early, or without the page cache.
+//! - [`start_writeback`], [`set_direct_io`], [`is_cached`]: large files
+//!   on their way to the disk early, or to and from it without the page
+//!   cache.
 //!
 //! All of it is POSIX; other platforms are not supported.
 
@@ -23,6 +24,6 @@ pub(crate) mod poller;
 mod recv;
 
 #[cfg(feature = "message")]
-pub(crate) use file_io::{DIRECT_IO_ALIGN, set_direct_io, start_writeback};
+pub(crate) use file_io::{DIRECT_IO_ALIGN, is_cached, set_direct_io, start_writeback};
 pub(crate) use poller::{Poller, Waker};
 pub(crate) use recv::{Received, recv_datagram, recv_now};
