@@ -25,6 +25,17 @@
 //! buffers, the file's side on a helper thread and the socket's on the
 //! caller's, so memory stays flat (a few MiB) whatever the file's size.
 //!
+//! Large files go to and from the disk with direct I/O where the file
+//! system allows it: a received file is written straight from the ring's
+//! buffers, and a file to send that is not in the page cache is read
+//! straight into them. No copy passes through the page cache, which on a
+//! small machine costs as much CPU as the hash (a cached file is still
+//! read through the cache). Nothing is skipped: every byte is hashed.
+//! `sendfile`, `splice` and `copy_file_range` are not used: they move
+//! bytes without this process seeing them, so the checksum would have to
+//! be computed by a second read, and they save no copy over loopback that
+//! direct I/O does not.
+//!
 //! A process killed in the middle of a transfer cannot remove its partial
 //! file; [`remove_stale_partial_files`] finds and removes such leftovers
 //! (a server calls it at start), and [`is_partial_file_name`] tells them
@@ -450,7 +461,7 @@ impl PartialFile {
     /// an unaligned buffer, or of a last piece shorter than a block, turns
     /// direct I/O off for the rest of the file. Returns whether it is on.
     pub(crate) fn use_direct_io(&mut self) -> bool {
-        if self.written % DIRECT_IO_ALIGN as u64 != 0 {
+        if !self.written.is_multiple_of(DIRECT_IO_ALIGN as u64) {
             return false;
         }
         match crate::sys::set_direct_io(&self.file, true) {
