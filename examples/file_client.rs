@@ -7,9 +7,15 @@
 //! cargo run --release --features message --example file_client -- list
 //! ```
 //!
-//! Both directions check the SHA-256 the header carries against the bytes
-//! that arrive; a download is written to a temporary file and renamed only
-//! when it matches.
+//! Both directions check a SHA-256 against the bytes that arrive; a
+//! download is written to a temporary file and renamed only when it
+//! matches. An upload reads the file once, hashing it while it is sent,
+//! and sends the checksum in a trailer after the bytes; `--checksum-first`
+//! sends it in the header instead, as servers that predate trailers
+//! expect (the file is then hashed before it is sent, a phase the
+//! progress bar shows). A download asks for the checksum in a trailer
+//! too. Each transfer ends with a line saying how long it took and its
+//! rate, which `scripts/bench-file.sh` reads.
 
 mod common;
 
@@ -18,14 +24,14 @@ use std::io::{self, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use common::context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
 use socketserver::framing::BufStream;
-use socketserver::message::file::{FileHeader, receive_file, send_file_contents, sha256_hex};
+use socketserver::message::file::{FileHeader, receive_file, send_file, send_file_contents, sha256_hex};
 use socketserver::message::{Header, MessageConfig, MessageStream};
 
 /// Client for the file server.
@@ -46,6 +52,10 @@ struct Args {
     /// No progress bar.
     #[arg(long, global = true)]
     quiet: bool,
+    /// Send the SHA-256 in the upload's header, hashing the file before
+    /// sending it, for servers that predate checksums in trailers.
+    #[arg(long, global = true)]
+    checksum_first: bool,
     #[command(subcommand)]
     command: Action,
 }
@@ -104,7 +114,7 @@ fn run(args: &Args) -> io::Result<()> {
     // Every byte either way moves the bar.
     let mut messages = MessageStream::new(bar.wrap_read(BufStream::new(stream)));
     match &args.command {
-        Action::Put { path, name } => put(&mut messages, &bar, path, name.as_deref()),
+        Action::Put { path, name } => put(&mut messages, &bar, path, name.as_deref(), args.checksum_first),
         Action::Get { name, out } => get(&mut messages, &bar, name, out),
         Action::List => list(&mut messages),
     }
@@ -118,10 +128,28 @@ fn transfer_style() -> ProgressStyle {
     .expect("a valid template")
 }
 
-/// The bar while a file is hashed before it is sent.
+/// The bar while a file is hashed before it is sent (`--checksum-first`).
 fn hashing_style() -> ProgressStyle {
     ProgressStyle::with_template("hashing {bytes:>10}/{total_bytes:10} {wide_bar} eta {eta}")
         .expect("a valid template")
+}
+
+/// The bar once the bytes are out, while the server checks and stores
+/// them.
+fn waiting_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {bytes:>10} sent; {msg} {elapsed}").expect("a valid template")
+}
+
+/// How long a transfer of `bytes` took and its rate, in MB/s (10^6
+/// bytes a second).
+fn timing(bytes: u64, started: Instant) -> String {
+    let seconds = started.elapsed().as_secs_f64();
+    let rate = if seconds > 0.0 {
+        bytes as f64 / seconds / 1e6
+    } else {
+        0.0
+    };
+    format!("in {seconds:.3} s, {rate:.0} MB/s")
 }
 
 type Messages = MessageStream<indicatif::ProgressBarIter<BufStream<TcpStream>>>;
@@ -143,7 +171,13 @@ fn reply(messages: &mut Messages) -> io::Result<Header> {
     }
 }
 
-fn put(messages: &mut Messages, bar: &ProgressBar, path: &Path, name: Option<&str>) -> io::Result<()> {
+fn put(
+    messages: &mut Messages,
+    bar: &ProgressBar,
+    path: &Path,
+    name: Option<&str>,
+    checksum_first: bool,
+) -> io::Result<()> {
     let name = match name {
         Some(name) => name.to_owned(),
         None => path
@@ -157,34 +191,64 @@ fn put(messages: &mut Messages, bar: &ProgressBar, path: &Path, name: Option<&st
             })?
             .to_owned(),
     };
-    let in_file = context(path.display());
-    let size = std::fs::metadata(path).map_err(in_file)?.len();
-    // Hashing a large file takes a while: show it as its own phase, so the
-    // transfer's rate is not a flat zero meanwhile.
-    bar.set_style(hashing_style());
-    bar.set_length(size);
-    let opened = File::open(path).map_err(context(path.display()))?;
-    let (sha256, size) =
-        sha256_hex(&mut bar.wrap_read(BufReader::new(opened))).map_err(context(path.display()))?;
-    bar.set_style(transfer_style());
-    bar.reset();
-    let file = FileHeader { name, size, sha256 };
+    let size = std::fs::metadata(path).map_err(context(path.display()))?.len();
     let mut request = Map::new();
     request.insert("op".into(), json!("put"));
-    let mut contents = File::open(path).map_err(context(path.display()))?;
-    send_file_contents(
-        messages.get_mut(),
-        &mut contents,
-        &file,
-        &request,
-        &MessageConfig::default(),
-    )?;
+    let started = Instant::now();
+    bar.set_length(size);
+    let file = if checksum_first {
+        // Hashing a large file takes a while: show it as its own phase,
+        // so the transfer's rate is not a flat zero meanwhile.
+        bar.set_style(hashing_style());
+        let opened = File::open(path).map_err(context(path.display()))?;
+        let (sha256, size) =
+            sha256_hex(&mut bar.wrap_read(BufReader::new(opened))).map_err(context(path.display()))?;
+        bar.set_style(transfer_style());
+        bar.reset();
+        let file = FileHeader { name, size, sha256 };
+        let mut contents = File::open(path).map_err(context(path.display()))?;
+        send_file_contents(
+            messages.get_mut(),
+            &mut contents,
+            &file,
+            &request,
+            &MessageConfig::default(),
+        )?;
+        file
+    } else {
+        // One pass: the bar counts what the socket takes, and the file is
+        // hashed meanwhile.
+        bar.set_style(transfer_style());
+        send_file(
+            messages.get_mut(),
+            path,
+            &name,
+            &request,
+            &MessageConfig::default(),
+        )?
+    };
     messages.get_mut().flush()?;
-    let header = reply(messages)?;
+    bar.set_style(waiting_style());
+    bar.set_message("the server checks and stores it");
+    bar.force_draw();
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let header = reply(messages).map_err(|e| {
+        if !checksum_first && e.to_string().contains("\"sha256\"") {
+            io::Error::new(
+                e.kind(),
+                format!("{e} (a server that predates checksums in trailers? try --checksum-first)"),
+            )
+        } else {
+            e
+        }
+    })?;
     bar.finish_and_clear();
     println!(
-        "stored {} ({} bytes, sha256 {})",
-        file.name, file.size, file.sha256
+        "stored {} ({} bytes, sha256 {}) {}",
+        file.name,
+        file.size,
+        file.sha256,
+        timing(file.size, started)
     );
     if header.get("sha256").and_then(Value::as_str) != Some(file.sha256.as_str()) {
         return Err(io::Error::other("the server's checksum differs from ours"));
@@ -193,17 +257,20 @@ fn put(messages: &mut Messages, bar: &ProgressBar, path: &Path, name: Option<&st
 }
 
 fn get(messages: &mut Messages, bar: &ProgressBar, name: &str, out: &Path) -> io::Result<()> {
-    messages.write_message_bytes(&json!({"op": "get", "name": name}), b"")?;
+    let started = Instant::now();
+    // A server that predates trailers ignores "checksum" and sends it first.
+    messages.write_message_bytes(&json!({"op": "get", "name": name, "checksum": "trailer"}), b"")?;
     let header = reply(messages)?;
     bar.set_length(header.body_len());
     bar.reset();
     let file = receive_file(messages, &header, out)?;
     bar.finish_and_clear();
     println!(
-        "saved {} ({} bytes, sha256 {})",
+        "saved {} ({} bytes, sha256 {}) {}",
         file.path.display(),
         file.header.size,
-        file.header.sha256
+        file.header.sha256,
+        timing(file.header.size, started)
     );
     Ok(())
 }

@@ -10,18 +10,24 @@
 //!
 //! The protocol is the crate's header + body messages: a framed JSON
 //! header, then a streamed body. Requests: `{"op": "put", "name", "size",
-//! "sha256"}` with the file as body; `{"op": "get", "name"}`; `{"op":
-//! "list"}`. Every reply has `"status": "ok"` or `"status": "error"` with
-//! an `"error"` message; a `get` reply carries the file the same way a
-//! `put` does. Names are confined to the directory, and names starting
+//! "trailer": ["sha256"]}` with the file as body and `{"sha256"}` as the
+//! trailer after it, or `{"op": "put", "name", "size", "sha256"}` with the
+//! file as body (the checksum-first form older clients send);
+//! `{"op": "get", "name"}`, with `"checksum": "trailer"` if the client
+//! takes the checksum in a trailer; `{"op": "list"}`. Every reply has
+//! `"status": "ok"` or `"status": "error"` with an `"error"` message; a
+//! `get` reply carries the file the same way a `put` does, its checksum
+//! in a trailer when asked for, else first (the file is then hashed
+//! before it is sent). Names are confined to the directory, and names starting
 //! with a dot are neither stored, listed nor served (uploads in progress
 //! live under such names). An upload goes to a partial file, renamed into
 //! place only when its size and SHA-256 match, so an interrupted or
 //! corrupted upload leaves nothing behind; partial files left by a server
 //! that was killed are removed when the next one starts. A client silent
 //! for `--idle-timeout`, in the middle of a transfer or between requests,
-//! is disconnected. Files stream through a small buffer both ways: memory
-//! stays flat whatever their size.
+//! is disconnected. Files stream through a few 1 MiB buffers both ways,
+//! read (or written) and hashed on a helper thread while the socket works:
+//! memory stays flat whatever their size.
 //!
 //! `--tutorial` speaks the tutorials' format instead, for their own
 //! Python programs: an upload is a `struct.pack('i')` length, a JSON
@@ -49,6 +55,7 @@ use serde_json::{Map, Value, json};
 use socketserver::framing::{FrameConfig, read_frame, write_frame};
 use socketserver::message::file::{
     PartialFile, receive_file, remove_stale_partial_files, safe_file_name, send_file,
+    send_file_checksum_first,
 };
 use socketserver::message::{DEFAULT_MAX_HEADER_LEN, Header, MessageConfig, MessageStream};
 use socketserver::server::RequestMode;
@@ -179,7 +186,12 @@ impl FileServer {
         };
         let mut status = Map::new();
         status.insert("status".into(), json!("ok"));
-        let sent = send_file(
+        let send = if header.get("checksum").and_then(Value::as_str) == Some("trailer") {
+            send_file
+        } else {
+            send_file_checksum_first
+        };
+        let sent = send(
             messages.get_mut(),
             &path,
             &name,

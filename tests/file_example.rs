@@ -104,7 +104,9 @@ fn files_travel_whole_in_flat_memory_and_interrupted_uploads_leave_nothing() {
     assert!(up.starts_with("stored big.bin (209715200 bytes, sha256 "), "{up}");
     succeeded(&alongside.finish());
     let down = succeeded(&client(port, &["get", "big.bin", "--out", downloads.to_str().unwrap()]).finish());
-    let sent_hash = up.split("sha256 ").nth(1).unwrap().trim_end_matches([')', '\n']);
+    let sent_hash = up.split("sha256 ").nth(1).unwrap().split(')').next().unwrap();
+    assert_eq!(sent_hash.len(), 64, "{up}");
+    assert!(up.trim_end().ends_with(" MB/s"), "{up}");
     assert!(
         down.contains(sent_hash),
         "the download's checksum differs: {down} vs {up}"
@@ -343,22 +345,46 @@ fn in_terminal(command: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-#[test]
-fn the_progress_bar_shows_the_hashing_before_the_transfer() {
+/// Uploads a file of `megabytes` called `name` with file_client in a
+/// terminal (`options` before `put`); what the terminal showed.
+fn upload_in_terminal(name: &str, megabytes: usize, options: &[&str]) -> String {
     let root = tempfile::tempdir().unwrap();
     let store = root.path().join("store");
-    let big: PathBuf = root.path().join("hashed.bin");
-    make_file(&big, 200, 4);
+    let big: PathBuf = root.path().join(name);
+    make_file(&big, megabytes, megabytes as u64);
     let (server, addr) = start_server(&store, &[]);
     let binary = util::example_binary("file_client");
     let port = addr.port().to_string();
-    let shown = in_terminal(&[
-        binary.to_str().unwrap(),
-        "--port",
-        &port,
-        "put",
-        big.to_str().unwrap(),
-    ]);
+    let mut command = vec![binary.to_str().unwrap(), "--port", &port];
+    command.extend_from_slice(options);
+    command.extend_from_slice(&["put", big.to_str().unwrap()]);
+    let shown = in_terminal(&command);
+    stop(server);
+    shown
+}
+
+#[test]
+fn the_progress_bar_covers_the_one_pass_upload_and_the_wait_for_the_server() {
+    let shown = upload_in_terminal("piped.bin", 100, &[]);
+    // No hashing phase: the file is hashed while it is sent.
+    assert!(!shown.contains("hashing"), "{shown:?}");
+    let rate = shown
+        .find("/s")
+        .unwrap_or_else(|| panic!("no rate shown: {shown:?}"));
+    // Every byte counted (the whole file and the few of the message's
+    // header and trailer), then the wait for the server's verdict.
+    let waiting = shown
+        .find(" sent; the server checks and stores it")
+        .unwrap_or_else(|| panic!("no wait shown: {shown:?}"));
+    assert!(shown[..waiting].trim_end().ends_with("100.00 MiB"), "{shown:?}");
+    let stored = shown.find("stored piped.bin").expect("the upload finished");
+    assert!(rate < waiting && waiting < stored, "{shown:?}");
+    assert!(shown[stored..].contains(" MB/s"), "{shown:?}");
+}
+
+#[test]
+fn the_progress_bar_shows_the_hashing_before_a_checksum_first_upload() {
+    let shown = upload_in_terminal("hashed.bin", 200, &["--checksum-first"]);
     let hashing = shown
         .find("hashing")
         .unwrap_or_else(|| panic!("no hashing phase shown: {shown:?}"));
@@ -366,5 +392,56 @@ fn the_progress_bar_shows_the_hashing_before_the_transfer() {
     assert!(hashing < stored, "{shown:?}");
     // The transfer's own bar comes after the hashing, without the word.
     assert!(shown[hashing..].contains("/s"), "{shown:?}");
+}
+
+/// Runs tests/python/file_transfer.py (plain Python, file_server's wire
+/// format written from its documentation) with `args`; its output.
+fn python_file_transfer(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/file_transfer.py");
+    let output = Process::spawn(
+        Command::new("python3")
+            .arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .finish();
+    succeeded(&output)
+}
+
+#[test]
+fn python_clients_old_and_new_upload_and_download_in_both_forms() {
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().join("store");
+    let source = root.path().join("py.bin");
+    make_file(&source, 5, 6);
+    let (server, addr) = start_server(&store, &[]);
+    let port = addr.port().to_string();
+    let source_arg = source.to_str().unwrap();
+    for form in ["trailer", "first"] {
+        let name = format!("py-{form}.bin");
+        let said = python_file_transfer(&["put", &port, source_arg, &name, form]);
+        assert_eq!(said.trim().len(), 64, "{said}");
+        assert!(same_contents(&source, &store.join(&name)), "{form}");
+        // A client asking for the trailer gets one; one that does not
+        // (as clients before trailers) gets the checksum first.
+        let out = root.path().join(format!("down-{form}.bin"));
+        let said = python_file_transfer(&["get", &port, &name, out.to_str().unwrap(), form]);
+        assert!(said.trim().ends_with(&format!(" {form}")), "{said}");
+        assert!(same_contents(&source, &out), "{form}");
+    }
+    // The crate's client reads both forms too: here, the server's reply to
+    // a client that asks for a trailer.
+    let downloads = root.path().join("out");
+    fs::create_dir(&downloads).unwrap();
+    let down = succeeded(
+        &client(
+            addr.port(),
+            &["get", "py-first.bin", "--out", downloads.to_str().unwrap()],
+        )
+        .finish(),
+    );
+    assert!(down.starts_with("saved "), "{down}");
+    assert!(same_contents(&source, &downloads.join("py-first.bin")));
     stop(server);
 }

@@ -6,6 +6,9 @@
 //! - [`recv_datagram`]: a receive that tells when a datagram did not fit.
 //! - [`recv_now`]: a receive that never blocks, whatever the socket's mode;
 //!   `send_now`, its sending twin (feature `tls`).
+//! - [`start_writeback`], [`set_direct_io`], [`is_cached`]: large files
+//!   on their way to the disk early, or to and from it without the page
+//!   cache.
 //!
 //! All of it is POSIX; other platforms are not supported.
 
@@ -14,6 +17,8 @@ compile_error!("socketserver supports Unix-like systems (Linux, macOS, the BSDs)
 
 #[cfg(any(feature = "systemd", feature = "restart"))]
 pub(crate) mod fd;
+#[cfg(feature = "message")]
+mod file_io;
 #[cfg(feature = "proxy-protocol")]
 pub(crate) mod peek;
 pub(crate) mod poller;
@@ -21,6 +26,8 @@ mod recv;
 #[cfg(feature = "tls")]
 mod send;
 
+#[cfg(feature = "message")]
+pub(crate) use file_io::{DIRECT_IO_ALIGN, is_cached, set_direct_io, start_writeback};
 pub(crate) use poller::{Poller, Waker};
 pub(crate) use recv::{Received, datagram_waiting, recv_datagram, recv_now};
 #[cfg(feature = "tls")]
