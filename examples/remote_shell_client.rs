@@ -27,13 +27,12 @@
 mod common;
 
 use std::io::{self, BufRead, Read, Write};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use common::context;
-use common::tls::ClientTlsArgs;
+use common::tls::{ClientStream, ClientTlsArgs};
 use serde_json::{Value, json};
 use socketserver::auth::answer_challenge;
 use socketserver::framing::BufStream;
@@ -84,22 +83,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Connects (over TLS with `--tls-ca`) and runs the commands; returns the
-/// last one's exit status.
+/// Connects (over TLS with `--tls-ca`), passes the key check, and runs
+/// the commands; returns the last one's exit status.
 fn run(args: &Args) -> io::Result<u8> {
     let tls = args.tls.connector(&args.host)?;
     let stream = common::connect(&args.host, args.port, args.timeout)?;
     let server = stream.peer_addr()?;
     stream.set_read_timeout(Some(args.timeout))?;
     stream.set_write_timeout(Some(args.timeout))?;
-    match tls {
-        Some(tls) => converse(args, tls.connect(stream, server)?, server),
-        None => converse(args, stream, server),
-    }
-}
-
-/// Passes the key check on `stream`, then runs the commands.
-fn converse(args: &Args, mut stream: impl Read + Write, server: SocketAddr) -> io::Result<u8> {
+    let mut stream = ClientStream::start(stream, tls.as_ref(), server)?;
     answer_challenge(&mut stream, args.key.as_bytes()).map_err(context(server))?;
     let mut messages = MessageStream::buffered(stream);
     let mut status = 0;

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::tls::ClientTlsArgs;
+use common::tls::{ClientStream, ClientTlsArgs};
 use common::{ClientArgs, context};
 
 /// Client for the uppercase echo server over TCP or a Unix socket.
@@ -51,10 +51,7 @@ fn run(args: &Args) -> io::Result<()> {
             let stream = UnixStream::connect(path).map_err(context(format!("cannot connect to {shown}")))?;
             stream.set_read_timeout(Some(client.timeout))?;
             stream.set_write_timeout(Some(client.timeout))?;
-            match tls {
-                Some(tls) => converse(client, tls.connect(stream, &shown)?, &shown),
-                None => converse(client, stream, &shown),
-            }
+            converse(client, ClientStream::start(stream, tls.as_ref(), &shown)?, &shown)
         }
         None => {
             let tls = args.tls.connector(&client.host)?;
@@ -63,10 +60,7 @@ fn run(args: &Args) -> io::Result<()> {
             stream.set_write_timeout(Some(client.timeout))?;
             let shown = stream.peer_addr()?.to_string();
             log::info!("connected to {shown}");
-            match tls {
-                Some(tls) => converse(client, tls.connect(stream, &shown)?, &shown),
-                None => converse(client, stream, &shown),
-            }
+            converse(client, ClientStream::start(stream, tls.as_ref(), &shown)?, &shown)
         }
     }
 }

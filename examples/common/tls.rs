@@ -424,3 +424,45 @@ impl<S: Read + Write> Drop for TlsStream<S> {
         close_session(&mut self.inner);
     }
 }
+
+/// A client's connection, in plaintext or in a TLS session over it.
+pub enum ClientStream<S: Read + Write> {
+    Plain(S),
+    Tls(TlsStream<S>),
+}
+
+impl<S: Read + Write> ClientStream<S> {
+    /// `stream`, a connection to `server` (as errors name it): over TLS
+    /// with `tls` (the handshake done), else in plaintext.
+    pub fn start(stream: S, tls: Option<&TlsConnector>, server: impl Display) -> io::Result<Self> {
+        Ok(match tls {
+            Some(tls) => ClientStream::Tls(tls.connect(stream, server)?),
+            None => ClientStream::Plain(stream),
+        })
+    }
+}
+
+impl<S: Read + Write> Read for ClientStream<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Plain(stream) => stream.read(buf),
+            ClientStream::Tls(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl<S: Read + Write> Write for ClientStream<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Plain(stream) => stream.write(buf),
+            ClientStream::Tls(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(stream) => stream.flush(),
+            ClientStream::Tls(stream) => stream.flush(),
+        }
+    }
+}
