@@ -7,6 +7,11 @@
 //!     --command 'uname -a' --command 'ls -l'
 //! ```
 //!
+//! Over TLS, `--tls-ca FILE` trusts the server if that CA issued its
+//! certificate, and `--tls-cert FILE --tls-key FILE` present a client
+//! certificate to a server that wants one; the key check then runs
+//! inside TLS.
+//!
 //! Interactive, it prompts `》》》:` as the tutorials do; `q` quits. The
 //! command's standard output goes to standard output, its standard error
 //! to standard error, and a line on standard error reports a non-zero
@@ -22,12 +27,12 @@
 mod common;
 
 use std::io::{self, BufRead, Read, Write};
-use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use common::context;
+use common::tls::{ClientStream, ClientTlsArgs};
 use serde_json::{Value, json};
 use socketserver::auth::answer_challenge;
 use socketserver::framing::BufStream;
@@ -62,6 +67,8 @@ struct Args {
     /// ("30s", "2m"); longer than the server's --time-limit.
     #[arg(long, default_value = "2m", value_parser = common::parse_timeout)]
     timeout: Duration,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 fn main() -> ExitCode {
@@ -76,11 +83,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the commands; returns the last one's exit status.
+/// Connects (over TLS with `--tls-ca`), passes the key check, and runs
+/// the commands; returns the last one's exit status.
 fn run(args: &Args) -> io::Result<u8> {
-    let mut stream = common::connect(&args.host, args.port, args.timeout)?;
+    let tls = args.tls.connector(&args.host)?;
+    let stream = common::connect(&args.host, args.port, args.timeout)?;
     let server = stream.peer_addr()?;
     stream.set_read_timeout(Some(args.timeout))?;
+    stream.set_write_timeout(Some(args.timeout))?;
+    let mut stream = ClientStream::start(stream, tls.as_ref(), server)?;
     answer_challenge(&mut stream, args.key.as_bytes()).map_err(context(server))?;
     let mut messages = MessageStream::buffered(stream);
     let mut status = 0;
@@ -107,7 +118,7 @@ fn run(args: &Args) -> io::Result<u8> {
 
 /// Runs one command remotely, prints its outputs and how it ended, and
 /// returns its exit status.
-fn execute(messages: &mut MessageStream<BufStream<TcpStream>>, command: &str) -> io::Result<u8> {
+fn execute<S: Read + Write>(messages: &mut MessageStream<BufStream<S>>, command: &str) -> io::Result<u8> {
     messages
         .write_message_bytes(&json!({"command": command}), b"")
         .map_err(common::reply_error("the server"))?;

@@ -24,6 +24,21 @@
 //! when it outlives `--time-limit`, when its client goes away, and when
 //! the server shuts down and the grace period is over.
 //!
+//! Over TLS (`--tls-cert FILE --tls-key FILE`, feature `tls`) nobody on
+//! the path reads the commands and their output, or takes the connection
+//! over once the key check has passed: the key check then runs inside
+//! TLS, as the first thing the client says. With `--tls-client-ca FILE`
+//! a client must also present a certificate issued by that CA (mutual
+//! TLS) before it gets to the key check:
+//!
+//! ```text
+//! cargo run --example gen_tls_cert -- --out-dir target/tls
+//! REMOTE_SHELL_KEY=secret cargo run --release --features message,auth,tls --example remote_shell_server -- \
+//!     --tls-cert target/tls/server.pem --tls-key target/tls/server.key --tls-client-ca target/tls/ca.pem
+//! REMOTE_SHELL_KEY=secret cargo run --release --features message,auth --example remote_shell_client -- \
+//!     --tls-ca target/tls/ca.pem --tls-cert target/tls/client.pem --tls-key target/tls/client.key
+//! ```
+//!
 //! `--tutorial` speaks the tutorials' wire format instead, for their own
 //! Python clients, after the same key check (the tutorials' HMAC
 //! challenge, with SHA-256 and no verdict): a command is whatever one
@@ -47,6 +62,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use common::ServerArgs;
 use common::deploy::{Deployment, Program};
+use common::tls::ServerTlsArgs;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
@@ -70,6 +86,9 @@ const PROGRAM: Program = Program {
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
+    /// TLS (the key check then runs inside it).
+    #[command(flatten)]
+    tls: ServerTlsArgs,
     /// The shared key clients must prove they hold.
     #[arg(long, env = "REMOTE_SHELL_KEY", hide_env_values = true)]
     key: Option<String>,
@@ -441,6 +460,9 @@ fn run(args: &Args, mut deployment: Deployment) -> io::Result<()> {
         log::warn!(
             "listening beyond loopback ({addr}): anyone who can reach the port and holds the key runs commands"
         );
+        if !args.tls.enabled() {
+            log::warn!("without TLS (--tls-cert) anyone on the path reads the commands and their output");
+        }
     }
     let output_cap = usize::try_from(args.output_cap).unwrap_or(usize::MAX);
     if args.tutorial.is_some() && output_cap > (i32::MAX as usize) / 2 {
@@ -466,6 +488,7 @@ fn run(args: &Args, mut deployment: Deployment) -> io::Result<()> {
             .shutdown_grace(args.server.grace),
         None,
     );
+    let builder = args.tls.apply(&PROGRAM, builder)?;
     let listener = deployment.tcp_listener(&builder, addr)?;
     let server = builder.from_listener(listener, deployment.watched(handler))?;
     deployment.serve(server, "connections")

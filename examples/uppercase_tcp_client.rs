@@ -4,7 +4,13 @@
 //! cargo run --example uppercase_tcp_client                        # interactive: type, see it uppercased; q quits
 //! cargo run --example uppercase_tcp_client -- --message hi --count 3
 //! cargo run --example uppercase_tcp_client -- --unix /tmp/upper.sock --message hi
+//! cargo run --example uppercase_tcp_client -- --tls-ca target/tls/ca.pem --message hi   # over TLS
 //! ```
+//!
+//! Over TLS (`--tls-ca`, the CA that issued the server's certificate;
+//! `--tls-cert` and `--tls-key` for a server that wants a client
+//! certificate) the handshake happens at connect time, and a server the
+//! CA did not vouch for is refused with the reason.
 
 mod common;
 
@@ -14,6 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use common::tls::{ClientStream, ClientTlsArgs};
 use common::{ClientArgs, context};
 
 /// Client for the uppercase echo server over TCP or a Unix socket.
@@ -22,6 +29,8 @@ use common::{ClientArgs, context};
 struct Args {
     #[command(flatten)]
     client: ClientArgs,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
     /// Connect to the server's Unix socket at this path instead of TCP.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["host", "port"])]
     unix: Option<PathBuf>,
@@ -37,17 +46,21 @@ fn run(args: &Args) -> io::Result<()> {
     let client = &args.client;
     match &args.unix {
         Some(path) => {
+            let tls = args.tls.connector("localhost")?;
             let shown = path.display().to_string();
             let stream = UnixStream::connect(path).map_err(context(format!("cannot connect to {shown}")))?;
             stream.set_read_timeout(Some(client.timeout))?;
-            converse(client, stream, &shown)
+            stream.set_write_timeout(Some(client.timeout))?;
+            converse(client, ClientStream::start(stream, tls.as_ref(), &shown)?, &shown)
         }
         None => {
+            let tls = args.tls.connector(&client.host)?;
             let stream = common::connect(&client.host, client.port, client.timeout)?;
             stream.set_read_timeout(Some(client.timeout))?;
+            stream.set_write_timeout(Some(client.timeout))?;
             let shown = stream.peer_addr()?.to_string();
             log::info!("connected to {shown}");
-            converse(client, stream, &shown)
+            converse(client, ClientStream::start(stream, tls.as_ref(), &shown)?, &shown)
         }
     }
 }

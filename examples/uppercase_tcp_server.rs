@@ -13,6 +13,18 @@
 //! socket), `nc 127.0.0.1 9999`, or the tutorials' Python client. Ctrl-C
 //! (or SIGTERM) stops it cleanly; a Unix socket's file is removed then.
 //!
+//! Over TLS (feature `tls`), in every mode, with client certificates
+//! (mutual TLS) if asked:
+//!
+//! ```text
+//! cargo run --example gen_tls_cert -- --out-dir target/tls
+//! cargo run --features tls --example uppercase_tcp_server -- \
+//!     --tls-cert target/tls/server.pem --tls-key target/tls/server.key \
+//!     [--tls-client-ca target/tls/ca.pem [--tls-client-auth optional]]
+//! cargo run --example uppercase_tcp_client -- --tls-ca target/tls/ca.pem \
+//!     [--tls-cert target/tls/client.pem --tls-key target/tls/client.key] --message hello
+//! ```
+//!
 //! In production (each with its crate feature; a binary built without it
 //! says how to build it when asked):
 //!
@@ -50,6 +62,7 @@ use std::time::Duration;
 use clap::Parser;
 use common::ServerArgs;
 use common::deploy::{Deployment, Program, Watched};
+use common::tls::ServerTlsArgs;
 use socketserver::echo::Uppercase;
 use socketserver::server::{Listener, Mode, Parked};
 use socketserver::{
@@ -70,6 +83,8 @@ const PROGRAM: Program = Program {
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    tls: ServerTlsArgs,
     /// Listen on a Unix socket at this path instead of TCP
     /// (UnixStreamServer with --serial, ParkedUnixStreamServer with
     /// --parked, else ThreadingUnixStreamServer).
@@ -175,13 +190,14 @@ fn parked<L: Listener>(args: &Args, builder: Builder<L, Parked>) -> Builder<L, P
 }
 
 /// The options every mode shares: the grace period, the watchdog's
-/// interval, the PROXY protocol.
+/// interval, TLS, the PROXY protocol.
 fn shared<L: Listener, M: Mode>(
     args: &Args,
     deployment: &Deployment,
     builder: Builder<L, M>,
 ) -> io::Result<Builder<L, M>> {
     let builder = deployment.watch(builder.shutdown_grace(args.server.grace), None);
+    let builder = args.tls.apply(&PROGRAM, builder)?;
     deployment.proxy_protocol(
         builder,
         &args.proxy_protocol,

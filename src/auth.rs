@@ -30,6 +30,11 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! Over TLS ([`Builder::tls`](crate::Builder::tls), feature `tls`) the
+//! challenge runs inside the session, in `setup` rather than
+//! `verify_request` (which cannot drive the session): nobody on the path
+//! sees the exchange or can take the connection over after it.
+//!
 //! The tutorials' own protocol has no verdict: the server just closes the
 //! connection on a wrong answer. [`Verdict::Silent`] speaks it, for
 //! clients written that way.
@@ -118,6 +123,50 @@ where
     S: Connection,
     for<'a> &'a S: Read + Write,
 {
+    challenge(&mut &*stream, key, timeout, verdict)
+}
+
+/// Where the challenge runs: a stream of bytes, and the read timeout of
+/// the socket beneath it, which bounds the wait for the answer. A plain
+/// socket is both; a TLS request's bytes go through its session.
+trait ChallengeStream: Read + Write {
+    fn read_timeout(&self) -> io::Result<Option<Duration>>;
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl<S> ChallengeStream for &S
+where
+    S: Connection,
+    for<'a> &'a S: Read + Write,
+{
+    fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Connection::read_timeout(*self)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Connection::set_read_timeout(*self, timeout)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl<S: Connection> ChallengeStream for StreamRequest<S> {
+    fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        self.stream().read_timeout()
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.stream().set_read_timeout(timeout)
+    }
+}
+
+/// The server's side of the exchange on `stream`: see
+/// [`challenge_client`].
+fn challenge(
+    stream: &mut impl ChallengeStream,
+    key: &[u8],
+    timeout: Duration,
+    verdict: Verdict,
+) -> io::Result<()> {
     check_key(key)?;
     let mut challenge = [0u8; CHALLENGE_LEN];
     getrandom::fill(&mut challenge)
@@ -142,12 +191,11 @@ where
     if verdict == Verdict::Silent {
         return checked;
     }
-    let mut writer = stream;
     match checked {
-        Ok(()) => writer.write_all(WELCOME),
+        Ok(()) => stream.write_all(WELCOME).and_then(|()| stream.flush()),
         Err(e) => {
             // The client may be gone already; the refusal stands either way.
-            let _ = writer.write_all(FAILURE);
+            let _ = stream.write_all(FAILURE).and_then(|()| stream.flush());
             Err(e)
         }
     }
@@ -156,17 +204,13 @@ where
 /// Sends the challenge and reads the answer by `deadline`: the timeout
 /// covers the whole answer, so a client trickling it a byte at a time
 /// cannot hold the connection longer.
-fn exchange<S>(
-    stream: &S,
+fn exchange(
+    stream: &mut impl ChallengeStream,
     challenge: &[u8; CHALLENGE_LEN],
     deadline: Instant,
-) -> io::Result<[u8; RESPONSE_LEN]>
-where
-    S: Connection,
-    for<'a> &'a S: Read + Write,
-{
-    let mut writer = stream;
-    writer.write_all(challenge)?;
+) -> io::Result<[u8; RESPONSE_LEN]> {
+    stream.write_all(challenge)?;
+    stream.flush()?;
     let mut answer = [0u8; RESPONSE_LEN];
     let mut got = 0;
     while got < RESPONSE_LEN {
@@ -175,8 +219,7 @@ where
             return Err(io::ErrorKind::TimedOut.into());
         }
         stream.set_read_timeout(Some(left))?;
-        let mut reader = stream;
-        match reader.read(&mut answer[got..]) {
+        match stream.read(&mut answer[got..]) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -242,6 +285,12 @@ pub fn answer_challenge_with(
 /// challenge first. A client that fails is refused (counted in
 /// [`Stats::refused`](crate::Stats::refused)), logged with its address,
 /// and disconnected before the wrapped handler runs.
+///
+/// Over TLS the challenge runs inside the session, in `setup` (after the
+/// wrapped handler's `verify_request`, before its `setup`): a client that
+/// fails it is reported to `handle_error` with a `PermissionDenied` (or
+/// `TimedOut`) error and counted in [`Stats::errors`](crate::Stats::errors)
+/// instead, and disconnected before the wrapped handler runs.
 #[derive(Clone)]
 pub struct Authenticated<H> {
     inner: H,
@@ -304,6 +353,10 @@ where
         if !self.inner.verify_request(request) {
             return false;
         }
+        if speaks_tls(request) {
+            // Through the session, which only `setup` can drive.
+            return true;
+        }
         match challenge_client_with(request.stream(), &self.key, self.timeout, self.verdict) {
             Ok(()) => true,
             Err(e) => {
@@ -316,7 +369,28 @@ where
         }
     }
 
-    forward_handler_hooks!(StreamRequest<S>, |this| this.inner);
+    /// Over TLS, the challenge first.
+    fn setup(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if speaks_tls(request) {
+            challenge(request, &self.key, self.timeout, self.verdict)
+                .map_err(|e| io::Error::new(e.kind(), format!("the client failed verification: {e}")))?;
+        }
+        self.inner.setup(request)
+    }
+
+    forward_handler_hooks!(StreamRequest<S>, |this| this.inner, without setup);
+}
+
+/// Whether the request's bytes go through a TLS session.
+fn speaks_tls<S: Connection>(request: &StreamRequest<S>) -> bool {
+    #[cfg(feature = "tls")]
+    return request.tls_info().is_some();
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = request;
+        false
+    }
 }
 
 #[cfg(test)]

@@ -111,7 +111,8 @@ pub trait RequestHandler<R: Request>: Send + Sync + 'static {
 /// wrappers that check something before a connection is served (such as
 /// `auth::Authenticated`) and must pass everything else through. Kept
 /// beside the trait, so a method added to the trait is added here too,
-/// and no wrapper silently stops forwarding it.
+/// and no wrapper silently stops forwarding it. `without setup` leaves
+/// `setup` to the wrapper too.
 #[cfg_attr(not(feature = "auth"), allow(unused_macros))]
 macro_rules! forward_handler_hooks {
     ($request:ty, |$this:ident| $inner:expr) => {
@@ -120,6 +121,9 @@ macro_rules! forward_handler_hooks {
             $inner.setup(request)
         }
 
+        forward_handler_hooks!($request, |$this| $inner, without setup);
+    };
+    ($request:ty, |$this:ident| $inner:expr, without setup) => {
         fn handle(&self, request: &mut $request) -> std::io::Result<()> {
             let $this = self;
             $inner.handle(request)

@@ -1,8 +1,12 @@
 //! Client verification over real connections: the right key is let in and
 //! welcomed, a wrong key is told so and refused, a silent client is
-//! refused within the timeout, and the wrapped handler never sees them.
+//! refused within the timeout, and the wrapped handler never sees them;
+//! over TLS, the same inside the session.
 #![cfg(feature = "auth")]
 
+#[cfg(feature = "tls")]
+#[path = "util/tls.rs"]
+mod pki;
 mod util;
 
 use std::io::{ErrorKind, Read, Write};
@@ -181,5 +185,55 @@ fn the_inner_check_comes_first_and_every_hook_is_forwarded() {
     util::eventually("service_actions reaches the wrapped handler", || {
         calls.lock().contains(&"service_actions")
     });
+    running.shutdown();
+}
+
+/// Issue 11: over TLS the challenge runs inside the session (in clear it
+/// would corrupt the TLS stream: the client could not even read it), the
+/// right key is let in, and a wrong one is told so and never reaches the
+/// handler.
+#[test]
+#[cfg(feature = "tls")]
+fn over_tls_the_challenge_runs_inside_the_session() {
+    use socketserver::tls::TlsAcceptor;
+    use socketserver::tls::rustls::pki_types::ServerName;
+    use socketserver::tls::rustls::{ClientConnection, StreamOwned};
+
+    init_logging();
+    let pki = pki::TestPki::generate();
+    let (server, running) = serve(
+        ThreadingTcpServer::builder()
+            .tls(TlsAcceptor::new(pki.server_config()))
+            .bind("127.0.0.1:0", Authenticated::new(KEY, Uppercase).unwrap()),
+    );
+    let tls_client = || {
+        let session = ClientConnection::new(pki.client_config(), ServerName::try_from("localhost").unwrap());
+        StreamOwned::new(session.unwrap(), connect(*server.local_addr()))
+    };
+
+    let mut client = tls_client();
+    answer_challenge(&mut client, KEY).unwrap();
+    client.write_all(b"let me in").unwrap();
+    let mut reply = [0u8; 9];
+    client.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"LET ME IN");
+    // A clean end both ways, and nothing to report.
+    client.conn.send_close_notify();
+    client.flush().unwrap();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    assert_eq!(server.stats().errors, 0);
+
+    let mut stranger = tls_client();
+    let refused = answer_challenge(&mut stranger, b"a guess").unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::PermissionDenied, "{refused}");
+    let _ = stranger.write_all(b"hello");
+    let mut rest = Vec::new();
+    let _ = stranger.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "the handler answered: {rest:?}");
+    // Reported from setup: an error, not a refusal.
+    util::eventually("the failure is counted", || server.stats().errors == 1);
+    assert_eq!(server.stats().refused, 0);
     running.shutdown();
 }

@@ -1,7 +1,8 @@
 //! The TLS tools run for real: the load generator's `--tls` against the
-//! tokio-rustls bench fixture, counting full and resumed handshakes;
-//! gen_tls_cert's files serve a TLS server; bench_server's `tokio-tls`
-//! kind needs its certificate.
+//! tokio-rustls bench fixture, counting full and resumed handshakes, and
+//! against its in-process server serving TLS with a certificate made at
+//! start (both modes); gen_tls_cert's files serve a TLS server;
+//! bench_server's `tokio-tls` kind needs its certificate.
 
 #[path = "util/tls.rs"]
 mod pki;
@@ -10,45 +11,35 @@ mod tokio_tls;
 mod util;
 
 use std::net::SocketAddr;
-use std::process::{Command, Output, Stdio};
 
 use pki::TestPki;
 use serde_json::Value;
-use util::Process;
-
-fn run(program: &str, args: &[&str]) -> Output {
-    Process::spawn(
-        Command::new(util::example_binary(program))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .finish()
-}
 
 /// Runs loadgen with `--tls` against `addr` and returns its JSON report.
 fn loadgen_tls(addr: SocketAddr, ca: &str, mode: &str, extra: &[&str]) -> Value {
     let target = addr.to_string();
-    let args = [
-        &[
-            mode,
-            "--target",
-            &target,
-            "--tls",
-            "--tls-ca",
-            ca,
-            "--duration",
-            "500ms",
-            "--warmup",
-            "100ms",
-            "--connections",
-            "4",
-            "--json",
-        ][..],
-        extra,
-    ]
-    .concat();
-    let output = run("loadgen", &args);
+    loadgen_json(
+        mode,
+        &[&["--target", &target, "--tls-ca", ca][..], extra].concat(),
+    )
+}
+
+/// Runs a short loadgen with `--tls` and `args` and returns its JSON
+/// report.
+fn loadgen_json(mode: &str, args: &[&str]) -> Value {
+    let fixed = [
+        mode,
+        "--tls",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "100ms",
+        "--connections",
+        "4",
+        "--json",
+    ];
+    let args = [&fixed[..], args].concat();
+    let output = util::run_example("loadgen", &args);
     assert!(output.status.success(), "{mode}: {output:?}");
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {output:?}"))
 }
@@ -129,7 +120,7 @@ fn loadgen_tls_options_are_checked() {
             &["udp", "--tls", "--tls-ca", ca, "--target", "127.0.0.1:9"][..],
             "tcp and churn",
         ),
-        (&["tcp", "--tls", "--tls-ca", ca][..], "needs --target"),
+        (&["tcp", "--tls", "--tls-ca", ca][..], "--target"),
         (&["tcp", "--tls", "--target", "127.0.0.1:9"][..], "--tls-ca"),
         (
             &[
@@ -143,7 +134,7 @@ fn loadgen_tls_options_are_checked() {
             "/nonexistent/ca.pem",
         ),
     ] {
-        let output = run("loadgen", args);
+        let output = util::run_example("loadgen", args);
         assert!(!output.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(says), "{args:?}: {stderr}");
@@ -154,7 +145,7 @@ fn loadgen_tls_options_are_checked() {
 fn gen_tls_cert_writes_files_a_server_can_use_and_keeps_existing_ones() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let output = run("gen_tls_cert", &["--out-dir", out]);
+    let output = util::run_example("gen_tls_cert", &["--out-dir", out]);
     assert!(output.status.success(), "{output:?}");
     let cert = dir.path().join("server.pem");
     let key = dir.path().join("server.key");
@@ -169,11 +160,11 @@ fn gen_tls_cert_writes_files_a_server_can_use_and_keeps_existing_ones() {
     let mode = std::fs::metadata(&key).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "the key is readable by its owner only");
 
-    let again = run("gen_tls_cert", &["--out-dir", out]);
+    let again = util::run_example("gen_tls_cert", &["--out-dir", out]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
     assert!(
-        run("gen_tls_cert", &["--out-dir", out, "--force"])
+        util::run_example("gen_tls_cert", &["--out-dir", out, "--force"])
             .status
             .success()
     );
@@ -181,7 +172,25 @@ fn gen_tls_cert_writes_files_a_server_can_use_and_keeps_existing_ones() {
 
 #[test]
 fn bench_server_tokio_tls_needs_its_certificate() {
-    let output = run("bench_server", &["--kind", "tokio-tls"]);
+    let output = util::run_example("bench_server", &["--kind", "tokio-tls"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--tls-cert"));
+}
+
+#[test]
+fn loadgen_tls_without_a_target_serves_tls_in_process_in_both_modes() {
+    for parked in [&[][..], &["--parked"]] {
+        let tcp = loadgen_json("tcp", parked);
+        assert!(tcp["ops"].as_u64().unwrap() > 0, "{tcp}");
+        assert_eq!(failures(&tcp), 0, "{tcp}");
+        assert!(tcp["server"].as_str().unwrap().starts_with("in-process"), "{tcp}");
+
+        let churn = loadgen_json("churn", parked);
+        assert!(churn["ops"].as_u64().unwrap() > 0, "{churn}");
+        assert_eq!(failures(&churn), 0, "{churn}");
+        assert!(count(&churn, "resumed_handshakes") > 0, "{churn}");
+        // The clients end with close_notify: the server saw no errors.
+        assert_eq!(churn["server_stats"]["errors"], 0, "{churn}");
+        assert_eq!(churn["server_stats"]["tls_handshake_failures"], 0, "{churn}");
+    }
 }

@@ -128,20 +128,7 @@ fn tls_server(
     acceptor: TlsAcceptor,
     greeter: &Greeter,
 ) -> (ServerHandle<SocketAddr>, util::Running) {
-    if parked {
-        serve(
-            ParkedTcpServer::builder()
-                .workers(1)
-                .tls(acceptor)
-                .bind("127.0.0.1:0", greeter.clone()),
-        )
-    } else {
-        serve(
-            ThreadingTcpServer::builder()
-                .tls(acceptor)
-                .bind("127.0.0.1:0", greeter.clone()),
-        )
-    }
+    util::tls_tcp_server(parked, acceptor, greeter.clone())
 }
 
 fn both_modes(test: impl Fn(bool)) {

@@ -1,11 +1,13 @@
 //! What the examples share: command-line options (hosts, per-example
 //! default ports, durations such as "500ms" and sizes such as "64MiB"),
 //! logging, errors that name what failed, serving until Ctrl-C or
-//! SIGTERM under systemd or not ([`deploy`]), and the tutorials' client
-//! loop. Each example uses part of it.
+//! SIGTERM under systemd or not ([`deploy`]), TLS options for servers and
+//! clients ([`tls`]), and the tutorials' client loop. Each example uses
+//! part of it.
 #![allow(dead_code)]
 
 pub mod deploy;
+pub mod tls;
 
 use std::fmt::Display;
 use std::io::{self, BufRead, Write};

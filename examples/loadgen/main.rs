@@ -17,9 +17,12 @@
 //! `--allow-remote` is given. It always stops by itself after
 //! `--warmup` + `--duration`.
 //!
-//! With `--tls --tls-ca FILE` the tcp and churn clients speak TLS to the
-//! target (rustls; session resumption on unless `--no-resume`) and the
-//! report counts full and resumed handshakes per second.
+//! With `--tls` the tcp and churn clients speak TLS (rustls; session
+//! resumption on unless `--no-resume`) and the report counts full and
+//! resumed handshakes per second: to a `--target`, trusting the CA in
+//! `--tls-ca FILE`; without one, to the in-process server, which then
+//! serves TLS (feature `tls`) with a certificate made at start, in memory,
+//! by a CA the clients alone trust.
 //!
 //! With `--proxy-v1` or `--proxy-v2` (feature `proxy-protocol`) every
 //! connection begins with a PROXY protocol header claiming a client
@@ -32,6 +35,8 @@ mod clients;
 #[path = "../common/mod.rs"]
 mod common;
 mod evented;
+#[path = "../../tests/util/tls.rs"]
+mod pki;
 mod record;
 mod tls;
 
@@ -128,12 +133,15 @@ struct Args {
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     allow_remote: bool,
-    /// Speak TLS to the target (tcp and churn modes; needs --target and
-    /// --tls-ca). The server's certificate must name the target's host.
-    #[arg(long, requires = "tls_ca")]
+    /// Speak TLS (tcp and churn modes). To a --target, trusting
+    /// --tls-ca; the server's certificate must name the target's host.
+    /// Without --target the in-process server serves TLS with a
+    /// certificate made at start (feature `tls`).
+    #[arg(long)]
     tls: bool,
-    /// The CA certificates (PEM) the TLS clients trust.
-    #[arg(long, value_name = "FILE", requires = "tls")]
+    /// With --tls and --target: the CA certificates (PEM) the TLS clients
+    /// trust.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "target"])]
     tls_ca: Option<PathBuf>,
     /// TLS: a full handshake on every connection (no session resumption).
     #[arg(long, requires = "tls")]
@@ -238,10 +246,21 @@ fn start<S: Server<Addr = SocketAddr>>(server: S, name: &'static str) -> (Socket
     (addr, InProcess { name, stop })
 }
 
-fn start_in_process(mode: Mode, parked: bool, proxy: bool) -> io::Result<(SocketAddr, InProcess)> {
+/// How the in-process server is set up besides its mode.
+struct InProcessOptions {
+    parked: bool,
+    /// Require a PROXY header from the clients.
+    proxy: bool,
+    /// Serve TLS with this configuration.
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+fn start_in_process(mode: Mode, options: &InProcessOptions) -> io::Result<(SocketAddr, InProcess)> {
     let local = "127.0.0.1:0";
-    let threading = || behind_proxies(ThreadingTcpServer::builder(), proxy);
-    let parked_tcp = || behind_proxies(ParkedTcpServer::builder(), proxy);
+    let parked = options.parked;
+    let tls = options.tls.as_ref();
+    let threading = || serving_tls(behind_proxies(ThreadingTcpServer::builder(), options.proxy)?, tls);
+    let parked_tcp = || serving_tls(behind_proxies(ParkedTcpServer::builder(), options.proxy)?, tls);
     Ok(match mode {
         Mode::Tcp | Mode::Churn | Mode::Idle | Mode::Slow if parked => start(
             parked_tcp()?.bind(local, Uppercase)?,
@@ -282,17 +301,51 @@ fn behind_proxies<M: ServerMode>(
         Ok(builder.proxy_protocol(trusted))
     }
     #[cfg(not(feature = "proxy-protocol"))]
-    Err(needs_proxy_feature())
+    Err(needs_feature("--proxy-v1 and --proxy-v2 need", "proxy-protocol"))
 }
 
-/// The error for `--proxy-v1`/`--proxy-v2` in a binary built without the
-/// feature.
-fn needs_proxy_feature() -> io::Error {
+/// With `config`, the in-process server serves TLS.
+fn serving_tls<M: ServerMode>(
+    builder: Builder<TcpListener, M>,
+    config: Option<&Arc<rustls::ServerConfig>>,
+) -> io::Result<Builder<TcpListener, M>> {
+    let Some(config) = config else {
+        return Ok(builder);
+    };
+    #[cfg(feature = "tls")]
+    return Ok(builder.tls(socketserver::tls::TlsAcceptor::new(Arc::clone(config))));
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = (builder, config);
+        Err(needs_feature(
+            "--tls without --target (a TLS server in-process) needs",
+            "tls",
+        ))
+    }
+}
+
+/// The error for `what` in a binary built without `feature`.
+fn needs_feature(what: &str, feature: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
-        "--proxy-v1 and --proxy-v2 need the `proxy-protocol` feature, and this loadgen was built without it: \
-         build it with `cargo build --features proxy-protocol --example loadgen`",
+        format!(
+            "{what} the `{feature}` feature, and this loadgen was built without it: \
+             build it with `cargo build --release --features {feature} --example loadgen`"
+        ),
     )
+}
+
+/// A certificate for the in-process TLS server, made now, in memory, by a
+/// CA made for the run: the server's configuration, and the clients' that
+/// trusts that CA alone.
+fn in_process_pki() -> io::Result<(Arc<rustls::ServerConfig>, rustls::ClientConfig)> {
+    let ca = pki::Ca::new("loadgen in-process CA");
+    let server = ca.issue_server(&pki::SERVER_NAMES);
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(server.chain(), server.key())
+        .map_err(|e| io::Error::other(format!("cannot serve the generated certificate: {e}")))?;
+    Ok((Arc::new(config), ca.client_config()))
 }
 
 fn resolve(target: &str, allow_remote: bool) -> io::Result<SocketAddr> {
@@ -326,7 +379,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
     };
     if let Some(version) = args.proxy() {
         if !cfg!(feature = "proxy-protocol") {
-            return Err(needs_proxy_feature());
+            return Err(needs_feature("--proxy-v1 and --proxy-v2 need", "proxy-protocol"));
         }
         if args.mode == Mode::Udp {
             return Err(invalid(format!(
@@ -345,15 +398,34 @@ fn run(args: &Args) -> io::Result<ExitCode> {
             "--driver epoll drives the tcp mode in a closed loop, without TLS",
         ));
     }
-    if args.tls && args.target.is_none() {
+    if args.tls && args.target.is_some() && args.tls_ca.is_none() {
         return Err(invalid(
-            "--tls needs --target: the in-process server does not serve TLS (try examples/bench_server --kind tokio-tls)",
+            "--tls with --target needs --tls-ca FILE: the CA that issued the target's certificate",
         ));
     }
+    if args.tls && args.target.is_none() && !cfg!(feature = "tls") {
+        return Err(needs_feature(
+            "--tls without --target (a TLS server in-process) needs",
+            "tls",
+        ));
+    }
+    // The in-process server's certificate, and the clients' trust in it.
+    let (server_tls, client_tls) = match args.target {
+        None if args.tls => {
+            let (server, client) = in_process_pki()?;
+            (Some(server), Some(client))
+        }
+        _ => (None, None),
+    };
     let (target, server) = match &args.target {
         Some(target) => (resolve(target, args.allow_remote)?, None),
         None => {
-            let (addr, server) = start_in_process(args.mode, args.parked, args.proxy().is_some())?;
+            let options = InProcessOptions {
+                parked: args.parked,
+                proxy: args.proxy().is_some(),
+                tls: server_tls,
+            };
+            let (addr, server) = start_in_process(args.mode, &options)?;
             (addr, Some(server))
         }
     };
@@ -363,10 +435,16 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         start: started + warmup,
         end: started + warmup + duration,
     };
-    let tls = match (&args.tls_ca, &args.target) {
-        (Some(ca), Some(target)) if args.tls => Some(Arc::new(TlsClient::new(
+    let tls = match (&args.tls_ca, &args.target, client_tls) {
+        (Some(ca), Some(target), _) if args.tls => Some(Arc::new(TlsClient::new(
             ca,
             host_of(target),
+            !args.no_resume,
+            window,
+        )?)),
+        (_, None, Some(config)) => Some(Arc::new(TlsClient::with_config(
+            config,
+            &target.ip().to_string(),
             !args.no_resume,
             window,
         )?)),
@@ -545,6 +623,7 @@ fn report(
             context["server_stats"] = json!({
                 "accepted": stats.accepted, "refused": stats.refused, "errors": stats.errors,
                 "panics": stats.panics, "workers": stats.workers,
+                "tls_handshake_failures": stats.tls_handshake_failures,
             });
         }
         println!("{}", totals.json(context));
@@ -578,8 +657,12 @@ fn report(
         );
     }
     if let Some((_, stats)) = server {
+        let handshakes = match args.tls {
+            true => format!(", {} failed TLS handshakes", stats.tls_handshake_failures),
+            false => String::new(),
+        };
         println!(
-            "server       {} accepted, {} errors, {} panics",
+            "server       {} accepted, {} errors, {} panics{handshakes}",
             stats.accepted, stats.errors, stats.panics
         );
     }

@@ -14,9 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rustls::client::Resumption;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, StreamOwned};
 use serde_json::{Value, json};
 
 use crate::record::Window;
@@ -36,29 +35,23 @@ impl TlsClient {
     /// Clients that trust the CA certificates in the PEM file `ca` and
     /// expect the server to be `host` (a DNS name or an IP address).
     pub fn new(ca: &Path, host: &str, resume: bool, window: Window) -> io::Result<Self> {
-        let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
-        let mut roots = RootCertStore::empty();
-        let certs = CertificateDer::pem_file_iter(ca)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| invalid(format!("--tls-ca {}: {e}", ca.display())))?;
-        let (added, _) = roots.add_parsable_certificates(certs);
-        if added == 0 {
-            return Err(invalid(format!(
-                "--tls-ca {}: no usable CA certificate",
-                ca.display()
-            )));
-        }
-        let mut config = ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        Self::with_config(crate::common::tls::client_config(ca, None)?, host, resume, window)
+    }
+
+    /// Clients on `config` (its roots, its client certificate) that expect
+    /// the server to be `host`.
+    pub fn with_config(
+        mut config: ClientConfig,
+        host: &str,
+        resume: bool,
+        window: Window,
+    ) -> io::Result<Self> {
         if !resume {
             config.resumption = Resumption::disabled();
         }
-        let server_name = ServerName::try_from(host.to_owned())
-            .map_err(|e| invalid(format!("{host} cannot be a TLS server name: {e}")))?;
         Ok(TlsClient {
             config: Arc::new(config),
-            server_name,
+            server_name: crate::common::tls::server_name(host)?,
             resume,
             window,
             full: AtomicU64::new(0),
@@ -148,11 +141,6 @@ impl Drop for TlsConnection {
     /// Ends the session cleanly (close_notify), so that the server does
     /// not count a truncated connection.
     fn drop(&mut self) {
-        self.stream.conn.send_close_notify();
-        while self.stream.conn.wants_write() {
-            if self.stream.conn.write_tls(&mut self.stream.sock).is_err() {
-                break;
-            }
-        }
+        crate::common::tls::close_session(&mut self.stream);
     }
 }

@@ -108,6 +108,35 @@ pub fn serve<S: Server>(server: io::Result<S>) -> (ServerHandle<S::Addr>, Runnin
     (handle, running)
 }
 
+/// A TCP server of either mode serving `handler` over TLS with
+/// `acceptor`, on a background thread. A parked one has a single worker,
+/// so a test sees whether anything holds it.
+#[cfg(feature = "tls")]
+pub fn tls_tcp_server<H>(
+    parked: bool,
+    acceptor: socketserver::tls::TlsAcceptor,
+    handler: H,
+) -> (ServerHandle<SocketAddr>, Running)
+where
+    H: socketserver::RequestHandler<socketserver::TcpRequest>
+        + socketserver::KeepAliveHandler<socketserver::TcpRequest>,
+{
+    if parked {
+        serve(
+            socketserver::ParkedTcpServer::builder()
+                .workers(1)
+                .tls(acceptor)
+                .bind("127.0.0.1:0", handler),
+        )
+    } else {
+        serve(
+            socketserver::ThreadingTcpServer::builder()
+                .tls(acceptor)
+                .bind("127.0.0.1:0", handler),
+        )
+    }
+}
+
 /// A UDP client on loopback with a receive timeout.
 pub fn udp_client() -> UdpSocket {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -338,6 +367,19 @@ pub fn one_uppercase_request(mut stream: TcpStream, message: &str) -> io::Result
         return Err(io::Error::new(io::ErrorKind::InvalidData, "extra bytes"));
     }
     Ok(())
+}
+
+/// Runs an example with `args` and no input, and collects its output
+/// (bounded in time).
+pub fn run_example(name: &str, args: &[&str]) -> Output {
+    Process::spawn(
+        Command::new(example_binary(name))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .finish()
 }
 
 /// Runs an example client against `addr` with `stdin` as its input, and
