@@ -14,8 +14,10 @@
 //! sends it in the header instead, as servers that predate trailers
 //! expect (the file is then hashed before it is sent, a phase the
 //! progress bar shows). A download asks for the checksum in a trailer
-//! too. Each transfer ends with a line saying how long it took and its
-//! rate, which `scripts/bench-file.sh` reads.
+//! too. With `--tls-ca FILE` it speaks TLS (see `file_server`); the
+//! option goes before or after the subcommand. Each transfer ends with a
+//! line saying how long it took and its rate, which `scripts/bench-file.sh`
+//! reads.
 
 mod common;
 
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use common::context;
+use common::tls::{ClientStream, ClientTlsArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
 use socketserver::framing::BufStream;
@@ -56,6 +59,8 @@ struct Args {
     /// sending it, for servers that predate checksums in trailers.
     #[arg(long, global = true)]
     checksum_first: bool,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
     #[command(subcommand)]
     command: Action,
 }
@@ -103,8 +108,13 @@ fn run(args: &Args) -> io::Result<()> {
             format!("--out {}: {why}", out.display()),
         ));
     }
+    let tls = args.tls.connector(&args.host)?;
     let stream = common::connect(&args.host, args.port, args.timeout)?;
     stream.set_read_timeout(Some(args.timeout))?;
+    let server = stream.peer_addr()?;
+    // Over TLS, the handshake is done (or refused, saying why) before a
+    // byte of the file is read.
+    let stream = ClientStream::start(stream, tls.as_ref(), server)?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -152,7 +162,7 @@ fn timing(bytes: u64, started: Instant) -> String {
     format!("in {seconds:.3} s, {rate:.0} MB/s")
 }
 
-type Messages = MessageStream<indicatif::ProgressBarIter<BufStream<TcpStream>>>;
+type Messages = MessageStream<indicatif::ProgressBarIter<BufStream<ClientStream<TcpStream>>>>;
 
 /// Reads the server's reply; an error reply becomes an error.
 fn reply(messages: &mut Messages) -> io::Result<Header> {

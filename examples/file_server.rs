@@ -29,6 +29,11 @@
 //! read (or written) and hashed on a helper thread while the socket works:
 //! memory stays flat whatever their size.
 //!
+//! Over TLS (feature `tls`) with `--tls-cert FILE --tls-key FILE`, and
+//! for mutual TLS `--tls-client-ca FILE`; `file_client --tls-ca FILE`
+//! (and `--tls-cert`/`--tls-key`) speaks it. The checksums still run
+//! inside the session.
+//!
 //! `--tutorial` speaks the tutorials' format instead, for their own
 //! Python programs: an upload is a `struct.pack('i')` length, a JSON
 //! header with `file_name` and `file_size` (and an `md5`, checked when
@@ -49,6 +54,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::deploy::{Deployment, Program};
+use common::tls::ServerTlsArgs;
 use common::{ServerArgs, context};
 use md5::{Digest, Md5};
 use serde_json::{Map, Value, json};
@@ -73,6 +79,8 @@ const PROGRAM: Program = Program {
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    tls: ServerTlsArgs,
     /// The directory files are stored in (created if missing).
     #[arg(long, default_value = "files")]
     dir: PathBuf,
@@ -414,6 +422,7 @@ fn serve<M: RequestMode>(
             .write_timeout(args.idle_timeout),
         None,
     );
+    let builder = args.tls.apply(&PROGRAM, builder)?;
     let listener = deployment.tcp_listener(&builder, args.server.address()?)?;
     let server = builder.from_listener(listener, deployment.watched(handler))?;
     deployment.serve(server, "connections")

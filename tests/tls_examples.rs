@@ -6,7 +6,8 @@
 //! (required and optional), files that are missing or do not match, each
 //! failing with a message that says why and a non-zero status; a client
 //! leaving without close_notify, named in the server's log; the remote
-//! shell with its key check inside mutual TLS.
+//! shell with its key check inside mutual TLS; file transfer over mutual
+//! TLS.
 #![cfg(feature = "tls")]
 
 #[path = "util/tls.rs"]
@@ -387,4 +388,93 @@ fn the_remote_shell_checks_its_key_inside_mutual_tls() {
         1,
         "only the first client ran a command: {log}"
     );
+}
+
+/// Runs file_client against `server` with `args`.
+#[cfg(feature = "message")]
+fn file_client(server: &Server, args: &[&str]) -> Output {
+    let reach = server.client_args();
+    let reach = strs(&reach);
+    util::run_example("file_client", &[&reach[..], &["--quiet"], args].concat())
+}
+
+#[test]
+#[cfg(feature = "message")]
+fn files_travel_over_mutual_tls_and_a_client_without_a_certificate_gets_nothing() {
+    let pki = TestPki::generate();
+    let ca = path(&pki, "ca.pem");
+    let root = tempfile::tempdir().unwrap();
+    let (store, downloads) = (root.path().join("store"), root.path().join("downloads"));
+    std::fs::create_dir(&downloads).unwrap();
+    // Large enough to take many TLS records and several of the transfer's
+    // 1 MiB buffers, in varied bytes.
+    let original = root.path().join("report.bin");
+    let contents: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&original, &contents).unwrap();
+    let server_tls = [
+        presenting(&pki, "server"),
+        vec!["--tls-client-ca".into(), ca.clone()],
+    ]
+    .concat();
+    let server = Server::start(
+        "file_server",
+        &[
+            &["--port", "0", "--dir", store.to_str().unwrap()][..],
+            &strs(&server_tls),
+        ]
+        .concat(),
+    );
+    let identity = [vec!["--tls-ca".into(), ca.clone()], presenting(&pki, "client")].concat();
+    let identity = strs(&identity);
+
+    let output = file_client(
+        &server,
+        &[&identity[..], &["put", original.to_str().unwrap()]].concat(),
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(std::fs::read(store.join("report.bin")).unwrap(), contents);
+
+    // The options may also follow the subcommand.
+    let output = file_client(
+        &server,
+        &[
+            &["get", "report.bin", "--out", downloads.to_str().unwrap()][..],
+            &identity,
+        ]
+        .concat(),
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(std::fs::read(downloads.join("report.bin")).unwrap(), contents);
+
+    let output = file_client(&server, &[&identity[..], &["list"]].concat());
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("report.bin"),
+        "{output:?}"
+    );
+
+    // Trusting the CA but presenting no certificate: refused in the
+    // handshake, nothing listed, nothing stored.
+    let output = file_client(
+        &server,
+        &[
+            "--tls-ca",
+            &ca,
+            "put",
+            original.to_str().unwrap(),
+            "--name",
+            "sneaked.bin",
+        ],
+    );
+    assert_refused(&output, "the server requires a client certificate");
+    assert!(!store.join("sneaked.bin").exists());
+    // In clear against the TLS server: the client's header is no
+    // ClientHello, so no reply comes.
+    let output = file_client(&server, &["--timeout", "1s", "list"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(output.stdout.is_empty(), "{output:?}");
+    server.wait_for("peer sent no certificates");
+    server.stop();
 }

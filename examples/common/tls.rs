@@ -135,23 +135,24 @@ impl ServerTlsArgs {
 }
 
 /// A client's TLS options. Without `--tls-ca` the client speaks plain TCP
-/// (or a plain Unix socket).
+/// (or a plain Unix socket). Global, so that a client with subcommands
+/// (file_client) takes them before or after its subcommand.
 #[derive(clap::Args, Debug, Default)]
 pub struct ClientTlsArgs {
     /// Speak TLS, trusting the server if a CA in this PEM file issued its
     /// certificate (`gen_tls_cert`'s ca.pem).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub tls_ca: Option<PathBuf>,
     /// Present the client certificate in this PEM file to a server that
     /// asks for one (mutual TLS). Needs --tls-key and --tls-ca.
-    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_key"], global = true)]
     pub tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert, PEM.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(long, value_name = "FILE", requires = "tls_cert", global = true)]
     pub tls_key: Option<PathBuf>,
     /// The name the server's certificate must carry (a host name or an IP
     /// address). Default: --host, or localhost over a Unix socket.
-    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    #[arg(long, value_name = "NAME", requires = "tls_ca", global = true)]
     pub tls_name: Option<String>,
 }
 
@@ -409,13 +410,34 @@ impl<S: Read + Write> Read for TlsStream<S> {
     }
 }
 
+impl<S: Read + Write> TlsStream<S> {
+    /// `error` from a write, explained. Over TLS 1.3 a client's handshake
+    /// is done before the server has checked its certificate, so a client
+    /// the server refuses learns it while it sends: the write fails on a
+    /// closed connection, and the reason is the alert the server sent
+    /// before closing, still waiting to be read.
+    fn write_failed(&mut self, error: io::Error) -> io::Error {
+        if matches!(
+            error.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+        ) {
+            while let Ok(1..) = self.inner.conn.read_tls(&mut self.inner.sock) {
+                if let Err(refused) = self.inner.conn.process_new_packets() {
+                    return self.explained(io::Error::new(error.kind(), refused));
+                }
+            }
+        }
+        self.explained(error)
+    }
+}
+
 impl<S: Read + Write> Write for TlsStream<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf).map_err(|e| self.explained(e))
+        self.inner.write(buf).map_err(|e| self.write_failed(e))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush().map_err(|e| self.explained(e))
+        self.inner.flush().map_err(|e| self.write_failed(e))
     }
 }
 
@@ -428,7 +450,8 @@ impl<S: Read + Write> Drop for TlsStream<S> {
 /// A client's connection, in plaintext or in a TLS session over it.
 pub enum ClientStream<S: Read + Write> {
     Plain(S),
-    Tls(TlsStream<S>),
+    /// Boxed: a session is a kilobyte, a socket a few bytes.
+    Tls(Box<TlsStream<S>>),
 }
 
 impl<S: Read + Write> ClientStream<S> {
@@ -436,7 +459,7 @@ impl<S: Read + Write> ClientStream<S> {
     /// with `tls` (the handshake done), else in plaintext.
     pub fn start(stream: S, tls: Option<&TlsConnector>, server: impl Display) -> io::Result<Self> {
         Ok(match tls {
-            Some(tls) => ClientStream::Tls(tls.connect(stream, server)?),
+            Some(tls) => ClientStream::Tls(Box::new(tls.connect(stream, server)?)),
             None => ClientStream::Plain(stream),
         })
     }
