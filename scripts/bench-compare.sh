@@ -5,6 +5,7 @@
 #   scripts/bench-compare.sh                 # about 20 minutes on 2 cores
 #   DURATION=10 ROUNDS=5 scripts/bench-compare.sh
 #   ONLY=parked scripts/bench-compare.sh     # one group: basic, bulk, tls, parked, limits
+#   UPDATE_README=1 scripts/bench-compare.sh # and write the tables into README.md
 #
 # Each server runs in a process of its own (examples/bench_server.rs) and
 # is driven by the load generator (examples/loadgen) over loopback. The
@@ -341,3 +342,22 @@ fi
 python3 scripts/bench-report.py "$RESULTS" "$DURATION" "$WARMUP" "$ROUNDS" > "$OUT/table.md"
 echo
 cat "$OUT/table.md"
+
+# UPDATE_README=1 (a full run): the report replaces the README's measured
+# tables, between the bench-compare markers.
+if [ "${UPDATE_README:-0}" = 1 ]; then
+    if [ -n "$ONLY" ]; then
+        echo "UPDATE_README needs a full run (no ONLY=)" >&2
+        exit 1
+    fi
+    python3 - "$OUT/table.md" <<'PY'
+import sys
+begin, end = "<!-- bench-compare:begin -->", "<!-- bench-compare:end -->"
+table = open(sys.argv[1]).read().strip()
+readme = open("README.md").read()
+head, rest = readme.split(begin, 1)
+_, tail = rest.split(end, 1)
+open("README.md", "w").write(head + begin + "\n" + table + "\n" + end + tail)
+PY
+    echo "README.md updated"
+fi
