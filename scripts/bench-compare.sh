@@ -6,6 +6,7 @@
 #   DURATION=10 ROUNDS=5 scripts/bench-compare.sh
 #   ONLY=parked scripts/bench-compare.sh     # one group: basic, bulk, tls, parked, limits
 #   UPDATE_README=1 scripts/bench-compare.sh # and write the tables into README.md
+#   ONLY=versions BASELINE_REV=06e925e scripts/bench-compare.sh   # against an older build
 #
 # Each server runs in a process of its own (examples/bench_server.rs) and
 # is driven by the load generator (examples/loadgen) over loopback. The
@@ -45,6 +46,12 @@
 #           comparison); slowloris: 10,000 connections sending a byte a
 #           second, 64 workers: every fresh client served, p99 < 50 ms (and
 #           what 100 such clients do to ThreadingTcpServer with 64 workers)
+#   versions  (only asked for by name, with BASELINE_REV) this build's
+#           ThreadingTcpServer and ThreadingUdpServer against the same
+#           servers built from BASELINE_REV (in a worktree of its own; the
+#           binary is kept in target/bench-compare/baseline-REV): the basic
+#           group's ping-pong, churn and UDP scenarios, to show that a
+#           restructuring left the speed as it was
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,10 +89,15 @@ wants() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
 # start_server LOG KIND [ARGS...]: starts bench_server, sets SERVER_PID and
 # SERVER_ADDR from the first line it prints.
+# A KIND ending in @baseline runs BASELINE_REV's bench_server (versions).
 start_server() {
-    local log=$1
-    shift
-    "$BIN/bench_server" --kind "$@" > "$log" 2>&1 &
+    local log=$1 kind=$2 bin=$BIN/bench_server
+    shift 2
+    if [[ "$kind" == *@baseline ]]; then
+        bin=$BASELINE_BIN/bench_server
+        kind=${kind%@baseline}
+    fi
+    "$bin" --kind "$kind" "$@" > "$log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 200); do
         SERVER_ADDR=$(sed -n 's/^listening on //p' "$log")
@@ -93,7 +105,7 @@ start_server() {
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.05
     done
-    echo "bench_server $* did not start:" >&2
+    echo "bench_server --kind $kind $* did not start:" >&2
     cat "$log" >&2
     exit 1
 }
@@ -337,6 +349,33 @@ if wants limits; then
     echo "limits: slow clients"
     slowloris crate-parked "--workers 64" 10000
     slowloris crate-tcp "--workers 64" 100
+fi
+
+if [ "$ONLY" = versions ]; then
+    rev=${BASELINE_REV:?ONLY=versions needs BASELINE_REV, the git revision to compare with}
+    short=$(git rev-parse --short "$rev^{commit}")
+    BASELINE_BIN="$OUT/baseline-$short"
+    if [ ! -x "$BASELINE_BIN/bench_server" ]; then
+        echo "versions: building bench_server at $short"
+        tree=$(mktemp -d)
+        git worktree add --detach --quiet "$tree" "$short"
+        # One target directory for every baseline: the next one builds
+        # only what changed.
+        target_dir="$PWD/$OUT/baseline-target"
+        built=0
+        (cd "$tree" && CARGO_TARGET_DIR="$target_dir" cargo build --release --quiet --example bench_server) && built=1
+        mkdir -p "$BASELINE_BIN"
+        [ "$built" = 1 ] && cp "$target_dir/release/examples/bench_server" "$BASELINE_BIN/"
+        git worktree remove --force "$tree"
+        [ "$built" = 1 ] || { echo "bench_server did not build at $short" >&2; exit 1; }
+    fi
+    echo "versions: this build against $short ($ROUNDS rounds of ${DURATION} s after ${WARMUP} s warm-up)"
+    for clients in 1 64 256; do
+        compare "versions: tcp 64 B x$clients" tcp "$clients" crate-tcp crate-tcp@baseline
+    done
+    compare "versions: churn x16" churn 16 crate-tcp crate-tcp@baseline
+    compare "versions: udp 64 B x1" udp 1 crate-udp crate-udp@baseline
+    compare "versions: udp 64 B x16" udp 16 crate-udp crate-udp@baseline
 fi
 
 python3 scripts/bench-report.py "$RESULTS" "$DURATION" "$WARMUP" "$ROUNDS" > "$OUT/table.md"

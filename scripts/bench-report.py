@@ -127,8 +127,10 @@ def main():
             cpu_op = "%.1f µs" % statistics.median(per_op) if per_op else "n/a"
             if server == subject:
                 target = TARGETS.get(scenario)
-                if target is None:
-                    goal = "(latency at equal load)"
+                if scenario.startswith("versions: "):
+                    goal = "(this build against an older one)"
+                elif target is None:
+                    goal = "(latency at equal load)" if " at " in scenario else "(reported)"
                 else:
                     limit, text = target
                     met = ratio > limit if text.startswith("> ") else ratio >= limit
@@ -223,6 +225,33 @@ def main():
                 "| ParkedTcpServer | 19,000 parked | %.1f ms | %d ms | |"
                 % (parked["shutdown_us"] / 1000.0, parked["exit_ms"])
             )
+
+    files = [r for r in rows if r.get("bench") == "file" and "mb_per_s" in r]
+    if files:
+        # scripts/bench-file.sh: a 1 GiB file through file_server, with its
+        # baselines measured in the same run.
+        peak = max((r["kib"] for r in rows if r.get("bench") == "file" and r.get("case") == "server-peak-rss"), default=None)
+        names = {
+            "upload": "upload (file_client put, SHA-256 at both ends)",
+            "download": "download (file_client get, SHA-256 at both ends)",
+            "plain-copy": "plain copy over loopback into a file, no hashing (baseline)",
+            "sha256-one-core": "SHA-256 alone on one core (baseline)",
+        }
+        out.append("")
+        out.append("| 1 GiB file, loopback (scripts/bench-file.sh) | MB/s | server peak RSS | target |")
+        out.append("|---|---|---|---|")
+        for case in ("upload", "download", "plain-copy", "sha256-one-core"):
+            mine = [r for r in files if r["case"] == case]
+            if not mine:
+                continue
+            rate = statistics.median(r["mb_per_s"] for r in mine)
+            if case in ("upload", "download"):
+                rss = "%.0f MB" % (peak / 1024.0) if peak is not None else "n/a"
+                ok = rate >= 1000 and all(r.get("sha256_verified") for r in mine) and peak is not None and peak < 50 * 1024
+                target = ">= 1000 MB/s, RSS < 50 MB: %s" % verdict(ok)
+            else:
+                rss, target = "", ""
+            out.append("| %s | %.0f | %s | %s |" % (names[case], rate, rss, target))
 
     stalls = [r for r in rows if r.get("scenario") == "tls stalled"]
     if stalls:
