@@ -22,7 +22,7 @@
 mod common;
 
 use std::fs::File;
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -114,7 +114,10 @@ fn run(args: &Args) -> io::Result<()> {
     let server = stream.peer_addr()?;
     // Over TLS, the handshake is done (or refused, saying why) before a
     // byte of the file is read.
-    let stream = ClientStream::start(stream, tls.as_ref(), server)?;
+    let stream = Named {
+        stream: ClientStream::start(stream, tls.as_ref(), server)?,
+        server: server.to_string(),
+    };
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -162,7 +165,30 @@ fn timing(bytes: u64, started: Instant) -> String {
     format!("in {seconds:.3} s, {rate:.0} MB/s")
 }
 
-type Messages = MessageStream<indicatif::ProgressBarIter<BufStream<ClientStream<TcpStream>>>>;
+type Messages = MessageStream<indicatif::ProgressBarIter<BufStream<Named<ClientStream<TcpStream>>>>>;
+
+/// The connection to the server, whose errors name it: a reset, a time-out
+/// or a refusal the server sent over TLS says which server it was.
+struct Named<S> {
+    stream: S,
+    server: String,
+}
+
+impl<S: Read> Read for Named<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf).map_err(context(&self.server))
+    }
+}
+
+impl<S: Write> Write for Named<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf).map_err(context(&self.server))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush().map_err(context(&self.server))
+    }
+}
 
 /// Reads the server's reply; an error reply becomes an error.
 fn reply(messages: &mut Messages) -> io::Result<Header> {

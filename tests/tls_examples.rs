@@ -469,6 +469,10 @@ fn files_travel_over_mutual_tls_and_a_client_without_a_certificate_gets_nothing(
         ],
     );
     assert_refused(&output, "the server requires a client certificate");
+    assert!(
+        stderr(&output).contains(&server.addr),
+        "names the server: {output:?}"
+    );
     assert!(!store.join("sneaked.bin").exists());
     // In clear against the TLS server: the client's header is no
     // ClientHello, so no reply comes.
