@@ -32,6 +32,11 @@ pub(crate) enum Job<L: Listener> {
     /// Not work: the worker that gets it is to take the poller, because
     /// the one that held it is busy serving.
     Lead,
+    /// Not work: the worker that gets it exits. A stopping server queues
+    /// one per worker behind every job it queued, so a worker never exits
+    /// while a request waits (an empty queue is not enough: the stopping
+    /// thread may still be queuing what the poller holds).
+    Stop,
 }
 
 /// The poller and what only its holder touches.

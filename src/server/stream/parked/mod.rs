@@ -213,6 +213,9 @@ impl<L: Listener> ParkedDispatch<L> {
         for _ in 0..min_workers {
             if let Err(e) = dispatch.shared.spawn_worker() {
                 dispatch.shared.stopping.store(true, Ordering::Release);
+                for _ in 0..dispatch.shared.group.counts.live() {
+                    dispatch.shared.push(Job::Stop);
+                }
                 return Err(e);
             }
         }
@@ -369,9 +372,10 @@ impl<L: Listener> ParkedDispatch<L> {
             shared.close_conn(None, conn);
         }
         log::debug!("closed {closing} parked connections in {:?}", started.elapsed());
-        // Wake the waiting workers: they exit.
+        // Each worker exits when it reaches its stop, queued behind every
+        // job queued so far.
         for _ in 0..shared.group.counts.live() {
-            shared.push(Job::Lead);
+            shared.push(Job::Stop);
         }
         let workers = &shared.group;
         if !workers.wait_exited(started + control.grace()) {

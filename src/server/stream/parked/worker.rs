@@ -49,13 +49,12 @@ pub(super) fn worker_main<L: Listener>(shared: &Arc<Shared<L>>) -> Exit {
             glance(shared, &mut local);
         }
         match shared.queue.try_recv() {
-            // Once stopping, each worker's wake-up to stop (queued behind
-            // the jobs there were): one per worker, so none may take two.
-            Ok(Job::Lead) if stopping => return Exit::Stopped,
+            // Queued behind every job the stopping server queued: one per
+            // worker, so none may take two.
+            Ok(Job::Stop) => return Exit::Stopped,
             // A wake-up to lead, from the queue's front: jobs queued behind
             // it come first.
             Ok(Job::Lead) => continue,
-            Err(TryRecvError::Empty) if stopping => return Exit::Stopped,
             Err(TryRecvError::Empty) => {}
             Ok(job) => {
                 shared.run(&mut local, job);
@@ -70,7 +69,7 @@ pub(super) fn worker_main<L: Listener>(shared: &Arc<Shared<L>>) -> Exit {
         let job = shared.queue.recv_timeout(shared.group.config.keep_alive);
         shared.followers.fetch_sub(1, Ordering::AcqRel);
         match job {
-            Ok(Job::Lead) if shared.stopping.load(Ordering::Acquire) => return Exit::Stopped,
+            Ok(Job::Stop) => return Exit::Stopped,
             // Woken to take the poller.
             Ok(Job::Lead) => {}
             Ok(job) => shared.run(&mut local, job),
@@ -172,7 +171,7 @@ impl<L: Listener> Shared<L> {
         match job {
             Job::Open { key, stream, peer } => self.open(local, key, stream, peer),
             Job::Ready { key, conn } => self.ready(local, key, conn),
-            Job::Lead => {}
+            Job::Lead | Job::Stop => {}
         }
     }
 
@@ -523,7 +522,7 @@ impl<L: Listener> Shared<L> {
                 self.close(Some(key), stream, &peer, None, None, Traffic::default(), None)
             }
             Job::Ready { key, conn } => self.close_conn(Some(key), conn),
-            Job::Lead => {}
+            Job::Lead | Job::Stop => {}
         }
     }
 }
