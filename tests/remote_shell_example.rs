@@ -103,7 +103,9 @@ fn the_server_refuses_to_start_without_a_key() {
 
 #[test]
 fn commands_run_for_the_right_key_only_whole_and_within_their_time() {
-    let (mut server, addr, _lines) = start_server(&["--time-limit", "300ms", "--grace", "200ms"]);
+    // Long enough for the 15 MB below on a loaded machine (300 ms was not,
+    // and the output was cut at the limit), short enough to test it.
+    let (mut server, addr, _lines) = start_server(&["--time-limit", "2s", "--grace", "200ms"]);
 
     // A wrong key is refused at connect time, before any command runs.
     let refused = client(addr, "not the key", &["touch /tmp/should-not-run"]);
@@ -123,7 +125,13 @@ fn commands_run_for_the_right_key_only_whole_and_within_their_time() {
         expected.push('\n');
     }
     expected.push_str("next\n");
-    assert!(output.stdout == expected.as_bytes(), "the output was altered");
+    assert!(
+        output.stdout == expected.as_bytes(),
+        "the output was altered: {} bytes of {}; {}",
+        output.stdout.len(),
+        expected.len(),
+        stderr(&output)
+    );
 
     // Standard output and error stay apart; the exit code is reported.
     let output = client(addr, KEY, &["echo out; echo err >&2; exit 3"]);
