@@ -430,6 +430,41 @@ fn a_request_sent_to_a_parked_connection_as_the_server_stops_is_served() {
 }
 
 #[test]
+fn requests_sent_to_idle_parked_connections_as_the_server_stops_are_all_served() {
+    init_logging();
+    // The workers wait in the poller, so the requests and the shutdown
+    // request reach the same wait: none may be dropped with it.
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .workers(2)
+            .bind("127.0.0.1:0", Uppercase),
+    );
+    let addr = *server.local_addr();
+    let mut clients: Vec<TcpStream> = (0..64).map(|_| connect(addr)).collect();
+    for client in &mut clients {
+        assert_eq!(round_trip(client, b"first").unwrap(), b"FIRST");
+    }
+    eventually("every connection is parked", || server.stats().parked == 64);
+    for client in &mut clients {
+        client.write_all(b"second").unwrap();
+    }
+    let stopping = {
+        let stop = running.stop.clone();
+        thread::spawn(move || stop.shutdown())
+    };
+    for (i, client) in clients.iter_mut().enumerate() {
+        let mut reply = [0u8; 6];
+        client
+            .read_exact(&mut reply)
+            .unwrap_or_else(|e| panic!("client {i}: its request was not served: {e}"));
+        assert_eq!(&reply, b"SECOND", "client {i}");
+        assert_eq!(read_to_end(client).unwrap(), b"", "client {i}: then closed");
+    }
+    stopping.join().unwrap();
+    running.join();
+}
+
+#[test]
 fn a_panic_closes_only_its_connection() {
     init_logging();
     let (server, running) = serve(ParkedTcpServer::bind("127.0.0.1:0", Counter::default()));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Shared;
-use super::table::{Conn, Expired, Key};
+use super::table::{Conn, Expired, Key, Table};
 use crate::config::OverloadPolicy;
 use crate::pool::Refusal;
 use crate::server::core::Batch;
@@ -90,26 +90,24 @@ impl<L: Listener> Lead<L> {
             self.base.poller.wait(until)?;
             fresh_events = true;
         }
-        if control.is_shutdown_requested() {
-            return Ok(());
-        }
         let now = Instant::now();
         let busy_until = now + shared.deadlines.request_timeout;
+        // Even when the wait ended for shutdown: the poller reports each
+        // readiness once, so a request that came with the wake-up would
+        // otherwise be closed unread when the server stops.
+        let stopping = control.is_shutdown_requested();
         {
             let mut table = shared.table.lock();
             if fresh_events {
-                for token in self.base.poller.ready() {
-                    if token == LISTENER {
-                        self.base.pending = true;
-                    } else if let Some(key) = Key::from_token(token)
-                        && let Some(conn) = table.take_ready(key, busy_until)
-                    {
-                        jobs.push(Job::Ready { key, conn });
-                    }
-                }
+                self.ready_jobs(&mut table, busy_until, jobs);
             }
-            table.expire(now, &mut self.scratch, &mut self.expired);
+            if !stopping {
+                table.expire(now, &mut self.scratch, &mut self.expired);
+            }
             control.counters.parked.set(table.parked() as u64);
+        }
+        if stopping {
+            return Ok(());
         }
         shared.close_expired(&mut self.expired);
         if self.may_accept(now) {
@@ -125,15 +123,23 @@ impl<L: Listener> Lead<L> {
     pub(crate) fn collect_ready(&mut self, shared: &Shared<L>, jobs: &mut Vec<Job<L>>) -> io::Result<()> {
         self.base.poller.wait(Some(Instant::now()))?;
         let busy_until = Instant::now() + shared.deadlines.request_timeout;
-        let mut table = shared.table.lock();
+        self.ready_jobs(&mut shared.table.lock(), busy_until, jobs);
+        Ok(())
+    }
+
+    /// What the last wait reported: parked connections with something to
+    /// read become jobs (busy until `busy_until`); the listener marks new
+    /// connections pending.
+    fn ready_jobs(&mut self, table: &mut Table<L>, busy_until: Instant, jobs: &mut Vec<Job<L>>) {
         for token in self.base.poller.ready() {
-            if let Some(key) = Key::from_token(token)
+            if token == LISTENER {
+                self.base.pending = true;
+            } else if let Some(key) = Key::from_token(token)
                 && let Some(conn) = table.take_ready(key, busy_until)
             {
                 jobs.push(Job::Ready { key, conn });
             }
         }
-        Ok(())
     }
 
     /// Accepts the pending connections: each becomes a job that opens it.

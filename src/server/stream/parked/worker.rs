@@ -94,12 +94,14 @@ fn glance<L: Listener>(shared: &Arc<Shared<L>>, local: &mut WorkerLocal<L>) {
     };
     let round = lead.round(shared, Some(Instant::now()), Batch::All, &mut local.found);
     shared.rounded();
-    drop(guard);
-    if let Err(e) = round {
-        return shared.listener_failed(e);
-    }
+    // Queued while the poller is held: a stopping server takes it before
+    // queuing the workers' stops, so what was found comes first.
     for job in local.found.drain(..) {
         shared.push(job);
+    }
+    drop(guard);
+    if let Err(e) = round {
+        shared.listener_failed(e);
     }
 }
 
@@ -129,15 +131,20 @@ fn lead<L: Listener>(shared: &Arc<Shared<L>>, local: &mut WorkerLocal<L>) -> boo
     let round = lead.round(shared, wait, Batch::All, &mut local.found);
     shared.leading.store(false, Ordering::Release);
     shared.rounded();
-    drop(guard);
-    if let Err(e) = round {
-        shared.listener_failed(e);
-        return true;
-    }
+    // The rest is queued while the poller is held: a stopping server takes
+    // it before queuing the workers' stops, so what was found comes first.
     let mut found = local.found.drain(..);
     let mine = found.next();
     for job in found {
         shared.push(job);
+    }
+    drop(guard);
+    if let Err(e) = round {
+        shared.listener_failed(e);
+        if let Some(job) = mine {
+            shared.push(job);
+        }
+        return true;
     }
     if let Some(job) = mine {
         // While this one serves, another takes the poller, if one is idle
