@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::handler::{Request, RequestHandler, forward_handler_hooks};
+use crate::handler::{KeepAliveHandler, Next, Request, RequestHandler, forward_handler_hooks};
 use crate::request::StreamRequest;
 use crate::transport::Connection;
 
@@ -148,7 +148,6 @@ where
     }
 }
 
-#[cfg(feature = "tls")]
 impl<S: Connection> ChallengeStream for StreamRequest<S> {
     fn read_timeout(&self) -> io::Result<Option<Duration>> {
         self.stream().read_timeout()
@@ -291,6 +290,13 @@ pub fn answer_challenge_with(
 /// fails it is reported to `handle_error` with a `PermissionDenied` (or
 /// `TimedOut`) error and counted in [`Stats::errors`](crate::Stats::errors)
 /// instead, and disconnected before the wrapped handler runs.
+///
+/// On a parked server it wraps a [`KeepAliveHandler`]: the challenge runs
+/// once per connection (over TLS in `open`), never before each request.
+/// Wrap it as `Authenticated::new(key, KeepAlive(handler))`, not
+/// `KeepAlive(Authenticated::new(key, handler))`: [`KeepAlive`](crate::KeepAlive)
+/// runs `setup` before every request, so over TLS the latter would
+/// challenge the client each time.
 #[derive(Clone)]
 pub struct Authenticated<H> {
     inner: H,
@@ -329,6 +335,42 @@ impl<H> Authenticated<H> {
     pub fn inner(&self) -> &H {
         &self.inner
     }
+
+    /// The challenge in the clear, from `verify_request`, once the
+    /// wrapped handler's own check (cheap: a peer it refuses gets no
+    /// challenge) has passed. Over TLS it passes here: only `setup` or
+    /// `open` can drive the session.
+    fn verify_plain<S>(&self, request: &StreamRequest<S>, inner_accepts: bool) -> bool
+    where
+        S: Connection,
+        for<'a> &'a S: Read + Write,
+    {
+        if !inner_accepts {
+            return false;
+        }
+        if request.is_tls() {
+            return true;
+        }
+        match challenge_client_with(request.stream(), &self.key, self.timeout, self.verdict) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!(
+                    "client {:?} failed verification: {e}",
+                    Request::peer_addr(request)
+                );
+                false
+            }
+        }
+    }
+
+    /// The challenge inside the TLS session, if the connection has one.
+    fn verify_tls<S: Connection>(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
+        if request.is_tls() {
+            challenge(request, &self.key, self.timeout, self.verdict)
+                .map_err(|e| io::Error::new(e.kind(), format!("the client failed verification: {e}")))?;
+        }
+        Ok(())
+    }
 }
 
 impl<H> fmt::Debug for Authenticated<H> {
@@ -347,49 +389,57 @@ where
     for<'a> &'a S: Read + Write,
     H: RequestHandler<StreamRequest<S>>,
 {
-    /// The wrapped handler's own check first (it is cheap, and a peer it
-    /// refuses gets no challenge), then the challenge.
+    /// The wrapped handler's own check first, then the challenge.
     fn verify_request(&self, request: &StreamRequest<S>) -> bool {
-        if !self.inner.verify_request(request) {
-            return false;
-        }
-        if speaks_tls(request) {
-            // Through the session, which only `setup` can drive.
-            return true;
-        }
-        match challenge_client_with(request.stream(), &self.key, self.timeout, self.verdict) {
-            Ok(()) => true,
-            Err(e) => {
-                log::warn!(
-                    "client {:?} failed verification: {e}",
-                    Request::peer_addr(request)
-                );
-                false
-            }
-        }
+        self.verify_plain(request, self.inner.verify_request(request))
     }
 
     /// Over TLS, the challenge first.
     fn setup(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        #[cfg(feature = "tls")]
-        if speaks_tls(request) {
-            challenge(request, &self.key, self.timeout, self.verdict)
-                .map_err(|e| io::Error::new(e.kind(), format!("the client failed verification: {e}")))?;
-        }
+        self.verify_tls(request)?;
         self.inner.setup(request)
     }
 
     forward_handler_hooks!(StreamRequest<S>, |this| this.inner, without setup);
 }
 
-/// Whether the request's bytes go through a TLS session.
-fn speaks_tls<S: Connection>(request: &StreamRequest<S>) -> bool {
-    #[cfg(feature = "tls")]
-    return request.tls_info().is_some();
-    #[cfg(not(feature = "tls"))]
-    {
-        let _ = request;
-        false
+impl<S, H> KeepAliveHandler<StreamRequest<S>> for Authenticated<H>
+where
+    S: Connection,
+    for<'a> &'a S: Read + Write,
+    H: KeepAliveHandler<StreamRequest<S>>,
+{
+    type State = H::State;
+
+    /// The wrapped handler's own check first, then the challenge.
+    fn verify_request(&self, request: &StreamRequest<S>) -> bool {
+        self.verify_plain(request, self.inner.verify_request(request))
+    }
+
+    /// Over TLS, the challenge first: once per connection.
+    fn open(&self, request: &mut StreamRequest<S>) -> io::Result<H::State> {
+        self.verify_tls(request)?;
+        self.inner.open(request)
+    }
+
+    fn handle_one(&self, request: &mut StreamRequest<S>, state: &mut H::State) -> io::Result<Next> {
+        self.inner.handle_one(request, state)
+    }
+
+    fn close(&self, state: H::State) {
+        self.inner.close(state)
+    }
+
+    fn handle_error(&self, request: &StreamRequest<S>, error: &io::Error) {
+        self.inner.handle_error(request, error)
+    }
+
+    fn handle_timeout(&self) {
+        self.inner.handle_timeout()
+    }
+
+    fn service_actions(&self) {
+        self.inner.service_actions()
     }
 }
 

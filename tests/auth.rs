@@ -237,3 +237,62 @@ fn over_tls_the_challenge_runs_inside_the_session() {
     assert_eq!(server.stats().refused, 0);
     running.shutdown();
 }
+
+/// A parked server challenges each client once per connection, in clear
+/// and inside TLS, never before each request; a wrong key never reaches
+/// the handler.
+#[test]
+#[cfg(feature = "tls")]
+fn a_parked_server_challenges_once_per_connection() {
+    use socketserver::tls::TlsAcceptor;
+    use socketserver::tls::rustls::pki_types::ServerName;
+    use socketserver::tls::rustls::{ClientConnection, StreamOwned};
+    use socketserver::{KeepAlive, ParkedTcpServer};
+
+    init_logging();
+    let pki = pki::TestPki::generate();
+    let two_requests = |client: &mut dyn ReadWrite| {
+        for (sent, expected) in [(b"one", b"ONE"), (b"two", b"TWO")] {
+            client.write_all(sent).unwrap();
+            let mut reply = [0u8; 3];
+            client.read_exact(&mut reply).unwrap();
+            assert_eq!(&reply, expected, "the second request was taken for an answer");
+        }
+    };
+
+    let (server, running) = serve(ParkedTcpServer::builder().bind(
+        "127.0.0.1:0",
+        Authenticated::new(KEY, KeepAlive(Uppercase)).unwrap(),
+    ));
+    let mut plain = connect(*server.local_addr());
+    answer_challenge(&mut plain, KEY).unwrap();
+    two_requests(&mut plain);
+    running.shutdown();
+
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .tls(TlsAcceptor::new(pki.server_config()))
+            .bind(
+                "127.0.0.1:0",
+                Authenticated::new(KEY, KeepAlive(Uppercase)).unwrap(),
+            ),
+    );
+    let tls_client = || {
+        let session = ClientConnection::new(pki.client_config(), ServerName::try_from("localhost").unwrap());
+        StreamOwned::new(session.unwrap(), connect(*server.local_addr()))
+    };
+    let mut client = tls_client();
+    answer_challenge(&mut client, KEY).unwrap();
+    two_requests(&mut client);
+    let mut stranger = tls_client();
+    let refused = answer_challenge(&mut stranger, b"a guess").unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::PermissionDenied, "{refused}");
+    util::eventually("the failure is counted", || server.stats().errors == 1);
+    running.shutdown();
+}
+
+/// Both kinds of client stream, for one helper.
+#[cfg(feature = "tls")]
+trait ReadWrite: Read + Write {}
+#[cfg(feature = "tls")]
+impl<T: Read + Write> ReadWrite for T {}

@@ -291,6 +291,12 @@ impl<S: Connection> StreamRequest<S> {
         self.layers.tls.as_ref().and_then(|tls| tls.info.as_ref())
     }
 
+    /// Whether the request's bytes go through a TLS session.
+    #[cfg(feature = "auth")]
+    pub(crate) fn is_tls(&self) -> bool {
+        self.layers.is_tls()
+    }
+
     /// Starts the connection's TLS session, to be completed by `deadline`.
     #[cfg(feature = "tls")]
     pub(crate) fn start_tls(&mut self, session: crate::tls::TlsSession, deadline: std::time::Instant) {
