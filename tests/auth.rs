@@ -229,8 +229,7 @@ fn over_tls_the_challenge_runs_inside_the_session() {
     let refused = answer_challenge(&mut stranger, b"a guess").unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::PermissionDenied, "{refused}");
     let _ = stranger.write_all(b"hello");
-    let mut rest = Vec::new();
-    let _ = stranger.read_to_end(&mut rest);
+    let rest = util::read_until_closed(&mut stranger);
     assert!(rest.is_empty(), "the handler answered: {rest:?}");
     // Reported from setup: an error, not a refusal.
     util::eventually("the failure is counted", || server.stats().errors == 1);

@@ -60,6 +60,26 @@ pub fn read_to_end(stream: &mut impl Read) -> io::Result<Vec<u8>> {
     Ok(all)
 }
 
+/// What the peer sent before it closed the connection: an orderly end, a
+/// reset, or (over TLS) an end without close_notify all count as closed;
+/// a time-out fails, for the peer did not close.
+pub fn read_until_closed(stream: &mut impl Read) -> Vec<u8> {
+    let mut all = Vec::new();
+    match stream.read_to_end(&mut all) {
+        Ok(_) => {}
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::UnexpectedEof
+            ),
+            "the connection was not closed: {e}"
+        ),
+    }
+    all
+}
+
 /// A server's `serve_forever` running on a background thread.
 pub struct Running {
     pub stop: ShutdownHandle,
