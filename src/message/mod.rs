@@ -188,9 +188,11 @@ impl Header {
         &self.trailer
     }
 
-    /// True if a trailer follows the body.
+    /// True if a trailer follows the body: the header names at least one
+    /// field for it. `"trailer": []` declares none, and no trailer is
+    /// sent, as [`write_header`] writes it.
     pub fn has_trailer(&self) -> bool {
-        self.fields.contains_key(TRAILER_FIELD)
+        !self.trailer.is_empty()
     }
 
     /// A field of the header.
@@ -711,6 +713,24 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn an_empty_trailer_list_declares_no_trailer() {
+        // Sent by hand (write_header leaves the field out): the next
+        // message must not be taken for this one's trailer.
+        let config = MessageConfig::default();
+        let mut wire = Vec::new();
+        write_frame(&mut wire, br#"{"size": 4, "trailer": []}"#, &config.header).unwrap();
+        wire.extend_from_slice(b"body");
+        write_message_bytes(&mut wire, &json!({"n": 2}), b"next", &config).unwrap();
+        let mut messages = MessageStream::new(Cursor::new(wire));
+        let header = messages.read_header().unwrap().unwrap();
+        assert!(!header.has_trailer());
+        assert_eq!(messages.read_body_to_vec(100).unwrap(), b"body");
+        let header = messages.read_header().unwrap().unwrap();
+        assert_eq!(header.get("n"), Some(&json!(2)));
+        assert_eq!(messages.read_body_to_vec(100).unwrap(), b"next");
     }
 
     /// A message of `body` with a trailer `{"n": n}` declared as `["n"]`.
