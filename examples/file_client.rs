@@ -34,7 +34,9 @@ use common::tls::{ClientStream, ClientTlsArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
 use socketserver::framing::BufStream;
-use socketserver::message::file::{FileHeader, receive_file, send_file, send_file_contents, sha256_hex};
+use socketserver::message::file::{
+    FileHeader, receive_file, remove_stale_partial_files, send_file, send_file_contents, sha256_hex,
+};
 use socketserver::message::{Header, MessageConfig, MessageStream};
 
 /// Client for the file server.
@@ -95,18 +97,23 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> io::Result<()> {
     // Checked before anything goes over the wire.
-    if let Action::Get { out, .. } = &args.command
-        && !out.is_dir()
-    {
-        let why = if out.exists() {
-            "not a directory"
-        } else {
-            "no such directory"
-        };
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("--out {}: {why}", out.display()),
-        ));
+    if let Action::Get { out, .. } = &args.command {
+        if !out.is_dir() {
+            let why = if out.exists() {
+                "not a directory"
+            } else {
+                "no such directory"
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("--out {}: {why}", out.display()),
+            ));
+        }
+        // A download cut by a signal (Ctrl-C, kill) leaves its partial
+        // file: the next one into the directory removes it.
+        for stale in remove_stale_partial_files(out).map_err(context("--out"))? {
+            log::warn!("removed {}, left by an interrupted download", stale.display());
+        }
     }
     let tls = args.tls.connector(&args.host)?;
     let stream = common::connect(&args.host, args.port, args.timeout)?;
@@ -279,6 +286,13 @@ fn put(
         }
     })?;
     bar.finish_and_clear();
+    let stored = header.get("sha256").and_then(Value::as_str).unwrap_or("none");
+    if stored != file.sha256 {
+        return Err(io::Error::other(format!(
+            "{}: the server stored sha256 {stored}, ours is {}",
+            file.name, file.sha256
+        )));
+    }
     println!(
         "stored {} ({} bytes, sha256 {}) {}",
         file.name,
@@ -286,9 +300,6 @@ fn put(
         file.sha256,
         timing(file.size, started)
     );
-    if header.get("sha256").and_then(Value::as_str) != Some(file.sha256.as_str()) {
-        return Err(io::Error::other("the server's checksum differs from ours"));
-    }
     Ok(())
 }
 

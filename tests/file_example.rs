@@ -103,7 +103,14 @@ fn files_travel_whole_in_flat_memory_and_interrupted_uploads_leave_nothing() {
     let up = succeeded(&up.finish());
     assert!(up.starts_with("stored big.bin (209715200 bytes, sha256 "), "{up}");
     succeeded(&alongside.finish());
+    // What a download killed by a signal leaves: the next one removes it.
+    let left_over = downloads.join(".big.bin.99999-0.socketserver-part");
+    fs::write(&left_over, b"half a file").unwrap();
     let down = succeeded(&client(port, &["get", "big.bin", "--out", downloads.to_str().unwrap()]).finish());
+    assert!(
+        !left_over.exists(),
+        "the interrupted download's partial file is still there"
+    );
     let sent_hash = up.split("sha256 ").nth(1).unwrap().split(')').next().unwrap();
     assert_eq!(sent_hash.len(), 64, "{up}");
     assert!(up.trim_end().ends_with(" MB/s"), "{up}");
