@@ -74,6 +74,6 @@ fn converse(args: &ClientArgs, mut stream: impl Read + Write, server: &str) -> i
         stream
             .read_exact(&mut reply)
             .map_err(common::reply_error(server))?;
-        Ok(String::from_utf8_lossy(&reply).into_owned())
+        common::uppercase_reply(server, message, &reply, " (a TLS server? pass --tls-ca FILE)")
     })
 }

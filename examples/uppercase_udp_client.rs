@@ -38,6 +38,6 @@ fn run(args: &ClientArgs) -> io::Result<()> {
     common::run_client(args, |message| {
         socket.send(message.as_bytes()).map_err(context(server))?;
         let len = socket.recv(&mut reply).map_err(common::reply_error(server))?;
-        Ok(String::from_utf8_lossy(&reply[..len]).into_owned())
+        common::uppercase_reply(server, message, &reply[..len], "")
     })
 }

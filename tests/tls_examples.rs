@@ -194,6 +194,25 @@ fn uppercase_server_and_client_over_tls_in_every_mode() {
 }
 
 #[test]
+fn a_client_in_clear_against_a_tls_server_fails_instead_of_printing_its_alert() {
+    let pki = TestPki::generate();
+    let tls = presenting(&pki, "server");
+    let server = Server::start(
+        "uppercase_tcp_server",
+        &[&["--port", "0"][..], &strs(&tls)].concat(),
+    );
+    // Five bytes, as many as the start of the server's alert.
+    let output = uppercase_client(&server, &[], "hello");
+    assert_refused(&output, "is not the message in uppercase");
+    assert!(
+        stderr(&output).contains(&server.addr),
+        "names the server: {output:?}"
+    );
+    server.wait_for("failed: TLS handshake with");
+    server.stop();
+}
+
+#[test]
 fn uppercase_mutual_tls_required_and_optional() {
     let pki = TestPki::generate();
     let ca = path(&pki, "ca.pem");

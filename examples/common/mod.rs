@@ -270,6 +270,24 @@ pub fn run_client(args: &ClientArgs, mut exchange: impl FnMut(&str) -> io::Resul
     }
 }
 
+/// The uppercase echo's `reply` from `server` to `message`, checked: it
+/// must be the message in uppercase. Anything else is an error, so that a
+/// script never takes another server's bytes (a TLS server's alert, say)
+/// for an answer.
+/// `hint` says what else `server` may be.
+pub fn uppercase_reply(server: impl Display, message: &str, reply: &[u8], hint: &str) -> io::Result<String> {
+    if reply == message.to_ascii_uppercase().as_bytes() {
+        return Ok(String::from_utf8_lossy(reply).into_owned());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "{server}: the reply {:?} is not the message in uppercase: not the uppercase echo{hint}",
+            String::from_utf8_lossy(reply)
+        ),
+    ))
+}
+
 /// Gives a failed read of a reply from `server` a message a user
 /// understands.
 pub fn reply_error(server: impl Display) -> impl Fn(io::Error) -> io::Error {
