@@ -180,6 +180,32 @@ fn wrong_replies_are_counted_and_fail_the_run() {
 }
 
 #[test]
+fn a_run_in_which_every_request_failed_fails() {
+    // A port nobody listens on any more: every connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let output = loadgen(&[
+        "tcp",
+        "--target",
+        &closed,
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--connections",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report = report(&output);
+    assert_eq!(report["ops"], 0, "{report}");
+    assert!(report["errors"].as_u64().unwrap() > 0, "{report}");
+}
+
+#[test]
 fn a_target_off_loopback_is_refused() {
     let output = loadgen(&["tcp", "--target", "192.0.2.1:9", "--duration", "100ms"]);
     assert!(!output.status.success());

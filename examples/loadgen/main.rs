@@ -472,9 +472,13 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         None => None,
     };
     report(args, target, &totals, &idle, server_stats, tls.as_deref());
-    // Wrong replies are a correctness failure, not just a slow server.
-    Ok(if totals.counts.mismatches > 0 {
+    // Wrong replies are a correctness failure, not just a slow server; a
+    // run in which every request failed measured nothing.
+    let counts = &totals.counts;
+    Ok(if counts.mismatches > 0 {
         ExitCode::from(2)
+    } else if counts.ops == 0 && counts.errors + counts.timeouts + counts.lost > 0 {
+        ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
@@ -513,7 +517,7 @@ fn spawn_clients(args: &Args, plan: &Arc<Plan>) -> io::Result<Vec<Client>> {
     (0..threads)
         .map(|client| {
             let plan = Arc::clone(plan);
-            let (mode, hold, connections, interval) = (args.mode, args.hold, args.connections, args.interval);
+            let (mode, hold, connections) = (args.mode, args.hold, args.connections);
             thread::Builder::new()
                 .name(format!("loadgen-{client}"))
                 .stack_size(256 * 1024)
@@ -522,10 +526,7 @@ fn spawn_clients(args: &Args, plan: &Arc<Plan>) -> io::Result<Vec<Client>> {
                     Mode::Churn => (clients::churn(&plan, client), IdleOutcome::default()),
                     Mode::Udp => (clients::udp(&plan, client), IdleOutcome::default()),
                     Mode::Framed => (clients::framed(&plan, client), IdleOutcome::default()),
-                    Mode::Slow => (
-                        evented::slow(&plan, vec![client], interval),
-                        IdleOutcome::default(),
-                    ),
+                    Mode::Slow => unreachable!("slow clients are event-driven, spawned above"),
                     Mode::Idle => {
                         // This thread's share of the connections.
                         let share = connections / threads + usize::from(client < connections % threads);
