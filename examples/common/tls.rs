@@ -370,9 +370,13 @@ impl Facts {
                 | AlertDescription::CertificateUnknown
                 | AlertDescription::CertificateExpired
                 | AlertDescription::UnsupportedCertificate
-                | AlertDescription::AccessDenied,
+                | AlertDescription::AccessDenied
+                // What rustls sends for a certificate from another CA.
+                | AlertDescription::DecryptError,
             ) => "the server refused our client certificate (--tls-cert)".to_owned(),
-            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            rustls::Error::InvalidMessage(_)
+            | rustls::Error::InappropriateMessage { .. }
+            | rustls::Error::InappropriateHandshakeMessage { .. } => {
                 "the server does not speak TLS, or not this TLS".to_owned()
             }
             _ => return Some(format!("TLS: {tls}")),
