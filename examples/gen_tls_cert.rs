@@ -48,6 +48,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> io::Result<()> {
+    // Checked first: a name no client can ask for makes a useless
+    // certificate.
+    for name in &args.names {
+        common::tls::server_name(name).map_err(|e| io::Error::new(e.kind(), format!("--name: {e}")))?;
+    }
     let dir = &args.out_dir;
     fs::create_dir_all(dir)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))?;

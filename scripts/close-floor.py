@@ -37,6 +37,8 @@ def main():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4096)
+    # A client process that dies must not leave this waiting for ever.
+    listener.settimeout(60)
     port = listener.getsockname()[1]
     client = subprocess.Popen(
         [sys.executable, "-c", CLIENT, str(port), str(count)], stdin=subprocess.PIPE, stdout=subprocess.PIPE

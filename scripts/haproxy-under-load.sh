@@ -145,13 +145,20 @@ sed -e "s/^\( *bind \)127.0.0.1:9000/\1127.0.0.1:$FRONT/" \
 "$HAPROXY" -db -f "$OUT/haproxy.cfg" > "$OUT/haproxy.log" 2>&1 &
 PIDS+=($!)
 # Serving once a request goes through.
+serving=0
 for _ in $(seq 200); do
     if "$BIN/loadgen" churn --target "127.0.0.1:$FRONT" --connections 1 --duration 100ms --warmup 0s \
         --json > "$OUT/probe.json" 2>/dev/null && [ "$(field "$OUT/probe.json" ops)" != 0 ]; then
+        serving=1
         break
     fi
     sleep 0.05
 done
+if [ "$serving" != 1 ]; then
+    echo "HAProxy on 127.0.0.1:$FRONT served no request; its log:" >&2
+    cat "$OUT/haproxy.log" >&2
+    exit 1
+fi
 echo "HAProxy on 127.0.0.1:$FRONT (deploy/haproxy.cfg) in front of $S1 and $S2"
 
 "$BIN/loadgen" churn --target "127.0.0.1:$FRONT" --connections "$CONNECTIONS" --duration "${DURATION}s" \

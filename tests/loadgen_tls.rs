@@ -171,6 +171,22 @@ fn gen_tls_cert_writes_files_a_server_can_use_and_keeps_existing_ones() {
 }
 
 #[test]
+fn gen_tls_cert_refuses_a_name_no_client_can_ask_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tls");
+    let output = util::run_example(
+        "gen_tls_cert",
+        &["--out-dir", out.to_str().unwrap(), "--name", "bad name!"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--name: \"bad name!\" cannot be a TLS server name"),
+        "{output:?}"
+    );
+    assert!(!out.exists(), "nothing is written");
+}
+
+#[test]
 fn bench_server_tokio_tls_needs_its_certificate() {
     let output = util::run_example("bench_server", &["--kind", "tokio-tls"]);
     assert!(!output.status.success());
