@@ -444,7 +444,7 @@ impl PartialFile {
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+                Err(e) => return Err(naming(&path)(e)),
             }
         }
     }
@@ -475,18 +475,14 @@ impl PartialFile {
     fn stop_direct_io(&mut self) -> io::Result<()> {
         self.direct = false;
         self.written_back = self.written; // on the disk already
-        crate::sys::set_direct_io(&self.file, false)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
+        crate::sys::set_direct_io(&self.file, false).map_err(naming(&self.path))
     }
 
     /// Makes the file durable and moves it to `target`, replacing a file
     /// there.
     pub fn persist(mut self, target: &Path) -> io::Result<()> {
-        self.file
-            .sync_all()
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))?;
-        fs::rename(&self.path, target)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", target.display())))?;
+        self.file.sync_all().map_err(naming(&self.path))?;
+        fs::rename(&self.path, target).map_err(naming(target))?;
         self.kept = true;
         Ok(())
     }
@@ -579,10 +575,10 @@ pub fn is_partial_file_name(name: &str) -> bool {
 /// A server storing uploads calls it at start; it is safe while other
 /// processes write into the same directory.
 pub fn remove_stale_partial_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let with_dir = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", dir.display()));
+    let with_dir = naming(dir);
     let mut removed = Vec::new();
-    for entry in fs::read_dir(dir).map_err(with_dir)? {
-        let entry = entry.map_err(with_dir)?;
+    for entry in fs::read_dir(dir).map_err(&with_dir)? {
+        let entry = entry.map_err(&with_dir)?;
         if !entry.file_name().to_str().is_some_and(is_partial_file_name) {
             continue;
         }
@@ -594,7 +590,7 @@ pub fn remove_stale_partial_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
             Ok(()) => match fs::remove_file(&path) {
                 Ok(()) => removed.push(path),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+                Err(e) => return Err(naming(&path)(e)),
             },
             Err(TryLockError::WouldBlock) => {} // being written
             Err(TryLockError::Error(e)) => {
