@@ -53,15 +53,17 @@ impl ReadBuffer {
         &mut self.bytes[..self.size]
     }
 
-    /// The buffer's bytes (up to its current size).
+    /// The buffer's bytes (never more than its current size: only `room`
+    /// and `load` lengthen them, to the size).
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes[..self.bytes.len().min(self.size)]
+        debug_assert!(self.bytes.len() <= self.size);
+        &self.bytes
     }
 
     /// The buffer's bytes, to change in place.
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        let end = self.bytes.len().min(self.size);
-        &mut self.bytes[..end]
+        debug_assert!(self.bytes.len() <= self.size);
+        &mut self.bytes
     }
 
     /// The room of the next fill.
@@ -75,10 +77,10 @@ impl ReadBuffer {
         self.min
     }
 
-    /// Notes a fill that read `n` bytes, with the buffer's first `in_use`
-    /// bytes to be kept: a full fill grows the next one; a run of small
-    /// ones shrinks it, memory given back.
-    pub(crate) fn filled(&mut self, n: usize, in_use: usize) {
+    /// Notes a fill that read `n` bytes into the buffer's front: a full
+    /// fill grows the next one; a run of small ones (under a quarter)
+    /// shrinks it by half, memory given back, the `n` bytes kept.
+    pub(crate) fn filled(&mut self, n: usize) {
         if n >= self.size {
             self.small = 0;
             self.size = (self.size * 2).min(self.max);
@@ -86,7 +88,7 @@ impl ReadBuffer {
             self.small += 1;
             if self.small >= SHRINK_AFTER {
                 self.small = 0;
-                self.size = (self.size / 2).max(self.min).max(in_use);
+                self.size = (self.size / 2).max(self.min);
                 self.bytes.truncate(self.size);
                 self.bytes.shrink_to(self.size);
             }
@@ -125,12 +127,12 @@ mod tests {
     fn full_fills_double_the_room_up_to_the_largest() {
         let mut buffer = ReadBuffer::new(8, 40);
         assert_eq!(buffer.room().len(), 8);
-        buffer.filled(8, 8);
+        buffer.filled(8);
         assert_eq!(buffer.room().len(), 16);
-        buffer.filled(16, 16);
-        buffer.filled(32, 32);
+        buffer.filled(16);
+        buffer.filled(32);
         assert_eq!(buffer.size(), 40);
-        buffer.filled(40, 40);
+        buffer.filled(40);
         assert_eq!(buffer.size(), 40);
     }
 
@@ -139,17 +141,17 @@ mod tests {
         let mut buffer = ReadBuffer::new(8, 64);
         for n in [8, 16, 32] {
             buffer.room();
-            buffer.filled(n, n);
+            buffer.filled(n);
         }
         assert_eq!(buffer.room().len(), 64);
         for _ in 0..SHRINK_AFTER - 1 {
-            buffer.filled(3, 3);
+            buffer.filled(3);
         }
         assert_eq!(buffer.size(), 64, "one small fill too few");
         // A fill of a fair size breaks the run.
-        buffer.filled(20, 20);
+        buffer.filled(20);
         for _ in 0..SHRINK_AFTER {
-            buffer.filled(3, 3);
+            buffer.filled(3);
         }
         assert_eq!(buffer.size(), 32);
         assert!(
@@ -158,7 +160,7 @@ mod tests {
             buffer.bytes.capacity()
         );
         for _ in 0..4 * SHRINK_AFTER {
-            buffer.filled(1, 1);
+            buffer.filled(1);
         }
         assert_eq!(buffer.size(), 8, "never below the smallest");
     }
@@ -167,13 +169,13 @@ mod tests {
     fn shrinking_keeps_the_bytes_in_use() {
         let mut buffer = ReadBuffer::new(4, 64);
         buffer.room();
-        buffer.filled(4, 4);
-        buffer.filled(8, 8);
-        buffer.filled(16, 16);
+        buffer.filled(4);
+        buffer.filled(8);
+        buffer.filled(16);
         buffer.room()[..10].copy_from_slice(b"0123456789");
         assert_eq!(buffer.size(), 32);
         for _ in 0..SHRINK_AFTER {
-            buffer.filled(2, 10);
+            buffer.filled(2);
         }
         assert_eq!(buffer.size(), 16);
         assert_eq!(&buffer.bytes()[..10], b"0123456789");
@@ -185,7 +187,7 @@ mod tests {
         for _ in 0..6 {
             buffer.room();
             let size = buffer.size();
-            buffer.filled(size, size);
+            buffer.filled(size);
         }
         assert_eq!(buffer.size(), 512);
         buffer.reset();

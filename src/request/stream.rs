@@ -422,7 +422,7 @@ impl<S: Connection> StreamRequest<S> {
     /// Notes a fill of the read-ahead from the socket: `n` bytes into a
     /// room of `size`.
     fn filled_from_socket(&mut self, n: usize, size: usize) {
-        self.buffer.filled(n, n);
+        self.buffer.filled(n);
         self.maybe_more = self.layers.more_after(n, size);
         self.traffic.read += n as u64;
         self.pos = 0;
