@@ -277,11 +277,7 @@ impl<L: Listener> EngineBase<L> {
                 }
             }
             let now = Instant::now();
-            if self.retry_at.is_some_and(|at| at <= now) {
-                self.retry_at = None;
-                self.pending = true;
-            }
-            if self.pending && self.retry_at.is_none() {
+            if self.accept_due(now) {
                 return Ok(Wake::Ready);
             }
             if deadline.is_some_and(|at| at <= now) {
@@ -296,6 +292,17 @@ impl<L: Listener> EngineBase<L> {
                 self.pending = true;
             }
         }
+    }
+
+    /// Whether connections are pending and may be accepted at `now`: a
+    /// back-off that is over makes them pending again (the listener may
+    /// hold some still).
+    fn accept_due(&mut self, now: Instant) -> bool {
+        if self.retry_at.is_some_and(|at| at <= now) {
+            self.retry_at = None;
+            self.pending = true;
+        }
+        self.pending && self.retry_at.is_none()
     }
 
     /// Accepts one connection if it may: not past the connection limit

@@ -13,9 +13,9 @@ use super::table::{Conn, Expired, Key, Table};
 use crate::config::OverloadPolicy;
 use crate::pool::Refusal;
 use crate::server::core::Batch;
-use crate::server::stream::EngineBase;
 use crate::server::stream::connection::refuse;
 use crate::server::stream::listener::LISTENER;
+use crate::server::stream::{EngineBase, accept_each};
 use crate::transport::Listener;
 
 /// A worker's job.
@@ -57,14 +57,8 @@ impl<L: Listener> Lead<L> {
 
     /// Whether new connections may be accepted now.
     fn may_accept(&mut self, now: Instant) -> bool {
-        let base = &mut self.base;
-        if base.retry_at.is_some_and(|at| at <= now) {
-            base.retry_at = None;
-            base.pending = true;
-        }
-        base.pending
-            && base.retry_at.is_none()
-            && !(base.overload == OverloadPolicy::Block && base.control.at_capacity())
+        self.base.accept_due(now)
+            && !(self.base.overload == OverloadPolicy::Block && self.base.control.at_capacity())
     }
 
     /// One round: waits until something is ready (or `deadline` passes, or
@@ -150,21 +144,16 @@ impl<L: Listener> Lead<L> {
         batch: Batch,
         jobs: &mut Vec<Job<L>>,
     ) -> io::Result<()> {
-        let control = Arc::clone(&self.base.control);
-        while let Some((stream, peer)) = self.base.accept()? {
-            let reject = self.base.overload == OverloadPolicy::Reject && control.at_capacity();
-            control.request_started();
-            if reject {
-                refuse(&control, (stream, peer), &Refusal::Overloaded);
-                continue;
+        let overload = self.base.overload;
+        accept_each(&mut self.base, batch, |control, (stream, peer)| {
+            // Counted in already, so at capacity means beyond it.
+            if overload == OverloadPolicy::Reject && control.over_capacity() {
+                return refuse(control, (stream, peer), &Refusal::Overloaded);
             }
             let stream = Arc::new(stream);
             let key = shared.table.lock().insert(Arc::clone(&stream), busy_until);
             jobs.push(Job::Open { key, stream, peer });
-            if batch == Batch::One {
-                break;
-            }
-        }
+        })?;
         Ok(())
     }
 }
