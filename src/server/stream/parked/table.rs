@@ -66,6 +66,20 @@ enum Place<L: Listener> {
     },
 }
 
+impl<L: Listener> Place<L> {
+    /// The parked connection, taken out (the place left free); `None`,
+    /// the place unchanged, if none is parked here.
+    fn take_parked(&mut self) -> Option<Conn<L>> {
+        match std::mem::replace(self, Place::Free) {
+            Place::Parked(conn) => Some(conn),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+}
+
 struct Entry<L: Listener> {
     generation: u32,
     place: Place<L>,
@@ -177,17 +191,11 @@ impl<L: Listener> Table<L> {
     /// busy. `None` unless it was parked.
     pub(crate) fn take_ready(&mut self, key: Key, deadline: Instant) -> Option<Conn<L>> {
         let entry = self.entry(key)?;
-        match &mut entry.place {
-            Place::Parked(_) => {}
-            Place::Busy { missed, .. } => {
-                *missed = true;
-                return None;
-            }
-            Place::Free => return None,
+        if let Place::Busy { missed, .. } = &mut entry.place {
+            *missed = true;
+            return None;
         }
-        let Place::Parked(conn) = std::mem::replace(&mut entry.place, Place::Free) else {
-            unreachable!("matched just above");
-        };
+        let conn = entry.place.take_parked()?;
         entry.place = Self::busy(Arc::clone(&conn.stream));
         self.parked -= 1;
         self.wheel.set(key.index, deadline);
@@ -267,22 +275,15 @@ impl<L: Listener> Table<L> {
         self.wheel.expire(now, scratch);
         for &index in scratch.iter() {
             let entry = &mut self.entries[index as usize];
-            match &mut entry.place {
-                Place::Busy { socket, cut_off, .. } => {
-                    // Wakes the worker blocked on it; the worker closes it.
-                    let _ = SockRef::from(&**socket).shutdown(Shutdown::Both);
-                    *cut_off = true;
-                    into.push(Expired::CutOff);
-                }
-                Place::Parked(_) => {
-                    let Place::Parked(conn) = std::mem::replace(&mut entry.place, Place::Free) else {
-                        unreachable!("matched just above");
-                    };
-                    self.parked -= 1;
-                    self.free.push(index);
-                    into.push(Expired::Idle(conn));
-                }
-                Place::Free => {}
+            if let Place::Busy { socket, cut_off, .. } = &mut entry.place {
+                // Wakes the worker blocked on it; the worker closes it.
+                let _ = SockRef::from(&**socket).shutdown(Shutdown::Both);
+                *cut_off = true;
+                into.push(Expired::CutOff);
+            } else if let Some(conn) = entry.place.take_parked() {
+                self.parked -= 1;
+                self.free.push(index);
+                into.push(Expired::Idle(conn));
             }
         }
     }
@@ -298,10 +299,7 @@ impl<L: Listener> Table<L> {
         self.drained = true;
         let mut idle = Vec::with_capacity(self.parked);
         for (index, entry) in self.entries.iter_mut().enumerate() {
-            if matches!(entry.place, Place::Parked(_)) {
-                let Place::Parked(conn) = std::mem::replace(&mut entry.place, Place::Free) else {
-                    unreachable!("matched just above");
-                };
+            if let Some(conn) = entry.place.take_parked() {
                 self.wheel.clear(index as u32);
                 self.free.push(index as u32);
                 idle.push(conn);
