@@ -33,7 +33,7 @@ use crate::config::{
     DEFAULT_MAX_WORKERS, DEFAULT_PARKED_MAX_WORKERS, FORCE_CLOSE_WAIT, OverloadPolicy, ServerConfig,
 };
 use crate::handler::{KeepAliveHandler, RequestHandler};
-use crate::pool::{Pool, PoolConfig, Refusal, WorkerCounts};
+use crate::pool::{Pool, PoolConfig, Refusal, ThreadGroup, WorkerCounts};
 use crate::request::StreamRequest;
 use crate::socket::SocketFile;
 use crate::sys::Poller;
@@ -396,25 +396,45 @@ impl<L: Listener> Engine for StreamEngine<L> {
     }
 }
 
+/// Waits for `workers` to exit within the grace period that began at
+/// `started`; past it, `force` closes what they still serve, and they get
+/// [`FORCE_CLOSE_WAIT`] more. False if some are still running then: they
+/// are left detached (and said so), not joined.
+pub(crate) fn wind_down(
+    workers: &ThreadGroup,
+    control: &Control,
+    started: Instant,
+    force: impl FnOnce(),
+) -> bool {
+    if workers.wait_exited(started + control.grace()) {
+        return true;
+    }
+    force();
+    if workers.wait_exited(Instant::now() + FORCE_CLOSE_WAIT) {
+        return true;
+    }
+    log::error!(
+        "{} handler(s) still running after their connections were closed; leaving them detached",
+        workers.counts.live()
+    );
+    false
+}
+
 /// The end of a pool: lets it finish within the grace period, force-closes
 /// what is left, joins the workers.
 pub(crate) fn drain<W: crate::pool::Work>(mut pool: Pool<W>, control: &Control, force_close: impl FnOnce()) {
     let started = Instant::now();
     pool.close();
     let workers = pool.group();
-    if !workers.wait_exited(started + control.grace()) {
+    let done = wind_down(workers, control, started, || {
         let open = control.counters.active.get();
         log::info!("grace period over; closing the {open} connections still open");
         pool.abandon();
         force_close();
         log::debug!("connections shut after {:?}", started.elapsed());
-        if !workers.wait_exited(Instant::now() + FORCE_CLOSE_WAIT) {
-            log::error!(
-                "{} handler(s) still running after their connections were closed; leaving them detached",
-                control.counters.workers.live()
-            );
-            return;
-        }
+    });
+    if !done {
+        return;
     }
     log::debug!("workers done after {:?}", started.elapsed());
     workers.join();

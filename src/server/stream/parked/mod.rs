@@ -64,8 +64,8 @@ use parking_lot::Mutex;
 use self::lead::{Job, Lead};
 use self::service::{RequestService, ServeRequests};
 use self::table::{Expired, Table};
-use super::EngineBase;
-use crate::config::{ConnectionOptions, FORCE_CLOSE_WAIT, ParkedOptions};
+use super::{EngineBase, wind_down};
+use crate::config::{ConnectionOptions, ParkedOptions};
 use crate::handler::KeepAliveHandler;
 use crate::pool::{GroupConfig, ThreadGroup};
 use crate::request::StreamRequest;
@@ -378,16 +378,12 @@ impl<L: Listener> ParkedDispatch<L> {
             shared.push(Job::Stop);
         }
         let workers = &shared.group;
-        if !workers.wait_exited(started + control.grace()) {
+        let done = wind_down(workers, &control, started, || {
             log::info!("grace period over; closing the requests still being served");
             shared.table.lock().shut_busy();
-            if !workers.wait_exited(Instant::now() + FORCE_CLOSE_WAIT) {
-                log::error!(
-                    "{} handler(s) still running after their connections were closed; leaving them detached",
-                    workers.counts.live()
-                );
-                return;
-            }
+        });
+        if !done {
+            return;
         }
         workers.join();
         // What the workers left queued closes with the server.
