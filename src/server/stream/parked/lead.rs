@@ -98,7 +98,6 @@ impl<L: Listener> Lead<L> {
             if !stopping {
                 table.expire(now, &mut self.scratch, &mut self.expired);
             }
-            control.counters.parked.set(table.parked() as u64);
         }
         if stopping {
             return Ok(());

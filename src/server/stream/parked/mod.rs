@@ -183,7 +183,7 @@ impl<L: Listener> ParkedDispatch<L> {
         let (jobs, queue) = crossbeam_channel::unbounded();
         let min_workers = group.min_workers;
         let shared = Arc::new(Shared {
-            table: Mutex::new(Table::new(Instant::now())),
+            table: Mutex::new(Table::new(Instant::now(), Arc::clone(&control))),
             registry: base.poller.registry().try_clone()?,
             lead: Mutex::new(Some(Lead::new(base))),
             service: Arc::new(RequestService(handler)),
@@ -284,11 +284,10 @@ impl<L: Listener> ParkedDispatch<L> {
                 };
             }
             let now = Instant::now();
-            {
-                let mut table = shared.table.lock();
-                table.expire(now, &mut self.scratch, &mut self.expired);
-                control.counters.parked.set(table.parked() as u64);
-            }
+            shared
+                .table
+                .lock()
+                .expire(now, &mut self.scratch, &mut self.expired);
             shared.close_expired(&mut self.expired);
             self.watch_leading();
             self.watch_growth(now);
@@ -363,7 +362,6 @@ impl<L: Listener> ParkedDispatch<L> {
             lead.base.listener.close();
         }
         let idle = shared.table.lock().drain_idle();
-        control.counters.parked.set(0);
         let closing = idle.len();
         // The kernel's part (a FIN each, and over loopback the peer's side
         // of it too) is most of the time this takes: closing them from

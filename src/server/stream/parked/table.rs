@@ -25,6 +25,7 @@ use socket2::SockRef;
 
 use super::wheel::Wheel;
 use crate::request::{Layers, Traffic};
+use crate::server::control::Control;
 use crate::server::stream::listener::LISTENER;
 use crate::transport::Listener;
 
@@ -134,19 +135,30 @@ pub(crate) struct Table<L: Listener> {
     free: Vec<u32>,
     wheel: Wheel,
     parked: usize,
+    /// The server's count of parked connections, kept equal to `parked`
+    /// here, where it changes.
+    control: Arc<Control>,
     /// The server is stopping: nothing is parked any more.
     drained: bool,
 }
 
 impl<L: Listener> Table<L> {
-    pub(crate) fn new(now: Instant) -> Self {
+    pub(crate) fn new(now: Instant, control: Arc<Control>) -> Self {
         Table {
             entries: Vec::new(),
             free: Vec::new(),
             wheel: Wheel::new(now),
             parked: 0,
+            control,
             drained: false,
         }
+    }
+
+    /// Sets the number of parked connections, here and in the server's
+    /// stats.
+    fn set_parked(&mut self, parked: usize) {
+        self.parked = parked;
+        self.control.counters.parked.set(parked as u64);
     }
 
     fn entry(&mut self, key: Key) -> Option<&mut Entry<L>> {
@@ -197,7 +209,7 @@ impl<L: Listener> Table<L> {
         }
         let conn = entry.place.take_parked()?;
         entry.place = Self::busy(Arc::clone(&conn.stream));
-        self.parked -= 1;
+        self.set_parked(self.parked - 1);
         self.wheel.set(key.index, deadline);
         Some(conn)
     }
@@ -232,7 +244,7 @@ impl<L: Listener> Table<L> {
             _ => return Parking::Closing(conn),
         }
         entry.place = Place::Parked(conn);
-        self.parked += 1;
+        self.set_parked(self.parked + 1);
         self.wheel.set(key.index, idle_until);
         Parking::Parked
     }
@@ -255,7 +267,7 @@ impl<L: Listener> Table<L> {
         let Some(entry) = self.entry(key) else { return };
         match std::mem::replace(&mut entry.place, Place::Free) {
             Place::Free => return,
-            Place::Parked(_) => self.parked -= 1,
+            Place::Parked(_) => self.set_parked(self.parked - 1),
             Place::Busy { .. } => {}
         }
         self.wheel.clear(key.index);
@@ -281,7 +293,7 @@ impl<L: Listener> Table<L> {
                 *cut_off = true;
                 into.push(Expired::CutOff);
             } else if let Some(conn) = entry.place.take_parked() {
-                self.parked -= 1;
+                self.set_parked(self.parked - 1);
                 self.free.push(index);
                 into.push(Expired::Idle(conn));
             }
@@ -305,7 +317,7 @@ impl<L: Listener> Table<L> {
                 idle.push(conn);
             }
         }
-        self.parked = 0;
+        self.set_parked(0);
         idle
     }
 
@@ -318,10 +330,5 @@ impl<L: Listener> Table<L> {
                 *cut_off = true;
             }
         }
-    }
-
-    /// Connections parked now.
-    pub(crate) fn parked(&self) -> usize {
-        self.parked
     }
 }

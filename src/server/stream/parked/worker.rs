@@ -398,12 +398,7 @@ impl<L: Listener> Shared<L> {
         let socket = Arc::clone(&conn.stream);
         // In the poller from here on (registered just below if it is not).
         conn.registered = true;
-        let parking = {
-            let mut table = self.table.lock();
-            let parking = table.park(key, conn, idle_until, busy_until);
-            self.control().counters.parked.set(table.parked() as u64);
-            parking
-        };
+        let parking = self.table.lock().park(key, conn, idle_until, busy_until);
         match parking {
             // In the table first, so the first event finds it parked.
             Parking::Parked if !registered => {
@@ -505,9 +500,7 @@ impl<L: Listener> Shared<L> {
             layers.close(&*stream);
         }
         if let Some(key) = key {
-            let mut table = self.table.lock();
-            table.remove(key);
-            self.control().counters.parked.set(table.parked() as u64);
+            self.table.lock().remove(key);
         }
         // The last reference: the connection closes (and leaves the
         // poller with it).
