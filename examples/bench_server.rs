@@ -32,10 +32,13 @@ use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use common::deploy::Program;
+use common::tls::ServerTlsArgs;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use socketserver::echo::{FramedUppercase, Uppercase};
 use socketserver::server::Pooled;
 use socketserver::{Builder, ParkedTcpServer, Server, ThreadingTcpServer, ThreadingUdpServer};
@@ -101,13 +104,17 @@ struct Args {
     /// servers).
     #[arg(long, value_parser = common::parse_size)]
     max_read_buffer: Option<u64>,
-    /// The server's certificate chain, PEM (TLS servers).
-    #[arg(long, value_name = "FILE")]
-    tls_cert: Option<PathBuf>,
-    /// The server's private key, PEM (TLS servers).
-    #[arg(long, value_name = "FILE")]
-    tls_key: Option<PathBuf>,
+    /// The TLS servers' certificate and key (the crate's take the client
+    /// certificate options too).
+    #[command(flatten)]
+    tls: ServerTlsArgs,
 }
+
+const PROGRAM: Program = Program {
+    name: "bench_server",
+    features: &["tls"],
+    restartable: false,
+};
 
 fn main() -> ExitCode {
     common::init_logging("warn");
@@ -137,15 +144,8 @@ fn run(args: &Args) -> io::Result<()> {
         Kind::CrateFramed => serve(tcp().bind(addr, FramedUppercase)?),
         Kind::CrateParked => serve(parked().bind(addr, Uppercase)?),
         Kind::CrateParkedFramed => serve(parked().bind(addr, FramedUppercase)?),
-        #[cfg(feature = "tls")]
-        Kind::CrateTls => serve(tcp().tls(acceptor(args)?).bind(addr, Uppercase)?),
-        #[cfg(feature = "tls")]
-        Kind::CrateParkedTls => serve(parked().tls(acceptor(args)?).bind(addr, Uppercase)?),
-        #[cfg(not(feature = "tls"))]
-        Kind::CrateTls | Kind::CrateParkedTls => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the crate's TLS servers need the tls feature: cargo build --release --features tls --example bench_server",
-        )),
+        Kind::CrateTls => serve(with_tls(args, tcp())?.bind(addr, Uppercase)?),
+        Kind::CrateParkedTls => serve(with_tls(args, parked())?.bind(addr, Uppercase)?),
         Kind::CrateUdp => {
             let mut builder = ThreadingUdpServer::builder()
                 .shutdown_grace(grace)
@@ -185,20 +185,28 @@ fn run(args: &Args) -> io::Result<()> {
 
 /// The certificate and key files a TLS server needs.
 fn tls_files(args: &Args) -> io::Result<(&PathBuf, &PathBuf)> {
-    match (&args.tls_cert, &args.tls_key) {
+    match (&args.tls.tls_cert, &args.tls.tls_key) {
         (Some(cert), Some(key)) => Ok((cert, key)),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("--kind {:?} needs --tls-cert FILE and --tls-key FILE", args.kind),
-        )),
+        _ => {
+            let kind = args.kind.to_possible_value().map(|v| v.get_name().to_owned());
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "--kind {} needs --tls-cert FILE and --tls-key FILE",
+                    kind.unwrap_or_default()
+                ),
+            ))
+        }
     }
 }
 
-/// The crate's TLS acceptor for the files given.
-#[cfg(feature = "tls")]
-fn acceptor(args: &Args) -> io::Result<socketserver::tls::TlsAcceptor> {
-    let (cert, key) = tls_files(args)?;
-    socketserver::tls::TlsAcceptor::from_pem_files(cert, key)
+/// `builder`, serving TLS with the files given (which a TLS kind needs).
+fn with_tls<L: socketserver::server::Listener, M: socketserver::server::Mode>(
+    args: &Args,
+    builder: Builder<L, M>,
+) -> io::Result<Builder<L, M>> {
+    tls_files(args)?;
+    args.tls.apply(&PROGRAM, builder)
 }
 
 /// The options every pooled TCP server here takes.
@@ -220,17 +228,15 @@ fn announce(addr: SocketAddr) -> io::Result<()> {
 
 /// Serves until a signal, then times `shutdown()`.
 fn serve<S: Server<Addr = SocketAddr>>(server: S) -> io::Result<()> {
-    let (signal_tx, signalled) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = signal_tx.send(());
-    })
-    .map_err(io::Error::other)?;
+    // Registered before the address is announced: a signal sent as soon
+    // as it is is not missed.
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let stop = server.shutdown_handle();
     let handle = server.server_handle().clone();
     let addr = *server.local_addr();
     let serving = std::thread::spawn(move || server.serve_forever());
     announce(addr)?;
-    let _ = signalled.recv();
+    let _ = signals.forever().next();
     println!("workers {}", handle.stats().workers);
     let started = Instant::now();
     stop.shutdown();
@@ -246,13 +252,11 @@ fn serve<S: Server<Addr = SocketAddr>>(server: S) -> io::Result<()> {
 
 /// Serves a baseline until a signal, then stops it.
 fn serve_baseline(addr: SocketAddr, stop: impl FnOnce()) -> io::Result<()> {
-    let (signal_tx, signalled) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = signal_tx.send(());
-    })
-    .map_err(io::Error::other)?;
+    // Registered before the address is announced: a signal sent as soon
+    // as it is is not missed.
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
     announce(addr)?;
-    let _ = signalled.recv();
+    let _ = signals.forever().next();
     stop();
     println!("peak rss {} KiB", peak_rss_kib());
     Ok(())
