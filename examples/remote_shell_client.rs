@@ -92,7 +92,17 @@ fn run(args: &Args) -> io::Result<u8> {
     stream.set_read_timeout(Some(args.timeout))?;
     stream.set_write_timeout(Some(args.timeout))?;
     let mut stream = ClientStream::start(stream, tls.as_ref(), server)?;
-    answer_challenge(&mut stream, args.key.as_bytes()).map_err(context(server))?;
+    answer_challenge(&mut stream, args.key.as_bytes()).map_err(|e| match e.kind() {
+        // A TLS server waits for a ClientHello: no challenge ever comes.
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut if tls.is_none() => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "{server}: no challenge came within {} (a TLS server? pass --tls-ca FILE)",
+                common::show_duration(args.timeout)
+            ),
+        ),
+        _ => context(server)(e),
+    })?;
     let mut messages = MessageStream::buffered(stream);
     let mut status = 0;
     if !args.command.is_empty() {

@@ -312,6 +312,13 @@ impl<R: Request, H: RequestHandler<R>> KeepAliveHandler<R> for KeepAlive<H> {
         self.0.setup(request)?;
         let handled = catch(|| self.0.handle(request)).and_then(|r| r);
         let finished = catch(|| self.0.finish(request)).and_then(|r| r);
+        if let (Err(_), Err(lost)) = (&handled, &finished) {
+            // Only the first error is reported; this one is not lost.
+            log::warn!(
+                "request from {:?}: finish failed too: {lost}",
+                request.peer_addr()
+            );
+        }
         handled.and(finished).map(|()| Next::KeepOpen)
     }
 

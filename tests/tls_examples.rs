@@ -396,6 +396,10 @@ fn the_remote_shell_checks_its_key_inside_mutual_tls() {
     let output = client(KEY, &["--timeout", "1s"]);
     assert_eq!(output.status.code(), Some(255), "{output:?}");
     assert!(output.stdout.is_empty(), "{output:?}");
+    assert!(
+        stderr(&output).contains("no challenge came within 1s (a TLS server? pass --tls-ca FILE)"),
+        "{output:?}"
+    );
 
     server.signal(libc::SIGTERM);
     let output = server.finish();
