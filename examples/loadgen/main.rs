@@ -301,7 +301,7 @@ fn behind_proxies<M: ServerMode>(
         Ok(builder.proxy_protocol(trusted))
     }
     #[cfg(not(feature = "proxy-protocol"))]
-    Err(needs_feature("--proxy-v1 and --proxy-v2 need", "proxy-protocol"))
+    Err(PROGRAM.needs_feature("--proxy-v1 and --proxy-v2", "proxy-protocol"))
 }
 
 /// With `config`, the in-process server serves TLS.
@@ -317,23 +317,16 @@ fn serving_tls<M: ServerMode>(
     #[cfg(not(feature = "tls"))]
     {
         let _ = (builder, config);
-        Err(needs_feature(
-            "--tls without --target (a TLS server in-process) needs",
-            "tls",
-        ))
+        Err(PROGRAM.needs_feature("--tls without --target (a TLS server in-process)", "tls"))
     }
 }
 
-/// The error for `what` in a binary built without `feature`.
-fn needs_feature(what: &str, feature: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        format!(
-            "{what} the `{feature}` feature, and this loadgen was built without it: \
-             build it with `cargo build --release --features {feature} --example loadgen`"
-        ),
-    )
-}
+/// This program, as errors about a missing feature name it.
+const PROGRAM: common::deploy::Program = common::deploy::Program {
+    name: "loadgen",
+    features: &[],
+    restartable: false,
+};
 
 /// A certificate for the in-process TLS server, made now, in memory, by a
 /// CA made for the run: the server's configuration, and the clients' that
@@ -379,7 +372,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
     };
     if let Some(version) = args.proxy() {
         if !cfg!(feature = "proxy-protocol") {
-            return Err(needs_feature("--proxy-v1 and --proxy-v2 need", "proxy-protocol"));
+            return Err(PROGRAM.needs_feature("--proxy-v1 and --proxy-v2", "proxy-protocol"));
         }
         if args.mode == Mode::Udp {
             return Err(invalid(format!(
@@ -404,10 +397,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         ));
     }
     if args.tls && args.target.is_none() && !cfg!(feature = "tls") {
-        return Err(needs_feature(
-            "--tls without --target (a TLS server in-process) needs",
-            "tls",
-        ));
+        return Err(PROGRAM.needs_feature("--tls without --target (a TLS server in-process)", "tls"));
     }
     // The in-process server's certificate, and the clients' trust in it.
     let (server_tls, client_tls) = match args.target {
