@@ -22,18 +22,10 @@ import socket
 import struct
 import sys
 
+from netutil import recv_exact
+
 TIMEOUT = 10
 CHUNK = 1 << 20
-
-
-def recv_exact(conn, n):
-    data = bytearray()
-    while len(data) < n:
-        chunk = conn.recv(min(n - len(data), CHUNK))
-        if not chunk:
-            raise EOFError("peer closed after %d of %d bytes" % (len(data), n))
-        data += chunk
-    return bytes(data)
 
 
 def send_frame(conn, obj):
@@ -42,8 +34,8 @@ def send_frame(conn, obj):
 
 
 def recv_frame(conn):
-    (length,) = struct.unpack("!I", recv_exact(conn, 4))
-    return json.loads(recv_exact(conn, length).decode("utf-8"))
+    (length,) = struct.unpack("!I", recv_exact(conn, 4, CHUNK))
+    return json.loads(recv_exact(conn, length, CHUNK).decode("utf-8"))
 
 
 def reply(conn):
@@ -77,7 +69,7 @@ def get(port, name, out, form):
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as conn:
         send_frame(conn, dict(request, size=0))
         header = reply(conn)
-        body = recv_exact(conn, header["size"])
+        body = recv_exact(conn, header["size"], CHUNK)
         if header.get("trailer") == ["sha256"]:
             assert "sha256" not in header, header
             expected = recv_frame(conn)["sha256"]

@@ -27,19 +27,11 @@ import socket
 import struct
 import sys
 
+from netutil import recv_exact
+
 TIMEOUT = 10
 WELCOME = b"#WELCOME#"
 FAILURE = b"#FAILURE#"
-
-
-def recv_exact(conn, n):
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise EOFError("peer closed after %d of %d bytes" % (len(data), n))
-        data += chunk
-    return data
 
 
 def send_message(conn, header, body):

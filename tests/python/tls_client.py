@@ -27,18 +27,10 @@ import socket
 import ssl
 import sys
 
+from netutil import recv_exact
+
 TIMEOUT = 10
 LINES = [b"hello over tls\n", b"from python's ssl module\n", b"x" * 20000 + b"\n"]
-
-
-def recv_exact(conn, n):
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise EOFError("the server closed after %d of %d bytes" % (len(data), n))
-        data += chunk
-    return data
 
 
 def failed(stage, error):
