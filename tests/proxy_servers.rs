@@ -18,9 +18,10 @@ use parking_lot::Mutex;
 use socketserver::proxy_protocol::{ProxyHeader, TrustedProxies};
 use socketserver::server::Connection;
 use socketserver::{
-    KeepAliveHandler, Next, ParkedTcpServer, ParkedUnixStreamServer, RequestHandler, ServerHandle,
-    StreamRequest, ThreadingTcpServer, ThreadingUnixStreamServer,
+    ParkedTcpServer, ParkedUnixStreamServer, ServerHandle, StreamRequest, ThreadingTcpServer,
+    ThreadingUnixStreamServer,
 };
+use util::greeter::{Greeting, LineServer};
 use util::{TIMEOUT, connect, eventually, init_logging, read_to_end, serve};
 
 /// Greets each connection with what the server knows of it, then answers
@@ -34,69 +35,26 @@ impl Greeter {
     fn errors(&self) -> Vec<(ErrorKind, String)> {
         self.errors.lock().clone()
     }
+}
+
+impl Greeting for Greeter {
+    /// "peer P proxy Q source S id I": the request's peer address, the
+    /// proxy's, the header's source and unique ID.
+    fn describe<S: Connection>(&self, request: &StreamRequest<S>) -> String {
+        let id = request
+            .proxy_header()
+            .and_then(ProxyHeader::unique_id)
+            .map(|id| String::from_utf8_lossy(id).into_owned());
+        let source = request.proxy_header().and_then(ProxyHeader::source);
+        format!(
+            "peer {:?} proxy {:?} source {source:?} id {id:?}\n",
+            request.peer_addr(),
+            request.proxy_addr()
+        )
+    }
 
     fn record(&self, error: &io::Error) {
         self.errors.lock().push((error.kind(), error.to_string()));
-    }
-}
-
-/// "peer P proxy Q id I": the request's peer address, the proxy's, the
-/// header's unique ID.
-fn describe<S>(request: &StreamRequest<S>) -> String
-where
-    S: Connection,
-{
-    let id = request
-        .proxy_header()
-        .and_then(ProxyHeader::unique_id)
-        .map(|id| String::from_utf8_lossy(id).into_owned());
-    let source = request.proxy_header().and_then(ProxyHeader::source);
-    format!(
-        "peer {:?} proxy {:?} source {source:?} id {id:?}\n",
-        request.peer_addr(),
-        request.proxy_addr()
-    )
-}
-
-/// Answers one line uppercased; false at end of stream.
-fn answer_line(request: &mut (impl BufRead + Write)) -> io::Result<bool> {
-    let mut line = String::new();
-    if request.read_line(&mut line)? == 0 {
-        return Ok(false);
-    }
-    request.write_all(line.to_uppercase().as_bytes())?;
-    Ok(true)
-}
-
-impl<S: Connection> RequestHandler<StreamRequest<S>> for Greeter {
-    fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        request.write_all(describe(request).as_bytes())?;
-        while answer_line(request)? {}
-        Ok(())
-    }
-
-    fn handle_error(&self, _request: &StreamRequest<S>, error: &io::Error) {
-        self.record(error);
-    }
-}
-
-impl<S: Connection> KeepAliveHandler<StreamRequest<S>> for Greeter {
-    type State = ();
-
-    fn open(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        request.write_all(describe(request).as_bytes())
-    }
-
-    fn handle_one(&self, request: &mut StreamRequest<S>, _: &mut ()) -> io::Result<Next> {
-        Ok(if answer_line(request)? {
-            Next::KeepOpen
-        } else {
-            Next::Close
-        })
-    }
-
-    fn handle_error(&self, _request: &StreamRequest<S>, error: &io::Error) {
-        self.record(error);
     }
 }
 
@@ -111,14 +69,14 @@ fn tcp_server(parked: bool, proxies: &str, greeter: &Greeter) -> (ServerHandle<S
             ParkedTcpServer::builder()
                 .proxy_protocol(trusted(proxies))
                 .proxy_header_timeout(Duration::from_millis(300))
-                .bind("127.0.0.1:0", greeter.clone()),
+                .bind("127.0.0.1:0", LineServer(greeter.clone())),
         )
     } else {
         serve(
             ThreadingTcpServer::builder()
                 .proxy_protocol(trusted(proxies))
                 .proxy_header_timeout(Duration::from_millis(300))
-                .bind("127.0.0.1:0", greeter.clone()),
+                .bind("127.0.0.1:0", LineServer(greeter.clone())),
         )
     }
 }
@@ -324,13 +282,13 @@ fn unix_sockets_take_headers_from_trusted_unix_peers() {
             serve(
                 ParkedUnixStreamServer::builder()
                     .proxy_protocol(trusted.clone())
-                    .bind(&path, greeter.clone()),
+                    .bind(&path, LineServer(greeter.clone())),
             )
         } else {
             serve(
                 ThreadingUnixStreamServer::builder()
                     .proxy_protocol(trusted.clone())
-                    .bind(&path, greeter.clone()),
+                    .bind(&path, LineServer(greeter.clone())),
             )
         };
         let stream = UnixStream::connect(server.local_addr().as_pathname().unwrap()).unwrap();

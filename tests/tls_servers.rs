@@ -24,9 +24,10 @@ use socketserver::tls::rustls::pki_types::{CertificateDer, ServerName};
 use socketserver::tls::rustls::{ClientConfig, ClientConnection, ServerConfig, StreamOwned};
 use socketserver::tls::{ClientAuth, TlsAcceptor, client_verifier, is_truncated};
 use socketserver::{
-    KeepAliveHandler, Next, ParkedTcpServer, ParkedUnixStreamServer, RequestHandler, ServerHandle,
-    StreamRequest, ThreadingTcpServer, ThreadingUnixStreamServer,
+    ParkedTcpServer, ParkedUnixStreamServer, ServerHandle, StreamRequest, ThreadingTcpServer,
+    ThreadingUnixStreamServer,
 };
+use util::greeter::{Greeting, LineServer};
 use util::{TIMEOUT, connect, eventually, init_logging, serve};
 
 /// An error reported to the handler: its kind, its message, and whether
@@ -47,78 +48,31 @@ impl Greeter {
     fn errors(&self) -> Vec<Reported> {
         self.errors.lock().clone()
     }
+}
+
+impl Greeting for Greeter {
+    /// "tls VERSION sni NAME certs N": what the handshake settled.
+    fn describe<S: Connection>(&self, request: &StreamRequest<S>) -> String {
+        match request.tls_info() {
+            Some(tls) => format!(
+                "tls {:?} sni {:?} certs {}\n",
+                tls.protocol_version(),
+                tls.server_name(),
+                tls.peer_certificates().len()
+            ),
+            None => "plain\n".into(),
+        }
+    }
+
+    fn admit<S: Connection>(&self, request: &StreamRequest<S>) -> bool {
+        let certificates = request.tls_info().map_or(0, |tls| tls.peer_certificates().len());
+        !self.require_client_cert || certificates > 0
+    }
 
     fn record(&self, error: &io::Error) {
         self.errors
             .lock()
             .push((error.kind(), error.to_string(), is_truncated(error)));
-    }
-
-    fn verify<S: Connection>(&self, request: &StreamRequest<S>) -> bool {
-        let certificates = request.tls_info().map_or(0, |tls| tls.peer_certificates().len());
-        !self.require_client_cert || certificates > 0
-    }
-}
-
-/// "tls VERSION sni NAME certs N": what the handshake settled.
-fn describe<S: Connection>(request: &StreamRequest<S>) -> String {
-    match request.tls_info() {
-        Some(tls) => format!(
-            "tls {:?} sni {:?} certs {}\n",
-            tls.protocol_version(),
-            tls.server_name(),
-            tls.peer_certificates().len()
-        ),
-        None => "plain\n".into(),
-    }
-}
-
-fn answer_line(request: &mut (impl BufRead + Write)) -> io::Result<bool> {
-    let mut line = String::new();
-    if request.read_line(&mut line)? == 0 {
-        return Ok(false);
-    }
-    request.write_all(line.to_uppercase().as_bytes())?;
-    Ok(true)
-}
-
-impl<S: Connection> RequestHandler<StreamRequest<S>> for Greeter {
-    fn verify_request(&self, request: &StreamRequest<S>) -> bool {
-        self.verify(request)
-    }
-
-    fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        request.write_all(describe(request).as_bytes())?;
-        while answer_line(request)? {}
-        Ok(())
-    }
-
-    fn handle_error(&self, _request: &StreamRequest<S>, error: &io::Error) {
-        self.record(error);
-    }
-}
-
-impl<S: Connection> KeepAliveHandler<StreamRequest<S>> for Greeter {
-    type State = ();
-
-    fn verify_request(&self, request: &StreamRequest<S>) -> bool {
-        self.verify(request)
-    }
-
-    fn open(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        request.write_all(describe(request).as_bytes())
-    }
-
-    fn handle_one(&self, request: &mut StreamRequest<S>, _: &mut ()) -> io::Result<Next> {
-        Ok(if answer_line(request)? {
-            Next::KeepOpen
-        } else {
-            Next::Close
-        })
-    }
-
-    fn handle_error(&self, _request: &StreamRequest<S>, error: &io::Error) {
-        self.record(error);
     }
 }
 
@@ -128,7 +82,7 @@ fn tls_server(
     acceptor: TlsAcceptor,
     greeter: &Greeter,
 ) -> (ServerHandle<SocketAddr>, util::Running) {
-    util::tls_tcp_server(parked, acceptor, greeter.clone())
+    util::tls_tcp_server(parked, acceptor, LineServer(greeter.clone()))
 }
 
 fn both_modes(test: impl Fn(bool)) {
@@ -412,13 +366,13 @@ fn unix_sockets_serve_tls_in_both_modes() {
             serve(
                 ParkedUnixStreamServer::builder()
                     .tls(acceptor)
-                    .bind(&path, greeter.clone()),
+                    .bind(&path, LineServer(greeter.clone())),
             )
         } else {
             serve(
                 ThreadingUnixStreamServer::builder()
                     .tls(acceptor)
-                    .bind(&path, greeter.clone()),
+                    .bind(&path, LineServer(greeter.clone())),
             )
         };
         let sock = UnixStream::connect(server.local_addr().as_pathname().unwrap()).unwrap();

@@ -16,6 +16,7 @@ use socketserver::{Server, ServerHandle, ShutdownHandle};
 
 #[cfg(target_os = "linux")]
 pub mod generations;
+pub mod greeter;
 
 /// The bound on every blocking step of a test.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
