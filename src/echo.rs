@@ -6,7 +6,7 @@
 //! Used by the uppercase examples, the load generator's target server,
 //! the benchmarks and the tests, so all of them exercise one definition.
 
-use std::io;
+use std::io::{self, BufRead, Write};
 
 use std::cell::RefCell;
 
@@ -95,13 +95,21 @@ impl<S: Connection> RequestHandler<StreamRequest<S>> for FramedUppercase {
     fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
         let mut framed = Framed::new(request);
         let mut frame = Vec::new();
-        while framed.read_frame_into(&mut frame)? {
-            frame.make_ascii_uppercase();
-            framed.write_frame(&frame)?;
-            give_back_if_oversized(&mut frame);
-        }
+        while echo_frame(&mut framed, &mut frame)? {}
         Ok(())
     }
+}
+
+/// Reads one frame into `frame` and sends it back in uppercase; false at
+/// the end of the stream.
+fn echo_frame<T: BufRead + Write>(framed: &mut Framed<T>, frame: &mut Vec<u8>) -> io::Result<bool> {
+    let more = framed.read_frame_into(frame)?;
+    if more {
+        frame.make_ascii_uppercase();
+        framed.write_frame(frame)?;
+    }
+    give_back_if_oversized(frame);
+    Ok(more)
 }
 
 /// A frame's buffer this large is kept only while frames stay large.
@@ -128,16 +136,11 @@ impl<S: Connection> KeepAliveHandler<StreamRequest<S>> for FramedUppercase {
 
     fn handle_one(&self, request: &mut StreamRequest<S>, _state: &mut ()) -> io::Result<Next> {
         FRAME.with_borrow_mut(|frame| {
-            let mut framed = Framed::new(&mut *request);
-            let next = if framed.read_frame_into(frame)? {
-                frame.make_ascii_uppercase();
-                framed.write_frame(frame)?;
+            Ok(if echo_frame(&mut Framed::new(&mut *request), frame)? {
                 Next::KeepOpen
             } else {
                 Next::Close
-            };
-            give_back_if_oversized(frame);
-            Ok(next)
+            })
         })
     }
 }
