@@ -437,8 +437,9 @@ fn python_clients_old_and_new_upload_and_download_in_both_forms() {
         assert!(said.trim().ends_with(&format!(" {form}")), "{said}");
         assert!(same_contents(&source, &out), "{form}");
     }
-    // The crate's client reads both forms too: here, the server's reply to
-    // a client that asks for a trailer.
+    // The crate's client downloads what Python uploaded checksum-first (it
+    // asks for the trailer form; reading the checksum-first form is
+    // message::file's unit test files_round_trip_in_both_forms).
     let downloads = root.path().join("out");
     fs::create_dir(&downloads).unwrap();
     let down = succeeded(
