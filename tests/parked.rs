@@ -23,7 +23,7 @@ use util::{TIMEOUT, connect, eventually, init_logging, read_to_end, round_trip, 
 #[derive(Default)]
 struct Counter {
     opened: AtomicUsize,
-    closed: AtomicUsize,
+    closed: Arc<AtomicUsize>,
     serviced: Arc<AtomicUsize>,
 }
 
@@ -124,6 +124,53 @@ fn close_after_a_request_closes_and_gives_the_state_back() {
     assert_eq!(client.ask("bye"), "2 bye");
     assert_eq!(read_to_end(&mut client.reader).unwrap(), b"", "closed after bye");
     eventually("the connection is counted out", || handle.stats().active == 0);
+    running.shutdown();
+}
+
+/// A client whose last request comes with the end of its stream (it
+/// closes, or shuts its write side, right after sending it) is answered
+/// and closed at once, its `close()` run: the readiness event that brought
+/// the request brought the end of stream too, and no other event follows
+/// it. The idle timeout is far beyond the test's bound, so a connection
+/// left parked fails it.
+#[test]
+fn a_client_that_closes_right_after_its_last_request_is_closed_at_once() {
+    init_logging();
+    let handler = Counter::default();
+    let closed = Arc::clone(&handler.closed);
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .idle_timeout(Duration::from_secs(60))
+            .bind("127.0.0.1:0", handler),
+    );
+    let addr = *server.local_addr();
+    const CLIENTS: usize = 20;
+    for i in 0..CLIENTS {
+        let mut client = LineClient::connect(addr);
+        assert_eq!(client.ask("first"), "1 first", "client {i}");
+        writeln!(client.writer, "last").unwrap();
+        if i % 2 == 0 {
+            // Closes at once: the reply may meet a closed socket.
+            drop(client);
+        } else {
+            client.writer.shutdown(std::net::Shutdown::Write).unwrap();
+            assert_eq!(client.line(), "2 last", "client {i}");
+            assert_eq!(
+                read_to_end(&mut client.reader).unwrap(),
+                b"",
+                "client {i}: then closed"
+            );
+        }
+    }
+    eventually("every connection is closed", || {
+        let stats = server.stats();
+        closed.load(Ordering::SeqCst) == CLIENTS && stats.active == 0 && stats.parked == 0
+    });
+    assert_eq!(
+        server.stats().timed_out,
+        0,
+        "closed for the end of stream, not for idling"
+    );
     running.shutdown();
 }
 

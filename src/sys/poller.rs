@@ -68,14 +68,27 @@ impl Poller {
         Ok(())
     }
 
-    /// The tokens found ready by the last wait (the waker's left out).
-    pub(crate) fn ready(&self) -> impl Iterator<Item = usize> + '_ {
+    /// What the last wait found ready (the waker left out).
+    pub(crate) fn ready(&self) -> impl Iterator<Item = Readiness> + '_ {
         self.events
             .iter()
-            .map(|event| event.token())
-            .filter(|&token| token != WAKE)
-            .map(|Token(token)| token)
+            .filter(|event| event.token() != WAKE)
+            .map(|event| Readiness {
+                token: event.token().0,
+                closed: event.is_read_closed() || event.is_error(),
+            })
     }
+}
+
+/// One registration found ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Readiness {
+    pub(crate) token: usize,
+    /// The peer has closed its end (or the socket failed), possibly with
+    /// bytes still unread before the end: this is the last event for it,
+    /// so the end must be read even if those bytes are all a reader
+    /// wants.
+    pub(crate) closed: bool,
 }
 
 /// Registers `socket` for readability under `token`.
@@ -100,6 +113,10 @@ mod tests {
 
     fn soon() -> Option<Instant> {
         Some(Instant::now() + Duration::from_secs(5))
+    }
+
+    fn tokens(poller: &Poller) -> Vec<usize> {
+        poller.ready().map(|ready| ready.token).collect()
     }
 
     #[test]
@@ -131,14 +148,42 @@ mod tests {
         register(poller.registry(), &ours, 7).unwrap();
         theirs.write_all(b"x").unwrap();
         poller.wait(soon()).unwrap();
-        assert_eq!(poller.ready().collect::<Vec<_>>(), [7]);
+        assert_eq!(tokens(&poller), [7]);
         // Edge-triggered: nothing new, nothing reported...
         poller.wait(Some(Instant::now())).unwrap();
         assert_eq!(poller.ready().count(), 0);
         // ...until more bytes come, even with the first still unread.
         theirs.write_all(b"y").unwrap();
         poller.wait(soon()).unwrap();
-        assert_eq!(poller.ready().collect::<Vec<_>>(), [7]);
+        assert_eq!(tokens(&poller), [7]);
+        deregister(poller.registry(), &ours).unwrap();
+    }
+
+    #[test]
+    fn an_end_of_stream_is_reported_with_the_bytes_before_it() {
+        let (mut poller, _waker) = Poller::new(8).unwrap();
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        register(poller.registry(), &ours, 7).unwrap();
+        theirs.write_all(b"x").unwrap();
+        poller.wait(soon()).unwrap();
+        assert_eq!(
+            poller.ready().collect::<Vec<_>>(),
+            [Readiness {
+                token: 7,
+                closed: false
+            }]
+        );
+        // A last request and the end together: one event says both.
+        theirs.write_all(b"y").unwrap();
+        theirs.shutdown(std::net::Shutdown::Write).unwrap();
+        poller.wait(soon()).unwrap();
+        assert_eq!(
+            poller.ready().collect::<Vec<_>>(),
+            [Readiness {
+                token: 7,
+                closed: true
+            }]
+        );
         deregister(poller.registry(), &ours).unwrap();
     }
 }

@@ -124,11 +124,11 @@ impl<L: Listener> Lead<L> {
     /// read become jobs (busy until `busy_until`); the listener marks new
     /// connections pending.
     fn ready_jobs(&mut self, table: &mut Table<L>, busy_until: Instant, jobs: &mut Vec<Job<L>>) {
-        for token in self.base.poller.ready() {
-            if token == LISTENER {
+        for ready in self.base.poller.ready() {
+            if ready.token == LISTENER {
                 self.base.pending = true;
-            } else if let Some(key) = Key::from_token(token)
-                && let Some(conn) = table.take_ready(key, busy_until)
+            } else if let Some(key) = Key::from_token(ready.token)
+                && let Some(conn) = table.take_ready(key, busy_until, ready.closed)
             {
                 jobs.push(Job::Ready { key, conn });
             }

@@ -30,7 +30,8 @@
 //! table: no poller call. Readiness is edge-triggered and registered once;
 //! an edge that comes while a worker has the connection is remembered in
 //! the table, and parking it then queues it again at once (see
-//! [`table`]). A connection with bytes read ahead (a pipelined next
+//! [`table`]); so does an end of stream that came with the request just
+//! served, which no later edge would announce. A connection with bytes read ahead (a pipelined next
 //! request), or whose last read filled the buffer, is not parked but put
 //! in line behind the others, so one connection that always has data
 //! cannot keep a worker while others wait. Queued jobs come before the

@@ -8,7 +8,8 @@
 //!
 //! The poller reports readiness edge-triggered, and a busy connection's
 //! edges are not lost: one that arrives while a worker has the connection
-//! is remembered (`missed`), and parking it then queues it again at once.
+//! is remembered (`missed`), and parking it then queues it again at once;
+//! so is an end of stream that came with the request being served.
 //! So a worker never re-arms the poller, and a request costs no poller
 //! call at all.
 //!
@@ -167,18 +168,19 @@ impl<L: Listener> Table<L> {
             .filter(|entry| entry.generation == key.generation)
     }
 
-    fn busy(socket: Arc<L::Stream>) -> Place<L> {
+    /// Busy, with an event missed already if `missed`.
+    fn busy(socket: Arc<L::Stream>, missed: bool) -> Place<L> {
         Place::Busy {
             socket,
             cut_off: false,
-            missed: false,
+            missed,
         }
     }
 
     /// Records a new connection, busy (about to be opened by a worker)
     /// until `deadline`.
     pub(crate) fn insert(&mut self, socket: Arc<L::Stream>, deadline: Instant) -> Key {
-        let place = Self::busy(socket);
+        let place = Self::busy(socket, false);
         let index = match self.free.pop() {
             Some(index) => {
                 let entry = &mut self.entries[index as usize];
@@ -201,14 +203,19 @@ impl<L: Listener> Table<L> {
     /// A readiness event for `key`: takes the connection for a worker if it
     /// is parked (busy until `deadline`); remembers the event if it is
     /// busy. `None` unless it was parked.
-    pub(crate) fn take_ready(&mut self, key: Key, deadline: Instant) -> Option<Conn<L>> {
+    ///
+    /// An event that says the client closed its end (`closed`) is its
+    /// last, and the worker may read only the request that came before
+    /// the end: it counts as missed from the start, so parking the
+    /// connection queues it again at once, to read the end and close.
+    pub(crate) fn take_ready(&mut self, key: Key, deadline: Instant, closed: bool) -> Option<Conn<L>> {
         let entry = self.entry(key)?;
         if let Place::Busy { missed, .. } = &mut entry.place {
             *missed = true;
             return None;
         }
         let conn = entry.place.take_parked()?;
-        entry.place = Self::busy(Arc::clone(&conn.stream));
+        entry.place = Self::busy(Arc::clone(&conn.stream), closed);
         self.set_parked(self.parked - 1);
         self.wheel.set(key.index, deadline);
         Some(conn)

@@ -406,7 +406,7 @@ impl<L: Listener> Shared<L> {
                     return;
                 };
                 log::warn!("cannot watch a parked connection; closing it: {e}");
-                let conn = self.table.lock().take_ready(key, busy_until);
+                let conn = self.table.lock().take_ready(key, busy_until, false);
                 drop(socket);
                 if let Some(conn) = conn {
                     self.close_conn(Some(key), conn);
