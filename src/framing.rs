@@ -381,7 +381,8 @@ impl<T: BufRead> Framed<T> {
     }
 
     /// Reads the next frame into `frame` (replacing its contents): `false`
-    /// at a clean end of stream.
+    /// at a clean end of stream. Reads no further than the frame's end: an
+    /// empty frame is complete with its prefix.
     pub fn read_frame_into(&mut self, frame: &mut Vec<u8>) -> io::Result<bool> {
         let mut prefix = [0u8; 8];
         let prefix = &mut prefix[..self.config.prefix.width()];
@@ -390,6 +391,11 @@ impl<T: BufRead> Framed<T> {
         }
         let len = self.config.check_len(prefix)?;
         frame.clear();
+        // An empty frame is whole already: reading on would wait for
+        // the client's next bytes, which may only come after the reply.
+        if len == 0 {
+            return Ok(true);
+        }
         // What is read ahead already, then the rest straight into `frame`.
         let available = self.inner.fill_buf()?;
         let from_buffer = len.min(available.len());
@@ -557,9 +563,45 @@ impl<S> fmt::Debug for BufStream<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Cursor;
+
+    /// Yields its bytes, then fails every read with `WouldBlock`: a peer
+    /// that has sent them and waits for an answer. A reader that reads
+    /// past what it needs fails on it instead of hanging.
+    pub(crate) struct ThenWaits(pub(crate) Cursor<Vec<u8>>);
+    impl Read for ThenWaits {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            match self.0.read(out)? {
+                0 => Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "read past what was sent",
+                )),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_frame_is_read_without_reading_on() {
+        let config = FrameConfig::default();
+        for frames in [&[&b""[..]][..], &[b"abc", b""], &[b"", b"", b"x", b""]] {
+            let mut wire = Vec::new();
+            for frame in frames {
+                write_frame(&mut wire, frame, &config).unwrap();
+            }
+            let mut framed = Framed::buffered(ThenWaits(Cursor::new(wire.clone())));
+            let mut unbuffered = ThenWaits(Cursor::new(wire));
+            for frame in frames {
+                assert_eq!(framed.read_frame().unwrap().as_deref(), Some(*frame));
+                assert_eq!(
+                    read_frame(&mut unbuffered, &config).unwrap().as_deref(),
+                    Some(*frame)
+                );
+            }
+        }
+    }
 
     fn encoded(payload: &[u8], config: &FrameConfig) -> Vec<u8> {
         let mut wire = Vec::new();

@@ -9,8 +9,9 @@ use std::thread;
 
 use crossbeam_channel::{Sender, unbounded};
 use proptest::prelude::*;
+use socketserver::echo::FramedUppercase;
 use socketserver::framing::{BufStream, FrameConfig, Framed, LengthPrefix, read_frame, write_frame};
-use socketserver::{RequestHandler, TcpRequest, ThreadingTcpServer};
+use socketserver::{ParkedTcpServer, RequestHandler, TcpRequest, ThreadingTcpServer};
 use util::{TIMEOUT, connect, init_logging, read_to_end, serve};
 
 /// Delivers its bytes in pieces of the given sizes (cycled), the way a TCP
@@ -276,4 +277,26 @@ fn a_framing_server_turns_garbage_away_and_keeps_serving() {
     good.join().expect("the good client was disturbed");
     assert_eq!(server.stats().errors, 3);
     running.shutdown();
+}
+
+/// An empty frame is a request like any other: it is answered (with an
+/// empty frame) at once, by either kind of server, not when the client's
+/// next bytes arrive.
+#[test]
+fn an_empty_frame_is_answered() {
+    init_logging();
+    let servers = [
+        serve(ThreadingTcpServer::bind("127.0.0.1:0", FramedUppercase)),
+        serve(ParkedTcpServer::bind("127.0.0.1:0", FramedUppercase)),
+    ];
+    for (server, running) in servers {
+        let mut framed = Framed::buffered(connect(*server.local_addr()));
+        framed.write_frame(b"").unwrap();
+        assert_eq!(framed.read_frame().unwrap().unwrap(), b"");
+        framed.write_frame(b"after").unwrap();
+        assert_eq!(framed.read_frame().unwrap().unwrap(), b"AFTER");
+        framed.write_frame(b"").unwrap();
+        assert_eq!(framed.read_frame().unwrap().unwrap(), b"");
+        running.shutdown();
+    }
 }

@@ -611,6 +611,7 @@ impl<T: BufRead> Read for Body<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framing::tests::ThenWaits;
     use serde_json::json;
     use std::io::Cursor;
 
@@ -638,7 +639,8 @@ mod tests {
     fn bad_headers_are_invalid_data() {
         let config = MessageConfig::default();
         for (frame, message) in [
-            (&b"not json"[..], "the message header is not JSON"),
+            (&b""[..], "the message header is not JSON"),
+            (b"not json", "the message header is not JSON"),
             (b"[1, 2]", "the message header is an array, not a JSON object"),
             (
                 b"{\"size\": -1}",
@@ -651,10 +653,21 @@ mod tests {
         ] {
             let mut wire = Vec::new();
             write_frame(&mut wire, frame, &config.header).unwrap();
-            let error = MessageStream::new(Cursor::new(wire)).read_header().unwrap_err();
+            // Decided on the frame alone: nothing is read past it.
+            let error = MessageStream::buffered(ThenWaits(Cursor::new(wire)))
+                .read_header()
+                .unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::InvalidData);
             assert!(error.to_string().starts_with(message), "{error}");
         }
+    }
+
+    #[test]
+    fn a_message_with_an_empty_body_is_read_without_reading_on() {
+        let wire = wire(&[(json!({"n": 1}), b"")]);
+        let mut messages = MessageStream::buffered(ThenWaits(Cursor::new(wire)));
+        assert_eq!(messages.read_header().unwrap().unwrap().get("n"), Some(&json!(1)));
+        assert_eq!(messages.read_body_to_vec(100).unwrap(), b"");
     }
 
     #[test]
