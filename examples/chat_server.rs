@@ -621,11 +621,11 @@ impl RequestHandler<UdpRequest> for ChatRoom {
 fn main() -> ExitCode {
     common::init_logging("info");
     let args: Args = common::parse_args(common::CHAT_PORT);
-    let result = Deployment::start(PROGRAM).and_then(|deployment| run(&args, deployment));
+    let result = Deployment::run(PROGRAM, |deployment| run(&args, deployment));
     common::exit(PROGRAM.name, result)
 }
 
-fn run(args: &Args, deployment: Deployment) -> io::Result<()> {
+fn run(args: &Args, deployment: &mut Deployment) -> io::Result<()> {
     let addr = args.server.address()?;
     if args.tutorial && !addr.ip().is_loopback() {
         log::warn!(
@@ -669,7 +669,7 @@ fn run(args: &Args, deployment: Deployment) -> io::Result<()> {
 fn serve<M: RequestMode>(
     builder: Builder<UdpSocket, M>,
     args: &Args,
-    mut deployment: Deployment,
+    deployment: &mut Deployment,
     addr: SocketAddr,
     room: ChatRoom,
 ) -> io::Result<()> {

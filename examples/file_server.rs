@@ -365,7 +365,7 @@ impl RequestHandler<TcpRequest> for FileServer {
 fn main() -> ExitCode {
     common::init_logging("info");
     let args: Args = common::parse_args(common::FILE_PORT);
-    let result = Deployment::start(PROGRAM).and_then(|deployment| run(&args, deployment));
+    let result = Deployment::run(PROGRAM, |deployment| run(&args, deployment));
     common::exit(PROGRAM.name, result)
 }
 
@@ -385,7 +385,7 @@ fn prepare(dir: &Path) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
-fn run(args: &Args, deployment: Deployment) -> io::Result<()> {
+fn run(args: &Args, deployment: &mut Deployment) -> io::Result<()> {
     let dir = prepare(&args.dir)?;
     log::info!("serving files in {}", dir.display());
     let handler = FileServer {
@@ -412,7 +412,7 @@ fn run(args: &Args, deployment: Deployment) -> io::Result<()> {
 fn serve<M: RequestMode>(
     builder: Builder<TcpListener, M>,
     args: &Args,
-    mut deployment: Deployment,
+    deployment: &mut Deployment,
     handler: FileServer,
 ) -> io::Result<()> {
     let builder = deployment.watch(

@@ -444,11 +444,11 @@ impl RequestHandler<TcpRequest> for Shell {
 fn main() -> ExitCode {
     common::init_logging("info");
     let args: Args = common::parse_args(common::REMOTE_SHELL_PORT);
-    let result = Deployment::start(PROGRAM).and_then(|deployment| run(&args, deployment));
+    let result = Deployment::run(PROGRAM, |deployment| run(&args, deployment));
     common::exit(PROGRAM.name, result)
 }
 
-fn run(args: &Args, mut deployment: Deployment) -> io::Result<()> {
+fn run(args: &Args, deployment: &mut Deployment) -> io::Result<()> {
     let key = args.key.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -127,11 +127,11 @@ struct Args {
 fn main() -> ExitCode {
     common::init_logging("info");
     let args: Args = common::parse_args(common::UPPERCASE_TCP_PORT);
-    let result = Deployment::start(PROGRAM).and_then(|deployment| run(&args, deployment));
+    let result = Deployment::run(PROGRAM, |deployment| run(&args, deployment));
     common::exit(PROGRAM.name, result)
 }
 
-fn run(args: &Args, mut deployment: Deployment) -> io::Result<()> {
+fn run(args: &Args, deployment: &mut Deployment) -> io::Result<()> {
     deployment.restart_options(args.ready_timeout, args.program.as_deref())?;
     let server = &args.server;
     match (&args.unix, args.parked, server.serial) {
@@ -210,11 +210,11 @@ fn shared<L: Listener, M: Mode>(
 /// listener.
 fn serve_tcp<M: Mode, S: Server<Addr = SocketAddr>>(
     args: &Args,
-    mut deployment: Deployment,
+    deployment: &mut Deployment,
     builder: Builder<TcpListener, M>,
     build: impl FnOnce(Builder<TcpListener, M>, TcpListener, Watched<Uppercase>) -> io::Result<S>,
 ) -> io::Result<()> {
-    let builder = shared(args, &deployment, builder)?;
+    let builder = shared(args, deployment, builder)?;
     let listener = deployment.tcp_listener(&builder, args.server.address()?)?;
     let server = build(builder, listener, deployment.watched(Uppercase))?;
     deployment.serve(server, "connections")
@@ -224,13 +224,13 @@ fn serve_tcp<M: Mode, S: Server<Addr = SocketAddr>>(
 /// an inherited or passed listener, `bind` on a new one at `path`.
 fn serve_unix<M: Mode, S: Server<Addr = std::os::unix::net::SocketAddr>>(
     args: &Args,
-    mut deployment: Deployment,
+    deployment: &mut Deployment,
     path: &Path,
     builder: Builder<UnixListener, M>,
     adopt: impl FnOnce(Builder<UnixListener, M>, UnixListener, Watched<Uppercase>) -> io::Result<S>,
     bind: impl FnOnce(Builder<UnixListener, M>, &Path, Watched<Uppercase>) -> io::Result<S>,
 ) -> io::Result<()> {
-    let builder = shared(args, &deployment, builder)?;
+    let builder = shared(args, deployment, builder)?;
     let handler = deployment.watched(Uppercase);
     let server = match deployment.unix_listener(&builder, path)? {
         Some(listener) => adopt(builder, listener, handler),

@@ -42,7 +42,7 @@ struct Args {
 fn main() -> ExitCode {
     common::init_logging("info");
     let args = common::parse_args::<Args>(common::UPPERCASE_UDP_PORT).server;
-    let result = Deployment::start(PROGRAM).and_then(|deployment| {
+    let result = Deployment::run(PROGRAM, |deployment| {
         if args.serial {
             serve(UdpServer::builder(), &args, deployment)
         } else {
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
 fn serve<M: RequestMode>(
     builder: Builder<UdpSocket, M>,
     args: &ServerArgs,
-    mut deployment: Deployment,
+    deployment: &mut Deployment,
 ) -> std::io::Result<()> {
     let builder = deployment.watch(builder.shutdown_grace(args.grace), None);
     let handler = deployment.watched(Uppercase);

@@ -5,6 +5,9 @@
 //! pause, from several threads.
 #![cfg(all(feature = "restart", target_os = "linux"))]
 
+#[cfg(feature = "tls")]
+#[path = "util/tls.rs"]
+mod pki;
 mod util;
 
 use std::collections::HashSet;
@@ -247,7 +250,7 @@ fn a_new_process_that_fails_or_never_gets_ready_is_stopped_and_the_old_one_keeps
     server.signal(libc::SIGHUP);
     let failed = server.wait_for_line("*restart failed, still serving");
     assert!(
-        failed.contains("closed the handover before it was ready; it has been stopped (exit status: 3)"),
+        failed.contains("closed the handover before it was ready; it exited (exit status: 3)"),
         "{failed}"
     );
     let mut client = util::connect(addr);
@@ -279,6 +282,55 @@ fn a_new_process_that_fails_or_never_gets_ready_is_stopped_and_the_old_one_keeps
     );
     assert_eq!(round_trip(&mut client, b"and here").unwrap(), b"AND HERE");
     drop(client);
+
+    assert_eq!(server.current(), old);
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(old), Some(0));
+}
+
+/// Renewing the certificate the README's way goes wrong: the key copied
+/// over does not match, or is missing. The restart fails, the old
+/// process's line gives the new process's own reason and exit status, and
+/// the old one goes on. Each case several times: the reason must come
+/// every time, not only when the new process happens to print before it
+/// is stopped.
+#[cfg(feature = "tls")]
+#[test]
+fn a_restart_that_fails_on_its_certificate_says_why_in_the_old_process_log() {
+    let pki = pki::TestPki::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("server.pem");
+    let key = dir.path().join("server.key");
+    std::fs::copy(pki.path("server.pem"), &cert).unwrap();
+    std::fs::copy(pki.path("server.key"), &key).unwrap();
+    let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let (mut server, _addr) = start_echo("10s", &["--tls-cert", cert_arg, "--tls-key", key_arg]);
+    let old = server.current();
+
+    let mismatch = format!("the private key in {key_arg} does not match the certificate in {cert_arg}");
+    std::fs::copy(pki.path("client.key"), &key).unwrap();
+    for attempt in 1..=3 {
+        server.signal(libc::SIGHUP);
+        let failed = server.wait_for_line("*restart failed, still serving");
+        assert!(
+            failed.contains(&format!("failed before it was ready: {mismatch}")),
+            "attempt {attempt}: {failed}"
+        );
+        assert!(
+            failed.contains("it exited (exit status: 1)"),
+            "attempt {attempt}: {failed}"
+        );
+    }
+    std::fs::remove_file(&key).unwrap();
+    for attempt in 1..=3 {
+        server.signal(libc::SIGHUP);
+        let failed = server.wait_for_line("*restart failed, still serving");
+        let reason = failed
+            .split("failed before it was ready: ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("attempt {attempt}: no reason in {failed}"));
+        assert!(reason.contains(key_arg), "attempt {attempt}: {failed}");
+    }
 
     assert_eq!(server.current(), old);
     server.signal(libc::SIGTERM);

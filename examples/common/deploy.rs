@@ -7,11 +7,13 @@
 //! how to build it when it is asked for what the feature does, and exits
 //! with an error.
 //!
-//! Each server makes its [`Deployment`] first thing in `main`, while the
-//! process has one thread (the passed descriptors are adopted and the
-//! variables announcing them removed then), takes its socket through it,
-//! wraps its handler with [`Deployment::watched`], and serves with
-//! [`Deployment::serve`].
+//! Each server runs in [`Deployment::run`], called first thing in `main`,
+//! while the process has one thread (the passed descriptors are adopted
+//! and the variables announcing them removed then); it takes its socket
+//! through the deployment, wraps its handler with [`Deployment::watched`],
+//! and serves with [`Deployment::serve`]. A restarted server that fails
+//! before it serves tells the process that started it why: that one's
+//! "restart failed" line says it.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -87,16 +89,31 @@ enum Ending {
 }
 
 impl Deployment {
+    /// Runs a server: takes over what this process was started with (see
+    /// [`start`](Self::start)), then `serve`s with the deployment. If that
+    /// fails before the server serves, and a restart started this process,
+    /// the process that started it is told why (its restart fails with the
+    /// reason), whatever becomes of this process's own output.
+    pub fn run(program: Program, serve: impl FnOnce(&mut Deployment) -> io::Result<()>) -> io::Result<()> {
+        let mut deployment = Deployment::start(program)?;
+        let served = serve(&mut deployment);
+        #[cfg(feature = "restart")]
+        if let (Err(e), Some(upgrader)) = (&served, &mut deployment.upgrader) {
+            upgrader.fail(e);
+        }
+        served
+    }
+
     /// Takes over what this process was started with: the sockets a
     /// previous process handed over (a restart, for a restartable program
     /// built with `restart`), the sockets systemd passed (`LISTEN_FDS`,
     /// with `systemd`), and SIGINT, SIGTERM and SIGHUP. Call it first in
-    /// `main`.
+    /// `main` (through [`run`](Self::run)).
     ///
     /// Built without `systemd`, sockets passed to this process are an
     /// error saying how to build it; a `NOTIFY_SOCKET` only a warning,
     /// since the server works without notifying.
-    pub fn start(program: Program) -> io::Result<Deployment> {
+    fn start(program: Program) -> io::Result<Deployment> {
         #[cfg(feature = "restart")]
         let upgrader = match program.restartable {
             true => Some(socketserver::restart::Upgrader::new()?),
@@ -325,7 +342,7 @@ impl Deployment {
     /// "ready pid N" once it serves and "exited pid N after K ..." at the
     /// end: a restarted process writes to the same output, and scripts
     /// follow the generations by these lines.
-    pub fn serve<S>(mut self, server: S, requests: &str) -> io::Result<()>
+    pub fn serve<S>(&mut self, server: S, requests: &str) -> io::Result<()>
     where
         S: Server,
         S::Addr: ShowAddr,

@@ -13,9 +13,12 @@
 //! | `SOCKETSERVER_HANDOVER_NAMES` | their names, one per line |
 //! | `SOCKETSERVER_HANDOVER_CONTROL` | the control socket's descriptor number |
 //!
-//! The new process writes one byte on the control socket when it serves.
-//! The old one keeps its end open until it exits, so the new one reads
-//! end-of-file exactly when the old one is gone. Everything else stays
+//! The new process writes one byte on the control socket when it serves,
+//! or, when it cannot, another byte and why, before it closes the socket
+//! and exits: the old process's error then says why, even if the new
+//! one's own output is lost. The old one keeps its end open until it
+//! exits, so the new one reads end-of-file exactly when the old one is
+//! gone. Everything else stays
 //! close-on-exec: no other process ever receives these descriptors.
 
 use std::env;
@@ -42,6 +45,21 @@ const WATCHDOG_PID: &str = "WATCHDOG_PID";
 
 /// The byte a new process sends when it is ready.
 const READY: u8 = b'R';
+
+/// The byte a new process sends, followed by why, when it cannot serve.
+const FAILED: u8 = b'F';
+
+/// The most of a failing new process's reason that is passed on: enough
+/// for any error message, not enough to fill a log.
+const MAX_REASON: usize = 4096;
+
+/// How long a new process that has given up on the handover gets to exit
+/// by itself (and print why), before it is killed: so the error reports
+/// its own exit status.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// How often the exit of such a process is looked for meanwhile.
+const EXIT_POLL: Duration = Duration::from_millis(2);
 
 /// Checks that `name` can travel in `SOCKETSERVER_HANDOVER_NAMES`.
 pub(crate) fn check_name(name: &str) -> io::Result<()> {
@@ -157,6 +175,19 @@ pub(crate) fn signal_ready(control: &UnixStream) -> io::Result<()> {
     control.set_nonblocking(true)
 }
 
+/// Tells the previous process that this one cannot serve, and why (cut at
+/// [`MAX_REASON`] bytes), and closes the control socket. A previous
+/// process that is gone already cannot be told: that is not an error.
+pub(crate) fn signal_failed(control: UnixStream, reason: &str) {
+    let reason = &reason.as_bytes()[..reason.len().min(MAX_REASON)];
+    let mut message = Vec::with_capacity(1 + reason.len());
+    message.push(FAILED);
+    message.extend_from_slice(reason);
+    if let Err(e) = (&control).write_all(&message) {
+        log::debug!("cannot tell the previous process why this one fails: {e}");
+    }
+}
+
 /// Whether the process at the other end of `control` has exited (after
 /// [`signal_ready`], which made the socket non-blocking).
 pub(crate) fn has_exited(control: &UnixStream) -> io::Result<bool> {
@@ -255,12 +286,19 @@ fn wait_ready(control: &UnixStream, pid: u32, timeout: Duration, child: &mut Kil
         let mut byte = [0u8; 1];
         match (&*control).read(&mut byte) {
             Ok(1) if byte[0] == READY => return Ok(()),
+            Ok(1) if byte[0] == FAILED => {
+                let reason = read_reason(control, deadline);
+                return Err(io::Error::other(format!(
+                    "the new process (pid {pid}) failed before it was ready: {reason}; {}",
+                    child.reap()
+                )));
+            }
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::BrokenPipe,
                     format!(
                         "the new process (pid {pid}) closed the handover before it was ready; {}",
-                        child.kill_and_reap()
+                        child.reap()
                     ),
                 ));
             }
@@ -289,6 +327,22 @@ fn wait_ready(control: &UnixStream, pid: u32, timeout: Duration, child: &mut Kil
     }
 }
 
+/// What a failing new process said went wrong: the rest of what it sent,
+/// up to its end (or `deadline`).
+fn read_reason(control: &UnixStream, deadline: Instant) -> String {
+    let left = deadline.saturating_duration_since(Instant::now());
+    // A zero timeout would mean none: at least a moment.
+    let _ = control.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+    let mut reason = Vec::new();
+    // On an error, what arrived before it is kept.
+    let _ = control.take(MAX_REASON as u64).read_to_end(&mut reason);
+    let reason = String::from_utf8_lossy(&reason).trim().to_owned();
+    match reason.is_empty() {
+        true => "it did not say why".to_owned(),
+        false => reason,
+    }
+}
+
 /// A child that is killed and reaped unless it is taken out: no failed
 /// start leaves a process or a zombie behind.
 struct KillOnDrop(Option<Child>);
@@ -296,6 +350,23 @@ struct KillOnDrop(Option<Child>);
 impl KillOnDrop {
     fn pid(&self) -> u32 {
         self.0.as_ref().map_or(0, Child::id)
+    }
+
+    /// Reaps a child that has given up on the handover: it gets
+    /// [`EXIT_WAIT`] to exit by itself, then is killed. Says how it ended.
+    fn reap(&mut self) -> String {
+        let deadline = Instant::now() + EXIT_WAIT;
+        while let Some(child) = &mut self.0 {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    self.0 = None;
+                    return format!("it exited ({status})");
+                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(EXIT_POLL),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.kill_and_reap()
     }
 
     /// Kills and reaps the child; says how it ended.
@@ -361,10 +432,7 @@ mod tests {
         let error = start_successor(Path::new("/bin/sh"), args, &[], Duration::from_secs(10)).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
         let message = error.to_string();
-        assert!(
-            message.contains("it has been stopped (exit status: 3)"),
-            "{message}"
-        );
+        assert!(message.contains("it exited (exit status: 3)"), "{message}");
         let pid = message
             .split("(pid ")
             .nth(1)
@@ -373,6 +441,26 @@ mod tests {
         assert!(
             !Path::new(&format!("/proc/{pid}")).exists(),
             "{pid} was not reaped"
+        );
+    }
+
+    #[test]
+    fn a_successor_that_fails_says_why_and_its_exit_is_reported() {
+        // Says why, then takes its time to exit: the reason and the exit
+        // status are both in the error, however late the exit.
+        let script = r#"
+            printf 'Fthe key does not match\n' >&"$SOCKETSERVER_HANDOVER_CONTROL"
+            exec {SOCKETSERVER_HANDOVER_CONTROL}>&-
+            sleep 0.2
+            exit 4
+        "#;
+        let args = ["-c", script].map(std::ffi::OsString::from);
+        let error = start_successor(Path::new("/bin/bash"), args, &[], Duration::from_secs(10)).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message
+                .contains("failed before it was ready: the key does not match; it exited (exit status: 4)"),
+            "{message}"
         );
     }
 }

@@ -8,7 +8,8 @@
 //! new process says it is ready, the old one stops accepting, lets its
 //! in-flight requests finish within its grace period, and exits. A new
 //! process that fails or is not ready in time is killed, and the old one
-//! keeps serving.
+//! keeps serving; a new process that cannot serve says why with
+//! [`Upgrader::fail`], and the old one's error carries the reason.
 //!
 //! This is the shape of Cloudflare's `tableflip`: an [`Upgrader`] made at
 //! start-up, sockets created through it (inherited when there is a
@@ -23,8 +24,11 @@
 //! let mut upgrader = Upgrader::new()?;
 //! let builder = ThreadingTcpServer::builder();
 //! // Inherited from the previous process, or bound with the builder's options.
-//! let listener = upgrader.listen_tcp("127.0.0.1:9999", &builder)?;
-//! let server = builder.from_listener(listener, Uppercase)?;
+//! let server = upgrader
+//!     .listen_tcp("127.0.0.1:9999", &builder)
+//!     .and_then(|listener| builder.from_listener(listener, Uppercase))
+//!     // The previous process's upgrade fails with this reason.
+//!     .inspect_err(|e| upgrader.fail(e))?;
 //! let stop = server.shutdown_handle();
 //! let serving = thread::spawn(move || server.serve_forever());
 //! upgrader.ready()?; // the previous process, if any, stops and drains now
@@ -297,6 +301,23 @@ impl Upgrader {
         Ok(())
     }
 
+    /// Says this process cannot serve, and why: the previous process's
+    /// [`upgrade`](Self::upgrade) fails with an error that carries
+    /// `reason`, so the operator reads it in the old process's log even if
+    /// this process's own output is lost (it is stopped soon after). Call
+    /// it when starting up fails, before [`ready`](Self::ready); it does
+    /// nothing after `ready`, or in a process no upgrade started.
+    pub fn fail(&mut self, reason: impl fmt::Display) {
+        if self.ready {
+            return;
+        }
+        if let Some(parent) = &mut self.parent
+            && let Some(control) = parent.control.take()
+        {
+            handover::signal_failed(control, &reason.to_string());
+        }
+    }
+
     /// Starts a new process of this program with the same arguments and
     /// hands it every registered socket, then waits (up to the ready
     /// timeout) for it to call [`ready`](Self::ready). On success it
@@ -305,7 +326,9 @@ impl Upgrader {
     /// the grace period) and exit.
     ///
     /// On failure this process keeps serving and may try again: the new
-    /// process has been killed and reaped if it started. Also refused:
+    /// process has been reaped if it started (killed unless it exited by
+    /// itself), and the error says why it failed if it said so
+    /// ([`fail`](Self::fail)). Also refused:
     /// before [`ready`](Self::ready) (`InvalidInput`), after a successful
     /// upgrade (`AlreadyExists`), and while the process this one took
     /// over from is still draining (`ResourceBusy`), so that at most two
