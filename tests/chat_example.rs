@@ -85,11 +85,8 @@ impl Raw {
 
     fn recv(&self) -> String {
         let mut buffer = [0u8; 65_536];
-        let (len, from) = self
-            .socket
-            .recv_from(&mut buffer)
-            .expect("a datagram from the server");
-        assert_eq!(from, self.server);
+        let len =
+            util::recv_from_only(&self.socket, self.server, &mut buffer).expect("a datagram from the server");
         String::from_utf8_lossy(&buffer[..len]).into_owned()
     }
 

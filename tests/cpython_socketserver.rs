@@ -19,7 +19,8 @@ use socketserver::{
     UnixDatagramServer, UnixStreamRequest, UnixStreamServer,
 };
 use util::{
-    TIMEOUT, connect, eventually, init_logging, read_to_end, serve, udp_client, udp_round_trip, within,
+    TIMEOUT, connect, eventually, init_logging, read_to_end, recv_from_only, serve, udp_client,
+    udp_round_trip, within,
 };
 
 /// CPython's `TEST_STR`.
@@ -466,6 +467,6 @@ fn udp_handle_request_honours_the_timeout() {
     client.send_to(TEST_STR, server.local_addr()).unwrap();
     assert!(server.handle_request().unwrap());
     let mut reply = [0u8; 64];
-    let len = client.recv(&mut reply).unwrap();
+    let len = recv_from_only(&client, *server.local_addr(), &mut reply).unwrap();
     assert_eq!(&reply[..len], TEST_STR);
 }

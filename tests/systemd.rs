@@ -477,9 +477,10 @@ fn every_example_server_adopts_the_socket_systemd_passes() {
         let client = if datagram {
             // Anything wakes it; a chat server answers a JOIN.
             let client = util::udp_client();
-            client.send_to(b"JOIN systemd", ("127.0.0.1", port)).unwrap();
+            let server_addr = SocketAddr::from(([127, 0, 0, 1], port));
+            client.send_to(b"JOIN systemd", server_addr).unwrap();
             let mut reply = [0u8; 256];
-            let (len, _) = client.recv_from(&mut reply).expect("a reply");
+            let len = util::recv_from_only(&client, server_addr, &mut reply).expect("a reply");
             assert!(len > 0, "{name}");
             None
         } else {

@@ -337,3 +337,33 @@ fn the_uppercase_clients_work_with_the_plain_servers() {
     assert_eq!(stdout(&output), ">>>:HELLO\n>>>:DATAGRAMS\n>>>:");
     stop(server);
 }
+
+/// The programs take any datagram for the answer; run.py lets theirs hear
+/// the server alone. Here the test stands in for the server and has a
+/// stranger send the client a datagram just before the answer.
+#[test]
+fn a_tutorial_udp_client_hears_the_server_alone() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    server.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let addr = server.local_addr().unwrap();
+    let answering = std::thread::spawn(move || {
+        let mut request = [0u8; 64];
+        let (len, client) = server.recv_from(&mut request).expect("the client's datagram");
+        let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        stranger.send_to(b"from a stranger", client).unwrap();
+        server
+            .send_to(&request[..len].to_ascii_uppercase(), client)
+            .unwrap();
+    });
+    let output = tutorial(
+        "seed002_udp_template_client.py",
+        addr,
+        &[],
+        b"hello\n",
+        scratch.path(),
+    );
+    answering.join().unwrap();
+    ended_at_end_of_input(&output);
+    assert_eq!(stdout(&output), ">>>:HELLO\n>>>:");
+}

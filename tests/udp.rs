@@ -11,7 +11,7 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, unbounded};
 use socketserver::echo::Uppercase;
 use socketserver::{RequestHandler, ThreadingUdpServer, UdpRequest, UdpServer};
-use util::{TIMEOUT, eventually, init_logging, serve, udp_client, udp_round_trip};
+use util::{TIMEOUT, eventually, init_logging, recv_from_only, serve, udp_client, udp_round_trip};
 
 #[test]
 fn fifty_concurrent_clients_each_get_their_own_replies() {
@@ -217,7 +217,7 @@ fn workers_grow_while_busy_and_retire_when_idle() {
     drop(release_tx);
     for client in &clients {
         let mut reply = [0u8; 8];
-        assert_eq!(client.recv(&mut reply).unwrap(), 4);
+        assert_eq!(recv_from_only(client, addr, &mut reply).unwrap(), 4);
     }
     eventually("idle workers retire down to one", || server.stats().workers == 1);
     running.shutdown();
@@ -270,5 +270,24 @@ fn a_handler_sees_its_server() {
     let addr = *server.local_addr();
     let reply = udp_round_trip(&udp_client(), addr, b"who").unwrap();
     assert_eq!(String::from_utf8(reply).unwrap(), format!("{addr} 1"));
+    running.shutdown();
+}
+
+/// A datagram from someone other than the server (another test's server
+/// answering a client whose port this client got since, say) is not
+/// taken for the reply.
+#[test]
+fn a_datagram_from_another_socket_is_not_taken_for_the_reply() {
+    init_logging();
+    let (server, running) = serve(UdpServer::bind("127.0.0.1:0", Uppercase));
+    let client = udp_client();
+    let stranger = udp_client();
+    stranger
+        .send_to(b"not the reply", client.local_addr().unwrap())
+        .unwrap();
+    assert_eq!(
+        udp_round_trip(&client, *server.local_addr(), b"mine").unwrap(),
+        b"MINE"
+    );
     running.shutdown();
 }

@@ -130,6 +130,12 @@ mod tests {
     fn a_datagram_too_large_is_reported() {
         let server = UdpSocket::bind("127.0.0.1:0").unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Only the client's datagrams: the port may have been another
+        // test's a moment ago.
+        server.connect(client.local_addr().unwrap()).unwrap();
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
         client.send_to(&[7; 100], server.local_addr().unwrap()).unwrap();
         let mut small = [0u8; 10];
         let (received, from) = recv_datagram(&server, &mut small).unwrap();

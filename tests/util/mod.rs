@@ -165,14 +165,36 @@ pub fn udp_client() -> UdpSocket {
     socket
 }
 
-/// Sends one datagram to `server` and returns the first reply.
+/// Sends one datagram to `server` and returns the first reply from it.
 pub fn udp_round_trip(client: &UdpSocket, server: SocketAddr, datagram: &[u8]) -> io::Result<Vec<u8>> {
     client.send_to(datagram, server)?;
     let mut reply = vec![0; 65_536];
-    let (len, from) = client.recv_from(&mut reply)?;
-    assert_eq!(from, server, "a reply from someone else");
+    let len = recv_from_only(client, server, &mut reply)?;
     reply.truncate(len);
     Ok(reply)
+}
+
+/// Receives the next datagram from `from` into `buf`; returns its length.
+/// Datagrams from anyone else are skipped (and named in the test's
+/// output): the port the OS gave this socket may have been another test's
+/// a moment ago, and datagrams sent to that one may still arrive. Each
+/// wait has the socket's read timeout, whose error comes back as it is;
+/// strays that keep coming end it after [`TIMEOUT`].
+pub fn recv_from_only(socket: &UdpSocket, from: SocketAddr, buf: &mut [u8]) -> io::Result<usize> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (len, sender) = socket.recv_from(buf)?;
+        if sender == from {
+            return Ok(len);
+        }
+        eprintln!("ignoring a datagram of {len} bytes from {sender}: waiting for one from {from}");
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no datagram from {from} within {TIMEOUT:?}, only from others"),
+            ));
+        }
+    }
 }
 
 /// A child process killed if the test fails before it ends.

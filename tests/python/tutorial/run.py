@@ -16,6 +16,11 @@ socket, then hands that connected socket to PROGRAM: the tutorials check a
 client with one program and talk to it with another, and never show the two
 together. PROGRAM's socket.socket() returns the handed socket, and its
 connect() is then a no-op.
+
+The programs' datagram sockets hear the server alone: a datagram from
+anyone else is skipped, where the programs would take it for the answer.
+The port the OS gives such a socket may have been another test's a moment
+ago, and datagrams sent to that one may still arrive.
 """
 
 import argparse
@@ -41,6 +46,26 @@ def handed_socket_factory(connected):
     return lambda *args, **kwargs: handed
 
 
+def server_only_sockets(server):
+    """socket.socket replaced by a subclass whose datagram sockets skip
+    datagrams from anyone but `server` (a set of (ip, port))."""
+
+    class ServerOnly(socket.socket):
+        def recvfrom(self, bufsize, *flags):
+            while True:
+                data, sender = super().recvfrom(bufsize, *flags)
+                if self.type != socket.SOCK_DGRAM or sender[:2] in server:
+                    return data, sender
+                print("run.py: ignoring a datagram from %s:%d" % sender[:2], file=sys.stderr)
+
+        def recv(self, bufsize, *flags):
+            if self.type != socket.SOCK_DGRAM:
+                return super().recv(bufsize, *flags)
+            return self.recvfrom(bufsize, *flags)[0]
+
+    return ServerOnly
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
@@ -50,6 +75,8 @@ def main():
     parser.add_argument("program")
     args = parser.parse_args()
     names = {"HOST": args.host, "PORT": args.port, "UPLOAD_PATH": args.upload}
+    server = {(info[4][0], info[4][1]) for info in socket.getaddrinfo(args.host, args.port, type=socket.SOCK_DGRAM)}
+    socket.socket = server_only_sockets(server)
 
     if args.before:
         first = runpy.run_path(os.path.join(HERE, args.before), init_globals=names, run_name="__main__")
