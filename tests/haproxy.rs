@@ -12,10 +12,19 @@
 //! HAProxy's health check must take it out, and the only requests that may
 //! fail are those in flight on it when it died.
 //!
+//! Then the same with servers that terminate TLS themselves
+//! (`--tls-cert`), behind deploy/haproxy-tls.cfg as it is in the
+//! repository (its ports and paths replaced): HAProxy's checks speak TLS
+//! (`check-ssl`, verifying the certificates), the servers are `UP`, a
+//! server whose certificate another CA issued is `DOWN`, and TLS clients
+//! are passed through to the trusted servers with their real addresses.
+//!
 //! Needs `haproxy` (the Debian package; `.ci/run` installs it). Without it
-//! the test fails saying so.
+//! the tests fail saying so.
 #![cfg(all(feature = "proxy-protocol", target_os = "linux"))]
 
+#[path = "util/tls.rs"]
+mod pki;
 mod util;
 
 use std::collections::HashMap;
@@ -135,12 +144,17 @@ struct Backend {
 }
 
 impl Backend {
-    fn start() -> Backend {
+    /// A server with `args` added to its PROXY protocol options.
+    fn start(args: &[&str]) -> Backend {
         let log = Arc::new(Mutex::new(ServerLog::default()));
         let parsed = Arc::clone(&log);
         let (process, addr, reader) = util::start_logged_example_server(
             "uppercase_tcp_server",
-            &["--port", "0", "--proxy-protocol", "127.0.0.1", "--grace", "100ms"],
+            &[
+                &["--port", "0", "--proxy-protocol", "127.0.0.1", "--grace", "100ms"],
+                args,
+            ]
+            .concat(),
             move |line| parsed.lock().read(&line),
         );
         Backend {
@@ -206,15 +220,24 @@ backend uppercase_servers
 ",
         stats = stats.display()
     );
-    for (n, addr) in servers.iter().enumerate() {
-        config.push_str(&format!("    server s{n} {addr}\n"));
-    }
+    config.push_str(&server_lines(servers));
     config
+}
+
+/// The backend's `server` lines: s0, s1, ... at `servers`.
+fn server_lines(servers: &[SocketAddr]) -> String {
+    servers
+        .iter()
+        .enumerate()
+        .map(|(n, addr)| format!("    server s{n} {addr}\n"))
+        .collect()
 }
 
 /// A HAProxy process in the foreground, killed when dropped.
 struct HaProxy {
     process: Process,
+    /// How many servers its backend has.
+    server_count: usize,
     frontend: SocketAddr,
     stats: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
@@ -222,12 +245,14 @@ struct HaProxy {
 }
 
 impl HaProxy {
-    fn start(servers: &[SocketAddr]) -> HaProxy {
+    /// Starts HAProxy with `config(path of its stats socket)`, whose
+    /// backend has `server_count` servers.
+    fn start(server_count: usize, config: impl FnOnce(&Path) -> String) -> HaProxy {
         let binary = haproxy();
         let dir = tempfile::tempdir().unwrap();
         let stats = dir.path().join("stats.sock");
         let config_path = dir.path().join("haproxy.cfg");
-        std::fs::write(&config_path, config(servers, &stats)).unwrap();
+        std::fs::write(&config_path, config(&stats)).unwrap();
         // The frontend's socket, bound here on a free port and inherited
         // as descriptor 3: no port to guess.
         let frontend = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -255,6 +280,7 @@ impl HaProxy {
         }
         let haproxy = HaProxy {
             process,
+            server_count,
             frontend: frontend.local_addr().unwrap(),
             stats,
             log,
@@ -307,7 +333,7 @@ impl HaProxy {
         loop {
             let servers = self.servers();
             if let Some(servers) = &servers
-                && servers.len() == SERVERS
+                && servers.len() == self.server_count
                 && servers
                     .iter()
                     .all(|(name, (status, check))| wanted(name, status, check))
@@ -450,9 +476,9 @@ fn one_request(frontend: SocketAddr, ports: &AtomicU16, message: &str) -> (u16, 
 
 #[test]
 fn haproxy_sends_the_real_clients_and_takes_a_killed_server_out_losing_only_its_requests_in_flight() {
-    let mut backends: Vec<Backend> = (0..SERVERS).map(|_| Backend::start()).collect();
+    let mut backends: Vec<Backend> = (0..SERVERS).map(|_| Backend::start(&[])).collect();
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
-    let mut haproxy = HaProxy::start(&addrs);
+    let mut haproxy = HaProxy::start(SERVERS, |stats| config(&addrs, stats));
     // L7OK: the check's PROXY header, ping and PING all went through.
     haproxy.wait_until("every server up and checked", |_, status, check| {
         status == "UP" && check == "L7OK"
@@ -544,4 +570,156 @@ fn haproxy_sends_the_real_clients_and_takes_a_killed_server_out_losing_only_its_
             outcome.failure.as_deref().unwrap_or_default()
         );
     }
+}
+
+// --- TLS servers behind deploy/haproxy-tls.cfg -------------------------
+
+/// Requests through HAProxy to the TLS servers.
+const TLS_REQUESTS: usize = 20;
+
+/// deploy/haproxy-tls.cfg as the test runs it: the frontend on the socket
+/// the test passes, the servers at `servers`, the test's CA, and a stats
+/// socket. Each line replaced must be in the file exactly as the README
+/// runs it, so the file itself is what is tested.
+fn tls_config(servers: &[SocketAddr], ca: &Path, stats: &Path) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy-tls.cfg");
+    let deployed = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    [
+        (
+            "\nglobal\n",
+            format!("\nglobal\n    stats socket {} level admin\n", stats.display()),
+        ),
+        ("bind 127.0.0.1:9000", "bind fd@3".to_owned()),
+        ("ca-file target/tls/ca.pem", format!("ca-file {}", ca.display())),
+        (
+            "    server s1 127.0.0.1:9001\n    server s2 127.0.0.1:9002\n",
+            server_lines(servers),
+        ),
+    ]
+    .into_iter()
+    .fold(deployed, |config, (from, to)| {
+        assert_eq!(
+            config.matches(from).count(),
+            1,
+            "{} should have {from:?} once",
+            path.display()
+        );
+        config.replace(from, &to)
+    })
+}
+
+/// Connect, one request over TLS (the server's certificate checked for
+/// localhost against `tls`'s CA), reply checked, close_notify, and the
+/// server's close; returns the connection's source port.
+fn one_tls_request(
+    frontend: SocketAddr,
+    tls: &Arc<rustls::ClientConfig>,
+    message: &str,
+) -> std::io::Result<u16> {
+    let stream = TcpStream::connect_timeout(&frontend, TIMEOUT)?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    let port = stream.local_addr()?.port();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let session = rustls::ClientConnection::new(Arc::clone(tls), name).map_err(std::io::Error::other)?;
+    let mut stream = rustls::StreamOwned::new(session, stream);
+    stream.write_all(message.as_bytes())?;
+    let mut reply = vec![0u8; message.len()];
+    stream.read_exact(&mut reply)?;
+    assert_eq!(reply, message.to_ascii_uppercase().as_bytes());
+    stream.conn.send_close_notify();
+    stream.flush()?;
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest)?;
+    assert!(rest.is_empty(), "extra bytes after the reply: {rest:?}");
+    Ok(port)
+}
+
+#[test]
+fn haproxy_checks_tls_servers_over_tls_and_passes_tls_clients_through_to_them() {
+    let pki = pki::TestPki::generate();
+    // s2 presents a certificate for the right names from a CA HAProxy
+    // does not trust: `verify required` must keep it DOWN.
+    pki.untrusted_ca
+        .issue_server(&pki::SERVER_NAMES)
+        .write(pki.dir.path(), "stranger")
+        .unwrap();
+    let presenting = |name: &str| {
+        let (cert, key) = (pki.path(&format!("{name}.pem")), pki.path(&format!("{name}.key")));
+        Backend::start(&[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+    };
+    let backends = vec![presenting("server"), presenting("server"), presenting("stranger")];
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let ca = pki.path("ca.pem");
+    let mut haproxy = HaProxy::start(backends.len(), |stats| tls_config(&addrs, &ca, stats));
+    // L7OK: PROXY header, TLS handshake with the certificate verified,
+    // ping and PING. L6: the TLS layer failed (the stranger's
+    // certificate).
+    haproxy.wait_until("s0 and s1 up, s2 down", |name, status, check| {
+        if name == "s2" {
+            status.starts_with("DOWN") && check.starts_with("L6")
+        } else {
+            status == "UP" && check == "L7OK"
+        }
+    });
+
+    let tls = pki.client_config();
+    let mut ports = Vec::new();
+    for n in 0..TLS_REQUESTS {
+        let message = format!("tls request {n} through haproxy");
+        ports.push(
+            one_tls_request(haproxy.frontend, &tls, &message).unwrap_or_else(|e| panic!("{message}: {e}")),
+        );
+    }
+    // The README's client, through HAProxy: it checks the certificate
+    // for 127.0.0.1, also a name the server certificate carries.
+    let client = util::run_example_client(
+        "uppercase_tcp_client",
+        haproxy.frontend,
+        &["--tls-ca", ca.to_str().unwrap(), "--message", "hello tls"],
+        b"",
+    );
+    assert!(client.status.success(), "{client:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&client.stdout),
+        "HELLO TLS\n",
+        "{client:?}"
+    );
+
+    let logs: Vec<ServerLog> = backends.into_iter().map(|b| b.stop(libc::SIGTERM)).collect();
+    for (n, log) in logs.iter().enumerate() {
+        assert!(log.unexpected.is_empty(), "server {n}: {:#?}", log.unexpected);
+        assert!(
+            log.from_proxy_itself > 0,
+            "server {n} saw no health check with a LOCAL header: {:#?}",
+            log.tail
+        );
+    }
+    assert!(
+        logs[2].client_ports.is_empty(),
+        "the untrusted server got clients: {:?}",
+        logs[2].client_ports
+    );
+    // Every request reached exactly one trusted server, as itself; both
+    // served some (leastconn, with ties taken in turn).
+    for port in &ports {
+        let servers = logs.iter().filter(|log| log.client_ports.contains(port)).count();
+        assert_eq!(servers, 1, "client port {port} logged by {servers} servers");
+    }
+    for (n, log) in logs[..2].iter().enumerate() {
+        assert!(
+            !log.client_ports.is_empty(),
+            "server {n} got no client: {:#?}",
+            log.tail
+        );
+    }
+    assert_eq!(
+        logs[0].client_ports.len() + logs[1].client_ports.len(),
+        TLS_REQUESTS + 1
+    );
 }
