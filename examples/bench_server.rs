@@ -76,6 +76,7 @@ enum Kind {
 
 /// A server for benchmarks: the crate's or a plain std baseline.
 #[derive(Parser, Debug)]
+#[command(name = "bench_server", version)]
 struct Args {
     /// Which server.
     #[arg(long, value_enum)]

@@ -26,6 +26,7 @@ use clap::Parser;
 
 /// Writes a test CA, a server certificate and a client certificate as PEM.
 #[derive(Parser, Debug)]
+#[command(name = "gen_tls_cert", version)]
 struct Args {
     /// Directory to write into (created if missing).
     #[arg(long, default_value = "target/tls")]

@@ -35,11 +35,36 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Every example as Cargo finds it: examples/NAME.rs and
+/// examples/NAME/main.rs.
+fn every_example() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut examples: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter_map(|path| {
+            let example = if path.is_dir() {
+                path.join("main.rs").is_file().then(|| path.file_name())?
+            } else {
+                (path.extension()? == "rs").then(|| path.file_stem())?
+            };
+            example.and_then(|name| name.to_str()).map(str::to_owned)
+        })
+        .collect();
+    examples.sort();
+    examples
+}
+
 #[test]
 fn every_example_tells_its_version() {
-    let mut examples: Vec<&str> = SERVERS.iter().flat_map(|(s, c, _)| [*s, *c]).collect();
-    examples.push("loadgen");
-    for example in examples {
+    let examples = every_example();
+    // Those the test knows of must be found: a listing gone wrong must
+    // not pass for no example at all.
+    let known = SERVERS.iter().flat_map(|(s, c, _)| [*s, *c]);
+    for known in known.chain(["loadgen", "gen_tls_cert", "bench_server"]) {
+        assert!(examples.iter().any(|e| e == known), "{known} not in {examples:?}");
+    }
+    for example in &examples {
         let output = run(example, &["--version"]);
         assert!(output.status.success(), "{example}: {output:?}");
         assert_eq!(
