@@ -14,7 +14,8 @@
 //! that the client sends back). When the server forgets the client (it
 //! timed the client out, or it restarted), the client joins again on its
 //! own. When it cannot join (the name is taken or not allowed, the room
-//! is full, no server answers), it says why and exits with status 1.
+//! is full, no server answers, or what answers is not a chat room), it
+//! says why and exits with status 1.
 
 mod common;
 
@@ -33,6 +34,8 @@ use clap::Parser;
 const JOIN_RETRY: Duration = Duration::from_secs(1);
 /// How many times to ask before giving up.
 const JOIN_ATTEMPTS: u32 = 5;
+/// How much of an answer that is not the chat protocol an error quotes.
+const QUOTED_ANSWER: usize = 80;
 
 /// Chat room client.
 #[derive(Parser, Debug)]
@@ -119,6 +122,25 @@ struct Membership {
 struct Joining {
     asked: Instant,
     attempts: u32,
+    /// The last answer that was not the chat protocol (its start).
+    foreign_answer: Option<String>,
+}
+
+impl Joining {
+    /// The first attempt, just asked.
+    fn first() -> Joining {
+        Joining {
+            asked: Instant::now(),
+            attempts: 1,
+            foreign_answer: None,
+        }
+    }
+}
+
+/// Whether `line` is one a chat server sends: `[name] text`, `* news` or
+/// `! error`.
+fn from_a_chat_room(line: &str) -> bool {
+    line.starts_with('[') || line.starts_with("* ") || line.starts_with("! ")
 }
 
 impl Membership {
@@ -129,6 +151,22 @@ impl Membership {
             None => format!("JOIN {}", self.name),
         };
         let _ = self.socket.send(datagram.as_bytes());
+    }
+
+    /// Asks to join again, unless `join` has had its attempts; then says
+    /// why it failed: no answer, or answers that were not the chat
+    /// protocol.
+    fn ask_again(&self, join: &mut Joining) -> Result<(), String> {
+        if join.attempts >= JOIN_ATTEMPTS {
+            return Err(match &join.foreign_answer {
+                Some(answer) => format!("{} is not a chat room: it answered {answer:?}", self.server),
+                None => format!("no answer from {}", self.server),
+            });
+        }
+        join.attempts += 1;
+        join.asked = Instant::now();
+        self.ask_to_join(None);
+        Ok(())
     }
 
     /// Gives up on joining: tells `run` if it is still waiting for the
@@ -157,10 +195,7 @@ impl Membership {
             .map_or(Duration::from_millis(100), |k| k.min(Duration::from_millis(100)));
         self.socket.set_read_timeout(Some(tick))?;
         self.ask_to_join(None);
-        let mut joining = Some(Joining {
-            asked: Instant::now(),
-            attempts: 1,
-        });
+        let mut joining = Some(Joining::first());
         let mut next_ping = self.keepalive.map(|k| Instant::now() + k);
         let mut unreachable = false;
         let mut buffer = vec![0u8; 65_536];
@@ -186,10 +221,7 @@ impl Membership {
                         }
                         if joining.is_none() {
                             self.ask_to_join(None);
-                            joining = Some(Joining {
-                                asked: Instant::now(),
-                                attempts: 1,
-                            });
+                            joining = Some(Joining::first());
                         }
                     } else if joining.is_some() && line.starts_with("! slow down") {
                         // Asked again when the retry is due.
@@ -197,6 +229,18 @@ impl Membership {
                         let why = line.trim_start_matches("! ").to_owned();
                         self.cannot_join(&mut joined, why);
                         return Ok(());
+                    } else if !from_a_chat_room(&line)
+                        && let Some(join) = &mut joining
+                    {
+                        // Something else answers (the UDP echo says `JOIN
+                        // EVE`): not the room's talk. Asked again at once,
+                        // in case it was a stray datagram, until the
+                        // attempts are used up.
+                        join.foreign_answer = Some(line.chars().take(QUOTED_ANSWER).collect());
+                        if let Err(why) = self.ask_again(join) {
+                            self.cannot_join(&mut joined, why);
+                            return Ok(());
+                        }
                     } else {
                         println!("{line}");
                     }
@@ -211,15 +255,11 @@ impl Membership {
                 Err(e) => return Err(common::context(self.server)(e)),
             }
             if let Some(join) = &mut joining {
-                if join.asked.elapsed() >= JOIN_RETRY {
-                    if join.attempts >= JOIN_ATTEMPTS {
-                        let why = format!("no answer from {}", self.server);
-                        self.cannot_join(&mut joined, why);
-                        return Ok(());
-                    }
-                    join.attempts += 1;
-                    join.asked = Instant::now();
-                    self.ask_to_join(None);
+                if join.asked.elapsed() >= JOIN_RETRY
+                    && let Err(why) = self.ask_again(join)
+                {
+                    self.cannot_join(&mut joined, why);
+                    return Ok(());
                 }
             } else if let (Some(at), Some(every)) = (next_ping, self.keepalive)
                 && Instant::now() >= at

@@ -290,6 +290,54 @@ fn a_client_that_cannot_join_says_why_and_exits_1() {
 }
 
 #[test]
+fn a_client_pointed_at_a_server_that_is_not_a_chat_room_gives_up_naming_it() {
+    // The UDP echo answers `JOIN eve` with `JOIN EVE`: not the chat
+    // protocol. The client must neither print that as the room's talk
+    // nor keep asking.
+    let (mut echo, addr, _lines) = util::start_example_server("uppercase_udp_server", &["--grace", "100ms"]);
+    let output = Process::spawn(&mut chat_client(addr, "eve", "100ms")).finish();
+    let said = failed(&output);
+    assert!(
+        said.contains(&format!(
+            "cannot join as eve: {addr} is not a chat room: it answered \"JOIN EVE\""
+        )),
+        "{output:?}"
+    );
+    assert!(output.stdout.is_empty(), "{output:?}");
+    echo.signal(libc::SIGTERM);
+    assert!(echo.finish().status.success());
+
+    // Played by hand: it asks five times, each answer taken as a try,
+    // and nothing more. The client is whoever sends the first `JOIN eve`;
+    // datagrams from anyone else are ignored.
+    let echo = util::udp_client();
+    let client = Process::spawn(&mut chat_client(echo.local_addr().unwrap(), "eve", "100ms"));
+    let mut from_client: Option<SocketAddr> = None;
+    let mut next_join = || loop {
+        let mut buffer = [0u8; 1024];
+        let (len, from) = echo.recv_from(&mut buffer)?;
+        if from_client.is_none_or(|client| client == from) && &buffer[..len] == b"JOIN eve" {
+            from_client = Some(from);
+            return Ok::<_, std::io::Error>(from);
+        }
+    };
+    for _ in 0..5 {
+        let client = next_join().expect("a JOIN from the client");
+        echo.send_to(b"JOIN EVE", client).unwrap();
+    }
+    let output = client.finish();
+    assert!(failed(&output).contains("is not a chat room"), "{output:?}");
+    // Whatever it sent is queued by now.
+    echo.set_nonblocking(true).unwrap();
+    let more = next_join();
+    assert!(
+        more.as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "a JOIN after giving up: {more:?}"
+    );
+}
+
+#[test]
 fn a_client_joins_again_after_a_timeout_and_after_a_restart() {
     // Timed out (it sends no keep-alives), it joins again on its own.
     let (server, addr) = start_server(&["--timeout", "300ms", "--announce-every", "50ms"]);
