@@ -175,3 +175,61 @@ fn a_serial_server_refuses_new_clients_during_the_grace_period() {
     release.send(()).unwrap();
     running.join();
 }
+
+/// A forced close first shuts only the reading of the connections still
+/// served, so that handlers blocked reading close them themselves (a TLS
+/// session with close_notify). A handler that is not reading must still
+/// be cut off: one stuck outside its socket loses its client, who sees the
+/// connection end while the handler is still stuck; one blocked writing to
+/// a client that does not read fails its write.
+#[test]
+fn a_forced_close_cuts_off_handlers_that_are_not_reading() {
+    use socketserver::TcpRequest;
+    use std::io::{Read, Write};
+    init_logging();
+    let (release, released) = crossbeam_channel::bounded::<()>(1);
+    let (write_failed, write_failure) = crossbeam_channel::bounded::<ErrorKind>(1);
+    let server = ThreadingTcpServer::builder()
+        .shutdown_grace(Duration::from_millis(100))
+        .bind("127.0.0.1:0", move |req: &mut TcpRequest| {
+            let mut what = [0u8; 1];
+            req.read_exact(&mut what)?;
+            if &what == b"s" {
+                // Stuck outside the socket.
+                req.write_all(b"stuck")?;
+                let _ = released.recv_timeout(util::TIMEOUT);
+                return Ok(());
+            }
+            // Writing to a client that reads nothing, until cut off.
+            let chunk = vec![b'x'; 64 * 1024];
+            loop {
+                if let Err(e) = req.write_all(&chunk) {
+                    let _ = write_failed.send(e.kind());
+                    return Err(e);
+                }
+            }
+        })
+        .unwrap();
+    let (server, running) = serve(Ok(server));
+    let addr = *server.local_addr();
+    let mut stuck = connect(addr);
+    stuck.write_all(b"s").unwrap();
+    let mut greeting = [0u8; 5];
+    stuck.read_exact(&mut greeting).unwrap();
+    let mut writing = connect(addr);
+    writing.write_all(b"w").unwrap();
+    util::eventually("both handlers run", || server.stats().active == 2);
+    let stopping = thread::spawn(move || running.shutdown());
+    // The stuck handler's client sees the end of the connection before
+    // the handler is released.
+    assert_eq!(read_to_end(&mut stuck).unwrap(), b"");
+    release.send(()).unwrap();
+    let failure = write_failure
+        .recv_timeout(util::TIMEOUT)
+        .expect("the writing handler was cut off");
+    assert!(
+        matches!(failure, ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
+        "{failure:?}"
+    );
+    stopping.join().unwrap();
+}

@@ -159,6 +159,47 @@ fn a_client_that_leaves_without_close_notify_is_reported_as_truncation() {
     });
 }
 
+/// A client idle past the grace period of a shutdown sees its session end
+/// with the server's close_notify, a clean end, in both modes: the
+/// threading server's forced close wakes the worker blocked reading it,
+/// which then ends the session itself. The handler sees an end of stream,
+/// as it would on a plain connection, not an error.
+#[test]
+fn a_forced_close_at_shutdown_ends_an_idle_session_with_close_notify_in_both_modes() {
+    both_modes(|parked| {
+        let pki = TestPki::generate();
+        let greeter = Greeter::default();
+        let acceptor = TlsAcceptor::new(pki.server_config());
+        let grace = Duration::from_millis(200);
+        let (server, running) = if parked {
+            serve(
+                ParkedTcpServer::builder()
+                    .shutdown_grace(grace)
+                    .tls(acceptor)
+                    .bind("127.0.0.1:0", LineServer(greeter.clone())),
+            )
+        } else {
+            serve(
+                ThreadingTcpServer::builder()
+                    .shutdown_grace(grace)
+                    .tls(acceptor)
+                    .bind("127.0.0.1:0", LineServer(greeter.clone())),
+            )
+        };
+        let mut stream = BufReader::new(tls_connect(*server.local_addr(), pki.client_config()));
+        // Greeted: the handler now waits for a line (threading), or the
+        // connection waits parked.
+        assert!(read_line(&mut stream).starts_with("tls "));
+        running.shutdown();
+        let mut rest = Vec::new();
+        let end = stream.read_to_end(&mut rest);
+        assert!(end.is_ok(), "parked: {parked}: not a clean end: {end:?}");
+        assert!(rest.is_empty());
+        assert!(greeter.errors().is_empty(), "{:?}", greeter.errors());
+        assert_eq!(server.stats().errors, 0);
+    });
+}
+
 #[test]
 fn garbage_instead_of_a_client_hello_is_dropped_counted_and_reported() {
     both_modes(|parked| {

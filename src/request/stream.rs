@@ -419,6 +419,21 @@ impl<S: Connection> StreamRequest<S> {
         Ok(())
     }
 
+    /// A read that the server's own forced close at shutdown cut short
+    /// ends the stream, TLS or not: on a plain connection that read sees
+    /// the end of stream itself, but a TLS session sees no close_notify
+    /// and would report a truncation the client never made.
+    fn end_if_force_closed(&self, read: io::Result<usize>) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Err(e) = &read
+            && crate::tls::is_truncated(e)
+            && self.server.control().registry.is_closing()
+        {
+            return Ok(0);
+        }
+        read
+    }
+
     /// Notes a fill of the read-ahead from the socket: `n` bytes into a
     /// room of `size`.
     fn filled_from_socket(&mut self, n: usize, size: usize) {
@@ -430,7 +445,8 @@ impl<S: Connection> StreamRequest<S> {
     }
 
     fn read_socket(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = self.layers.read(&*self.stream, out)?;
+        let read = self.layers.read(&*self.stream, out);
+        let n = self.end_if_force_closed(read)?;
         self.maybe_more = self.layers.more_after(n, out.len());
         self.traffic.read += n as u64;
         Ok(n)
@@ -480,7 +496,8 @@ impl<S: Connection> BufRead for StreamRequest<S> {
         if self.pos >= self.filled {
             let room = self.buffer.room();
             let size = room.len();
-            let n = self.layers.read(&*self.stream, room)?;
+            let read = self.layers.read(&*self.stream, room);
+            let n = self.end_if_force_closed(read)?;
             self.filled_from_socket(n, size);
         }
         Ok(&self.buffer.bytes()[self.pos..self.filled])

@@ -14,6 +14,7 @@ use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use socket2::SockRef;
@@ -26,22 +27,51 @@ pub(crate) type SharedSocket = Arc<dyn AsFd + Send + Sync>;
 struct Slot(Mutex<Option<SharedSocket>>);
 
 impl Slot {
-    fn force_close(&self) {
+    fn force_close(&self, how: Shutdown) {
         if let Some(socket) = &*self.0.lock() {
-            shut(socket);
+            shut(socket, how);
         }
     }
 }
 
-/// Shuts both directions, which wakes any thread blocked reading or
-/// writing the socket; the owner then sees end-of-file or an error.
-pub(crate) fn shut(socket: &impl AsFd) {
-    match SockRef::from(socket).shutdown(Shutdown::Both) {
+/// Shuts the socket's reading (`Shutdown::Read`), which wakes a thread
+/// blocked reading it to an end of stream and leaves it free to write
+/// (TLS's close_notify) and close the socket itself; or both directions,
+/// which also wakes a thread blocked writing, with an error, and ends the
+/// connection for the peer at once.
+pub(crate) fn shut(socket: &impl AsFd, how: Shutdown) {
+    match SockRef::from(socket).shutdown(how) {
         Ok(()) => {}
         // Already disconnected by the peer.
         Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {}
         Err(e) => log::warn!("cannot force-close a connection: {e}"),
     }
+}
+
+/// How long, once a forced close has shut the reading of the connections
+/// still served, their handlers have to return and close them themselves
+/// before the rest of each connection is shut. A handler blocked reading
+/// returns at once; the wait only bounds one that goes on writing, or is
+/// stuck elsewhere.
+const OWN_CLOSE_WAIT: Duration = Duration::from_millis(100);
+
+/// A forced close in two steps, so that every connection whose handler is
+/// blocked reading closes as at any other time, TLS's close_notify
+/// included: `force(Shutdown::Read)` wakes such handlers to an end of
+/// stream; then, unless `finished_by(deadline)` reports that the handlers
+/// have all returned within [`OWN_CLOSE_WAIT`], `force(Shutdown::Both)`
+/// cuts off the rest (a handler blocked writing, or stuck elsewhere, whose
+/// client must not wait for it). True if the handlers returned.
+pub(crate) fn force_close(
+    mut force: impl FnMut(Shutdown),
+    finished_by: impl FnOnce(Instant) -> bool,
+) -> bool {
+    force(Shutdown::Read);
+    if finished_by(Instant::now() + OWN_CLOSE_WAIT) {
+        return true;
+    }
+    force(Shutdown::Both);
+    false
 }
 
 /// All the slots of one server.
@@ -69,13 +99,16 @@ impl Registry {
         }
     }
 
-    /// Shuts every socket in use, now and (for slots that take one later,
-    /// such as a worker picking up a queued connection) from now on.
-    pub(crate) fn force_close_all(&self) {
+    /// Shuts every socket in use (see [`shut`] for what `how` does), and
+    /// from now on, whole, the sockets slots take later (a worker picking
+    /// up a queued connection). A forced close shuts the reading first, so
+    /// that handlers blocked reading close their connections themselves,
+    /// then everything, for the handlers that did not.
+    pub(crate) fn force_close_all(&self, how: Shutdown) {
         self.closing.store(true, Ordering::Release);
         let slots: Vec<Arc<Slot>> = self.slots.lock().values().cloned().collect();
         for slot in slots {
-            slot.force_close();
+            slot.force_close(how);
         }
     }
 
@@ -100,7 +133,7 @@ impl SlotHandle {
         // it visits the slots, so either it sees this socket or this sees
         // the flag.
         if self.registry.is_closing() {
-            shut(&socket);
+            shut(&socket, Shutdown::Both);
         }
         *held = Some(socket);
         InUse { slot: &self.slot }
@@ -159,22 +192,46 @@ mod tests {
         started.recv_timeout(Duration::from_secs(10)).unwrap();
         // The reader is blocked in read, or about to be: either way the
         // shutdown ends it with end-of-file, long before its timeout.
-        registry.force_close_all();
+        registry.force_close_all(Shutdown::Read);
         let read = reader.join().unwrap();
         assert_eq!(read.unwrap(), 0, "a forced close reads as end-of-file");
+    }
+
+    #[test]
+    fn a_forced_close_of_the_reading_leaves_the_socket_writable() {
+        use std::io::Write;
+        let registry = Arc::new(Registry::default());
+        let slot = registry.slot();
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        ours.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        theirs.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let ours = Arc::new(ours);
+        let in_use = slot.hold(shared(&ours));
+        registry.force_close_all(Shutdown::Read);
+        let mut buf = [0u8; 3];
+        assert_eq!((&*ours).read(&mut buf).unwrap(), 0);
+        // The owner still says goodbye (a TLS close_notify), then closes.
+        (&*ours).write_all(b"bye").unwrap();
+        drop(in_use);
+        drop(ours);
+        theirs.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"bye");
     }
 
     #[test]
     fn a_socket_taken_after_force_close_is_shut_at_once() {
         let registry = Arc::new(Registry::default());
         let slot = registry.slot();
-        registry.force_close_all();
-        let (ours, _theirs) = UnixStream::pair().unwrap();
+        registry.force_close_all(Shutdown::Read);
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
         ours.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        theirs.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let ours = Arc::new(ours);
         let _in_use = slot.hold(shared(&ours));
         let mut buf = [0u8; 1];
         assert_eq!((&*ours).read(&mut buf).unwrap(), 0);
+        // Whole: the peer sees the end too, though the socket is open.
+        assert_eq!(theirs.read(&mut buf).unwrap(), 0);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
+use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
-use super::connections::Registry;
+use super::connections::{Registry, force_close};
 use super::stats::{Counters, Stats};
 use crate::pool::WorkerCounts;
 use crate::sys::Waker;
@@ -155,7 +156,7 @@ impl Control {
     }
 
     /// Force-closes the serial loop's connection if it outlives the grace
-    /// period.
+    /// period (in two steps, see [`force_close`]).
     fn spawn_grace_watchdog(self: &Arc<Self>) {
         let control = Arc::clone(self);
         let spawned = thread::Builder::new()
@@ -163,12 +164,15 @@ impl Control {
             .spawn(move || {
                 let deadline = Instant::now() + control.grace;
                 if !control.wait_idle_until(deadline) {
-                    control.registry.force_close_all();
+                    force_close(
+                        |how| control.registry.force_close_all(how),
+                        |deadline| control.wait_idle_until(deadline),
+                    );
                 }
             });
         if let Err(e) = spawned {
             log::error!("cannot start the shutdown watchdog ({e}); closing connections now");
-            self.registry.force_close_all();
+            self.registry.force_close_all(Shutdown::Both);
         }
     }
 
@@ -366,6 +370,13 @@ impl ShutdownHandle {
     /// requests the server's grace period to finish, force-closes the
     /// connections still open (stream servers), joins the workers, and
     /// returns when `serve_forever` has done all that.
+    ///
+    /// A forced close shuts the reading of each connection first: a
+    /// handler blocked reading sees the end of the stream (a TLS one too,
+    /// not a truncation), returns, and its connection closes as it always
+    /// does, a TLS session with `close_notify`. A connection whose handler
+    /// has not returned 100 ms later is shut whole: a handler blocked
+    /// writing fails, and the client of one stuck elsewhere sees the end.
     ///
     /// - If `serve_forever` is not running (not yet started), returns at
     ///   once; `serve_forever` then returns as soon as it is called, and

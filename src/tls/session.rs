@@ -115,7 +115,9 @@ impl TlsSession {
     /// timeout) while none is decrypted yet; the bytes are copied from
     /// rustls's buffer straight into `buf`.
     ///
-    /// `Ok(0)` only once the peer has sent `close_notify` (a clean end).
+    /// `Ok(0)` only once the peer has sent `close_notify` (a clean end);
+    /// the request above turns the truncation a server's forced close at
+    /// shutdown causes into `Ok(0)` too.
     /// A peer that closes the connection without it is an error of kind
     /// `UnexpectedEof` wrapping [`TlsTruncated`]; corrupt or forged
     /// records are `InvalidData`; a read timeout is the socket's

@@ -17,6 +17,7 @@ mod parked;
 
 use std::io;
 use std::marker::PhantomData;
+use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,6 +27,7 @@ use self::connection::{
 use self::listener::ListenerSlot;
 use self::parked::ParkedDispatch;
 use super::backoff::Backoff;
+use super::connections::force_close;
 use super::control::{Capacity, Control};
 use super::core::{Batch, Core, Engine, Hooks, Wake, handler_hooks, server_front};
 use super::{Dispatch, Mode, Parked, RequestMode, ServerHandle};
@@ -389,7 +391,7 @@ impl<L: Listener> Engine for StreamEngine<L> {
             StreamDispatch::Pooled { base, pool } => {
                 base.listener.close();
                 let registry = Arc::clone(&base.control.registry);
-                drain(pool, &base.control, move || registry.force_close_all());
+                drain(pool, &base.control, move |how| registry.force_close_all(how));
             }
             StreamDispatch::Parked(parked) => parked.stop(),
         }
@@ -397,19 +399,22 @@ impl<L: Listener> Engine for StreamEngine<L> {
 }
 
 /// Waits for `workers` to exit within the grace period that began at
-/// `started`; past it, `force` closes what they still serve, and they get
-/// [`FORCE_CLOSE_WAIT`] more. False if some are still running then: they
-/// are left detached (and said so), not joined.
+/// `started`; past it, `force` closes what they still serve, in two steps
+/// ([`force_close`]), and they get [`FORCE_CLOSE_WAIT`] more. False if
+/// some are still running then: they are left detached (and said so),
+/// not joined.
 pub(crate) fn wind_down(
     workers: &ThreadGroup,
     control: &Control,
     started: Instant,
-    force: impl FnOnce(),
+    force: impl FnMut(Shutdown),
 ) -> bool {
     if workers.wait_exited(started + control.grace()) {
         return true;
     }
-    force();
+    if force_close(force, |deadline| workers.wait_exited(deadline)) {
+        return true;
+    }
     if workers.wait_exited(Instant::now() + FORCE_CLOSE_WAIT) {
         return true;
     }
@@ -422,16 +427,22 @@ pub(crate) fn wind_down(
 
 /// The end of a pool: lets it finish within the grace period, force-closes
 /// what is left, joins the workers.
-pub(crate) fn drain<W: crate::pool::Work>(mut pool: Pool<W>, control: &Control, force_close: impl FnOnce()) {
+pub(crate) fn drain<W: crate::pool::Work>(
+    mut pool: Pool<W>,
+    control: &Control,
+    mut force_close: impl FnMut(Shutdown),
+) {
     let started = Instant::now();
     pool.close();
     let workers = pool.group();
-    let done = wind_down(workers, control, started, || {
-        let open = control.counters.active.get();
-        log::info!("grace period over; closing the {open} connections still open");
-        pool.abandon();
-        force_close();
-        log::debug!("connections shut after {:?}", started.elapsed());
+    let done = wind_down(workers, control, started, |how| {
+        if how == Shutdown::Read {
+            let open = control.counters.active.get();
+            log::info!("grace period over; closing the {open} connections still open");
+            pool.abandon();
+        }
+        force_close(how);
+        log::debug!("connections shut ({how:?}) after {:?}", started.elapsed());
     });
     if !done {
         return;

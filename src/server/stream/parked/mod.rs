@@ -54,6 +54,7 @@ mod wheel;
 mod worker;
 
 use std::io;
+use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -377,9 +378,11 @@ impl<L: Listener> ParkedDispatch<L> {
             shared.push(Job::Stop);
         }
         let workers = &shared.group;
-        let done = wind_down(workers, &control, started, || {
-            log::info!("grace period over; closing the requests still being served");
-            shared.table.lock().shut_busy();
+        let done = wind_down(workers, &control, started, |how| {
+            if how == Shutdown::Read {
+                log::info!("grace period over; closing the requests still being served");
+            }
+            shared.table.lock().shut_busy(how);
         });
         if !done {
             return;

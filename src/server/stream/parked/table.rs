@@ -328,12 +328,13 @@ impl<L: Listener> Table<L> {
         idle
     }
 
-    /// Shuts every busy connection's socket: the forced close at the end
-    /// of the grace period.
-    pub(crate) fn shut_busy(&mut self) {
+    /// Shuts every busy connection's socket, its reading or all of it (see
+    /// [`shut`](crate::server::connections::shut)): the forced close at
+    /// the end of the grace period.
+    pub(crate) fn shut_busy(&mut self, how: Shutdown) {
         for entry in &mut self.entries {
             if let Place::Busy { socket, cut_off, .. } = &mut entry.place {
-                let _ = SockRef::from(&**socket).shutdown(Shutdown::Both);
+                let _ = SockRef::from(&**socket).shutdown(how);
                 *cut_off = true;
             }
         }
