@@ -88,8 +88,20 @@ pub trait RequestHandler<R: Request>: Send + Sync + 'static {
 
     /// Reports an error from `setup`, `handle` or `finish`, or a panic in
     /// any of them (an error wrapping a [`HandlerPanic`]). The default
-    /// logs it with the peer's address: at `warn` level when the peer
-    /// caused it (it went away or timed out), at `error` level otherwise.
+    /// logs `request from PEER failed: ERROR`, at a level that says whose
+    /// doing it was:
+    ///
+    /// - `error`: the server's side failed (an error of the handler's own,
+    ///   a file it could not write) or a handler panicked;
+    /// - `warn`: the peer's doing: it reset the connection or went away
+    ///   mid-request, timed out, or sent what cannot be served
+    ///   (`ConnectionReset`, `BrokenPipe`, `UnexpectedEof`, `TimedOut`,
+    ///   `InvalidData`, ...), a failed TLS handshake included;
+    /// - `debug`: an end that cut nothing short: a TLS client that left
+    ///   without `close_notify` having sent nothing since its answer
+    ///   ([`TlsTruncated::between_requests`](crate::tls::TlsTruncated::between_requests),
+    ///   feature `tls`).
+    ///
     /// The server goes on serving either way.
     fn handle_error(&self, request: &R, error: &io::Error) {
         log_request_error(request.peer_addr(), error);
@@ -314,8 +326,9 @@ impl<R: Request, H: RequestHandler<R>> KeepAliveHandler<R> for KeepAlive<H> {
         let finished = catch(|| self.0.finish(request)).and_then(|r| r);
         if let (Err(_), Err(lost)) = (&handled, &finished) {
             // Only the first error is reported; this one is not lost.
-            log::warn!(
-                "request from {:?}: finish failed too: {lost}",
+            log::log!(
+                error_level(lost),
+                "request from {:?} failed: finish failed too: {lost}",
                 request.peer_addr()
             );
         }
@@ -393,12 +406,28 @@ pub(crate) fn is_peer_error(error: &io::Error) -> bool {
     )
 }
 
-fn log_request_error(peer: &dyn fmt::Debug, error: &io::Error) {
-    if is_peer_error(error) {
-        log::warn!("request from {peer:?} failed: {error}");
-    } else {
-        log::error!("error serving {peer:?}: {error}");
+/// The level the default `handle_error` logs `error` at: `Debug` for an
+/// end that cut nothing short (a TLS client that left without
+/// close_notify having sent nothing since its answer), `Warn` for the
+/// peer's doing ([`is_peer_error`]: it went away mid-request, timed out,
+/// sent what cannot be served), `Error` for the rest: the server's side
+/// failed, or a handler panicked.
+pub(crate) fn error_level(error: &io::Error) -> log::Level {
+    #[cfg(feature = "tls")]
+    if crate::tls::TlsTruncated::of(error).is_some_and(|t| t.between_requests()) {
+        return log::Level::Debug;
     }
+    if is_peer_error(error) {
+        log::Level::Warn
+    } else {
+        log::Level::Error
+    }
+}
+
+/// The default `handle_error`: one line, `request from PEER failed:
+/// ERROR`, whatever the error, at its [`error_level`].
+fn log_request_error(peer: &dyn fmt::Debug, error: &io::Error) {
+    log::log!(error_level(error), "request from {peer:?} failed: {error}");
 }
 
 /// Runs `f`, turning a panic into an error.
@@ -504,5 +533,31 @@ pub(crate) fn report_with<R: Request>(
 pub(crate) fn run_hook(name: &str, hook: impl FnOnce()) {
     if let Err(panicked) = catch(hook) {
         log::error!("{name} panicked: {panicked}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_requests_level_says_whose_doing_it_was() {
+        use log::Level;
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(error_level(&reset), Level::Warn);
+        let ours = io::Error::new(io::ErrorKind::PermissionDenied, "cannot write out.txt");
+        assert_eq!(error_level(&ours), Level::Error);
+        let panicked = io::Error::other(HandlerPanic {
+            message: "bug".into(),
+        });
+        assert_eq!(error_level(&panicked), Level::Error);
+        #[cfg(feature = "tls")]
+        {
+            use crate::tls::TlsTruncated;
+            let after_answer = io::Error::from(TlsTruncated::new(true));
+            assert_eq!(error_level(&after_answer), Level::Debug);
+            let mid_request = io::Error::from(TlsTruncated::new(false));
+            assert_eq!(error_level(&mid_request), Level::Warn);
+        }
     }
 }

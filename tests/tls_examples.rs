@@ -69,6 +69,14 @@ impl Server {
         });
     }
 
+    /// The first line of its log containing `text`, waiting for it
+    /// (bounded).
+    fn line_with(&self, text: &str) -> String {
+        self.wait_for(text);
+        let log = self.log.lock();
+        log.iter().find(|line| line.contains(text)).unwrap().clone()
+    }
+
     /// Stops it with SIGTERM, checks it exited cleanly, returns its log.
     fn stop(mut self) -> String {
         self.process.signal(libc::SIGTERM);
@@ -183,7 +191,13 @@ fn uppercase_server_and_client_over_tls_in_every_mode() {
             }
         }
         server.wait_for("failed: TLS handshake with");
-        server.wait_for("the peer closed the connection without a TLS close_notify");
+        // It had its answer: no warning, but the handler saw it.
+        let left = server.line_with("the peer closed the connection without a TLS close_notify");
+        assert!(left.contains(" DEBUG "), "{mode:?}: {left}");
+        assert!(
+            left.contains("since the server's last answer"),
+            "{mode:?}: {left}"
+        );
         let log = server.stop();
         assert!(
             log.contains("stopped after 3 connections (2 errors, 0 panics)"),

@@ -200,7 +200,7 @@ fn client_verifiers_need_roots() {
 
 #[test]
 fn truncation_is_recognisable() {
-    let truncated = io::Error::from(tls::TlsTruncated);
+    let truncated = io::Error::from(tls::TlsTruncated::default());
     assert_eq!(truncated.kind(), io::ErrorKind::UnexpectedEof);
     assert!(tls::is_truncated(&truncated));
     assert!(!tls::is_truncated(&io::Error::new(

@@ -31,6 +31,9 @@ pub(crate) struct TlsSession {
     /// The last read from the socket filled what rustls asked for: more
     /// may be waiting there.
     socket_full: bool,
+    /// Plaintext was read since the last write: a truncation now may have
+    /// cut a request short ([`TlsTruncated::between_requests`]).
+    unanswered: bool,
 }
 
 impl TlsSession {
@@ -39,6 +42,7 @@ impl TlsSession {
             connection,
             plaintext: 0,
             socket_full: false,
+            unanswered: false,
         }
     }
 
@@ -143,10 +147,11 @@ impl TlsSession {
             match self.connection.reader().read(buf) {
                 Ok(n) => {
                     self.plaintext = self.plaintext.saturating_sub(n);
+                    self.unanswered |= n > 0;
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.receive(sock, wait)?,
-                Err(e) => return Err(reader_error(e)),
+                Err(e) => return Err(reader_error(e, !self.unanswered)),
             }
         }
     }
@@ -197,6 +202,7 @@ impl TlsSession {
     /// the peer; the connection should be closed.
     pub(crate) fn write<S: Connection>(&mut self, sock: &S, buf: &[u8]) -> io::Result<usize> {
         let taken = self.connection.writer().write(buf)?;
+        self.unanswered &= taken == 0;
         self.send_pending(sock)?;
         Ok(taken)
     }
@@ -209,6 +215,7 @@ impl TlsSession {
         bufs: &[IoSlice<'_>],
     ) -> io::Result<usize> {
         let taken = self.connection.writer().write_vectored(bufs)?;
+        self.unanswered &= taken == 0;
         self.send_pending(sock)?;
         Ok(taken)
     }
@@ -305,10 +312,11 @@ fn is_timeout(error: &io::Error) -> bool {
 }
 
 /// rustls's reader reports the peer's close without `close_notify` as a
-/// bare `UnexpectedEof`; it becomes [`TlsTruncated`].
-fn reader_error(error: io::Error) -> io::Error {
+/// bare `UnexpectedEof`; it becomes [`TlsTruncated`], which says whether
+/// the peer had sent nothing since the last write (`between_requests`).
+fn reader_error(error: io::Error, between_requests: bool) -> io::Error {
     if error.kind() == io::ErrorKind::UnexpectedEof {
-        TlsTruncated.into()
+        TlsTruncated::new(between_requests).into()
     } else {
         error
     }

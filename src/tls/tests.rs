@@ -17,7 +17,7 @@ use rustls::{
     AlertDescription, ClientConfig, ClientConnection, HandshakeKind, ProtocolVersion, ServerConfig,
 };
 
-use super::{ClientAuth, TlsAcceptor, TlsInfo, TlsSession, client_verifier, is_truncated};
+use super::{ClientAuth, TlsAcceptor, TlsInfo, TlsSession, TlsTruncated, client_verifier, is_truncated};
 use crate::server::Connection;
 use pki::TestPki;
 
@@ -440,11 +440,36 @@ fn a_close_without_close_notify_is_truncation_and_with_it_a_clean_end() {
             let error = end.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
             assert!(is_truncated(&error), "{error:?}");
+            // "partial" was read and never answered: it may be cut short.
+            assert!(!TlsTruncated::of(&error).unwrap().between_requests());
             assert!(is_truncated(
                 &link.session.read_now(&link.server_sock, &mut buf).unwrap_err()
             ));
         }
     }
+}
+
+#[test]
+fn a_truncation_after_the_servers_answer_is_between_requests() {
+    let (pki, acceptor) = test_server();
+    let mut link = establish(acceptor.session().unwrap(), pki.client_config());
+    link.client.writer().write_all(b"ping").unwrap();
+    (&link.client_sock)
+        .write_all(&outgoing(&mut link.client))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = link.session.read(&link.server_sock, &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"ping");
+    link.session.write(&link.server_sock, b"PONG").unwrap();
+    // The client has its answer and leaves without close_notify.
+    link.client_sock.shutdown(std::net::Shutdown::Both).unwrap();
+    let error = link.session.read(&link.server_sock, &mut buf).unwrap_err();
+    let truncated = TlsTruncated::of(&error).expect("a truncation");
+    assert!(truncated.between_requests(), "{error}");
+    assert!(
+        error.to_string().contains("since the server's last answer"),
+        "{error}"
+    );
 }
 
 /// One `handshake_step`, which must come back at once although the socket

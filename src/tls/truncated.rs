@@ -15,13 +15,56 @@ use std::io;
 /// truncation matters is the protocol's business: one that frames its
 /// messages (a length prefix, an HTTP body length) detects a cut message
 /// itself and can treat this as an ordinary close. Test for it with
-/// [`is_truncated`].
+/// [`is_truncated`], and see [`between_requests`](Self::between_requests)
+/// for the common harmless case.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TlsTruncated;
+pub struct TlsTruncated {
+    between_requests: bool,
+}
+
+impl TlsTruncated {
+    /// The truncation of a peer that had sent nothing since the server
+    /// last wrote to it (`between_requests`), or one that had.
+    pub fn new(between_requests: bool) -> Self {
+        TlsTruncated { between_requests }
+    }
+
+    /// Whether the peer closed between two requests, as far as the
+    /// connection shows: it had sent nothing since the server last wrote
+    /// to it (or since the handshake, if the server never did), so
+    /// nothing it sent was cut short. Most clients that skip `close_notify`
+    /// (Python's `ssl` without `unwrap()`, many HTTP clients) leave so
+    /// once they have their answer, and the default
+    /// [`handle_error`](crate::RequestHandler::handle_error) logs it at
+    /// debug level only.
+    ///
+    /// ```
+    /// use socketserver::tls::TlsTruncated;
+    ///
+    /// assert!(TlsTruncated::new(true).between_requests());
+    /// assert!(!TlsTruncated::default().between_requests());
+    /// ```
+    pub fn between_requests(&self) -> bool {
+        self.between_requests
+    }
+
+    /// The truncation `error` reports, if it is one (see [`is_truncated`]).
+    pub fn of(error: &io::Error) -> Option<&TlsTruncated> {
+        if error.kind() != io::ErrorKind::UnexpectedEof {
+            return None;
+        }
+        error.get_ref()?.downcast_ref::<TlsTruncated>()
+    }
+}
 
 impl fmt::Display for TlsTruncated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the peer closed the connection without a TLS close_notify: its data may be truncated")
+        f.write_str("the peer closed the connection without a TLS close_notify")?;
+        if self.between_requests {
+            f.write_str(", having sent nothing since the server's last answer")
+        } else {
+            f.write_str(": its data may be truncated")
+        }
     }
 }
 
@@ -40,12 +83,11 @@ impl From<TlsTruncated> for io::Error {
 /// use socketserver::tls::{TlsTruncated, is_truncated};
 /// use std::io;
 ///
-/// let truncated = io::Error::from(TlsTruncated);
+/// let truncated = io::Error::from(TlsTruncated::default());
 /// assert_eq!(truncated.kind(), io::ErrorKind::UnexpectedEof);
 /// assert!(is_truncated(&truncated));
 /// assert!(!is_truncated(&io::Error::from(io::ErrorKind::UnexpectedEof)));
 /// ```
 pub fn is_truncated(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::UnexpectedEof
-        && error.get_ref().is_some_and(|inner| inner.is::<TlsTruncated>())
+    TlsTruncated::of(error).is_some()
 }
