@@ -21,6 +21,19 @@ pub trait Request {
 
     /// The address of the client that sent the request.
     fn peer_addr(&self) -> &Self::Addr;
+
+    /// Whether the request came on a connection a trusted proxy opened
+    /// for itself rather than for a client: a PROXY protocol header with
+    /// the `LOCAL` command, as HAProxy's health checks send (feature
+    /// `proxy-protocol`). A proxy ends its checks as it likes, often with
+    /// a reset once it has its answer, so a peer error on such a
+    /// connection is no failed request: it still goes to `handle_error`,
+    /// whose default logs it at debug level, and the server counts the
+    /// connection in [`Stats::health_checks`](crate::Stats::health_checks),
+    /// not in its errors. False by default.
+    fn is_health_check(&self) -> bool {
+        false
+    }
 }
 
 /// Serves requests of type `R`: implement [`handle`](Self::handle), and
@@ -100,11 +113,12 @@ pub trait RequestHandler<R: Request>: Send + Sync + 'static {
     /// - `debug`: an end that cut nothing short: a TLS client that left
     ///   without `close_notify` having sent nothing since its answer
     ///   ([`TlsTruncated::between_requests`](crate::tls::TlsTruncated::between_requests),
-    ///   feature `tls`).
+    ///   feature `tls`), or a proxy's health check going away
+    ///   ([`Request::is_health_check`]).
     ///
     /// The server goes on serving either way.
     fn handle_error(&self, request: &R, error: &io::Error) {
-        log_request_error(request.peer_addr(), error);
+        log_request_error(request, error);
     }
 
     /// Called by `handle_request` when no request arrived within the
@@ -266,7 +280,7 @@ pub trait KeepAliveHandler<R: Request>: Send + Sync + 'static {
     /// Reports an error from `open` or `handle_one`, or a panic in them;
     /// see [`RequestHandler::handle_error`].
     fn handle_error(&self, request: &R, error: &io::Error) {
-        log_request_error(request.peer_addr(), error);
+        log_request_error(request, error);
     }
 
     /// Called by `handle_request` when nothing happened within the
@@ -327,7 +341,7 @@ impl<R: Request, H: RequestHandler<R>> KeepAliveHandler<R> for KeepAlive<H> {
         if let (Err(_), Err(lost)) = (&handled, &finished) {
             // Only the first error is reported; this one is not lost.
             log::log!(
-                error_level(lost),
+                error_level(request, lost),
                 "request from {:?} failed: finish failed too: {lost}",
                 request.peer_addr()
             );
@@ -406,18 +420,28 @@ pub(crate) fn is_peer_error(error: &io::Error) -> bool {
     )
 }
 
-/// The level the default `handle_error` logs `error` at: `Debug` for an
-/// end that cut nothing short (a TLS client that left without
-/// close_notify having sent nothing since its answer), `Warn` for the
-/// peer's doing ([`is_peer_error`]: it went away mid-request, timed out,
-/// sent what cannot be served), `Error` for the rest: the server's side
-/// failed, or a handler panicked.
-pub(crate) fn error_level(error: &io::Error) -> log::Level {
+/// Whether `error` ending `request` is a proxy's health check going away
+/// ([`Request::is_health_check`]): no failed request, and not counted as
+/// one.
+fn is_health_check_end<R: Request + ?Sized>(request: &R, error: &io::Error) -> bool {
+    is_peer_error(error) && request.is_health_check()
+}
+
+/// The level the default `handle_error` logs `error` ending `request` at:
+/// `Debug` for an end that cut nothing short (a TLS client that left
+/// without close_notify having sent nothing since its answer, a proxy's
+/// health check going away), `Warn` for the peer's doing
+/// ([`is_peer_error`]: it went away mid-request, timed out, sent what
+/// cannot be served), `Error` for the rest: the server's side failed, or
+/// a handler panicked.
+pub(crate) fn error_level<R: Request + ?Sized>(request: &R, error: &io::Error) -> log::Level {
     #[cfg(feature = "tls")]
     if crate::tls::TlsTruncated::of(error).is_some_and(|t| t.between_requests()) {
         return log::Level::Debug;
     }
-    if is_peer_error(error) {
+    if is_health_check_end(request, error) {
+        log::Level::Debug
+    } else if is_peer_error(error) {
         log::Level::Warn
     } else {
         log::Level::Error
@@ -426,8 +450,12 @@ pub(crate) fn error_level(error: &io::Error) -> log::Level {
 
 /// The default `handle_error`: one line, `request from PEER failed:
 /// ERROR`, whatever the error, at its [`error_level`].
-fn log_request_error(peer: &dyn fmt::Debug, error: &io::Error) {
-    log::log!(error_level(error), "request from {peer:?} failed: {error}");
+fn log_request_error<R: Request + ?Sized>(request: &R, error: &io::Error) {
+    log::log!(
+        error_level(request, error),
+        "request from {:?} failed: {error}",
+        request.peer_addr()
+    );
 }
 
 /// Runs `f`, turning a panic into an error.
@@ -520,6 +548,9 @@ pub(crate) fn report_with<R: Request>(
             panics: 1,
             ..Outcome::default()
         }
+    } else if is_health_check_end(request, error) {
+        // Counted in health_checks when the connection opened.
+        Outcome::default()
     } else {
         Outcome {
             errors: 1,
@@ -540,24 +571,57 @@ pub(crate) fn run_hook(name: &str, hook: impl FnOnce()) {
 mod tests {
     use super::*;
 
+    /// A request from a client, or a proxy's health check.
+    struct Probe {
+        health_check: bool,
+    }
+
+    impl Request for Probe {
+        type Addr = &'static str;
+
+        fn peer_addr(&self) -> &&'static str {
+            &"peer"
+        }
+
+        fn is_health_check(&self) -> bool {
+            self.health_check
+        }
+    }
+
+    const CLIENT: Probe = Probe { health_check: false };
+    const CHECK: Probe = Probe { health_check: true };
+
     #[test]
     fn a_failed_requests_level_says_whose_doing_it_was() {
         use log::Level;
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
-        assert_eq!(error_level(&reset), Level::Warn);
+        assert_eq!(error_level(&CLIENT, &reset), Level::Warn);
         let ours = io::Error::new(io::ErrorKind::PermissionDenied, "cannot write out.txt");
-        assert_eq!(error_level(&ours), Level::Error);
+        assert_eq!(error_level(&CLIENT, &ours), Level::Error);
         let panicked = io::Error::other(HandlerPanic {
             message: "bug".into(),
         });
-        assert_eq!(error_level(&panicked), Level::Error);
+        assert_eq!(error_level(&CLIENT, &panicked), Level::Error);
         #[cfg(feature = "tls")]
         {
             use crate::tls::TlsTruncated;
             let after_answer = io::Error::from(TlsTruncated::new(true));
-            assert_eq!(error_level(&after_answer), Level::Debug);
+            assert_eq!(error_level(&CLIENT, &after_answer), Level::Debug);
             let mid_request = io::Error::from(TlsTruncated::new(false));
-            assert_eq!(error_level(&mid_request), Level::Warn);
+            assert_eq!(error_level(&CLIENT, &mid_request), Level::Warn);
         }
+    }
+
+    #[test]
+    fn a_health_check_going_away_is_no_failed_request() {
+        use log::Level;
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(error_level(&CHECK, &reset), Level::Debug);
+        assert_eq!(report_with(&CHECK, &reset, |_, _| {}), Outcome::default());
+        assert_eq!(report_with(&CLIENT, &reset, |_, _| {}).errors, 1);
+        // The server's own failure on a health check is still an error.
+        let ours = io::Error::other("the handler's own failure");
+        assert_eq!(error_level(&CHECK, &ours), Level::Error);
+        assert_eq!(report_with(&CHECK, &ours, |_, _| {}).errors, 1);
     }
 }

@@ -112,6 +112,40 @@ fn a_trusted_proxys_header_names_the_client_in_every_mode() {
     }
 }
 
+/// HAProxy's health check as deploy/haproxy.cfg makes it: a v2 `LOCAL`
+/// header, `ping`, `PING` back, then a reset. Twice a second per server,
+/// it must not fill the log with warnings nor count as a failed request.
+#[test]
+fn a_health_check_reset_is_no_warning_and_no_error_in_every_mode() {
+    for mode in [&[][..], &["--serial"], &["--parked"]] {
+        let args = [&["--port", "0", "--proxy-protocol", "127.0.0.1"][..], mode].concat();
+        let server = start(&args);
+        for _ in 0..2 {
+            let mut check = tcp(&server.listening_on);
+            check.write_all(&ProxyHeader::local().to_v2().unwrap()).unwrap();
+            check.write_all(b"ping\r\n").unwrap();
+            let mut reply = [0u8; 6];
+            check.read_exact(&mut reply).unwrap();
+            assert_eq!(&reply, b"PING\r\n", "{mode:?}");
+            socket2::SockRef::from(&check)
+                .set_linger(Some(std::time::Duration::ZERO))
+                .unwrap();
+        }
+        let log = server.stop();
+        let warnings: Vec<_> = log
+            .iter()
+            .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+            .collect();
+        assert!(warnings.is_empty(), "{mode:?}: {warnings:#?}");
+        assert!(
+            log.iter().any(
+                |line| line.contains("stopped after 2 connections (0 errors, 0 panics, 2 health checks)")
+            ),
+            "{mode:?}: {log:#?}"
+        );
+    }
+}
+
 #[test]
 fn on_a_unix_socket_the_peers_are_the_proxies() {
     let dir = tempfile::tempdir().unwrap();

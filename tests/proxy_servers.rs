@@ -176,6 +176,38 @@ fn a_health_check_is_served_as_the_proxy_itself() {
     });
 }
 
+/// HAProxy resets its health checks' connections once it has its answer:
+/// the handler still hears of the reset, but the server counts the check
+/// apart, not as a failed request. A relayed client's reset stays an error.
+#[test]
+fn a_health_check_ending_in_a_reset_is_counted_apart_not_as_an_error() {
+    both_modes(|parked| {
+        let greeter = Greeter::default();
+        let (server, running) = tcp_server(parked, "127.0.0.1", &greeter);
+        let addr = *server.local_addr();
+        for header in [ProxyHeader::local(), ProxyHeader::new_v2(client(), addr)] {
+            let stream = connect(addr);
+            let (_, answer) = exchange(stream.try_clone().unwrap(), &header.to_v2().unwrap());
+            assert_eq!(answer, "HELLO\n");
+            // Closed with a reset, as HAProxy closes its checks.
+            socket2::SockRef::from(&stream)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(stream);
+        }
+        eventually("both resets reach the handler", || greeter.errors().len() == 2);
+        // Counted before the connections are.
+        eventually("both connections are closed", || server.stats().active == 0);
+        for (kind, message) in greeter.errors() {
+            assert_eq!(kind, ErrorKind::ConnectionReset, "parked: {parked}: {message}");
+        }
+        let stats = server.stats();
+        assert_eq!(stats.health_checks, 1, "parked: {parked}");
+        assert_eq!(stats.errors, 1, "parked: {parked}: only the client's reset");
+        running.shutdown();
+    });
+}
+
 #[test]
 fn a_trusted_proxy_without_a_header_is_refused_and_reported() {
     both_modes(|parked| {

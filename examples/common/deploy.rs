@@ -369,8 +369,14 @@ impl Deployment {
             .join()
             .map_err(|_| io::Error::other("the serving thread panicked"))?;
         let stats = handle.stats();
+        // A proxy's health checks, when it sends any, are told apart.
+        let checks = match stats.health_checks {
+            0 => String::new(),
+            1 => ", 1 health check".to_owned(),
+            n => format!(", {n} health checks"),
+        };
         log::info!(
-            "stopped after {} {requests} ({} errors, {} panics)",
+            "stopped after {} {requests} ({} errors, {} panics{checks})",
             stats.accepted,
             stats.errors,
             stats.panics

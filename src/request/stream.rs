@@ -459,6 +459,15 @@ impl<S: Connection> Request for StreamRequest<S> {
     fn peer_addr(&self) -> &S::Addr {
         &self.peer
     }
+
+    fn is_health_check(&self) -> bool {
+        #[cfg(feature = "proxy-protocol")]
+        return self
+            .proxy_header()
+            .is_some_and(|header| header.command == crate::proxy_protocol::Command::Local);
+        #[cfg(not(feature = "proxy-protocol"))]
+        false
+    }
 }
 
 impl<S: Connection> Read for StreamRequest<S> {

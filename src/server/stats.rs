@@ -44,6 +44,13 @@ pub struct Stats {
     /// `timed_out` for a parked server's). The connections were closed
     /// without reaching the handler.
     pub tls_handshake_failures: u64,
+    /// Connections a trusted proxy opened for itself rather than for a
+    /// client: a PROXY header with the `LOCAL` command, as HAProxy's
+    /// health checks send (feature `proxy-protocol`); also counted in
+    /// `accepted`. A proxy may end its checks with a reset: a peer error
+    /// ending one is no failed request, logged at debug level and not
+    /// counted in `errors` (see [`Request::is_health_check`](crate::Request::is_health_check)).
+    pub health_checks: u64,
     /// Worker threads alive (0 for the serial servers).
     pub workers: usize,
     /// Worker threads waiting for a request.
@@ -108,6 +115,7 @@ pub(crate) struct Counters {
     pub(crate) receive_errors: Counter,
     pub(crate) timed_out: Counter,
     pub(crate) tls_handshake_failures: Counter,
+    pub(crate) health_checks: Counter,
     pub(crate) workers: Arc<WorkerCounts>,
 }
 
@@ -123,6 +131,7 @@ impl Counters {
             receive_errors: self.receive_errors.get(),
             timed_out: self.timed_out.get(),
             tls_handshake_failures: self.tls_handshake_failures.get(),
+            health_checks: self.health_checks.get(),
             workers: self.workers.live(),
             idle_workers: self.workers.idle(),
         }

@@ -124,6 +124,9 @@ fn read_proxy_header<S: Connection>(
         Some(client) => log::debug!("connection from {client} through the proxy {peer:?}"),
         None => log::debug!("connection from the proxy {peer:?} itself ({:?})", header.command),
     }
+    if header.command == crate::proxy_protocol::Command::Local {
+        request.server().control().counters.health_checks.bump();
+    }
     request.set_proxied(header);
     Ok(())
 }
