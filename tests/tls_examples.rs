@@ -310,11 +310,23 @@ fn files_that_are_missing_or_do_not_match_are_named() {
         path(&pki, "ca.pem"),
     );
     let client_key = path(&pki, "client.key");
+    // An encrypted key: only its marker matters, it is never decrypted.
+    let encrypted = pki.path("encrypted.key");
+    std::fs::write(
+        &encrypted,
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIGjMF8GCSqGSIb3DQEFDTBSMDEGCSqGSIb3DQEFDDAkBBA=\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let encrypted = encrypted.to_str().unwrap();
+    let decrypt = format!("`openssl pkcs8 -in {encrypted} -out key.pem`");
     for (args, says) in [
-        (vec!["--tls-cert", missing, "--tls-key", &key], missing.to_owned()),
+        (
+            vec!["--tls-cert", missing, "--tls-key", &key],
+            format!("--tls-cert: cannot read TLS certificate file {missing}"),
+        ),
         (
             vec!["--tls-cert", &cert, "--tls-key", missing],
-            missing.to_owned(),
+            format!("--tls-key: cannot read TLS private key file {missing}"),
         ),
         (
             vec!["--tls-cert", &cert, "--tls-key", &client_key],
@@ -322,14 +334,35 @@ fn files_that_are_missing_or_do_not_match_are_named() {
         ),
         (
             vec!["--tls-cert", &cert, "--tls-key", &key, "--tls-client-ca", missing],
-            missing.to_owned(),
+            format!("--tls-client-ca: cannot read TLS CA certificate file {missing}"),
+        ),
+        // A key where the clients' CA is expected.
+        (
+            vec![
+                "--tls-cert",
+                &cert,
+                "--tls-key",
+                &key,
+                "--tls-client-ca",
+                &client_key,
+            ],
+            format!("--tls-client-ca: no certificate in {client_key}"),
         ),
         // A certificate file where a key is expected.
         (vec!["--tls-cert", &cert, "--tls-key", &ca], ca.clone()),
+        (
+            vec!["--tls-cert", &cert, "--tls-key", encrypted],
+            format!("--tls-key: the private key in {encrypted} is encrypted"),
+        ),
+        (vec!["--tls-cert", &cert, "--tls-key", encrypted], decrypt.clone()),
     ] {
         let output = util::run_example("uppercase_tcp_server", &[&["--port", "0"], &args[..]].concat());
         assert!(!output.status.success(), "{args:?}: {output:?}");
         assert!(stderr(&output).contains(&says), "{args:?}: {output:?}");
+        if args.contains(&"--tls-client-ca") {
+            // A CA file has no key to be swapped with.
+            assert!(!stderr(&output).contains("swapped"), "{args:?}: {output:?}");
+        }
     }
     for (args, says) in [
         (vec!["--tls-ca", missing], missing.to_owned()),
@@ -337,6 +370,10 @@ fn files_that_are_missing_or_do_not_match_are_named() {
         (
             vec!["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &client_key],
             format!("the private key in {client_key} does not match the certificate in {cert}"),
+        ),
+        (
+            vec!["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", encrypted],
+            decrypt.clone(),
         ),
     ] {
         let output = util::run_example(

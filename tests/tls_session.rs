@@ -130,6 +130,60 @@ fn a_file_without_a_certificate_or_key_is_named() {
     );
 }
 
+/// An encrypted key cannot be served without its passphrase: the error
+/// says it is encrypted and how to write it out unencrypted, whichever of
+/// OpenSSL's two forms it comes in. (The key material is never read.)
+#[test]
+fn an_encrypted_key_is_named_as_such_with_the_command_that_decrypts_it() {
+    let pki = TestPki::generate();
+    let pkcs8 = pki.path("enc.key");
+    fs::write(
+        &pkcs8,
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIGjMF8GCSqGSIb3DQEFDTBSMDEGCSqGSIb3DQEFDDAkBBA=\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    assert_error(
+        load_private_key(&pkcs8).unwrap_err(),
+        io::ErrorKind::InvalidData,
+        &[
+            &shown(&pkcs8),
+            "is encrypted",
+            &format!("openssl pkcs8 -in {} -out", shown(&pkcs8)),
+        ],
+    );
+    let legacy = pki.path("legacy.key");
+    fs::write(
+        &legacy,
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,A2D8E813F4C46CEEAF3380DB5C25CA34\n\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    assert_error(
+        load_private_key(&legacy).unwrap_err(),
+        io::ErrorKind::InvalidData,
+        &[
+            &shown(&legacy),
+            "is encrypted",
+            &format!("openssl pkey -in {} -out", shown(&legacy)),
+        ],
+    );
+}
+
+/// A trust store is read from a CA's certificate: a key given instead is
+/// named as a key, not as a swapped pair.
+#[test]
+fn a_key_given_as_a_root_store_is_named_as_a_key() {
+    let pki = TestPki::generate();
+    let key = pki.path("client.key");
+    let error = load_root_store(&key).unwrap_err();
+    let message = error.to_string();
+    assert_error(
+        error,
+        io::ErrorKind::InvalidData,
+        &[&shown(&key), "holds a private key", "CA certificate"],
+    );
+    assert!(!message.contains("swapped"), "{message}");
+}
+
 #[test]
 fn a_file_that_is_not_pem_is_named() {
     let pki = TestPki::generate();

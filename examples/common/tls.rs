@@ -103,7 +103,10 @@ impl ServerTlsArgs {
                 "TLS needs both --tls-cert FILE and --tls-key FILE",
             ));
         };
-        // Loads both files and checks that the key is the certificate's.
+        // Each file on its own first, so that an error names its option;
+        // then both, which checks that the key is the certificate's.
+        tls::load_certs(cert).map_err(super::context("--tls-cert"))?;
+        tls::load_private_key(key).map_err(super::context("--tls-key"))?;
         let served = tls::server_config_from_pem_files(cert, key)?;
         let Some(client_ca) = &self.tls_client_ca else {
             log::info!("TLS: serving {}", cert.display());
@@ -111,7 +114,7 @@ impl ServerTlsArgs {
         };
         let auth = self.tls_client_auth.unwrap_or_default();
         let verifier = tls::client_verifier(
-            tls::load_root_store(client_ca)?,
+            tls::load_root_store(client_ca).map_err(super::context("--tls-client-ca"))?,
             match auth {
                 ClientAuth::Required => tls::ClientAuth::Required,
                 ClientAuth::Optional => tls::ClientAuth::Optional,
@@ -202,6 +205,32 @@ fn pem_error(path: &Path, option: &str, error: rustls::pki_types::pem::Error) ->
     io::Error::new(kind, format!("{option} {}: {error}", path.display()))
 }
 
+/// The client's private key, from the PEM file `path` (`--tls-key`). An
+/// encrypted one is refused with the `openssl` command that writes it out
+/// unencrypted, as the servers' (the library's `load_private_key`) is.
+fn read_key(path: &Path) -> io::Result<PrivateKeyDer<'static>> {
+    let pem = std::fs::read(path).map_err(super::context(format!("--tls-key {}", path.display())))?;
+    let contains = |marker: &str| String::from_utf8_lossy(&pem).contains(marker);
+    let command = if contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        Some("pkcs8")
+    } else if contains("Proc-Type: 4,ENCRYPTED") {
+        Some("pkey")
+    } else {
+        None
+    };
+    if let Some(command) = command {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "--tls-key {path}: the key is encrypted: write it out unencrypted with \
+                 `openssl {command} -in {path} -out key.pem`, and give that file instead",
+                path = path.display()
+            ),
+        ));
+    }
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| pem_error(path, "--tls-key", e))
+}
+
 /// The CAs in the PEM file `ca`, as the roots a client trusts.
 pub fn root_store(ca: &Path) -> io::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
@@ -224,7 +253,7 @@ pub fn client_config(ca: &Path, identity: Option<(&Path, &Path)>) -> io::Result<
         return Ok(builder.with_no_client_auth());
     };
     let chain = read_certs(cert, "--tls-cert")?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error(key, "--tls-key", e))?;
+    let key_der = read_key(key)?;
     builder.with_client_auth_cert(chain, key_der).map_err(|e| {
         let (cert, key) = (cert.display(), key.display());
         let message = match e {

@@ -20,16 +20,25 @@ use rustls::{RootCertStore, ServerConfig};
 /// `NotFound`), is not valid PEM, or holds no certificate
 /// (`InvalidData`); every message names the file.
 pub fn load_certs(path: impl AsRef<Path>) -> io::Result<Vec<CertificateDer<'static>>> {
-    let path = path.as_ref();
-    let pem = read(path, "certificate file")?;
+    read_certs(
+        path.as_ref(),
+        "certificate file",
+        "are the certificate and key files swapped?",
+    )
+}
+
+/// The certificates in the PEM file at `path`, a `what` as the errors
+/// call it; `if_key` is the hint for a file that holds a key instead.
+fn read_certs(path: &Path, what: &str, if_key: &str) -> io::Result<Vec<CertificateDer<'static>>> {
+    let pem = read(path, what)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| not_pem(path, e))?;
     if certs.is_empty() {
-        let hint = if PrivateKeyDer::from_pem_slice(&pem).is_ok() {
-            " (it holds a private key: are the certificate and key files swapped?)"
+        let hint = if PrivateKeyDer::from_pem_slice(&pem).is_ok() || encrypted_key(&pem).is_some() {
+            format!(" (it holds a private key: {if_key})")
         } else {
-            ""
+            String::new()
         };
         return Err(invalid_data(format!(
             "no certificate in {}: expected PEM blocks starting with -----BEGIN CERTIFICATE-----{hint}",
@@ -44,10 +53,21 @@ pub fn load_certs(path: impl AsRef<Path>) -> io::Result<Vec<CertificateDer<'stat
 /// (`BEGIN EC PRIVATE KEY`).
 ///
 /// Fails as [`load_certs`] does when the file cannot be read, is not PEM,
-/// or holds no private key.
+/// or holds no private key. An encrypted key (`BEGIN ENCRYPTED PRIVATE
+/// KEY`, or OpenSSL's older `Proc-Type: 4,ENCRYPTED` form) is refused
+/// with `InvalidData` and the `openssl` command that writes it out
+/// unencrypted: a server has nobody to ask for the passphrase.
 pub fn load_private_key(path: impl AsRef<Path>) -> io::Result<PrivateKeyDer<'static>> {
     let path = path.as_ref();
     let pem = read(path, "private key file")?;
+    if let Some(command) = encrypted_key(&pem) {
+        return Err(invalid_data(format!(
+            "the private key in {path} is encrypted, and a server has nobody to ask for its passphrase: \
+             write it out unencrypted (kept readable by the server's user only) with \
+             `openssl {command} -in {path} -out key.pem`, and give that file instead",
+            path = path.display()
+        )));
+    }
     match PrivateKeyDer::from_pem_slice(&pem) {
         Ok(key) => Ok(key),
         Err(pem::Error::NoItemsFound) => {
@@ -74,7 +94,12 @@ pub fn load_private_key(path: impl AsRef<Path>) -> io::Result<PrivateKeyDer<'sta
 pub fn load_root_store(path: impl AsRef<Path>) -> io::Result<RootCertStore> {
     let path = path.as_ref();
     let mut roots = RootCertStore::empty();
-    for (index, cert) in load_certs(path)?.into_iter().enumerate() {
+    let certs = read_certs(
+        path,
+        "CA certificate file",
+        "a CA certificate is wanted here, not a key",
+    )?;
+    for (index, cert) in certs.into_iter().enumerate() {
         roots.add(cert).map_err(|e| {
             invalid_data(format!(
                 "certificate {} in {} cannot be a trust anchor: {e}",
@@ -130,6 +155,22 @@ pub(super) fn provider() -> Arc<CryptoProvider> {
     CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+}
+
+/// If `pem` holds an encrypted private key, the `openssl` subcommand that
+/// writes it out unencrypted: `pkcs8` for PKCS#8's `BEGIN ENCRYPTED
+/// PRIVATE KEY`, `pkey` for OpenSSL's older form, a PKCS#1 or SEC1 block
+/// with a `Proc-Type: 4,ENCRYPTED` header (which the PEM parser would
+/// otherwise take for a plain key).
+fn encrypted_key(pem: &[u8]) -> Option<&'static str> {
+    let contains = |needle: &[u8]| pem.windows(needle.len()).any(|window| window == needle);
+    if contains(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        Some("pkcs8")
+    } else if contains(b"Proc-Type: 4,ENCRYPTED") {
+        Some("pkey")
+    } else {
+        None
+    }
 }
 
 fn read(path: &Path, what: &str) -> io::Result<Vec<u8>> {
