@@ -264,6 +264,10 @@ fn uppercase_mutual_tls_required_and_optional() {
         );
         server.wait_for("peer sent no certificates");
         server.wait_for("does not allow extended key usage for client authentication");
+        // Who the client is, with its connection (at debug level).
+        let known = server.line_with("client certificate CN=socketserver test client");
+        assert!(known.contains(" DEBUG "), "{known}");
+        assert!(known.contains("connection from "), "{known}");
         let log = server.stop();
         assert!(log.contains("client certificates from a CA in"), "{log}");
         assert!(log.contains("stopped after 3 connections (2 errors"), "{log}");
@@ -281,6 +285,8 @@ fn uppercase_mutual_tls_required_and_optional() {
             &uppercase_client(&server, &[&["--tls-ca", &ca][..], &identity].concat(), "known"),
             "known",
         );
+        server.wait_for("no client certificate");
+        server.wait_for("client certificate CN=socketserver test client");
         let log = server.stop();
         assert!(log.contains("stopped after 2 connections (0 errors"), "{log}");
     }

@@ -324,7 +324,8 @@ impl<S: Connection> StreamRequest<S> {
             return Ok(());
         };
         tls.session.handshake(&*self.stream, tls.deadline)?;
-        tls.info = Some(tls.session.info());
+        let info = tls.info.insert(tls.session.info());
+        log_established(&self.peer, info);
         Ok(())
     }
 
@@ -341,7 +342,8 @@ impl<S: Connection> StreamRequest<S> {
         if !tls.session.handshake_step(&*self.stream)? {
             return Ok(false);
         }
-        tls.info = Some(tls.session.info());
+        let info = tls.info.insert(tls.session.info());
+        log_established(&self.peer, info);
         // The client's first request may have come with its last flight.
         self.maybe_more = tls.session.maybe_more();
         Ok(true)
@@ -451,6 +453,23 @@ impl<S: Connection> StreamRequest<S> {
         self.traffic.read += n as u64;
         Ok(n)
     }
+}
+
+/// Logs a connection's established TLS session at debug level: what was
+/// negotiated, and who the client is by its certificate (mutual TLS).
+#[cfg(feature = "tls")]
+fn log_established<A: fmt::Debug>(peer: &A, info: &crate::tls::TlsInfo) {
+    if !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
+    let client = match info.client_name() {
+        Some(name) => format!("client certificate {name}"),
+        None if info.peer_certificates().is_empty() => "no client certificate".to_owned(),
+        None => "a client certificate without a name".to_owned(),
+    };
+    let version = info.protocol_version().map_or("?".into(), |v| format!("{v:?}"));
+    let suite = info.cipher_suite().map_or("?".into(), |s| format!("{s:?}"));
+    log::debug!("connection from {peer:?}: TLS {version} {suite}, {client}");
 }
 
 impl<S: Connection> Request for StreamRequest<S> {

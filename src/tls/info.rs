@@ -69,6 +69,16 @@ impl TlsInfo {
         &self.peer_certificates
     }
 
+    /// Who the client's certificate says it is, for a log line: the
+    /// subject's common name, organization and unit (`CN=alice,
+    /// O=Example`), or if it has none of those its first DNS name
+    /// (`DNS:alice.example`) or URI (`URI:...`). Control characters and
+    /// quotes are escaped, as the peer chose them. `None` without a
+    /// client certificate.
+    pub fn client_name(&self) -> Option<String> {
+        super::identity::certificate_name(self.peer_certificates.first()?)
+    }
+
     /// Whether the handshake was a full one or resumed an earlier session
     /// (resumption skips the certificate exchange and costs far less).
     pub fn handshake_kind(&self) -> Option<HandshakeKind> {

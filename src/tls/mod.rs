@@ -49,6 +49,7 @@
 
 mod acceptor;
 mod client_auth;
+mod identity;
 mod info;
 mod io;
 mod pem;
