@@ -218,6 +218,7 @@ fn garbage_instead_of_a_client_hello_is_dropped_counted_and_reported() {
         let (kind, message, _) = greeter.errors()[0].clone();
         assert_eq!(kind, ErrorKind::InvalidData, "{message}");
         assert!(message.starts_with("TLS handshake with 127.0.0.1:"), "{message}");
+        assert!(message.contains("a client speaking plain TCP?"), "{message}");
         running.shutdown();
     });
 }

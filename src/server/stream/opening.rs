@@ -77,13 +77,27 @@ fn speaks_tls(options: &ConnectionOptions) -> bool {
     }
 }
 
-/// Counts a failed handshake and says whose it was.
+/// Counts a failed handshake and says whose it was, and what the client
+/// probably is when its first bytes were no TLS record at all.
 #[cfg(feature = "tls")]
 fn handshake_failed<S: Connection>(request: &StreamRequest<S>, error: io::Error) -> io::Error {
+    use crate::tls::rustls::{Error, InvalidMessage};
     request.server().control().counters.tls_handshake_failures.bump();
+    let not_tls = matches!(
+        error.get_ref().and_then(|inner| inner.downcast_ref::<Error>()),
+        Some(Error::InvalidMessage(InvalidMessage::InvalidContentType))
+    );
+    let hint = if not_tls {
+        " (it sent no TLS record: a client speaking plain TCP?)"
+    } else {
+        ""
+    };
     io::Error::new(
         error.kind(),
-        format!("TLS handshake with {:?} failed: {error}", request.peer_addr()),
+        format!(
+            "TLS handshake with {:?} failed: {error}{hint}",
+            request.peer_addr()
+        ),
     )
 }
 
