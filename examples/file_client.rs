@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use common::context;
-use common::tls::{ClientStream, ClientTlsArgs};
+use common::tls::{self, ClientStream, ClientTlsArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
 use socketserver::framing::BufStream;
@@ -124,6 +124,7 @@ fn run(args: &Args) -> io::Result<()> {
     let stream = Named {
         stream: ClientStream::start(stream, tls.as_ref(), server)?,
         server: server.to_string(),
+        unread: tls.is_none(),
     };
     let bar = if args.quiet {
         ProgressBar::hidden()
@@ -179,11 +180,27 @@ type Messages = MessageStream<indicatif::ProgressBarIter<BufStream<Named<ClientS
 struct Named<S> {
     stream: S,
     server: String,
+    /// In plain TCP, nothing has come from the server yet: its first
+    /// bytes are checked for a TLS server's alert.
+    unread: bool,
 }
 
 impl<S: Read> Read for Named<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.read(buf).map_err(context(&self.server))
+        let n = self.stream.read(buf).map_err(context(&self.server))?;
+        // A reply begins with its header's length, at most 64 KiB: never
+        // with the bytes of a TLS record.
+        if std::mem::take(&mut self.unread) && tls::starts_tls_record(&buf[..n]) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: the server answered in TLS{}",
+                    self.server,
+                    tls::TLS_SERVER_HINT
+                ),
+            ));
+        }
+        Ok(n)
     }
 }
 

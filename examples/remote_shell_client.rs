@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::context;
-use common::tls::{ClientStream, ClientTlsArgs};
+use common::tls::{ClientStream, ClientTlsArgs, TLS_SERVER_HINT};
 use serde_json::{Value, json};
 use socketserver::auth::answer_challenge;
 use socketserver::framing::BufStream;
@@ -93,14 +93,18 @@ fn run(args: &Args) -> io::Result<u8> {
     stream.set_write_timeout(Some(args.timeout))?;
     let mut stream = ClientStream::start(stream, tls.as_ref(), server)?;
     answer_challenge(&mut stream, args.key.as_bytes()).map_err(|e| match e.kind() {
-        // A TLS server waits for a ClientHello: no challenge ever comes.
+        // A TLS server waits for a ClientHello: no challenge ever comes,
+        // and at its handshake timeout it closes.
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut if tls.is_none() => io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
-                "{server}: no challenge came within {} (a TLS server? pass --tls-ca FILE)",
+                "{server}: no challenge came within {}{TLS_SERVER_HINT}",
                 common::show_duration(args.timeout)
             ),
         ),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset if tls.is_none() => {
+            io::Error::new(e.kind(), format!("{server}: {e}{TLS_SERVER_HINT}"))
+        }
         _ => context(server)(e),
     })?;
     let mut messages = MessageStream::buffered(stream);

@@ -74,6 +74,6 @@ fn converse(args: &ClientArgs, mut stream: impl Read + Write, server: &str) -> i
         stream
             .read_exact(&mut reply)
             .map_err(common::reply_error(server))?;
-        common::uppercase_reply(server, message, &reply, " (a TLS server? pass --tls-ca FILE)")
+        common::uppercase_reply(server, message, &reply, common::tls::TLS_SERVER_HINT)
     })
 }

@@ -457,6 +457,21 @@ fn the_remote_shell_checks_its_key_inside_mutual_tls() {
         stderr(&output).contains("no challenge came within 1s (a TLS server? pass --tls-ca FILE)"),
         "{output:?}"
     );
+    // Nor before the TLS server gives up on the ClientHello and closes (as
+    // this listener does at once, not 10 s later).
+    let closing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closing_port = closing.local_addr().unwrap().port().to_string();
+    let closer = std::thread::spawn(move || drop(closing.accept().unwrap()));
+    let args = ["--port", &closing_port, "--command", "echo in clear"];
+    let output = Process::spawn(&mut remote_shell("remote_shell_client", KEY, &args)).finish();
+    closer.join().unwrap();
+    assert_eq!(output.status.code(), Some(255), "{output:?}");
+    assert!(
+        stderr(&output).contains(
+            "the server closed the connection before sending its challenge (a TLS server? pass --tls-ca FILE)"
+        ),
+        "{output:?}"
+    );
 
     server.signal(libc::SIGTERM);
     let output = server.finish();
@@ -555,10 +570,14 @@ fn files_travel_over_mutual_tls_and_a_client_without_a_certificate_gets_nothing(
     );
     assert!(!store.join("sneaked.bin").exists());
     // In clear against the TLS server: the client's header is no
-    // ClientHello, so no reply comes.
+    // ClientHello, and the alert the server answers with is no reply.
     let output = file_client(&server, &["--timeout", "1s", "list"]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(output.stdout.is_empty(), "{output:?}");
+    assert!(
+        stderr(&output).contains("(a TLS server? pass --tls-ca FILE)"),
+        "{output:?}"
+    );
     server.wait_for("peer sent no certificates");
     server.stop();
 }

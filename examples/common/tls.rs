@@ -177,6 +177,17 @@ impl ClientTlsArgs {
     }
 }
 
+/// What a client speaking plain TCP adds to an error when its server may
+/// be speaking TLS.
+pub const TLS_SERVER_HINT: &str = " (a TLS server? pass --tls-ca FILE)";
+
+/// Whether `bytes`, the first a server sent, begin a TLS record (an alert
+/// or a handshake message, TLS 1.0 to 1.3): what a TLS server answers a
+/// client that spoke plain TCP to it, before it closes.
+pub fn starts_tls_record(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x15 | 0x16, 0x03, 0x00..=0x04, ..])
+}
+
 /// Reads the certificates in the PEM file `path` (what `option` names
 /// it), failing if there are none.
 fn read_certs(path: &Path, option: &str) -> io::Result<Vec<CertificateDer<'static>>> {
