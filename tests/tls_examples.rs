@@ -226,6 +226,21 @@ fn a_client_in_clear_against_a_tls_server_fails_instead_of_printing_its_alert() 
     server.stop();
 }
 
+/// The other way round: a TLS client against a server in clear, whose
+/// echo of the ClientHello is no ServerHello. The client says so in one
+/// line of its own; rustls's own warning about it is not printed too.
+#[test]
+fn a_tls_client_against_a_server_in_clear_says_so_in_one_line() {
+    let pki = TestPki::generate();
+    let server = Server::start("uppercase_tcp_server", &["--port", "0"]);
+    let output = uppercase_client(&server, &["--tls-ca", &path(&pki, "ca.pem")], "hello");
+    assert_refused(&output, "the server does not speak TLS");
+    let stderr = stderr(&output);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("rustls"), "{stderr}");
+    server.stop();
+}
+
 #[test]
 fn uppercase_mutual_tls_required_and_optional() {
     let pki = TestPki::generate();

@@ -27,9 +27,13 @@ pub const CHAT_PORT: u16 = 9996;
 pub const REMOTE_SHELL_PORT: u16 = 9995;
 
 /// Installs `env_logger`, at `default` level unless `RUST_LOG` says
-/// otherwise.
+/// otherwise. rustls's own warnings are left out by default: every TLS
+/// failure is reported already, by a client in the words of its options
+/// and by a server's `handle_error`, and rustls's line would only repeat
+/// it in its own terms (`RUST_LOG=rustls=warn` brings them back).
 pub fn init_logging(default: &str) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default)).init();
+    let filter = format!("{default},rustls=error");
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter)).init();
 }
 
 /// Turns a program's result into its exit code, printing the error.
