@@ -441,7 +441,15 @@ pub(crate) fn error_level<R: Request + ?Sized>(request: &R, error: &io::Error) -
     }
     if is_health_check_end(request, error) {
         log::Level::Debug
-    } else if is_peer_error(error) {
+    } else {
+        failure_level(error)
+    }
+}
+
+/// The level of a failure whatever the request: `Warn` for the peer's
+/// doing ([`is_peer_error`]), `Error` for the server's.
+pub(crate) fn failure_level(error: &io::Error) -> log::Level {
+    if is_peer_error(error) {
         log::Level::Warn
     } else {
         log::Level::Error

@@ -270,6 +270,18 @@ fn stalled_handshakes_time_out_without_holding_up_good_clients() {
         eventually("every stalled handshake is counted", || {
             server.stats().tls_handshake_failures == 20
         });
+        // And reported to handle_error, in both modes alike.
+        eventually("every stalled handshake is reported", || {
+            greeter.errors().len() == 20
+        });
+        for (kind, message, _) in greeter.errors() {
+            assert_eq!(kind, ErrorKind::TimedOut, "parked: {parked}: {message}");
+            assert!(
+                message.starts_with("TLS handshake with 127.0.0.1:")
+                    && message.ends_with("the peer did not finish the TLS handshake in time"),
+                "parked: {parked}: {message}"
+            );
+        }
         drop(good);
         running.shutdown();
     });

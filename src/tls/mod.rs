@@ -63,7 +63,7 @@ pub use acceptor::{DEFAULT_HANDSHAKE_TIMEOUT, TlsAcceptor};
 pub use client_auth::{ClientAuth, client_verifier};
 pub use info::TlsInfo;
 pub use pem::{load_certs, load_private_key, load_root_store, server_config_from_pem_files};
-pub(crate) use session::TlsSession;
+pub(crate) use session::{TlsSession, handshake_timed_out};
 pub use truncated::{TlsTruncated, is_truncated};
 
 /// The rustls version this module is built on, for building

@@ -71,10 +71,7 @@ impl TlsSession {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the peer did not finish the TLS handshake in time",
-                ));
+                return Err(handshake_timed_out());
             }
             sock.set_read_timeout(Some(left))?;
             match self.read_tls_from(Blocking(sock)) {
@@ -298,6 +295,14 @@ impl TlsSession {
         }
         Ok(())
     }
+}
+
+/// A handshake its deadline cut short.
+pub(crate) fn handshake_timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the peer did not finish the TLS handshake in time",
+    )
 }
 
 fn eof_in_handshake() -> io::Error {

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::opening::{Handshake, open_layers};
 use crate::config::ConnectionOptions;
 use crate::config::DEFAULT_READ_BUFFER_SIZE;
-use crate::handler::{RequestHandler, process, report};
+use crate::handler::{RequestHandler, failure_level, process, report};
 use crate::pool::{Refusal, Work};
 use crate::request::{ReadBuffer, StreamRequest, Traffic};
 use crate::server::ServerHandle;
@@ -62,6 +62,17 @@ pub(crate) fn apply(options: &ConnectionOptions, stream: &impl Connection) -> io
     Ok(())
 }
 
+/// Counts and logs a connection whose options could not be set, which is
+/// closed unserved: typically the peer reset it before it was served.
+/// Logged as a failed request, at the level of whose doing it was.
+pub(crate) fn setup_failed<A: std::fmt::Debug>(control: &Control, peer: &A, error: &io::Error) {
+    control.counters.errors.bump();
+    log::log!(
+        failure_level(error),
+        "request from {peer:?} failed: cannot set up the connection: {error}"
+    );
+}
+
 /// Logs a connection's start at debug level; the returned value logs its
 /// end (peer, duration, bytes) when given the traffic.
 pub(crate) fn log_opened<A: std::fmt::Debug>(peer: &A) -> Option<Instant> {
@@ -103,9 +114,7 @@ where
         let control = self.server.control();
         let opened = log_opened(&peer);
         if let Err(e) = apply(&self.options, &stream) {
-            // Typically the peer reset the connection before it was served.
-            control.counters.errors.bump();
-            log::warn!("cannot set up the connection from {peer:?}: {e}");
+            setup_failed(control, &peer, &e);
         } else {
             let buffer = std::mem::take(&mut local.buffer);
             let mut request = StreamRequest::new(Arc::new(stream), peer, self.server.clone(), buffer);

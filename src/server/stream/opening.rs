@@ -77,6 +77,20 @@ fn speaks_tls(options: &ConnectionOptions) -> bool {
     }
 }
 
+/// The error of a TLS handshake a parked server's deadline cut short,
+/// counted and worded as a per-connection server's handshake timeout is,
+/// for `handle_error`.
+pub(crate) fn handshake_too_late<S: Connection>(request: &StreamRequest<S>) -> io::Error {
+    #[cfg(feature = "tls")]
+    return handshake_failed(request, crate::tls::handshake_timed_out());
+    // Only a TLS handshake is ever unfinished.
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = request;
+        io::Error::new(io::ErrorKind::TimedOut, "the connection was not opened in time")
+    }
+}
+
 /// Counts a failed handshake and says whose it was, and what the client
 /// probably is when its first bytes were no TLS record at all.
 #[cfg(feature = "tls")]

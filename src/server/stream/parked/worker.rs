@@ -18,8 +18,8 @@ use crate::pool::Exit;
 use crate::request::{Layers, ReadBuffer, RequestParts, StreamRequest, Traffic};
 use crate::server::control::Control;
 use crate::server::core::Batch;
-use crate::server::stream::connection::{apply, log_closed, log_opened};
-use crate::server::stream::opening::{Handshake, open_layers, step_handshake};
+use crate::server::stream::connection::{apply, log_closed, log_opened, setup_failed};
+use crate::server::stream::opening::{Handshake, handshake_too_late, open_layers, step_handshake};
 use crate::sys::poller;
 use crate::transport::Listener;
 
@@ -187,14 +187,7 @@ impl<L: Listener> Shared<L> {
         for expired in expired.drain(..) {
             self.control().counters.timed_out.bump();
             match expired {
-                Expired::Idle(conn) if conn.state.is_none() => {
-                    self.control().counters.tls_handshake_failures.bump();
-                    log::warn!(
-                        "closing the connection from {:?}: its TLS handshake was not finished in time",
-                        conn.peer
-                    );
-                    self.close_conn(None, conn);
-                }
+                Expired::Idle(conn) if conn.state.is_none() => self.close_handshaking(conn),
                 Expired::Idle(conn) => {
                     log::debug!(
                         "closing the connection from {:?}: idle for the idle timeout ({:?})",
@@ -209,15 +202,42 @@ impl<L: Listener> Shared<L> {
         }
     }
 
+    /// Closes a connection whose TLS handshake its deadline cut short,
+    /// reported to `handle_error` as a per-connection server reports its
+    /// handshake timeout (and counted as a failed handshake, and in
+    /// `timed_out`, not in `errors`).
+    fn close_handshaking(&self, conn: Conn<L>) {
+        let parts = RequestParts {
+            stream: conn.stream,
+            peer: conn.peer,
+            buffer: ReadBuffer::default(),
+            unread: 0..0,
+            traffic: conn.traffic,
+            maybe_more: false,
+            layers: conn.layers,
+        };
+        let request = StreamRequest::resume(parts, self.server.clone());
+        let error = handshake_too_late(&request);
+        let _counted_as_timed_out = self.service.report(&request, error);
+        let mut parts = request.into_parts();
+        self.close(
+            None,
+            parts.stream,
+            &parts.peer,
+            None,
+            conn.opened,
+            parts.traffic,
+            Some(&mut parts.layers),
+        );
+    }
+
     /// A new connection: open its layers (a proxy's header, the start of
     /// a TLS handshake), then go on with the handshake or admit it.
     fn open(&self, local: &mut WorkerLocal<L>, key: Key, stream: Arc<L::Stream>, peer: L::Addr) {
         let control = self.control();
         let opened = log_opened(&peer);
         if let Err(e) = apply(&self.options, &*stream) {
-            // Typically the peer reset the connection before it was served.
-            control.counters.errors.bump();
-            log::warn!("cannot set up the connection from {peer:?}: {e}");
+            setup_failed(control, &peer, &e);
             return self.close(Some(key), stream, &peer, None, opened, Traffic::default(), None);
         }
         let buffer = std::mem::take(&mut local.buffer);
