@@ -5,33 +5,21 @@
 mod util;
 
 use std::io::{self, Read, Write};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 use socketserver::echo::Uppercase;
 use socketserver::{TcpRequest, ThreadingTcpServer};
-use util::{Process, init_logging, serve};
+use util::loadgen::failures;
+use util::{init_logging, serve};
 
 fn loadgen(args: &[&str]) -> Output {
-    Process::spawn(
-        Command::new(util::example_binary("loadgen"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .finish()
+    util::loadgen::run(args).output
 }
 
 fn report(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("loadgen printed no JSON ({e}): {output:?}"))
-}
-
-fn failures(report: &Value) -> u64 {
-    ["mismatches", "errors", "timeouts", "lost"]
-        .iter()
-        .map(|k| report[k].as_u64().unwrap())
-        .sum()
 }
 
 #[test]
@@ -54,6 +42,29 @@ fn every_mode_runs_clean_against_the_crate_servers() {
         assert_eq!(failures(&report), 0, "{mode}: {report}");
         assert!(report["latency_us"]["p50"].as_u64().unwrap() > 0);
     }
+}
+
+#[test]
+fn the_text_report_names_its_counts() {
+    let run = util::loadgen::run(&[
+        "tcp",
+        "--connections",
+        "1",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "0s",
+    ]);
+    assert!(run.output.status.success(), "{:?}", run.output);
+    let text = run.stdout();
+    assert!(
+        text.contains(": 1 client, 64-byte messages, closed loop"),
+        "{text}"
+    );
+    assert!(
+        text.contains("failures     0 mismatched, 0 short, 0 errors, 0 timeouts, 0 lost"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 
 use pki::TestPki;
 use serde_json::Value;
+use util::loadgen::failures;
 
 /// Runs loadgen with `--tls` against `addr` and returns its JSON report.
 fn loadgen_tls(addr: SocketAddr, ca: &str, mode: &str, extra: &[&str]) -> Value {
@@ -47,13 +48,6 @@ fn loadgen_json(mode: &str, args: &[&str]) -> Value {
     let expected = if all_failed { 1 } else { 0 };
     assert_eq!(output.status.code(), Some(expected), "{mode}: {output:?}");
     report
-}
-
-fn failures(report: &Value) -> u64 {
-    ["mismatches", "errors", "timeouts"]
-        .iter()
-        .map(|k| report[k].as_u64().unwrap())
-        .sum()
 }
 
 fn count(report: &Value, key: &str) -> u64 {

@@ -1,16 +1,19 @@
-//! One loop per mode, each run by one client thread. Every reply is
-//! checked against the uppercase of what was sent; every failure is
-//! recorded. Every loop ends by itself at the end of the window.
+//! One loop per TCP mode, each run by one client thread (the UDP ones are
+//! in udp.rs). Every reply is checked against the uppercase of what was
+//! sent; every failure is recorded. Every loop sends nothing after the
+//! end of the window, and waits for its last reply at most `--timeout`.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use socketserver::framing::Framed;
 
-use crate::record::{Live, Recorder, Window};
+use crate::deadline::Deadlined;
+use crate::record::{Failed, Failure, Live, Recorder, Sent, Window, timed_out};
+use crate::schedule::Pacer;
 use crate::tls::TlsClient;
 
 /// Pause after a failed connection before trying again, so a dead server
@@ -25,6 +28,9 @@ pub struct Plan {
     pub window: Window,
     /// Open-loop pacing: one request per this interval, per client.
     pub interval: Option<Duration>,
+    /// How many clients share the load (open-loop schedules are spread
+    /// over all of them).
+    pub clients: usize,
     pub live: Arc<Live>,
     /// `--tls`: the tcp and churn clients speak TLS.
     pub tls: Option<Arc<TlsClient>>,
@@ -94,23 +100,23 @@ impl Plan {
         Recorder::new(self.window, Arc::clone(&self.live))
     }
 
-    fn pacer(&self, client: usize) -> Pacer {
-        // Spread the clients' schedules over one interval.
-        let offset = self
-            .interval
-            .map_or(Duration::ZERO, |i| i.mul_f64((client % 64) as f64 / 64.0));
-        Pacer {
-            next: Instant::now() + offset,
-            interval: self.interval,
-            end: self.window.end,
-        }
+    /// Client `client`'s schedule.
+    pub(crate) fn pacer(&self, client: usize) -> Pacer {
+        Pacer::new(self.interval, self.window, client, self.clients)
     }
 
-    /// A connection for connection `id` (a client's number), which has
-    /// sent its PROXY header if the plan says so.
-    pub(crate) fn connect(&self, id: usize) -> io::Result<TcpStream> {
+    /// A connection for connection `id` (a client's number), made by
+    /// `deadline`, which has sent its PROXY header if the plan says so.
+    pub(crate) fn connect(&self, id: usize, deadline: Instant) -> io::Result<TcpStream> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no connection within --timeout",
+            ));
+        }
         let stream = match self.source {
-            None => TcpStream::connect_timeout(&self.target, self.timeout)?,
+            None => TcpStream::connect_timeout(&self.target, left)?,
             Some(source) => {
                 let socket = socket2::Socket::new(
                     socket2::Domain::for_address(self.target),
@@ -118,7 +124,7 @@ impl Plan {
                     None,
                 )?;
                 socket.bind(&SocketAddr::new(source, 0).into())?;
-                socket.connect_timeout(&self.target.into(), self.timeout)?;
+                socket.connect_timeout(&self.target.into(), left)?;
                 socket.into()
             }
         };
@@ -138,48 +144,32 @@ impl Plan {
     }
 }
 
-/// When the next request goes out. Closed loop: at once. Open loop (a
-/// rate): on a fixed schedule, and latency counts from the scheduled time,
-/// so a server that stalls cannot hide the queue it builds up.
-struct Pacer {
-    next: Instant,
-    interval: Option<Duration>,
-    end: Instant,
-}
-
-impl Pacer {
-    /// The time the next request counts from, or `None` when the run is
-    /// over.
-    fn next(&mut self) -> Option<Instant> {
-        let Some(interval) = self.interval else {
-            let now = Instant::now();
-            return (now < self.end).then_some(now);
-        };
-        let scheduled = self.next;
-        if scheduled >= self.end {
-            return None;
-        }
-        self.next += interval;
-        let now = Instant::now();
-        if scheduled > now {
-            thread::sleep(scheduled - now);
-        }
-        Some(scheduled)
-    }
-}
-
 /// A request and the reply it must get. The first bytes carry a sequence
 /// number in lowercase letters, so a late UDP reply can be told from the
 /// current one; the uppercase echo turns them into capitals.
 pub(crate) struct Message {
     pub(crate) sent: Vec<u8>,
     pub(crate) expected: Vec<u8>,
-    seq: u64,
+    pub(crate) seq: u64,
 }
 
 /// How many leading bytes carry the sequence number.
 fn seq_digits(size: usize) -> usize {
     size.min(8)
+}
+
+/// What a reply is, held against the request it may answer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// The uppercase of the request, whole.
+    Right,
+    /// A reply of the request's shape to another request: this sequence
+    /// number, modulo [`Message::seq_modulus`].
+    Other(u64),
+    /// Fewer bytes than the request.
+    Short,
+    /// Anything else.
+    Wrong,
 }
 
 impl Message {
@@ -208,6 +198,12 @@ impl Message {
         }
     }
 
+    /// Sequence numbers repeat after this many requests (26 to the power
+    /// of the digits the message has room for).
+    pub(crate) fn seq_modulus(&self) -> u64 {
+        26u64.pow(seq_digits(self.sent.len()) as u32)
+    }
+
     /// The sequence number an uppercase reply carries, if it has the
     /// request's shape.
     fn seq_of(&self, reply: &[u8]) -> Option<u64> {
@@ -224,48 +220,149 @@ impl Message {
         }
         Some(seq)
     }
+
+    /// What `reply` is to this request.
+    pub(crate) fn classify(&self, reply: &[u8]) -> Reply {
+        if reply == self.expected {
+            return Reply::Right;
+        }
+        if reply.len() < self.expected.len() {
+            return Reply::Short;
+        }
+        match self.seq_of(reply) {
+            Some(seq) => Reply::Other(seq),
+            None => Reply::Wrong,
+        }
+    }
+
+    /// Whether `reply` is this request's, and if not, the failure it
+    /// makes.
+    pub(crate) fn check(&self, reply: &[u8]) -> Result<(), Failed> {
+        match self.classify(reply) {
+            Reply::Right => Ok(()),
+            _ => Err(self.failure(reply)),
+        }
+    }
+
+    /// The failure a reply that is not this request's makes: short, or
+    /// mismatched.
+    pub(crate) fn failure(&self, reply: &[u8]) -> Failed {
+        if reply.len() < self.expected.len() {
+            Failed::new(
+                Failure::Short,
+                format!(
+                    "a {}-byte reply to a {}-byte request",
+                    reply.len(),
+                    self.sent.len()
+                ),
+            )
+        } else {
+            Failed::new(Failure::Mismatch, "a reply did not match what was sent")
+        }
+    }
+}
+
+/// Reads a reply of exactly `reply.len()` bytes. A reply that stops
+/// short (the connection closes in its middle, or the rest has not come
+/// by the deadline) is a [`Failure::Short`]; none at all by the deadline
+/// is a timeout.
+pub(crate) fn read_reply(reader: &mut impl Read, reply: &mut [u8]) -> Result<(), Failed> {
+    let mut got = 0;
+    while got < reply.len() {
+        match reader.read(&mut reply[got..]) {
+            Ok(0) => return Err(cut_off(got, reply.len(), true)),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if timed_out(&e) => return Err(cut_off(got, reply.len(), false)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The failure of a reply cut off after `got` of its `len` bytes: by the
+/// server closing the connection (`closed`), or by the deadline.
+pub(crate) fn cut_off(got: usize, len: usize, closed: bool) -> Failed {
+    match (got, closed) {
+        (0, true) => Failed::new(Failure::Error, "the server closed the connection"),
+        (0, false) => Failed::new(Failure::Timeout, "no reply within --timeout"),
+        (_, true) => Failed::new(
+            Failure::Short,
+            format!("the connection closed after {got} of {len} reply bytes"),
+        ),
+        (_, false) => Failed::new(
+            Failure::Short,
+            format!("{got} of {len} reply bytes came within --timeout"),
+        ),
+    }
+}
+
+/// A whole reply that came after its deadline: a timeout all the same.
+pub(crate) fn check_deadline(deadline: Instant) -> Result<(), Failed> {
+    if Instant::now() > deadline {
+        return Err(Failed::new(
+            Failure::Timeout,
+            "the reply came whole only after --timeout",
+        ));
+    }
+    Ok(())
 }
 
 /// Ping-pong on one connection, reconnecting after a failure.
-/// `exchange` sends the message and reads the reply into the buffer.
+/// `exchange` sends the message, reads the reply into the buffer and
+/// holds it against the message, all by the deadline it is given.
 fn ping_pong<C>(
     plan: &Plan,
     client: usize,
-    connect: impl Fn(TcpStream) -> io::Result<C>,
-    mut exchange: impl FnMut(&mut C, &[u8], &mut Vec<u8>) -> io::Result<()>,
+    connect: impl Fn(Deadlined) -> io::Result<C>,
+    mut exchange: impl FnMut(&mut C, Sent, Instant, &Message, &mut Vec<u8>) -> Result<(), Failed>,
 ) -> Recorder {
     let mut recorder = plan.recorder();
     let mut message = Message::new(plan.size, client);
     let mut reply = vec![0; plan.size];
     let mut pacer = plan.pacer(client);
     let mut connection: Option<C> = None;
-    while let Some(began) = pacer.next() {
+    while let Some(sent) = pacer.next() {
+        let deadline = sent.at + plan.timeout;
         let conn = match connection.as_mut() {
             Some(conn) => conn,
-            None => match plan.connect(client).and_then(&connect) {
+            None => match plan
+                .connect(client, deadline)
+                .and_then(|stream| connect(Deadlined::new(stream, plan.timeout)))
+            {
                 Ok(conn) => connection.insert(conn),
                 Err(e) => {
-                    recorder.error(&e);
+                    recorder.fail(sent, e);
                     plan.pause_after_failure();
                     continue;
                 }
             },
         };
         message.advance();
-        match exchange(conn, &message.sent, &mut reply) {
-            Ok(()) if reply == message.expected => recorder.success(began),
-            Ok(()) => {
-                // Out of step: start again on a new connection.
-                recorder.mismatch();
-                connection = None;
-            }
-            Err(e) => {
-                recorder.error(&e);
+        match exchange(conn, sent, deadline, &message, &mut reply).and_then(|()| check_deadline(deadline)) {
+            Ok(()) => recorder.success(sent),
+            Err(failed) => {
+                // Out of step, or cut off: start again on a new connection.
+                recorder.fail(sent, failed);
                 connection = None;
             }
         }
     }
+    recorder.behind(pacer.behind());
     recorder
+}
+
+/// Sends `message` on a raw stream and reads its reply, by `deadline`.
+fn raw_exchange(
+    stream: &mut Deadlined,
+    deadline: Instant,
+    message: &Message,
+    reply: &mut [u8],
+) -> Result<(), Failed> {
+    stream.set_deadline(Some(deadline));
+    stream.write_all(&message.sent)?;
+    read_reply(stream, reply)?;
+    message.check(reply)
 }
 
 /// Raw ping-pong: the reply is exactly as long as the request.
@@ -275,12 +372,11 @@ pub fn tcp(plan: &Plan, client: usize) -> Recorder {
             plan,
             client,
             |stream| tls.wrap(stream),
-            |conn, sent, reply| conn.exchange(tls, Instant::now(), sent, reply),
+            |conn, sent, deadline, message, reply| conn.exchange(tls, sent, deadline, message, reply),
         );
     }
-    ping_pong(plan, client, Ok, |stream, sent, reply| {
-        stream.write_all(sent)?;
-        stream.read_exact(reply)
+    ping_pong(plan, client, Ok, |stream, _, deadline, message, reply| {
+        raw_exchange(stream, deadline, message, reply)
     })
 }
 
@@ -290,107 +386,54 @@ pub fn churn(plan: &Plan, client: usize) -> Recorder {
     let mut message = Message::new(plan.size, client);
     let mut reply = vec![0; plan.size];
     let mut pacer = plan.pacer(client);
-    while let Some(began) = pacer.next() {
+    while let Some(sent) = pacer.next() {
+        let deadline = sent.at + plan.timeout;
         message.advance();
-        let exchanged = plan.connect(client).and_then(|mut stream| match &plan.tls {
-            // Dropping the connection sends close_notify.
-            Some(tls) => tls.wrap(stream)?.exchange(tls, began, &message.sent, &mut reply),
-            None => {
-                stream.write_all(&message.sent)?;
-                stream.read_exact(&mut reply)
-            }
-        });
+        let exchanged = plan
+            .connect(client, deadline)
+            .map_err(Failed::from)
+            .and_then(|stream| {
+                let mut stream = Deadlined::new(stream, plan.timeout);
+                match &plan.tls {
+                    // Dropping the connection sends close_notify.
+                    Some(tls) => tls
+                        .wrap(stream)?
+                        .exchange(tls, sent, deadline, &message, &mut reply),
+                    None => raw_exchange(&mut stream, deadline, &message, &mut reply),
+                }
+            })
+            .and_then(|()| check_deadline(deadline));
         match exchanged {
-            Ok(()) if reply == message.expected => recorder.success(began),
-            Ok(()) => recorder.mismatch(),
-            Err(e) => {
-                recorder.error(&e);
-                plan.pause_after_failure();
+            Ok(()) => recorder.success(sent),
+            Err(failed) => {
+                let refused = failed.kind == Failure::Error;
+                recorder.fail(sent, failed);
+                if refused {
+                    plan.pause_after_failure();
+                }
             }
         }
     }
+    recorder.behind(pacer.behind());
     recorder
 }
 
 /// Ping-pong with frames on one connection.
 pub fn framed(plan: &Plan, client: usize) -> Recorder {
     let framed_stream = |stream| Ok(Framed::buffered(stream));
-    ping_pong(plan, client, framed_stream, |framed, sent, reply| {
-        framed.write_frame(sent)?;
-        if framed.read_frame_into(reply)? {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the server closed the connection",
-            ))
-        }
-    })
-}
-
-/// Datagram ping-pong. A reply that does not come within the timeout is
-/// counted lost; one that comes later is recognized by its sequence
-/// number and counted late, never mistaken for the current reply.
-pub fn udp(plan: &Plan, client: usize) -> Recorder {
-    let mut recorder = plan.recorder();
-    let socket = match udp_socket(plan) {
-        Ok(socket) => socket,
-        Err(e) => {
-            recorder.error(&e);
-            return recorder;
-        }
-    };
-    let mut message = Message::new(plan.size, client);
-    let mut reply = vec![0; plan.size.max(1) + 1];
-    let mut pacer = plan.pacer(client);
-    while let Some(began) = pacer.next() {
-        message.advance();
-        if let Err(e) = socket.send(&message.sent) {
-            recorder.error(&e);
-            plan.pause_after_failure();
-            continue;
-        }
-        loop {
-            match socket.recv(&mut reply) {
-                Ok(len) if reply[..len] == message.expected[..] => {
-                    recorder.success(began);
-                    break;
-                }
-                Ok(len) => match message.seq_of(&reply[..len]) {
-                    Some(seq) if seq != message.seq % 26u64.pow(seq_digits(plan.size) as u32) => {
-                        recorder.late()
-                    }
-                    _ => {
-                        recorder.mismatch();
-                        break;
-                    }
-                },
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    recorder.lost();
-                    break;
-                }
-                Err(e) => {
-                    recorder.error(&e);
-                    break;
-                }
+    ping_pong(
+        plan,
+        client,
+        framed_stream,
+        |framed, _, deadline, message, reply| {
+            framed.get_mut().get_mut().set_deadline(Some(deadline));
+            framed.write_frame(&message.sent)?;
+            if !framed.read_frame_into(reply)? {
+                return Err(cut_off(0, message.sent.len(), true));
             }
-        }
-    }
-    recorder
-}
-
-fn udp_socket(plan: &Plan) -> io::Result<UdpSocket> {
-    // Loopback for a loopback target, any address otherwise.
-    let local: IpAddr = match (plan.target, plan.target.ip().is_loopback()) {
-        (SocketAddr::V4(_), true) => Ipv4Addr::LOCALHOST.into(),
-        (SocketAddr::V4(_), false) => Ipv4Addr::UNSPECIFIED.into(),
-        (SocketAddr::V6(_), true) => Ipv6Addr::LOCALHOST.into(),
-        (SocketAddr::V6(_), false) => Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let socket = UdpSocket::bind(SocketAddr::new(local, 0))?;
-    socket.connect(plan.target)?;
-    socket.set_read_timeout(Some(plan.timeout))?;
-    Ok(socket)
+            message.check(reply)
+        },
+    )
 }
 
 /// What an idle-connections run found besides latency.
@@ -402,7 +445,8 @@ pub struct IdleOutcome {
 
 /// Opens `count` connections and keeps them, does one round trip on each,
 /// then (with `hold`) waits until the server closes them or the window
-/// ends. Connection `i` is number `client + i * stride` of the run.
+/// ends. Connection `i` is number `client + i * stride` of the run. No
+/// connection or round trip begins after the window's end.
 pub fn idle(plan: &Plan, client: usize, stride: usize, count: usize, hold: bool) -> (Recorder, IdleOutcome) {
     let mut recorder = plan.recorder();
     let mut outcome = IdleOutcome::default();
@@ -411,40 +455,47 @@ pub fn idle(plan: &Plan, client: usize, stride: usize, count: usize, hold: bool)
         if Instant::now() >= plan.window.end {
             break;
         }
-        match plan.connect(client + i * stride) {
-            Ok(stream) => streams.push(stream),
-            Err(e) => recorder.error(&e),
+        let sent = Sent::now();
+        match plan.connect(client + i * stride, sent.at + plan.timeout) {
+            Ok(stream) => streams.push(Deadlined::new(stream, plan.timeout)),
+            Err(e) => recorder.fail(sent, e),
         }
     }
     outcome.connected = streams.len() as u64;
     let mut message = Message::new(plan.size, client);
     let mut reply = vec![0; plan.size];
     for stream in &mut streams {
+        let sent = Sent::now();
+        if sent.at >= plan.window.end {
+            break;
+        }
         message.advance();
-        let began = Instant::now();
-        match stream
-            .write_all(&message.sent)
-            .and_then(|()| stream.read_exact(&mut reply))
-        {
-            Ok(()) if reply == message.expected => recorder.success(began),
-            Ok(()) => recorder.mismatch(),
-            Err(e) => recorder.error(&e),
+        let deadline = sent.at + plan.timeout;
+        match raw_exchange(stream, deadline, &message, &mut reply).and_then(|()| check_deadline(deadline)) {
+            Ok(()) => recorder.success(sent),
+            Err(failed) => recorder.fail(sent, failed),
         }
     }
     if hold {
         // Wait for the server to close each one, until the window ends.
         for stream in &mut streams {
-            let left = plan.window.end.saturating_duration_since(Instant::now());
-            if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            if Instant::now() >= plan.window.end {
                 break;
             }
+            stream.set_deadline(Some(plan.window.end));
             let mut byte = [0u8; 1];
             match stream.read(&mut byte) {
                 Ok(0) => outcome.closed_by_server += 1,
-                Ok(_) => recorder.mismatch(),
+                Ok(_) => recorder.fail(
+                    Sent::now(),
+                    Failed::new(
+                        Failure::Mismatch,
+                        "an idle connection got bytes it did not ask for",
+                    ),
+                ),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => outcome.closed_by_server += 1,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
-                Err(e) => recorder.error(&e),
+                Err(e) if timed_out(&e) => break,
+                Err(e) => recorder.fail(Sent::now(), e),
             }
         }
     }

@@ -8,15 +8,19 @@
 //! hundreds of client threads and the server's few; an event-driven
 //! client takes its fair share and no more, which is what comparing
 //! servers with few threads (the parked mode, tokio) needs.
+//!
+//! Like the threads driver, it sends nothing after the end of the window
+//! and waits for the replies still in flight then, each until its
+//! deadline, so that the two drivers count the same server alike.
 
 use std::io::{self, Read, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::clients::{Message, Plan};
-use crate::record::Recorder;
+use crate::clients::{Message, Plan, check_deadline, cut_off};
+use crate::record::{Failed, Recorder, Sent};
 
 /// One connection's ping-pong state.
 struct Conn {
@@ -26,42 +30,57 @@ struct Conn {
     /// Reply bytes received so far.
     got: usize,
     /// Request bytes written so far.
-    sent: usize,
-    began: Instant,
+    written: usize,
+    /// The request in flight, if any, and its deadline.
+    in_flight: Option<(Sent, Instant)>,
 }
 
 impl Conn {
-    fn open(plan: &Plan, client: usize) -> io::Result<Conn> {
-        // A blocking connect (bounded by the plan's timeout), then
-        // non-blocking for the ping-pong.
-        let stream = plan.connect(client)?;
+    fn open(plan: &Plan, client: usize, deadline: Instant) -> io::Result<Conn> {
+        // A blocking connect (bounded by the deadline), then non-blocking
+        // for the ping-pong.
+        let stream = plan.connect(client, deadline)?;
         stream.set_nonblocking(true)?;
         Ok(Conn {
             stream: TcpStream::from_std(stream),
             message: Message::new(plan.size, client),
             reply: vec![0; plan.size],
             got: 0,
-            sent: 0,
-            began: Instant::now(),
+            written: 0,
+            in_flight: None,
         })
     }
 
-    /// Starts the next request.
-    fn start(&mut self, now: Instant) {
+    /// Starts the next request, due by `deadline`, and writes what it can
+    /// of it.
+    fn start(&mut self, sent: Sent, deadline: Instant) -> io::Result<()> {
         self.message.advance();
         self.got = 0;
-        self.sent = 0;
-        self.began = now;
+        self.written = 0;
+        self.in_flight = Some((sent, deadline));
+        self.write().map(drop)
+    }
+
+    /// The request in flight, if its deadline has passed by `now`.
+    fn overdue(&self, now: Instant) -> Option<Sent> {
+        self.in_flight
+            .filter(|&(_, deadline)| now >= deadline)
+            .map(|(sent, _)| sent)
+    }
+
+    /// What a reply not whole by its deadline is.
+    fn cut_off(&self, closed: bool) -> Failed {
+        cut_off(self.got, self.reply.len(), closed)
     }
 
     /// Writes what is left of the request; true when all of it is out.
     fn write(&mut self) -> io::Result<bool> {
-        while self.sent < self.message.sent.len() {
+        while self.written < self.message.sent.len() {
             match step(
-                self.stream.write(&self.message.sent[self.sent..]),
+                self.stream.write(&self.message.sent[self.written..]),
                 io::ErrorKind::WriteZero,
             )? {
-                Some(n) => self.sent += n,
+                Some(n) => self.written += n,
                 None => return Ok(false),
             }
         }
@@ -81,6 +100,42 @@ impl Conn {
         }
         Ok(true)
     }
+
+    /// Moves the request in flight on, after an event.
+    fn progress(&mut self) -> Progress {
+        let Some((sent, deadline)) = self.in_flight else {
+            return Progress::Waiting;
+        };
+        let whole = match self.write().and_then(|_| self.read()) {
+            Ok(whole) => whole,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Progress::Failed(sent, self.cut_off(true));
+            }
+            Err(e) => return Progress::Failed(sent, e.into()),
+        };
+        if !whole {
+            return Progress::Waiting;
+        }
+        self.in_flight = None;
+        match self
+            .message
+            .check(&self.reply)
+            .and_then(|()| check_deadline(deadline))
+        {
+            Ok(()) => Progress::Done(sent),
+            Err(failed) => Progress::Failed(sent, failed),
+        }
+    }
+}
+
+/// Where a connection's request stands after an event.
+enum Progress {
+    /// Not whole yet (or nothing in flight).
+    Waiting,
+    /// Its reply came whole and right, in time.
+    Done(Sent),
+    /// It failed; the connection is out of step or cut off.
+    Failed(Sent, Failed),
 }
 
 /// One non-blocking read or write: the bytes moved (none after a signal),
@@ -95,9 +150,10 @@ fn step(result: io::Result<usize>, at_zero: io::ErrorKind) -> io::Result<Option<
     }
 }
 
-/// Waits for events until `timeout`; a signal ends the wait early, with
+/// Waits for events until `until`; a signal ends the wait early, with
 /// none.
-fn wait(poll: &mut Poll, events: &mut Events, timeout: std::time::Duration) -> io::Result<()> {
+fn wait(poll: &mut Poll, events: &mut Events, until: Instant) -> io::Result<()> {
+    let timeout = until.saturating_duration_since(Instant::now());
     match poll.poll(events, Some(timeout)) {
         Err(e) if e.kind() == io::ErrorKind::Interrupted => {
             events.clear();
@@ -112,14 +168,23 @@ fn wait(poll: &mut Poll, events: &mut Events, timeout: std::time::Duration) -> i
 fn with_poller(plan: &Plan, drive: impl FnOnce(Poll, &mut Recorder) -> io::Result<()>) -> Recorder {
     let mut recorder = plan.recorder();
     if let Err(e) = Poll::new().and_then(|poll| drive(poll, &mut recorder)) {
-        recorder.error(&e);
+        recorder.fail(Sent::now(), e);
     }
     recorder
 }
 
+/// Opens connection `index` (client number `client`) and registers it
+/// for `interest`.
+fn open(plan: &Plan, poll: &Poll, index: usize, client: usize, interest: Interest) -> io::Result<Conn> {
+    let mut conn = Conn::open(plan, client, Instant::now() + plan.timeout)?;
+    poll.registry()
+        .register(&mut conn.stream, Token(index), interest)?;
+    Ok(conn)
+}
+
 /// Drives `clients` (the client numbers of this thread) in a closed loop
-/// until the window ends; a connection that fails or times out is
-/// replaced.
+/// until the window ends, then until the replies in flight are in or
+/// overdue; a connection that fails or times out is replaced.
 pub fn tcp(plan: &Plan, clients: Vec<usize>) -> Recorder {
     with_poller(plan, |poll, recorder| drive_tcp(plan, clients, poll, recorder))
 }
@@ -130,73 +195,66 @@ fn drive_tcp(plan: &Plan, clients: Vec<usize>, mut poll: Poll, recorder: &mut Re
     let end = plan.window.end;
     loop {
         let now = Instant::now();
-        if now >= end {
-            return Ok(());
-        }
-        // (Re)connect and send on every connection not in flight; time
-        // out those whose reply is overdue.
+        let sending = now < end;
+        // Until when to wait: the end of the window, or the earliest
+        // deadline of a request in flight.
+        let mut until = sending.then_some(end);
         for (index, (slot, &client)) in conns.iter_mut().zip(&clients).enumerate() {
             if let Some(conn) = slot
-                && now.duration_since(conn.began) > plan.timeout
+                && let Some(sent) = conn.overdue(now)
             {
-                recorder.error(&io::Error::new(io::ErrorKind::TimedOut, "no reply in time"));
+                recorder.fail(sent, conn.cut_off(false));
                 *slot = None;
             }
-            if slot.is_none() {
-                match Conn::open(plan, client) {
-                    Ok(mut conn) => {
-                        let token = Token(index);
-                        let registered = poll.registry().register(
-                            &mut conn.stream,
-                            token,
-                            Interest::READABLE | Interest::WRITABLE,
-                        );
-                        conn.start(now);
-                        match registered.and_then(|()| conn.write()) {
-                            Ok(_) => *slot = Some(conn),
-                            Err(e) => recorder.error(&e),
-                        }
-                    }
+            if slot.is_none() && sending {
+                let sent = Sent::now();
+                match open(
+                    plan,
+                    &poll,
+                    index,
+                    client,
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    Ok(mut conn) => match conn.start(sent, sent.at + plan.timeout) {
+                        Ok(()) => *slot = Some(conn),
+                        Err(e) => recorder.fail(sent, e),
+                    },
                     Err(e) => {
-                        recorder.error(&e);
+                        recorder.fail(sent, e);
                         plan.pause_after_failure();
                     }
                 }
             }
+            if let Some((_, deadline)) = slot.as_ref().and_then(|conn| conn.in_flight) {
+                until = Some(until.map_or(deadline, |until| until.min(deadline)));
+            }
         }
-        let timeout = plan.timeout.min(end.saturating_duration_since(Instant::now()));
-        wait(&mut poll, &mut events, timeout)?;
+        let Some(until) = until else {
+            return Ok(()); // the window is over and nothing is in flight
+        };
+        wait(&mut poll, &mut events, until)?;
         for event in events.iter() {
-            let Token(index) = event.token();
-            let Some(slot) = conns.get_mut(index) else {
+            let Some(slot) = conns.get_mut(event.token().0) else {
                 continue;
             };
             let Some(conn) = slot.as_mut() else { continue };
-            // Write what is left, then read what has come; a reply whole
-            // starts the next request at once.
-            let progressed = conn.write().and_then(|_| conn.read());
-            match progressed {
-                Ok(false) => {}
-                Ok(true) => {
-                    if conn.reply == conn.message.expected {
-                        recorder.success(conn.began);
-                        let now = Instant::now();
-                        if now >= end {
-                            continue;
-                        }
-                        conn.start(now);
-                        if let Err(e) = conn.write() {
-                            recorder.error(&e);
-                            *slot = None;
-                        }
-                    } else {
-                        // Out of step: start again on a new connection.
-                        recorder.mismatch();
+            match conn.progress() {
+                Progress::Waiting => {}
+                Progress::Done(sent) => {
+                    recorder.success(sent);
+                    // A reply whole starts the next request at once.
+                    let next = Sent::now();
+                    if next.at < end
+                        && let Err(e) = conn.start(next, next.at + plan.timeout)
+                    {
+                        recorder.fail(next, e);
                         *slot = None;
                     }
                 }
-                Err(e) => {
-                    recorder.error(&e);
+                Progress::Failed(sent, failed) => {
+                    // Out of step, or cut off: start again on a new
+                    // connection.
+                    recorder.fail(sent, failed);
                     *slot = None;
                 }
             }
@@ -207,8 +265,10 @@ fn drive_tcp(plan: &Plan, clients: Vec<usize>, mut poll: Poll, recorder: &mut Re
 /// Slow clients (`slow` mode): every connection sends one byte every
 /// `interval` (their schedules spread over it) and checks the byte that
 /// comes back. What a slowloris attack does to a server that gives each
-/// connection a thread; a parked server holds them all in its poller.
-pub fn slow(plan: &Plan, clients: Vec<usize>, interval: std::time::Duration) -> Recorder {
+/// connection a thread; a parked server holds them all in its poller. A
+/// byte not echoed within `--timeout` is a timeout, and its connection is
+/// closed.
+pub fn slow(plan: &Plan, clients: Vec<usize>, interval: Duration) -> Recorder {
     with_poller(plan, |poll, recorder| {
         drive_slow(plan, clients, interval, poll, recorder)
     })
@@ -217,28 +277,26 @@ pub fn slow(plan: &Plan, clients: Vec<usize>, interval: std::time::Duration) -> 
 fn drive_slow(
     plan: &Plan,
     clients: Vec<usize>,
-    interval: std::time::Duration,
+    interval: Duration,
     mut poll: Poll,
     recorder: &mut Recorder,
 ) -> io::Result<()> {
     let count = clients.len().max(1) as u32;
     let start = Instant::now();
     let mut conns: Vec<Option<Conn>> = Vec::with_capacity(clients.len());
-    // When each connection sends next, and whether it waits for a reply.
+    // When each connection sends next.
     let mut next: Vec<Instant> = Vec::with_capacity(clients.len());
-    let mut waiting: Vec<bool> = vec![false; clients.len()];
     for (index, &client) in clients.iter().enumerate() {
-        let conn = Conn::open(plan, client).and_then(|mut conn| {
+        let sent = Sent::now();
+        let conn = open(plan, &poll, index, client, Interest::READABLE).map(|mut conn| {
             conn.message = Message::new(1, client);
             conn.reply = vec![0; 1];
-            poll.registry()
-                .register(&mut conn.stream, Token(index), Interest::READABLE)
-                .map(|()| conn)
+            conn
         });
         match conn {
             Ok(conn) => conns.push(Some(conn)),
             Err(e) => {
-                recorder.error(&e);
+                recorder.fail(sent, e);
                 conns.push(None);
             }
         }
@@ -250,54 +308,64 @@ fn drive_slow(
     let mut cursor = 0;
     loop {
         let now = Instant::now();
-        if now >= end {
-            return Ok(());
-        }
-        // Send on every connection whose turn has come, in schedule order.
-        while !conns.is_empty() {
-            let index = cursor % conns.len();
-            if next[index] > now {
-                break;
-            }
-            cursor += 1;
-            next[index] += interval;
-            let Some(conn) = conns[index].as_mut() else {
-                continue;
-            };
-            if waiting[index] {
-                continue;
-            }
-            conn.start(now);
-            match conn.write() {
-                Ok(_) => waiting[index] = true,
-                Err(e) => {
-                    recorder.error(&e);
-                    conns[index] = None;
+        let until = if now < end {
+            // Send on every connection whose turn has come, in schedule
+            // order; one still waiting for its last byte past the
+            // deadline has timed out.
+            while !conns.is_empty() {
+                let index = cursor % conns.len();
+                if next[index] > now {
+                    break;
+                }
+                cursor += 1;
+                next[index] += interval;
+                let slot = &mut conns[index];
+                let Some(conn) = slot.as_mut() else { continue };
+                if let Some(sent) = conn.overdue(now) {
+                    recorder.fail(sent, conn.cut_off(false));
+                    *slot = None;
+                } else if conn.in_flight.is_none() {
+                    let sent = Sent::now();
+                    if let Err(e) = conn.start(sent, sent.at + plan.timeout) {
+                        recorder.fail(sent, e);
+                        *slot = None;
+                    }
                 }
             }
-        }
-        let due = next.get(cursor % conns.len().max(1)).copied().unwrap_or(end);
-        let timeout = due.min(end).saturating_duration_since(Instant::now());
-        wait(&mut poll, &mut events, timeout)?;
+            next.get(cursor % conns.len().max(1))
+                .copied()
+                .unwrap_or(end)
+                .min(end)
+        } else {
+            // The window is over: wait for the bytes in flight, each until
+            // its deadline.
+            let mut until = None;
+            for slot in &mut conns {
+                let Some(conn) = slot.as_ref() else { continue };
+                if let Some(sent) = conn.overdue(now) {
+                    recorder.fail(sent, conn.cut_off(false));
+                    *slot = None;
+                } else if let Some((_, deadline)) = conn.in_flight {
+                    until = Some(until.map_or(deadline, |until: Instant| until.min(deadline)));
+                }
+            }
+            match until {
+                Some(until) => until,
+                None => return Ok(()),
+            }
+        };
+        wait(&mut poll, &mut events, until)?;
         for event in events.iter() {
-            let Token(index) = event.token();
-            let Some(Some(conn)) = conns.get_mut(index) else {
+            let Some(slot) = conns.get_mut(event.token().0) else {
                 continue;
             };
-            match conn.read() {
-                Ok(false) => {}
-                Ok(true) if conn.reply == conn.message.expected => {
-                    recorder.success(conn.began);
-                    conn.got = 0;
-                    waiting[index] = false;
-                }
-                Ok(true) => {
-                    recorder.mismatch();
-                    conns[index] = None;
-                }
-                Err(e) => {
-                    recorder.error(&e);
-                    conns[index] = None;
+            let Some(conn) = slot.as_mut() else { continue };
+            match conn.progress() {
+                Progress::Waiting => {}
+                Progress::Done(sent) => recorder.success(sent),
+                Progress::Failed(sent, failed) => {
+                    recorder.fail(sent, failed);
+                    *slot = None;
                 }
             }
         }

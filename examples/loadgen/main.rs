@@ -34,11 +34,14 @@
 mod clients;
 #[path = "../common/mod.rs"]
 mod common;
+mod deadline;
 mod evented;
 #[path = "../../tests/util/tls.rs"]
 mod pki;
 mod record;
+mod schedule;
 mod tls;
+mod udp;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -51,13 +54,14 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
+use serde_json::{Value, json};
 use socketserver::echo::{FramedUppercase, Uppercase};
 use socketserver::server::Mode as ServerMode;
 use socketserver::{Builder, ParkedTcpServer, Server, Stats, ThreadingTcpServer, ThreadingUdpServer};
 
 use clients::{IdleOutcome, Plan, ProxyVersion};
-use record::{Live, Recorder, Totals, Window};
+use record::{Live, Recorder, Totals, Window, merge_json};
+use schedule::Kept;
 use tls::TlsClient;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -446,6 +450,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
         timeout: args.timeout,
         window,
         interval,
+        clients: args.connections,
         live: Arc::new(Live::default()),
         tls: tls.clone(),
         source: args.source,
@@ -467,7 +472,7 @@ fn run(args: &Args) -> io::Result<ExitCode> {
     let counts = &totals.counts;
     Ok(if counts.mismatches > 0 {
         ExitCode::from(2)
-    } else if counts.ops == 0 && counts.errors + counts.timeouts + counts.lost > 0 {
+    } else if counts.ops == 0 && counts.failed() > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -514,7 +519,7 @@ fn spawn_clients(args: &Args, plan: &Arc<Plan>) -> io::Result<Vec<Client>> {
                 .spawn(move || match mode {
                     Mode::Tcp => (clients::tcp(&plan, client), IdleOutcome::default()),
                     Mode::Churn => (clients::churn(&plan, client), IdleOutcome::default()),
-                    Mode::Udp => (clients::udp(&plan, client), IdleOutcome::default()),
+                    Mode::Udp => (udp::udp(&plan, client), IdleOutcome::default()),
                     Mode::Framed => (clients::framed(&plan, client), IdleOutcome::default()),
                     Mode::Slow => unreachable!("slow clients are event-driven, spawned above"),
                     Mode::Idle => {
@@ -575,6 +580,14 @@ fn wait_with_progress(
     (recorders, idle)
 }
 
+/// "1 client", "64 clients".
+fn plural(count: usize, noun: &str) -> String {
+    match count {
+        1 => format!("1 {noun}"),
+        _ => format!("{count} {noun}s"),
+    }
+}
+
 /// The host part of `host:port` (brackets of an IPv6 address removed):
 /// the name a TLS server's certificate must carry.
 fn host_of(target: &str) -> &str {
@@ -591,6 +604,9 @@ fn report(
     tls: Option<&TlsClient>,
 ) {
     let server_name = server.as_ref().map_or("external", |(name, _)| name);
+    let kept = args
+        .rate
+        .map(|rate| Kept::new(rate, args.duration, totals.behind));
     if args.json {
         let mut context = json!({
             "mode": args.mode.name(),
@@ -603,6 +619,7 @@ fn report(
             "rate": args.rate,
             "proxy": args.proxy().map(ProxyVersion::name),
         });
+        context["schedule"] = kept.as_ref().map_or(Value::Null, Kept::json);
         if args.mode == Mode::Idle {
             context["connected"] = json!(idle.connected);
             context["closed_by_server"] = json!(idle.closed_by_server);
@@ -617,7 +634,9 @@ fn report(
                 "tls_handshake_failures": stats.tls_handshake_failures,
             });
         }
-        println!("{}", totals.json(context));
+        let mut report = totals.json();
+        merge_json(&mut report, context);
+        println!("{report}");
         return;
     }
     let pacing = match args.rate {
@@ -629,15 +648,18 @@ fn report(
         None => String::new(),
     };
     let what = format!(
-        "{}{}{proxy} against {target} ({server_name}): {} clients, {}-byte messages, {pacing}, {} measured after {} warm-up",
+        "{}{}{proxy} against {target} ({server_name}): {}, {}-byte messages, {pacing}, {} measured after {} warm-up",
         args.mode.name(),
         if args.tls { " over TLS" } else { "" },
-        args.connections,
+        plural(args.connections, "client"),
         args.size,
         common::show_duration(args.duration),
         common::show_duration(args.warmup()),
     );
     print!("{}", totals.text(&what));
+    if let Some(kept) = &kept {
+        print!("{}", kept.text(totals.throughput()));
+    }
     if let Some(tls) = tls {
         print!("{}", tls.text());
     }

@@ -6,8 +6,7 @@
 //! unless `--no-resume` turned resumption off, so churn mode measures
 //! either resumed or full handshakes per second.
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +17,9 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, StreamOwned};
 use serde_json::{Value, json};
 
-use crate::record::Window;
+use crate::clients::{Message, read_reply};
+use crate::deadline::Deadlined;
+use crate::record::{Failed, Sent, Window};
 
 /// What every TLS client shares: the configuration (with its session
 /// cache), the name the server's certificate must carry, the counts.
@@ -61,7 +62,7 @@ impl TlsClient {
 
     /// Starts TLS on a connected stream; the handshake happens with the
     /// first exchange.
-    pub fn wrap(&self, stream: TcpStream) -> io::Result<TlsConnection> {
+    pub fn wrap(&self, stream: Deadlined) -> io::Result<TlsConnection> {
         let connection = ClientConnection::new(Arc::clone(&self.config), self.server_name.clone())
             .map_err(io::Error::other)?;
         Ok(TlsConnection {
@@ -112,28 +113,30 @@ impl TlsClient {
 
 /// One client connection over TLS.
 pub struct TlsConnection {
-    stream: StreamOwned<ClientConnection, TcpStream>,
+    stream: StreamOwned<ClientConnection, Deadlined>,
     counted: bool,
 }
 
 impl TlsConnection {
-    /// Sends `sent` and reads exactly `reply.len()` bytes back; the first
+    /// Sends `message` and reads its reply, by `deadline`; the first
     /// exchange on a connection also runs the handshake, counted if the
-    /// operation that began at `began` counts.
+    /// request (`sent`) counts.
     pub fn exchange(
         &mut self,
         tls: &TlsClient,
-        began: Instant,
-        sent: &[u8],
+        sent: Sent,
+        deadline: Instant,
+        message: &Message,
         reply: &mut [u8],
-    ) -> io::Result<()> {
-        self.stream.write_all(sent)?;
-        self.stream.read_exact(reply)?;
+    ) -> Result<(), Failed> {
+        self.stream.sock.set_deadline(Some(deadline));
+        self.stream.write_all(&message.sent)?;
+        read_reply(&mut self.stream, reply)?;
         if !self.counted {
             self.counted = true;
-            tls.count(self.stream.conn.handshake_kind(), began);
+            tls.count(self.stream.conn.handshake_kind(), sent.at);
         }
-        Ok(())
+        message.check(reply)
     }
 }
 
@@ -141,6 +144,9 @@ impl Drop for TlsConnection {
     /// Ends the session cleanly (close_notify), so that the server does
     /// not count a truncated connection.
     fn drop(&mut self) {
+        // Bounded by the socket's own timeouts, whatever the last
+        // request's deadline was.
+        self.stream.sock.set_deadline(None);
         crate::common::tls::close_session(&mut self.stream);
     }
 }

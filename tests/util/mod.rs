@@ -15,8 +15,10 @@ use crossbeam_channel::{Receiver, bounded};
 use socketserver::{Server, ServerHandle, ShutdownHandle};
 
 #[cfg(target_os = "linux")]
+pub mod faulty;
 pub mod generations;
 pub mod greeter;
+pub mod loadgen;
 
 /// The bound on every blocking step of a test.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
