@@ -72,7 +72,8 @@ def duration(us):
 
 
 def failures(result):
-    return result["mismatches"] + result["errors"] + result["timeouts"] + result["lost"]
+    # "short" is absent from reports of older loadgen builds.
+    return result["mismatches"] + result.get("short", 0) + result["errors"] + result["timeouts"] + result["lost"]
 
 
 def verdict(met):

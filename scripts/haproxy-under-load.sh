@@ -76,7 +76,7 @@ start_server() {
 
 # field FILE NAME: a number from the load generator's one-line JSON.
 field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1"; }
-failures() { echo $(( $(field "$1" mismatches) + $(field "$1" errors) + $(field "$1" timeouts) )); }
+failures() { echo $(( $(field "$1" mismatches) + $(field "$1" short) + $(field "$1" errors) + $(field "$1" timeouts) )); }
 # cpu_ticks PID: the user and system CPU time a process has used, in
 # clock ticks (/proc/PID/stat fields 14 and 15, after the command name).
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
@@ -102,8 +102,9 @@ for mode in $MODES; do
                 target=$PROXIED pid=$PROXIED_PID header=(--proxy-v2)
             fi
             before=$(cpu_ticks "$pid")
+            # A run with failures exits 1; they are counted below.
             "$BIN/loadgen" "$mode" --target "$target" "${header[@]}" --connections "$CONNECTIONS" \
-                --duration "${DURATION}s" --warmup 0s --json > "$report"
+                --duration "${DURATION}s" --warmup 0s --json > "$report" || true
             ticks=$(( $(cpu_ticks "$pid") - before ))
             if [ "$(failures "$report")" -ne 0 ]; then
                 echo "$mode $kind run $run: $(failures "$report") failed requests" >&2
@@ -176,11 +177,13 @@ for _ in $(seq 1000); do
     fi
     sleep 0.01
 done
-wait "$LOADGEN"
+# The requests in flight on the killed server fail, so loadgen exits 1:
+# how many failed is checked below.
+wait "$LOADGEN" || true
 REPORT="$OUT/through-haproxy.json"
 echo "through HAProxy: $(field "$REPORT" ops) requests at $(printf '%.0f' "$(field "$REPORT" throughput)")/s, p99 $(sed -n 's/.*"p99":\([0-9]*\).*/\1/p' "$REPORT") us, max $(sed -n 's/.*"max":\([0-9]*\).*/\1/p' "$REPORT") us"
 echo "killed s1 after ${KILL_AFTER}s; HAProxy took it out after ${OUT_AFTER:-(never)} ms"
-echo "failed: $(failures "$REPORT") (mismatches $(field "$REPORT" mismatches), errors $(field "$REPORT" errors), timeouts $(field "$REPORT" timeouts))"
+echo "failed: $(failures "$REPORT") (mismatches $(field "$REPORT" mismatches), short $(field "$REPORT" short), errors $(field "$REPORT" errors), timeouts $(field "$REPORT" timeouts))"
 grep -q '"last_error":null' "$REPORT" || sed -n 's/.*"last_error":\("[^"]*"\).*/last failure: \1/p' "$REPORT"
 [ -n "$OUT_AFTER" ] || STATUS=1
 # Only the requests in flight on the killed server may fail: at most one

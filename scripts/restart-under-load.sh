@@ -79,13 +79,14 @@ for n in $(seq "$RESTARTS"); do
     wait_ready $((n + 1))
     sleep "$PAUSE"
 done
-wait "$LOADGEN"
+# Failed requests make loadgen exit 1; they are counted and judged below.
+wait "$LOADGEN" || true
 
 PIDS=$(sed -n 's/^ready pid //p' "$LOG" | sort -u | wc -l)
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" "$OUT/loadgen.json"; }
-FAILURES=$(( $(field mismatches) + $(field errors) + $(field timeouts) ))
+FAILURES=$(( $(field mismatches) + $(field short) + $(field errors) + $(field timeouts) ))
 echo "processes: $PIDS (restarts: $((PIDS - 1)) of $RESTARTS)"
 echo "round trips: $(field ops) at $(printf '%.0f' "$(field throughput)")/s; p99 $(sed -n 's/.*"p99":\([0-9]*\).*/\1/p' "$OUT/loadgen.json") us, max $(sed -n 's/.*"max":\([0-9]*\).*/\1/p' "$OUT/loadgen.json") us"
-echo "failed: $FAILURES (mismatches $(field mismatches), errors $(field errors), timeouts $(field timeouts))"
+echo "failed: $FAILURES (mismatches $(field mismatches), short $(field short), errors $(field errors), timeouts $(field timeouts))"
 grep -q '"last_error":null' "$OUT/loadgen.json" || sed -n 's/.*"last_error":\("[^"]*"\).*/last failure: \1/p' "$OUT/loadgen.json"
 [ "$PIDS" -eq $((RESTARTS + 1)) ] && [ "$FAILURES" -eq 0 ]

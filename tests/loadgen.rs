@@ -46,15 +46,7 @@ fn every_mode_runs_clean_against_the_crate_servers() {
 
 #[test]
 fn the_text_report_names_its_counts() {
-    let run = util::loadgen::run(&[
-        "tcp",
-        "--connections",
-        "1",
-        "--duration",
-        "200ms",
-        "--warmup",
-        "0s",
-    ]);
+    let run = one_client(&[]);
     assert!(run.output.status.success(), "{:?}", run.output);
     let text = run.stdout();
     assert!(
@@ -65,6 +57,39 @@ fn the_text_report_names_its_counts() {
         text.contains("failures     0 mismatched, 0 short, 0 errors, 0 timeouts, 0 lost"),
         "{text}"
     );
+}
+
+/// A short run of one client against the in-process server, with `extra`
+/// options.
+fn one_client(extra: &[&str]) -> util::loadgen::Run {
+    let short = [
+        "tcp",
+        "--connections",
+        "1",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "0s",
+    ];
+    util::loadgen::run(&[&short[..], extra].concat())
+}
+
+#[test]
+fn a_threshold_missed_fails_the_run_and_names_itself() {
+    let run = one_client(&["--max-p99", "1us", "--json"]);
+    assert_eq!(run.code(), Some(1), "{:?}", run.output);
+    let report = run.report();
+    assert_eq!(report["passed"], false, "{report}");
+    let failed = report["failed"][0].as_str().unwrap();
+    assert!(
+        failed.starts_with("p99 ") && failed.ends_with("over --max-p99 1us"),
+        "{report}"
+    );
+    assert!(run.stderr().contains("--max-p99"), "{}", run.stderr());
+    // Met, it passes.
+    let run = one_client(&["--max-p99", "10s"]);
+    assert_eq!(run.code(), Some(0), "{:?}", run.output);
+    assert!(run.stdout().contains("verdict      passed"), "{}", run.stdout());
 }
 
 #[test]
@@ -126,10 +151,14 @@ fn the_parked_server_and_the_event_driven_clients_run_clean() {
 #[test]
 fn event_driven_clients_refuse_what_they_cannot_do() {
     let output = loadgen(&["churn", "--driver", "epoll", "--duration", "100ms"]);
-    assert!(!output.status.success());
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "options it cannot run with: {output:?}"
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("--driver epoll drives the tcp mode"));
     let output = loadgen(&["udp", "--parked", "--duration", "100ms"]);
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("a UDP server has no connections to park"));
 }
 
@@ -183,9 +212,10 @@ fn wrong_replies_are_counted_and_fail_the_run() {
         "2",
         "--json",
     ]);
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
     let report = report(&output);
     assert!(report["mismatches"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["passed"], false, "{report}");
     assert_eq!(report["ops"], 0);
     running.shutdown();
 }
@@ -219,7 +249,7 @@ fn a_run_in_which_every_request_failed_fails() {
 #[test]
 fn a_target_off_loopback_is_refused() {
     let output = loadgen(&["tcp", "--target", "192.0.2.1:9", "--duration", "100ms"]);
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("not a loopback address") && stderr.contains("--allow-remote"),
@@ -347,4 +377,70 @@ fn proxy_headers_claim_a_client_address_per_connection() {
         String::from_utf8_lossy(&output.stderr).contains("udp mode has none"),
         "{output:?}"
     );
+}
+
+/// A run long enough to wait for shows a progress line on a terminal, and
+/// none when its standard error is piped or the report is JSON.
+#[test]
+fn long_runs_show_progress_on_a_terminal_only() {
+    use std::fs::File;
+    use std::process::{Command, Stdio};
+
+    let long = [
+        "tcp",
+        "--connections",
+        "1",
+        "--warmup",
+        "500ms",
+        "--duration",
+        "2500ms",
+    ];
+    use std::os::fd::AsRawFd;
+
+    let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    // Only the program under test may hold the terminal open: the other
+    // children of this test must not inherit it.
+    for fd in [terminal.master.as_raw_fd(), terminal.slave.as_raw_fd()] {
+        // SAFETY: sets a flag on descriptors this test owns.
+        assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }, 0);
+    }
+    let mut on_terminal = util::Process::spawn(
+        Command::new(util::example_binary("loadgen"))
+            .args(long)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(terminal.slave)),
+    );
+    // The terminal's side, read until the program is gone (the read then
+    // fails with EIO).
+    let mut screen = File::from(terminal.master);
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = screen.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    // Meanwhile, the same run piped, and as JSON.
+    let piped = std::thread::spawn(move || util::loadgen::run(&long));
+    let json = util::loadgen::run(&[&long[..], &["--json"]].concat());
+    let piped = piped.join().unwrap();
+    let output = on_terminal.child().wait().unwrap();
+    assert!(output.success());
+    drop(on_terminal);
+    let screen = util::within(util::TIMEOUT, "reading the terminal", move || {
+        reader.join().unwrap()
+    });
+    assert!(
+        screen.contains("replies,") && screen.contains("/s so far"),
+        "{screen:?}"
+    );
+    for run in [piped, json] {
+        assert_eq!(run.code(), Some(0), "{:?}", run.output);
+        assert_eq!(run.stderr(), "", "no progress line when piped");
+    }
 }

@@ -147,7 +147,7 @@ impl Plan {
 /// A request and the reply it must get. The first bytes carry a sequence
 /// number in lowercase letters, so a late UDP reply can be told from the
 /// current one; the uppercase echo turns them into capitals.
-pub(crate) struct Message {
+pub struct Message {
     pub(crate) sent: Vec<u8>,
     pub(crate) expected: Vec<u8>,
     pub(crate) seq: u64,

@@ -6,16 +6,29 @@
 //!                                                       # ThreadingTcpServer, 64 clients, 10 s
 //! cargo run --release --example loadgen -- udp --connections 16
 //! cargo run --release --example loadgen -- tcp --target 127.0.0.1:9999 --rate 20000 --json
+//! cargo run --release --example loadgen -- sweep --from 5000 --to 200000 --steps 12 --plot latency.svg
 //! ```
 //!
 //! Modes: `tcp` (ping-pong on long-lived connections), `churn` (connect,
 //! one round trip, close), `udp` (datagram ping-pong), `framed`
 //! (ping-pong with length-prefixed frames), `idle` (open the connections,
 //! one round trip on each, then keep them; with `--hold`, until the
-//! server closes them). Without `--target` it starts the crate's matching
-//! server in this process. Targets must be loopback addresses unless
-//! `--allow-remote` is given. It always stops by itself after
-//! `--warmup` + `--duration`.
+//! server closes them), `slow` (a byte at a time). Without `--target` it
+//! starts the crate's matching server in this process. Targets must be
+//! loopback addresses unless `--allow-remote` is given. It sends nothing
+//! after `--warmup` + `--duration`, and waits for the last replies at most
+//! `--timeout` more.
+//!
+//! Exit status: 0 when the run passed; 1 when it failed (a wrong reply;
+//! failed requests beyond `--max-error-rate`, none by default; a latency
+//! or throughput threshold missed; or it could not run), each failure
+//! named in the report; 2 for options it cannot run with.
+//!
+//! `loadgen sweep` runs the open loop at rising rates, each after its own
+//! warm-up, tabulates offered against achieved rate and latency, marks
+//! the knee where the server stops keeping up, and with `--plot FILE`
+//! draws the latency against throughput chart; `loadgen plot` draws one
+//! chart from several sweeps saved with `--json`.
 //!
 //! With `--tls` the tcp and churn clients speak TLS (rustls; session
 //! resumption on unless `--no-resume`) and the report counts full and
@@ -38,22 +51,25 @@ mod deadline;
 mod evented;
 #[path = "../../tests/util/tls.rs"]
 mod pki;
+mod plot;
+mod progress;
 mod record;
 mod schedule;
+mod sweep;
 mod tls;
 mod udp;
+mod verdict;
 
+use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use socketserver::echo::{FramedUppercase, Uppercase};
 use socketserver::server::Mode as ServerMode;
@@ -63,9 +79,32 @@ use clients::{IdleOutcome, Plan, ProxyVersion};
 use record::{Live, Recorder, Totals, Window, merge_json};
 use schedule::Kept;
 use tls::TlsClient;
+use verdict::Thresholds;
+
+/// Load-tests an uppercase echo server with many concurrent clients.
+#[derive(Parser, Debug)]
+#[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: Args,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Open-loop runs at rising rates, each after its own warm-up: offered
+    /// against achieved rate and latency, and the knee where the server
+    /// stops keeping up (achieved under 95% of offered, or p99 over
+    /// --max-p99).
+    Sweep(Box<sweep::SweepArgs>),
+    /// Draws one latency against throughput chart from sweeps saved with
+    /// `loadgen sweep --json`.
+    Plot(plot::PlotArgs),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Mode {
+pub enum Mode {
     /// Ping-pong on long-lived TCP connections.
     Tcp,
     /// Connect, one round trip, close, repeatedly.
@@ -94,10 +133,9 @@ impl Mode {
     }
 }
 
-/// Load-tests an uppercase echo server with many concurrent clients.
-#[derive(Parser, Debug)]
-#[command(name = "loadgen", version)]
-struct Args {
+/// What one run does: the options of a run, and of each step of a sweep.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
     /// What the clients do.
     #[arg(value_enum, default_value_t = Mode::Tcp)]
     mode: Mode,
@@ -123,8 +161,9 @@ struct Args {
     /// each client sends as soon as it has its reply (closed loop).
     #[arg(long)]
     rate: Option<f64>,
-    /// How long to wait for a reply (or a connection) before counting a
-    /// timeout, or a UDP loss ("2s").
+    /// How long a request may take, from connecting or sending to the
+    /// last byte of its reply, before it counts as a timeout, a short
+    /// reply or a UDP loss ("2s").
     #[arg(long, default_value = "2s", value_parser = common::parse_timeout)]
     timeout: Duration,
     /// Idle mode: after the round trips, keep the connections until the
@@ -178,6 +217,8 @@ struct Args {
     /// sends it.
     #[arg(long)]
     proxy_v2: bool,
+    #[command(flatten)]
+    thresholds: Thresholds,
 }
 
 /// How the load generator drives its clients.
@@ -191,23 +232,53 @@ enum Driver {
 
 fn main() -> ExitCode {
     common::init_logging("warn");
-    let args = Args::parse();
-    match run(&args) {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        None => run(&cli.run),
+        Some(Command::Sweep(sweep)) => sweep::run(sweep),
+        Some(Command::Plot(plot)) => plot::run(plot).map_err(Error::from),
+    };
+    match result {
         Ok(code) => code,
-        Err(e) => {
+        Err(Error::Usage(message)) => {
+            eprintln!("loadgen: {message}");
+            ExitCode::from(2)
+        }
+        Err(Error::Run(e)) => {
             eprintln!("loadgen: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn invalid(message: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, message.into())
+/// Why loadgen did not run to the end: options it cannot run with (exit
+/// status 2), or a failure setting up or running (1).
+#[derive(Debug)]
+pub enum Error {
+    Usage(String),
+    Run(io::Error),
 }
 
-fn seconds(name: &str, value: f64) -> io::Result<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|e| invalid(format!("--{name}: {e}")))
+impl From<io::Error> for Error {
+    fn from(error: io::Error) -> Self {
+        Error::Run(error)
+    }
 }
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(message) => f.write_str(message),
+            Error::Run(error) => error.fmt(f),
+        }
+    }
+}
+
+pub fn usage(message: impl Into<String>) -> Error {
+    Error::Usage(message.into())
+}
+
+const PARKED_UDP: &str = "--parked: a UDP server has no connections to park";
 
 impl Args {
     /// The PROXY header the connections begin with, if any.
@@ -274,7 +345,7 @@ fn start_in_process(mode: Mode, options: &InProcessOptions) -> io::Result<(Socke
             parked_tcp()?.bind(local, FramedUppercase)?,
             "in-process ParkedTcpServer (framed)",
         ),
-        Mode::Udp if parked => return Err(invalid("--parked: a UDP server has no connections to park")),
+        Mode::Udp if parked => return Err(io::Error::new(io::ErrorKind::InvalidInput, PARKED_UDP)),
         Mode::Tcp | Mode::Churn | Mode::Idle | Mode::Slow => start(
             threading()?.bind(local, Uppercase)?,
             "in-process ThreadingTcpServer",
@@ -345,108 +416,172 @@ fn in_process_pki() -> io::Result<(Arc<rustls::ServerConfig>, rustls::ClientConf
     Ok((Arc::new(config), ca.client_config()))
 }
 
-fn resolve(target: &str, allow_remote: bool) -> io::Result<SocketAddr> {
+fn resolve(target: &str, allow_remote: bool) -> Result<SocketAddr, Error> {
     let addr = target
-        .to_socket_addrs()?
+        .to_socket_addrs()
+        .map_err(|e| usage(format!("--target {target}: {e}")))?
         .next()
-        .ok_or_else(|| invalid(format!("{target} resolved to nothing")))?;
+        .ok_or_else(|| usage(format!("--target {target} resolved to nothing")))?;
     if !addr.ip().is_loopback() && !allow_remote {
-        return Err(invalid(format!(
+        return Err(usage(format!(
             "refusing to load-test {addr}, which is not a loopback address; pass --allow-remote if you mean it"
         )));
     }
     Ok(addr)
 }
 
-fn run(args: &Args) -> io::Result<ExitCode> {
+/// The time between one client's requests for `rate` requests a second
+/// across `clients`.
+fn interval(rate: f64, clients: usize) -> Result<Duration, Error> {
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(usage("--rate must be a positive number of requests per second"));
+    }
+    Duration::try_from_secs_f64(clients as f64 / rate).map_err(|e| usage(format!("--rate {rate}: {e}")))
+}
+
+/// Refuses options that cannot go together, before anything starts.
+fn validate(args: &Args) -> Result<(), Error> {
     if args.connections == 0 || args.size == 0 {
-        return Err(invalid("--connections and --size must be at least 1"));
+        return Err(usage("--connections and --size must be at least 1"));
     }
     if args.mode == Mode::Udp && args.size > 65_507 {
-        return Err(invalid("--size: a UDP datagram carries at most 65,507 bytes"));
+        return Err(usage("--size: a UDP datagram carries at most 65,507 bytes"));
     }
-    let duration = args.duration;
-    let warmup = args.warmup();
-    let interval = match args.rate {
-        Some(rate) if rate > 0.0 && rate.is_finite() => {
-            Some(seconds("rate", args.connections as f64 / rate)?)
-        }
-        Some(_) => return Err(invalid("--rate must be a positive number of requests per second")),
-        None => None,
-    };
+    usize::try_from(args.size).map_err(|_| usage("--size is too large"))?;
+    if let Some(rate) = args.rate {
+        interval(rate, args.connections)?;
+    }
+    if args.mode == Mode::Udp && args.parked {
+        return Err(usage(PARKED_UDP));
+    }
     if let Some(version) = args.proxy() {
         if !cfg!(feature = "proxy-protocol") {
-            return Err(PROGRAM.needs_feature("--proxy-v1 and --proxy-v2", "proxy-protocol"));
+            return Err(usage(
+                PROGRAM
+                    .needs_feature("--proxy-v1 and --proxy-v2", "proxy-protocol")
+                    .to_string(),
+            ));
         }
         if args.mode == Mode::Udp {
-            return Err(invalid(format!(
+            return Err(usage(format!(
                 "--proxy-{}: a PROXY header begins a connection; udp mode has none",
                 version.name()
             )));
         }
     }
     if args.tls && !matches!(args.mode, Mode::Tcp | Mode::Churn) {
-        return Err(invalid("--tls works in the tcp and churn modes"));
+        return Err(usage("--tls works in the tcp and churn modes"));
     }
     if args.driver == Driver::Epoll
         && (!matches!(args.mode, Mode::Tcp | Mode::Slow) || args.tls || args.rate.is_some())
     {
-        return Err(invalid(
+        return Err(usage(
             "--driver epoll drives the tcp mode in a closed loop, without TLS",
         ));
     }
     if args.tls && args.target.is_some() && args.tls_ca.is_none() {
-        return Err(invalid(
+        return Err(usage(
             "--tls with --target needs --tls-ca FILE: the CA that issued the target's certificate",
         ));
     }
     if args.tls && args.target.is_none() && !cfg!(feature = "tls") {
-        return Err(PROGRAM.needs_feature("--tls without --target (a TLS server in-process)", "tls"));
+        return Err(usage(
+            PROGRAM
+                .needs_feature("--tls without --target (a TLS server in-process)", "tls")
+                .to_string(),
+        ));
     }
-    // The in-process server's certificate, and the clients' trust in it.
-    let (server_tls, client_tls) = match args.target {
-        None if args.tls => {
-            let (server, client) = in_process_pki()?;
-            (Some(server), Some(client))
-        }
-        _ => (None, None),
-    };
-    let (target, server) = match &args.target {
-        Some(target) => (resolve(target, args.allow_remote)?, None),
-        None => {
-            let options = InProcessOptions {
-                parked: args.parked,
-                proxy: args.proxy().is_some(),
-                tls: server_tls,
-            };
-            let (addr, server) = start_in_process(args.mode, &options)?;
-            (addr, Some(server))
-        }
-    };
+    Ok(())
+}
 
+/// What the runs of one invocation share: the target, the in-process
+/// server if there is one, the TLS clients' configuration for it.
+pub struct Setup {
+    target: SocketAddr,
+    server: Option<InProcess>,
+    /// Trust in the in-process TLS server's certificate.
+    client_tls: Option<rustls::ClientConfig>,
+}
+
+impl Setup {
+    /// Checks the options, resolves the target or starts the in-process
+    /// server.
+    pub fn new(args: &Args) -> Result<Setup, Error> {
+        validate(args)?;
+        let (server_tls, client_tls) = match args.target {
+            None if args.tls => {
+                let (server, client) = in_process_pki()?;
+                (Some(server), Some(client))
+            }
+            _ => (None, None),
+        };
+        let (target, server) = match &args.target {
+            Some(target) => (resolve(target, args.allow_remote)?, None),
+            None => {
+                let options = InProcessOptions {
+                    parked: args.parked,
+                    proxy: args.proxy().is_some(),
+                    tls: server_tls,
+                };
+                let (addr, server) = start_in_process(args.mode, &options)?;
+                (addr, Some(server))
+            }
+        };
+        Ok(Setup {
+            target,
+            server,
+            client_tls,
+        })
+    }
+
+    /// The server's name in reports.
+    pub fn server_name(&self) -> &'static str {
+        self.server.as_ref().map_or("external", |server| server.name)
+    }
+
+    /// Stops the in-process server, if any, and returns its counters.
+    pub fn stop(self) -> Result<Option<(&'static str, Stats)>, Error> {
+        match self.server {
+            Some(server) => Ok(Some((server.name, (server.stop)()?))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// What one run found.
+pub struct Outcome {
+    pub totals: Totals,
+    pub idle: IdleOutcome,
+    pub tls: Option<Arc<TlsClient>>,
+}
+
+/// One run of `args` against the setup's target, at `rate` requests a
+/// second (open loop) or closed loop: warm-up, then the window, then the
+/// replies still in flight.
+pub fn measure(args: &Args, setup: &Setup, rate: Option<f64>) -> Result<Outcome, Error> {
+    let interval = rate.map(|rate| interval(rate, args.connections)).transpose()?;
+    let warmup = args.warmup();
     let started = Instant::now();
     let window = Window {
         start: started + warmup,
-        end: started + warmup + duration,
+        end: started + warmup + args.duration,
     };
-    let tls = match (&args.tls_ca, &args.target, client_tls) {
-        (Some(ca), Some(target), _) if args.tls => Some(Arc::new(TlsClient::new(
-            ca,
-            host_of(target),
-            !args.no_resume,
-            window,
-        )?)),
+    let resume = !args.no_resume;
+    let tls = match (&args.tls_ca, &args.target, &setup.client_tls) {
+        (Some(ca), Some(target), _) if args.tls => {
+            Some(Arc::new(TlsClient::new(ca, host_of(target), resume, window)?))
+        }
         (_, None, Some(config)) => Some(Arc::new(TlsClient::with_config(
-            config,
-            &target.ip().to_string(),
-            !args.no_resume,
+            config.clone(),
+            &setup.target.ip().to_string(),
+            resume,
             window,
         )?)),
         _ => None,
     };
     let plan = Arc::new(Plan {
-        target,
-        size: usize::try_from(args.size).map_err(|_| invalid("--size is too large"))?,
+        target: setup.target,
+        size: usize::try_from(args.size).map_err(|_| usage("--size is too large"))?,
         timeout: args.timeout,
         window,
         interval,
@@ -460,23 +595,45 @@ fn run(args: &Args) -> io::Result<ExitCode> {
     // Idle mode with --hold says on stderr when every connection has had
     // its round trip, so a script knows the server now holds them all.
     let announce = (args.mode == Mode::Idle && args.hold).then_some(args.connections as u64);
-    let (recorders, idle) = wait_with_progress(clients, &plan.live, args.json, announce);
-    let totals = Totals::merge(recorders, window);
-    let server_stats = match server {
-        Some(server) => Some((server.name, (server.stop)()?)),
-        None => None,
-    };
-    report(args, target, &totals, &idle, server_stats, tls.as_deref());
-    // Wrong replies are a correctness failure, not just a slow server; a
-    // run in which every request failed measured nothing.
-    let counts = &totals.counts;
-    Ok(if counts.mismatches > 0 {
-        ExitCode::from(2)
-    } else if counts.ops == 0 && counts.failed() > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    let show = progress::wanted(args.json, warmup + args.duration);
+    progress::wait(
+        || clients.iter().all(|c| c.is_finished()),
+        &plan.live,
+        window,
+        show,
+        announce,
+    );
+    let mut idle = IdleOutcome::default();
+    let mut recorders = Vec::with_capacity(clients.len());
+    for client in clients {
+        let (recorder, outcome) = client
+            .join()
+            .map_err(|_| io::Error::other("a client thread panicked"))?;
+        idle.connected += outcome.connected;
+        idle.closed_by_server += outcome.closed_by_server;
+        recorders.push(recorder);
+    }
+    Ok(Outcome {
+        totals: Totals::merge(recorders, window),
+        idle,
+        tls,
     })
+}
+
+fn run(args: &Args) -> Result<ExitCode, Error> {
+    let setup = Setup::new(args)?;
+    let target = setup.target;
+    let outcome = measure(args, &setup, args.rate)?;
+    let server = setup.stop()?;
+    let broken = args.thresholds.check(&outcome.totals);
+    report(args, target, &outcome, server, &broken);
+    if broken.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.json {
+        eprintln!("loadgen: FAILED: {}", broken.join("; "));
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 type Client = thread::JoinHandle<(Recorder, IdleOutcome)>;
@@ -532,54 +689,6 @@ fn spawn_clients(args: &Args, plan: &Arc<Plan>) -> io::Result<Vec<Client>> {
         .collect()
 }
 
-/// Joins the clients, showing a live progress line meanwhile.
-fn wait_with_progress(
-    clients: Vec<Client>,
-    live: &Live,
-    quiet: bool,
-    mut announce: Option<u64>,
-) -> (Vec<Recorder>, IdleOutcome) {
-    let progress = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new_spinner()
-    };
-    progress
-        .set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("a valid template"));
-    let started = Instant::now();
-    let mut last = (started, 0u64);
-    while clients.iter().any(|c| !c.is_finished()) {
-        thread::sleep(Duration::from_millis(if announce.is_some() { 10 } else { 200 }));
-        let ops = live.ops.load(Ordering::Relaxed);
-        if let Some(count) = announce
-            && ops + live.failures.load(Ordering::Relaxed) >= count
-        {
-            progress.suspend(|| eprintln!("holding {ops} connections"));
-            announce = None;
-        }
-        let now = Instant::now();
-        let rate = (ops - last.1) as f64 / (now - last.0).as_secs_f64();
-        last = (now, ops);
-        progress.set_message(format!(
-            "{ops} ops, {rate:.0}/s now, {} failures",
-            live.failures.load(Ordering::Relaxed)
-        ));
-        progress.tick();
-    }
-    progress.finish_and_clear();
-    let mut idle = IdleOutcome::default();
-    let recorders = clients
-        .into_iter()
-        .map(|client| {
-            let (recorder, outcome) = client.join().expect("a client thread panicked");
-            idle.connected += outcome.connected;
-            idle.closed_by_server += outcome.closed_by_server;
-            recorder
-        })
-        .collect();
-    (recorders, idle)
-}
-
 /// "1 client", "64 clients".
 fn plural(count: usize, noun: &str) -> String {
     match count {
@@ -595,59 +704,13 @@ fn host_of(target: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-fn report(
-    args: &Args,
-    target: SocketAddr,
-    totals: &Totals,
-    idle: &IdleOutcome,
-    server: Option<(&str, Stats)>,
-    tls: Option<&TlsClient>,
-) {
-    let server_name = server.as_ref().map_or("external", |(name, _)| name);
-    let kept = args
-        .rate
-        .map(|rate| Kept::new(rate, args.duration, totals.behind));
-    if args.json {
-        let mut context = json!({
-            "mode": args.mode.name(),
-            "target": target.to_string(),
-            "server": server_name,
-            "connections": args.connections,
-            "size": args.size,
-            "duration": args.duration.as_secs_f64(),
-            "warmup": args.warmup().as_secs_f64(),
-            "rate": args.rate,
-            "proxy": args.proxy().map(ProxyVersion::name),
-        });
-        context["schedule"] = kept.as_ref().map_or(Value::Null, Kept::json);
-        if args.mode == Mode::Idle {
-            context["connected"] = json!(idle.connected);
-            context["closed_by_server"] = json!(idle.closed_by_server);
-        }
-        if let Some(tls) = tls {
-            context["tls"] = tls.json();
-        }
-        if let Some((_, stats)) = server {
-            context["server_stats"] = json!({
-                "accepted": stats.accepted, "refused": stats.refused, "errors": stats.errors,
-                "panics": stats.panics, "workers": stats.workers,
-                "tls_handshake_failures": stats.tls_handshake_failures,
-            });
-        }
-        let mut report = totals.json();
-        merge_json(&mut report, context);
-        println!("{report}");
-        return;
-    }
-    let pacing = match args.rate {
-        Some(rate) => format!("open loop at {rate} requests/s"),
-        None => "closed loop".to_owned(),
-    };
+/// The description of a run (or a sweep's runs) that heads its report.
+pub fn describe(args: &Args, target: SocketAddr, server_name: &str, pacing: &str) -> String {
     let proxy = match args.proxy() {
         Some(version) => format!(" behind PROXY {} headers", version.name()),
         None => String::new(),
     };
-    let what = format!(
+    format!(
         "{}{}{proxy} against {target} ({server_name}): {}, {}-byte messages, {pacing}, {} measured after {} warm-up",
         args.mode.name(),
         if args.tls { " over TLS" } else { "" },
@@ -655,12 +718,82 @@ fn report(
         args.size,
         common::show_duration(args.duration),
         common::show_duration(args.warmup()),
+    )
+}
+
+/// What a run was, for the JSON report.
+pub fn context(args: &Args, target: SocketAddr, server_name: &str) -> Value {
+    json!({
+        "mode": args.mode.name(),
+        "target": target.to_string(),
+        "server": server_name,
+        "connections": args.connections,
+        "size": args.size,
+        "duration": args.duration.as_secs_f64(),
+        "warmup": args.warmup().as_secs_f64(),
+        "timeout": args.timeout.as_secs_f64(),
+        "proxy": args.proxy().map(ProxyVersion::name),
+    })
+}
+
+/// One run's measurements as JSON: the totals and, under a rate, how the
+/// schedule was kept.
+pub fn outcome_json(args: &Args, rate: Option<f64>, totals: &Totals) -> Value {
+    let mut report = totals.json();
+    let kept = rate.map(|rate| Kept::new(rate, args.duration, totals.behind));
+    merge_json(
+        &mut report,
+        json!({
+            "rate": rate,
+            "schedule": kept.as_ref().map_or(Value::Null, Kept::json),
+        }),
     );
-    print!("{}", totals.text(&what));
-    if let Some(kept) = &kept {
-        print!("{}", kept.text(totals.throughput()));
+    report
+}
+
+fn report(
+    args: &Args,
+    target: SocketAddr,
+    outcome: &Outcome,
+    server: Option<(&str, Stats)>,
+    broken: &[String],
+) {
+    let server_name = server.as_ref().map_or("external", |(name, _)| name);
+    let (totals, idle) = (&outcome.totals, &outcome.idle);
+    if args.json {
+        let mut report = outcome_json(args, args.rate, totals);
+        merge_json(&mut report, context(args, target, server_name));
+        report["passed"] = json!(broken.is_empty());
+        report["failed"] = json!(broken);
+        if args.mode == Mode::Idle {
+            report["connected"] = json!(idle.connected);
+            report["closed_by_server"] = json!(idle.closed_by_server);
+        }
+        if let Some(tls) = &outcome.tls {
+            report["tls"] = tls.json();
+        }
+        if let Some((_, stats)) = server {
+            report["server_stats"] = json!({
+                "accepted": stats.accepted, "refused": stats.refused, "errors": stats.errors,
+                "panics": stats.panics, "workers": stats.workers,
+                "tls_handshake_failures": stats.tls_handshake_failures,
+            });
+        }
+        println!("{report}");
+        return;
     }
-    if let Some(tls) = tls {
+    let pacing = match args.rate {
+        Some(rate) => format!("open loop at {rate} requests/s"),
+        None => "closed loop".to_owned(),
+    };
+    print!("{}", totals.text(&describe(args, target, server_name, &pacing)));
+    if let Some(rate) = args.rate {
+        print!(
+            "{}",
+            Kept::new(rate, args.duration, totals.behind).text(totals.throughput())
+        );
+    }
+    if let Some(tls) = &outcome.tls {
         print!("{}", tls.text());
     }
     if args.mode == Mode::Idle {
@@ -678,5 +811,9 @@ fn report(
             "server       {} accepted, {} errors, {} panics{handshakes}",
             stats.accepted, stats.errors, stats.panics
         );
+    }
+    match broken {
+        [] => println!("verdict      passed"),
+        _ => println!("verdict      FAILED: {}", broken.join("; ")),
     }
 }
