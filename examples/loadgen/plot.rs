@@ -187,18 +187,15 @@ pub fn draw(path: &Path, title: &str, series: &[Series]) -> io::Result<()> {
             .filter(|p| p.p50_us > 0)
         {
             let at = (knee.achieved, ms(knee.p99_us));
+            // A ring round the knee's p99, named below and to its left
+            // (the knee is often the rightmost point).
+            let name = Text::new(
+                format!("{} knee", sweep.label),
+                (-90, 14),
+                ("sans-serif", 13).into_font().color(&color),
+            );
             chart
-                .draw_series([
-                    EmptyElement::at(at) + Circle::new((0, 0), 10, color.stroke_width(2)),
-                    EmptyElement::at(at) + Circle::new((0, 0), 0, color),
-                ])
-                .map_err(|e| failed(&e))?;
-            chart
-                .draw_series([Text::new(
-                    format!("{} knee", sweep.label),
-                    at,
-                    ("sans-serif", 13).into_font().color(&color),
-                )])
+                .draw_series([EmptyElement::at(at) + Circle::new((0, 0), 10, color.stroke_width(2)) + name])
                 .map_err(|e| failed(&e))?;
         }
     }
