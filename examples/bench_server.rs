@@ -40,8 +40,8 @@ use common::tls::ServerTlsArgs;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socketserver::echo::{FramedUppercase, Uppercase};
-use socketserver::server::Pooled;
-use socketserver::{Builder, ParkedTcpServer, Server, ThreadingTcpServer, ThreadingUdpServer};
+use socketserver::server::AnyMode;
+use socketserver::{Builder, Mode, Server, TcpServer, ThreadingUdpServer};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Kind {
@@ -126,20 +126,8 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> io::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
     let grace = args.grace;
-    let tcp = || {
-        let builder = pooled(ThreadingTcpServer::builder(), args);
-        match args.workers {
-            Some(workers) => builder.max_workers(workers),
-            None => builder,
-        }
-    };
-    let parked = || {
-        let builder = pooled(ParkedTcpServer::builder(), args);
-        match args.workers {
-            Some(workers) => builder.workers(workers),
-            None => builder,
-        }
-    };
+    let tcp = || pooled(args, Mode::Threading);
+    let parked = || pooled(args, Mode::Parked);
     match args.kind {
         Kind::CrateTcp => serve(tcp().bind(addr, Uppercase)?),
         Kind::CrateFramed => serve(tcp().bind(addr, FramedUppercase)?),
@@ -202,7 +190,7 @@ fn tls_files(args: &Args) -> io::Result<(&PathBuf, &PathBuf)> {
 }
 
 /// `builder`, serving TLS with the files given (which a TLS kind needs).
-fn with_tls<L: socketserver::server::Listener, M: socketserver::server::Mode>(
+fn with_tls<L: socketserver::server::Listener, M: socketserver::server::ModeMarker>(
     args: &Args,
     builder: Builder<L, M>,
 ) -> io::Result<Builder<L, M>> {
@@ -210,9 +198,19 @@ fn with_tls<L: socketserver::server::Listener, M: socketserver::server::Mode>(
     args.tls.apply(&PROGRAM, builder)
 }
 
-/// The options every pooled TCP server here takes.
-fn pooled<M: Pooled>(builder: Builder<TcpListener, M>, args: &Args) -> Builder<TcpListener, M> {
-    let mut builder = builder.shutdown_grace(args.grace).reuse_port(args.reuse_port);
+/// A TCP server's builder in `mode` (threading or parked), with the
+/// options both take: `--workers` is the most workers of a threading
+/// server, the fixed number of a parked one.
+fn pooled(args: &Args, mode: Mode) -> Builder<TcpListener, AnyMode> {
+    let mut builder = TcpServer::builder()
+        .mode(mode)
+        .shutdown_grace(args.grace)
+        .reuse_port(args.reuse_port);
+    builder = match (args.workers, mode) {
+        (Some(workers), Mode::Parked) => builder.workers(workers),
+        (Some(workers), _) => builder.max_workers(workers),
+        (None, _) => builder,
+    };
     if let Some(bytes) = args.stack {
         builder = builder.worker_stack_size(bytes as usize);
     }

@@ -50,8 +50,7 @@ use clap::Parser;
 use common::ServerArgs;
 use common::deploy::{Deployment, Program};
 use parking_lot::Mutex;
-use socketserver::server::RequestMode;
-use socketserver::{Builder, RequestHandler, ThreadingUdpServer, UdpRequest, UdpServer};
+use socketserver::{RequestHandler, UdpRequest};
 
 const PROGRAM: Program = Program {
     name: "chat_server",
@@ -651,38 +650,23 @@ fn run(args: &Args, deployment: &mut Deployment) -> io::Result<()> {
         socket: OnceLock::new(),
         sent: Arc::clone(&sent),
     };
-    let served = if args.server.serial {
-        serve(UdpServer::builder(), args, deployment, addr, room)
-    } else {
-        serve(
-            args.server.sized(ThreadingUdpServer::builder()),
-            args,
-            deployment,
-            addr,
-            room,
-        )
-    };
+    let served = serve(args, deployment, addr, room);
     log::info!("sent {} datagrams", sent.load(Ordering::Relaxed));
     served
 }
 
-fn serve<M: RequestMode>(
-    builder: Builder<UdpSocket, M>,
-    args: &Args,
-    deployment: &mut Deployment,
-    addr: SocketAddr,
-    room: ChatRoom,
-) -> io::Result<()> {
+fn serve(args: &Args, deployment: &mut Deployment, addr: SocketAddr, room: ChatRoom) -> io::Result<()> {
     // Often enough for the news and for the timeouts.
     let tick = args
         .announce_every
         .min(args.timeout / 4)
         .max(Duration::from_millis(10));
-    let builder = builder
-        .shutdown_grace(args.server.grace)
+    let builder = args
+        .server
+        .builder::<UdpSocket>(args.server.mode(false))
         .recv_buffer_size(usize::try_from(args.recv_buffer).unwrap_or(usize::MAX));
     let builder = deployment.watch(builder, Some(tick));
-    let room = deployment.watched(room);
-    let server = deployment.udp_server(builder, addr, room)?;
+    let socket = deployment.socket(&builder, &addr)?;
+    let server = builder.from_listener(socket, deployment.watched(room))?;
     deployment.serve(server, "datagrams")
 }

@@ -64,8 +64,7 @@ use socketserver::message::file::{
     send_file_checksum_first,
 };
 use socketserver::message::{DEFAULT_MAX_HEADER_LEN, Header, MessageConfig, MessageStream};
-use socketserver::server::RequestMode;
-use socketserver::{Builder, RequestHandler, TcpRequest, TcpServer, ThreadingTcpServer};
+use socketserver::{RequestHandler, TcpRequest};
 
 const PROGRAM: Program = Program {
     name: "file_server",
@@ -397,33 +396,13 @@ fn run(args: &Args, deployment: &mut Deployment) -> io::Result<()> {
     if let Some(name) = &args.push {
         handler.stored(name).map_err(context("--push"))?;
     }
-    if args.server.serial {
-        serve(TcpServer::builder(), args, deployment, handler)
-    } else {
-        serve(
-            args.server.sized(ThreadingTcpServer::builder()),
-            args,
-            deployment,
-            handler,
-        )
-    }
-}
-
-fn serve<M: RequestMode>(
-    builder: Builder<TcpListener, M>,
-    args: &Args,
-    deployment: &mut Deployment,
-    handler: FileServer,
-) -> io::Result<()> {
-    let builder = deployment.watch(
-        builder
-            .shutdown_grace(args.server.grace)
-            .read_timeout(args.idle_timeout)
-            .write_timeout(args.idle_timeout),
-        None,
-    );
-    let builder = args.tls.apply(&PROGRAM, builder)?;
-    let listener = deployment.tcp_listener(&builder, args.server.address()?)?;
+    let builder = args
+        .server
+        .builder::<TcpListener>(args.server.mode(false))
+        .read_timeout(args.idle_timeout)
+        .write_timeout(args.idle_timeout);
+    let builder = args.tls.apply(&PROGRAM, deployment.watch(builder, None))?;
+    let listener = deployment.socket(&builder, &args.server.address()?)?;
     let server = builder.from_listener(listener, deployment.watched(handler))?;
     deployment.serve(server, "connections")
 }

@@ -71,7 +71,8 @@ use serde_json::json;
 use socketserver::auth::{Authenticated, Verdict};
 use socketserver::framing::{FrameConfig, write_frame};
 use socketserver::message::MessageStream;
-use socketserver::{RequestHandler, TcpRequest, ThreadingTcpServer};
+use socketserver::{RequestHandler, TcpRequest};
+use std::net::TcpListener;
 
 const PROGRAM: Program = Program {
     name: "remote_shell_server",
@@ -482,14 +483,9 @@ fn run(args: &Args, deployment: &mut Deployment) -> io::Result<()> {
         // the first reply's length.
         handler = handler.verdict(Verdict::Silent);
     }
-    let builder = deployment.watch(
-        args.server
-            .sized(ThreadingTcpServer::builder())
-            .shutdown_grace(args.server.grace),
-        None,
-    );
+    let builder = deployment.watch(args.server.builder::<TcpListener>(args.server.mode(false)), None);
     let builder = args.tls.apply(&PROGRAM, builder)?;
-    let listener = deployment.tcp_listener(&builder, addr)?;
+    let listener = deployment.socket(&builder, &addr)?;
     let server = builder.from_listener(listener, deployment.watched(handler))?;
     deployment.serve(server, "connections")
 }

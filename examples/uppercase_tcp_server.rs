@@ -53,22 +53,18 @@
 mod common;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use common::ServerArgs;
-use common::deploy::{Deployment, Program, Watched};
+use common::deploy::{Deployment, Program, Site};
 use common::tls::ServerTlsArgs;
+use common::{ServerArgs, ShowAddr};
 use socketserver::echo::Uppercase;
-use socketserver::server::{Listener, Mode, Parked};
-use socketserver::{
-    Builder, ParkedTcpServer, ParkedUnixStreamServer, Server, TcpServer, ThreadingTcpServer,
-    ThreadingUnixStreamServer, UnixStreamServer,
-};
+use socketserver::server::Listener;
 
 const PROGRAM: Program = Program {
     name: "uppercase_tcp_server",
@@ -85,9 +81,7 @@ struct Args {
     server: ServerArgs,
     #[command(flatten)]
     tls: ServerTlsArgs,
-    /// Listen on a Unix socket at this path instead of TCP
-    /// (UnixStreamServer with --serial, ParkedUnixStreamServer with
-    /// --parked, else ThreadingUnixStreamServer).
+    /// Listen on a Unix socket at this path instead of TCP.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["host", "port"])]
     unix: Option<PathBuf>,
     /// Park connections between requests (ParkedTcpServer): a connection
@@ -133,109 +127,35 @@ fn main() -> ExitCode {
 
 fn run(args: &Args, deployment: &mut Deployment) -> io::Result<()> {
     deployment.restart_options(args.ready_timeout, args.program.as_deref())?;
-    let server = &args.server;
-    match (&args.unix, args.parked, server.serial) {
-        (None, true, _) => serve_tcp(
-            args,
-            deployment,
-            parked(args, ParkedTcpServer::builder()),
-            |b, l, h| b.from_listener(l, h),
-        ),
-        (None, false, true) => serve_tcp(args, deployment, TcpServer::builder(), |b, l, h| {
-            b.from_listener(l, h)
-        }),
-        (None, false, false) => serve_tcp(
-            args,
-            deployment,
-            server.sized(ThreadingTcpServer::builder()),
-            |b, l, h| b.from_listener(l, h),
-        ),
-        (Some(path), true, _) => serve_unix(
-            args,
-            deployment,
-            path,
-            parked(args, ParkedUnixStreamServer::builder()),
-            |b, l, h| b.from_listener(l, h),
-            |b, p, h| b.bind(p, h),
-        ),
-        (Some(path), false, true) => serve_unix(
-            args,
-            deployment,
-            path,
-            UnixStreamServer::builder(),
-            |b, l, h| b.from_listener(l, h),
-            |b, p, h| b.bind(p, h),
-        ),
-        (Some(path), false, false) => serve_unix(
-            args,
-            deployment,
-            path,
-            server.sized(ThreadingUnixStreamServer::builder()),
-            |b, l, h| b.from_listener(l, h),
-            |b, p, h| b.bind(p, h),
-        ),
+    match &args.unix {
+        None => serve::<TcpListener>(args, deployment, &args.server.address()?),
+        Some(path) => serve::<UnixListener>(args, deployment, path),
     }
 }
 
-/// Sets the parked options on a parked server's builder.
-fn parked<L: Listener>(args: &Args, builder: Builder<L, Parked>) -> Builder<L, Parked> {
-    let mut builder = args.server.sized_parked(builder);
+/// Serves on an `L` (TCP, or a Unix socket) at `at`, in the mode the
+/// options ask for: the server is built here, once, whatever the mode.
+fn serve<L>(args: &Args, deployment: &mut Deployment, at: &L::At) -> io::Result<()>
+where
+    L: Listener + Site,
+    L::Addr: ShowAddr,
+{
+    let mut builder = args.server.builder::<L>(args.server.mode(args.parked));
     if let Some(timeout) = args.idle_timeout {
         builder = builder.idle_timeout(timeout);
     }
     if let Some(timeout) = args.request_timeout {
         builder = builder.request_timeout(timeout);
     }
-    builder
-}
-
-/// The options every mode shares: the grace period, the watchdog's
-/// interval, TLS, the PROXY protocol.
-fn shared<L: Listener, M: Mode>(
-    args: &Args,
-    deployment: &Deployment,
-    builder: Builder<L, M>,
-) -> io::Result<Builder<L, M>> {
-    let builder = deployment.watch(builder.shutdown_grace(args.server.grace), None);
+    let builder = deployment.watch(builder, None);
     let builder = args.tls.apply(&PROGRAM, builder)?;
-    deployment.proxy_protocol(
+    let builder = deployment.proxy_protocol(
         builder,
         &args.proxy_protocol,
         args.proxy_header_timeout,
         args.unix.is_some(),
-    )
-}
-
-/// Serves TCP in `builder`'s mode; `build` makes the server on the
-/// listener.
-fn serve_tcp<M: Mode, S: Server<Addr = SocketAddr>>(
-    args: &Args,
-    deployment: &mut Deployment,
-    builder: Builder<TcpListener, M>,
-    build: impl FnOnce(Builder<TcpListener, M>, TcpListener, Watched<Uppercase>) -> io::Result<S>,
-) -> io::Result<()> {
-    let builder = shared(args, deployment, builder)?;
-    let listener = deployment.tcp_listener(&builder, args.server.address()?)?;
-    let server = build(builder, listener, deployment.watched(Uppercase))?;
-    deployment.serve(server, "connections")
-}
-
-/// Serves a Unix socket in `builder`'s mode: `adopt` makes the server on
-/// an inherited or passed listener, `bind` on a new one at `path`.
-fn serve_unix<M: Mode, S: Server<Addr = std::os::unix::net::SocketAddr>>(
-    args: &Args,
-    deployment: &mut Deployment,
-    path: &Path,
-    builder: Builder<UnixListener, M>,
-    adopt: impl FnOnce(Builder<UnixListener, M>, UnixListener, Watched<Uppercase>) -> io::Result<S>,
-    bind: impl FnOnce(Builder<UnixListener, M>, &Path, Watched<Uppercase>) -> io::Result<S>,
-) -> io::Result<()> {
-    let builder = shared(args, deployment, builder)?;
-    let handler = deployment.watched(Uppercase);
-    let server = match deployment.unix_listener(&builder, path)? {
-        Some(listener) => adopt(builder, listener, handler),
-        None => bind(builder, path, handler),
-    }
-    .map_err(common::context(format!("cannot listen on {}", path.display())))?;
+    )?;
+    let listener = deployment.socket(&builder, at)?;
+    let server = builder.from_listener(listener, deployment.watched(Uppercase))?;
     deployment.serve(server, "connections")
 }

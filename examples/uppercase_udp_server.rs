@@ -22,8 +22,6 @@ use clap::Parser;
 use common::ServerArgs;
 use common::deploy::{Deployment, Program};
 use socketserver::echo::Uppercase;
-use socketserver::server::RequestMode;
-use socketserver::{Builder, ThreadingUdpServer, UdpServer};
 
 const PROGRAM: Program = Program {
     name: "uppercase_udp_server",
@@ -42,23 +40,13 @@ struct Args {
 fn main() -> ExitCode {
     common::init_logging("info");
     let args = common::parse_args::<Args>(common::UPPERCASE_UDP_PORT).server;
-    let result = Deployment::run(PROGRAM, |deployment| {
-        if args.serial {
-            serve(UdpServer::builder(), &args, deployment)
-        } else {
-            serve(args.sized(ThreadingUdpServer::builder()), &args, deployment)
-        }
-    });
+    let result = Deployment::run(PROGRAM, |deployment| serve(&args, deployment));
     common::exit(PROGRAM.name, result)
 }
 
-fn serve<M: RequestMode>(
-    builder: Builder<UdpSocket, M>,
-    args: &ServerArgs,
-    deployment: &mut Deployment,
-) -> std::io::Result<()> {
-    let builder = deployment.watch(builder.shutdown_grace(args.grace), None);
-    let handler = deployment.watched(Uppercase);
-    let server = deployment.udp_server(builder, args.address()?, handler)?;
+fn serve(args: &ServerArgs, deployment: &mut Deployment) -> std::io::Result<()> {
+    let builder = deployment.watch(args.builder::<UdpSocket>(args.mode(false)), None);
+    let socket = deployment.socket(&builder, &args.address()?)?;
+    let server = builder.from_listener(socket, deployment.watched(Uppercase))?;
     deployment.serve(server, "datagrams")
 }

@@ -30,10 +30,16 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! [`Authenticated`] is a [`Wrapped`] handler with the [`Challenge`]
+//! around it, so it wraps either handler style and runs on every stream
+//! server, parked ones included: the challenge runs once per connection,
+//! never before each request.
+//!
 //! Over TLS ([`Builder::tls`](crate::Builder::tls), feature `tls`) the
-//! challenge runs inside the session, in `setup` rather than
-//! `verify_request` (which cannot drive the session): nobody on the path
-//! sees the exchange or can take the connection over after it.
+//! challenge runs inside the session, in [`Wrap::open`] (before the
+//! wrapped handler's `setup` or `open`) rather than in `verify_request`
+//! (which cannot drive the session): nobody on the path sees the exchange
+//! or can take the connection over after it.
 //!
 //! The tutorials' own protocol has no verdict: the server just closes the
 //! connection on a wrong answer. [`Verdict::Silent`] speaks it, for
@@ -43,12 +49,15 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::handler::{KeepAliveHandler, Next, Request, RequestHandler, forward_handler_hooks};
+use crate::deadline::{ReadDeadline, with_read_deadline};
+use crate::handler::{Request, Wrap, Wrapped};
 use crate::request::StreamRequest;
 use crate::transport::Connection;
 
@@ -126,35 +135,32 @@ where
     challenge(&mut &*stream, key, timeout, verdict)
 }
 
-/// Where the challenge runs: a stream of bytes, and the read timeout of
-/// the socket beneath it, which bounds the wait for the answer. A plain
-/// socket is both; a TLS request's bytes go through its session.
+/// Where the challenge runs: a stream of bytes, and the socket beneath
+/// it, whose read timeout bounds the wait for the answer. A plain socket
+/// is both; a TLS request's bytes go through its session.
 trait ChallengeStream: Read + Write {
-    fn read_timeout(&self) -> io::Result<Option<Duration>>;
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    /// The socket, held apart from the stream that reads it.
+    type Socket: AsFd;
+    fn socket(&self) -> Self::Socket;
 }
 
-impl<S> ChallengeStream for &S
+impl<'s, S> ChallengeStream for &'s S
 where
     S: Connection,
     for<'a> &'a S: Read + Write,
 {
-    fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Connection::read_timeout(*self)
-    }
+    type Socket = &'s S;
 
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        Connection::set_read_timeout(*self, timeout)
+    fn socket(&self) -> &'s S {
+        self
     }
 }
 
 impl<S: Connection> ChallengeStream for StreamRequest<S> {
-    fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.stream().read_timeout()
-    }
+    type Socket = Arc<S>;
 
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.stream().set_read_timeout(timeout)
+    fn socket(&self) -> Arc<S> {
+        Arc::clone(self.shared_stream())
     }
 }
 
@@ -170,23 +176,22 @@ fn challenge(
     let mut challenge = [0u8; CHALLENGE_LEN];
     getrandom::fill(&mut challenge)
         .map_err(|e| io::Error::other(format!("no randomness for the challenge: {e}")))?;
-    let previous = stream.read_timeout()?;
-    let exchanged = exchange(stream, &challenge, Instant::now() + timeout);
-    stream.set_read_timeout(previous)?;
-    let checked = exchanged
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+    let socket = stream.socket();
+    let checked = with_read_deadline(&socket, Instant::now() + timeout, |bounded| {
+        exchange(stream, &challenge, bounded).map_err(|e| match e.kind() {
+            io::ErrorKind::TimedOut => io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("no answer to the challenge within {timeout:?}"),
             ),
             _ => e,
         })
-        .and_then(|answer| {
-            // verify_slice compares in constant time.
-            mac(key, &challenge)
-                .verify_slice(&answer)
-                .map_err(|_| io::Error::new(io::ErrorKind::PermissionDenied, "wrong answer to the challenge"))
-        });
+    })
+    .and_then(|answer| {
+        // verify_slice compares in constant time.
+        mac(key, &challenge)
+            .verify_slice(&answer)
+            .map_err(|_| io::Error::new(io::ErrorKind::PermissionDenied, "wrong answer to the challenge"))
+    });
     if verdict == Verdict::Silent {
         return checked;
     }
@@ -206,23 +211,18 @@ fn challenge(
 fn exchange(
     stream: &mut impl ChallengeStream,
     challenge: &[u8; CHALLENGE_LEN],
-    deadline: Instant,
+    bounded: &ReadDeadline<'_>,
 ) -> io::Result<[u8; RESPONSE_LEN]> {
     stream.write_all(challenge)?;
     stream.flush()?;
     let mut answer = [0u8; RESPONSE_LEN];
     let mut got = 0;
     while got < RESPONSE_LEN {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        stream.set_read_timeout(Some(left))?;
+        bounded.arm()?;
         match stream.read(&mut answer[got..]) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => bounded.retry(e)?,
         }
     }
     Ok(answer)
@@ -280,74 +280,86 @@ pub fn answer_challenge_with(
     }
 }
 
-/// Wraps a stream handler so that every connection must pass the
-/// challenge first. A client that fails is refused (counted in
-/// [`Stats::refused`](crate::Stats::refused)), logged with its address,
-/// and disconnected before the wrapped handler runs.
+/// A stream handler that every connection must pass the challenge to
+/// reach: `Authenticated::new(key, handler)`. A client that fails is
+/// refused (counted in [`Stats::refused`](crate::Stats::refused)), logged
+/// with its address, and disconnected before the wrapped handler runs.
 ///
-/// Over TLS the challenge runs inside the session, in `setup` (after the
-/// wrapped handler's `verify_request`, before its `setup`): a client that
-/// fails it is reported to `handle_error` with a `PermissionDenied` (or
-/// `TimedOut`) error and counted in [`Stats::errors`](crate::Stats::errors)
-/// instead, and disconnected before the wrapped handler runs.
-///
-/// On a parked server it wraps a [`KeepAliveHandler`]: the challenge runs
-/// once per connection (over TLS in `open`), never before each request.
-/// Wrap it as `Authenticated::new(key, KeepAlive(handler))`, not
-/// `KeepAlive(Authenticated::new(key, handler))`: [`KeepAlive`](crate::KeepAlive)
-/// runs `setup` before every request, so over TLS the latter would
-/// challenge the client each time.
+/// Over TLS the challenge runs inside the session, in [`Wrap::open`]
+/// (after the wrapped handler's `verify_request`, before its `setup` or
+/// `open`): a client that fails it is reported to `handle_error` with a
+/// `PermissionDenied` (or `TimedOut`) error and counted in
+/// [`Stats::errors`](crate::Stats::errors) instead, and disconnected
+/// before the wrapped handler runs.
+pub type Authenticated<H> = Wrapped<Challenge, H>;
+
+/// The challenge-response check as a [`Wrap`], around any stream handler:
+/// see [`Authenticated`].
 #[derive(Clone)]
-pub struct Authenticated<H> {
-    inner: H,
+pub struct Challenge {
     key: Vec<u8>,
     timeout: Duration,
     verdict: Verdict,
+}
+
+impl Challenge {
+    /// Requires `key` of every client. An empty key is an `InvalidInput`
+    /// error.
+    pub fn new(key: impl Into<Vec<u8>>) -> io::Result<Self> {
+        let key = key.into();
+        check_key(&key)?;
+        Ok(Challenge {
+            key,
+            timeout: DEFAULT_AUTH_TIMEOUT,
+            verdict: Verdict::Reply,
+        })
+    }
 }
 
 impl<H> Authenticated<H> {
     /// Requires `key` of every client before `inner` serves it. An empty
     /// key is an `InvalidInput` error.
     pub fn new(key: impl Into<Vec<u8>>, inner: H) -> io::Result<Self> {
-        let key = key.into();
-        check_key(&key)?;
-        Ok(Authenticated {
-            inner,
-            key,
-            timeout: DEFAULT_AUTH_TIMEOUT,
-            verdict: Verdict::Reply,
-        })
+        Ok(Wrapped(Challenge::new(key)?, inner))
     }
 
     /// How long a client gets to answer (default [`DEFAULT_AUTH_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.0.timeout = timeout;
         self
     }
 
     /// Whether clients are told the verdict (default [`Verdict::Reply`]).
     pub fn verdict(mut self, verdict: Verdict) -> Self {
-        self.verdict = verdict;
+        self.0.verdict = verdict;
         self
     }
 
     /// The wrapped handler.
     pub fn inner(&self) -> &H {
-        &self.inner
+        &self.1
     }
+}
 
-    /// The challenge in the clear, from `verify_request`, once the
-    /// wrapped handler's own check (cheap: a peer it refuses gets no
-    /// challenge) has passed. Over TLS it passes here: only `setup` or
-    /// `open` can drive the session.
-    fn verify_plain<S>(&self, request: &StreamRequest<S>, inner_accepts: bool) -> bool
-    where
-        S: Connection,
-        for<'a> &'a S: Read + Write,
-    {
-        if !inner_accepts {
-            return false;
-        }
+impl fmt::Debug for Challenge {
+    /// Leaves the key out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Challenge")
+            .field("timeout", &self.timeout)
+            .field("verdict", &self.verdict)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Wrap<StreamRequest<S>> for Challenge
+where
+    S: Connection,
+    for<'a> &'a S: Read + Write,
+{
+    /// The challenge in the clear, once the wrapped handler's own check
+    /// (cheap: a peer it refuses gets no challenge) has passed. Over TLS
+    /// it passes here: only `open` can drive the session.
+    fn verify_request(&self, request: &StreamRequest<S>) -> bool {
         if request.is_tls() {
             return true;
         }
@@ -364,82 +376,12 @@ impl<H> Authenticated<H> {
     }
 
     /// The challenge inside the TLS session, if the connection has one.
-    fn verify_tls<S: Connection>(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
+    fn open(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
         if request.is_tls() {
             challenge(request, &self.key, self.timeout, self.verdict)
                 .map_err(|e| io::Error::new(e.kind(), format!("the client failed verification: {e}")))?;
         }
         Ok(())
-    }
-}
-
-impl<H> fmt::Debug for Authenticated<H> {
-    /// Leaves the key out.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Authenticated")
-            .field("timeout", &self.timeout)
-            .field("verdict", &self.verdict)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, H> RequestHandler<StreamRequest<S>> for Authenticated<H>
-where
-    S: Connection,
-    for<'a> &'a S: Read + Write,
-    H: RequestHandler<StreamRequest<S>>,
-{
-    /// The wrapped handler's own check first, then the challenge.
-    fn verify_request(&self, request: &StreamRequest<S>) -> bool {
-        self.verify_plain(request, self.inner.verify_request(request))
-    }
-
-    /// Over TLS, the challenge first.
-    fn setup(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        self.verify_tls(request)?;
-        self.inner.setup(request)
-    }
-
-    forward_handler_hooks!(StreamRequest<S>, |this| this.inner, without setup);
-}
-
-impl<S, H> KeepAliveHandler<StreamRequest<S>> for Authenticated<H>
-where
-    S: Connection,
-    for<'a> &'a S: Read + Write,
-    H: KeepAliveHandler<StreamRequest<S>>,
-{
-    type State = H::State;
-
-    /// The wrapped handler's own check first, then the challenge.
-    fn verify_request(&self, request: &StreamRequest<S>) -> bool {
-        self.verify_plain(request, self.inner.verify_request(request))
-    }
-
-    /// Over TLS, the challenge first: once per connection.
-    fn open(&self, request: &mut StreamRequest<S>) -> io::Result<H::State> {
-        self.verify_tls(request)?;
-        self.inner.open(request)
-    }
-
-    fn handle_one(&self, request: &mut StreamRequest<S>, state: &mut H::State) -> io::Result<Next> {
-        self.inner.handle_one(request, state)
-    }
-
-    fn close(&self, state: H::State) {
-        self.inner.close(state)
-    }
-
-    fn handle_error(&self, request: &StreamRequest<S>, error: &io::Error) {
-        self.inner.handle_error(request, error)
-    }
-
-    fn handle_timeout(&self) {
-        self.inner.handle_timeout()
-    }
-
-    fn service_actions(&self) {
-        self.inner.service_actions()
     }
 }
 

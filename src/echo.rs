@@ -30,19 +30,12 @@ use crate::transport::{Connection, DatagramSocket};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Uppercase;
 
-/// Each chunk goes back out of the request's own read-ahead buffer,
-/// uppercased in place: no copy, no buffer of its own. The read-ahead
-/// grows with bulk traffic and shrinks back (see
+/// One request is whatever bytes have arrived: they go back uppercased,
+/// and the connection waits for more (on a parked server, holding no
+/// thread). Each chunk goes back out of the request's own read-ahead
+/// buffer, uppercased in place: no copy, no buffer of its own. The
+/// read-ahead grows with bulk traffic and shrinks back (see
 /// [`Builder::read_buffer_size`](crate::Builder::read_buffer_size)).
-impl<S: Connection> RequestHandler<StreamRequest<S>> for Uppercase {
-    fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        while echo_buffered(request)? {}
-        Ok(())
-    }
-}
-
-/// On a parked server, one request is whatever bytes have arrived: they
-/// go back uppercased, and the connection waits for more.
 impl<S: Connection> KeepAliveHandler<StreamRequest<S>> for Uppercase {
     type State = ();
 
@@ -91,15 +84,6 @@ impl<S: DatagramSocket> RequestHandler<DatagramRequest<S>> for Uppercase {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FramedUppercase;
 
-impl<S: Connection> RequestHandler<StreamRequest<S>> for FramedUppercase {
-    fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        let mut framed = Framed::new(request);
-        let mut frame = Vec::new();
-        while echo_frame(&mut framed, &mut frame)? {}
-        Ok(())
-    }
-}
-
 /// Reads one frame into `frame` and sends it back in uppercase; false at
 /// the end of the stream.
 fn echo_frame<T: BufRead + Write>(framed: &mut Framed<T>, frame: &mut Vec<u8>) -> io::Result<bool> {
@@ -125,12 +109,12 @@ fn give_back_if_oversized(frame: &mut Vec<u8>) {
 }
 
 thread_local! {
-    /// A worker's frame, reused from request to request on parked
-    /// connections (which keep no buffer of their own).
+    /// A thread's frame, reused from request to request (a parked
+    /// server's connections keep no buffer of their own).
     static FRAME: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// On a parked server, one request is one frame.
+/// One request is one frame.
 impl<S: Connection> KeepAliveHandler<StreamRequest<S>> for FramedUppercase {
     type State = ();
 

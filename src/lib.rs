@@ -95,14 +95,34 @@
 //!
 //! # Choosing a server
 //!
+//! A server is a transport and a [`Mode`]; its type's name says both.
+//!
 //! | type | serves | like Python's |
 //! |---|---|---|
 //! | [`TcpServer`] | one connection at a time, on the loop thread | `TCPServer` |
-//! | [`ThreadingTcpServer`] | each connection on a pooled worker | `ThreadingTCPServer` |
+//! | [`ThreadingTcpServer`] | each connection on a pooled worker, for its life | `ThreadingTCPServer` |
+//! | [`ParkedTcpServer`] | each request on a pooled worker; between requests a connection waits in epoll, holding no thread | `http.server`'s keep-alive, without a thread per idle client |
 //! | [`UdpServer`] | one datagram at a time, on the loop thread | `UDPServer` |
 //! | [`ThreadingUdpServer`] | datagrams on workers sharing the socket | `ThreadingUDPServer` |
-//! | [`UnixStreamServer`], [`ThreadingUnixStreamServer`] | Unix-domain streams | the same names |
+//! | [`UnixStreamServer`], [`ThreadingUnixStreamServer`], [`ParkedUnixStreamServer`] | Unix-domain streams | the same names |
 //! | [`UnixDatagramServer`], [`ThreadingUnixDatagramServer`] | Unix-domain datagrams | the same names |
+//!
+//! Every stream server runs both handler styles (see [`handler`]): a
+//! looping [`RequestHandler`] (the whole conversation in `handle`) and a
+//! per-request [`KeepAliveHandler`] (one request per `handle_one`, the
+//! server loops). Write a per-request handler and switching modes is one
+//! word, in either direction, the handler unchanged:
+//!
+//! ```
+//! use socketserver::{ParkedTcpServer, ThreadingTcpServer, echo::Uppercase};
+//!
+//! let threading = ThreadingTcpServer::bind("127.0.0.1:0", Uppercase)?; // a thread per connection
+//! let parked = ParkedTcpServer::bind("127.0.0.1:0", Uppercase)?; // 19,000 idle clients in a few MB
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! or, chosen at run time, one builder call:
+//! `ThreadingTcpServer::builder().mode(Mode::Parked)`.
 //!
 //! A datagram handler gets a [`DatagramRequest`] and answers (or not)
 //! through the server's socket:
@@ -120,8 +140,8 @@
 //! Options (worker counts, timeouts, backlog, socket options, overload
 //! policy) are set through each type's `builder()`; see [`Builder`], and
 //! [`config`] for the defaults. The generic types behind the names
-//! (`StreamServer`, `DatagramServer`, the modes and transports) are in
-//! [`server`], for code generic over servers.
+//! (`StreamServer`, `DatagramServer`, the mode markers and transports)
+//! are in [`server`], for code generic over servers.
 //!
 //! # Messages, not bytes
 //!
@@ -174,10 +194,11 @@
 //! `panic = "unwind"` (the default).
 
 #![warn(missing_docs)]
-// Unsafe code and libc calls live in `sys` alone.
+// Unsafe code and libc calls live in `sys` alone; elsewhere libc only
+// supplies constants (errno values, `SOMAXCONN`, a send flag).
 #![deny(unsafe_code)]
 
-mod handler;
+pub mod handler;
 mod pool;
 mod request;
 mod socket;
@@ -188,6 +209,14 @@ mod transport;
 #[cfg(feature = "auth")]
 pub mod auth;
 pub mod config;
+mod control;
+#[cfg(any(
+    feature = "tls",
+    feature = "auth",
+    feature = "proxy-protocol",
+    feature = "restart"
+))]
+mod deadline;
 pub mod echo;
 pub mod framing;
 #[cfg(feature = "message")]
@@ -203,14 +232,14 @@ pub mod systemd;
 pub mod tls;
 
 pub use config::OverloadPolicy;
-pub use handler::{HandlerPanic, KeepAlive, KeepAliveHandler, Next, Request, RequestHandler};
+pub use handler::{HandlerPanic, KeepAliveHandler, Next, Request, RequestHandler, StreamHandler};
 pub use request::{
     DatagramRequest, StreamRequest, TcpRequest, UdpRequest, UnixDatagramRequest, UnixStreamRequest,
 };
 pub use server::{
-    Builder, ParkedTcpServer, ParkedUnixStreamServer, Server, ServerHandle, ShutdownHandle, Stats, TcpServer,
-    ThreadingTcpServer, ThreadingUdpServer, ThreadingUnixDatagramServer, ThreadingUnixStreamServer,
-    UdpServer, UnixDatagramServer, UnixStreamServer,
+    Builder, Mode, ParkedTcpServer, ParkedUnixStreamServer, Server, ServerHandle, ShutdownHandle, Stats,
+    TcpServer, ThreadingTcpServer, ThreadingUdpServer, ThreadingUnixDatagramServer,
+    ThreadingUnixStreamServer, UdpServer, UnixDatagramServer, UnixStreamServer,
 };
 #[cfg(any(feature = "systemd", feature = "restart"))]
 pub use socket::{PassedSocket, SocketKind};

@@ -243,10 +243,10 @@ fn over_tls_the_challenge_runs_inside_the_session() {
 #[test]
 #[cfg(feature = "tls")]
 fn a_parked_server_challenges_once_per_connection() {
+    use socketserver::ParkedTcpServer;
     use socketserver::tls::TlsAcceptor;
     use socketserver::tls::rustls::pki_types::ServerName;
     use socketserver::tls::rustls::{ClientConnection, StreamOwned};
-    use socketserver::{KeepAlive, ParkedTcpServer};
 
     init_logging();
     let pki = pki::TestPki::generate();
@@ -259,10 +259,8 @@ fn a_parked_server_challenges_once_per_connection() {
         }
     };
 
-    let (server, running) = serve(ParkedTcpServer::builder().bind(
-        "127.0.0.1:0",
-        Authenticated::new(KEY, KeepAlive(Uppercase)).unwrap(),
-    ));
+    let (server, running) =
+        serve(ParkedTcpServer::builder().bind("127.0.0.1:0", Authenticated::new(KEY, Uppercase).unwrap()));
     let mut plain = connect(*server.local_addr());
     answer_challenge(&mut plain, KEY).unwrap();
     two_requests(&mut plain);
@@ -271,10 +269,7 @@ fn a_parked_server_challenges_once_per_connection() {
     let (server, running) = serve(
         ParkedTcpServer::builder()
             .tls(TlsAcceptor::new(pki.server_config()))
-            .bind(
-                "127.0.0.1:0",
-                Authenticated::new(KEY, KeepAlive(Uppercase)).unwrap(),
-            ),
+            .bind("127.0.0.1:0", Authenticated::new(KEY, Uppercase).unwrap()),
     );
     let tls_client = || {
         let session = ClientConnection::new(pki.client_config(), ServerName::try_from("localhost").unwrap());

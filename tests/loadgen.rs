@@ -293,8 +293,8 @@ fn open_loop_pacing_keeps_to_its_schedule() {
 #[cfg(feature = "proxy-protocol")]
 #[test]
 fn proxy_headers_claim_a_client_address_per_connection() {
-    use socketserver::RequestHandler;
     use socketserver::proxy_protocol::TrustedProxies;
+    use socketserver::{KeepAliveHandler, Next};
     use std::collections::BTreeSet;
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
@@ -305,10 +305,13 @@ fn proxy_headers_claim_a_client_address_per_connection() {
     let (server, running) = serve(
         ThreadingTcpServer::builder()
             .proxy_protocol(TrustedProxies::parse(["127.0.0.1"]).unwrap())
-            .bind("127.0.0.1:0", move |request: &mut TcpRequest| {
-                seen.lock().unwrap().insert(*request.peer_addr());
-                Uppercase.handle(request)
-            }),
+            .bind(
+                "127.0.0.1:0",
+                move |request: &mut TcpRequest| -> std::io::Result<Next> {
+                    seen.lock().unwrap().insert(*request.peer_addr());
+                    Uppercase.handle_one(request, &mut ())
+                },
+            ),
     );
     let target = server.local_addr().to_string();
     let runs: [&[&str]; 3] = [

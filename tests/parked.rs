@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use socketserver::echo::{FramedUppercase, Uppercase};
 use socketserver::framing::{BufStream, Framed};
 use socketserver::{
-    KeepAlive, KeepAliveHandler, Next, OverloadPolicy, ParkedTcpServer, ParkedUnixStreamServer, TcpRequest,
+    KeepAliveHandler, Next, OverloadPolicy, ParkedTcpServer, ParkedUnixStreamServer, TcpRequest,
     UnixStreamRequest,
 };
 use util::{TIMEOUT, connect, eventually, init_logging, read_to_end, round_trip, serve};
@@ -547,31 +547,6 @@ fn verify_request_refuses_before_open() {
     assert_eq!(read_to_end(&mut client).unwrap(), b"");
     eventually("the refusal is counted", || server.stats().refused == 1);
     assert_eq!(server.stats().panics, 0);
-    running.shutdown();
-}
-
-#[test]
-fn a_per_connection_handler_runs_per_request_through_keep_alive() {
-    init_logging();
-    // Serves one line per call and returns.
-    let one_line = |req: &mut TcpRequest| {
-        let mut line = String::new();
-        req.read_line(&mut line)?;
-        req.write_all(line.to_uppercase().as_bytes())
-    };
-    let (server, running) = serve(ParkedTcpServer::bind("127.0.0.1:0", KeepAlive(one_line)));
-    let stream = connect(*server.local_addr());
-    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    for word in ["a", "bb", "ccc"] {
-        writeln!(writer, "{word}").unwrap();
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        assert_eq!(line, format!("{}\n", word.to_uppercase()));
-    }
-    eventually("the connection is parked between lines", || {
-        server.stats().parked == 1
-    });
     running.shutdown();
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use socketserver::echo::Uppercase;
 use socketserver::{TcpServer, ThreadingTcpServer};
-use util::{connect, init_logging, read_to_end, round_trip, serve};
+use util::{connect, init_logging, looping_uppercase, read_to_end, round_trip, serve};
 
 /// Each client's message is unique, so a reply sent to the wrong client
 /// would be caught.
@@ -36,7 +36,7 @@ fn shutdown_mid_conversation_closes_cleanly_within_the_grace_period() {
         ThreadingTcpServer::builder()
             .shutdown_grace(grace)
             .worker_name_prefix("mid-conv")
-            .bind("127.0.0.1:0", Uppercase),
+            .bind("127.0.0.1:0", looping_uppercase),
     );
     let addr = *server.local_addr();
 
@@ -134,7 +134,7 @@ fn serial_server_force_closes_a_lingering_client_after_the_grace_period() {
     let (server, running) = serve(
         TcpServer::builder()
             .shutdown_grace(grace)
-            .bind("127.0.0.1:0", Uppercase),
+            .bind("127.0.0.1:0", looping_uppercase),
     );
     let mut lingering = connect(*server.local_addr());
     // The loop thread is now inside the handler, blocked reading.
@@ -232,4 +232,89 @@ fn a_forced_close_cuts_off_handlers_that_are_not_reading() {
         "{failure:?}"
     );
     stopping.join().unwrap();
+}
+
+/// Issue 21: the connections of a per-request handler that wait between
+/// two requests have nothing to finish, so shutdown closes them at once,
+/// not at the end of the grace period (Go's `Server.Shutdown` does the
+/// same), in every mode; a connection in the middle of a request finishes
+/// it first.
+#[test]
+fn a_per_request_handler_s_idle_connections_close_at_once_and_busy_ones_finish() {
+    use socketserver::{KeepAliveHandler, Mode, Next, TcpRequest};
+    use std::io::{BufRead, Read, Write};
+
+    /// Answers each line uppercased; a line "wait" first waits for the
+    /// test's word (and says it has started).
+    struct Lines {
+        started: crossbeam_channel::Sender<()>,
+        go: crossbeam_channel::Receiver<()>,
+    }
+    impl KeepAliveHandler<TcpRequest> for Lines {
+        type State = ();
+        fn handle_one(&self, req: &mut TcpRequest, _: &mut ()) -> std::io::Result<Next> {
+            let mut line = String::new();
+            if req.read_line(&mut line)? == 0 {
+                return Ok(Next::Close);
+            }
+            if line.trim_end() == "wait" {
+                self.started.send(()).unwrap();
+                self.go.recv_timeout(util::TIMEOUT).unwrap();
+            }
+            req.write_all(line.to_uppercase().as_bytes())?;
+            Ok(Next::KeepOpen)
+        }
+    }
+
+    init_logging();
+    for mode in [Mode::Threading, Mode::Parked, Mode::Serial] {
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (go, go_rx) = crossbeam_channel::bounded(1);
+        let handler = Lines {
+            started: started_tx,
+            go: go_rx,
+        };
+        let (server, running) = serve(
+            TcpServer::builder()
+                .mode(mode)
+                .shutdown_grace(Duration::from_secs(60))
+                .bind("127.0.0.1:0", handler),
+        );
+        let addr = *server.local_addr();
+        // A serial server serves one connection at a time: the busy one.
+        let idle_clients = if mode == Mode::Serial { 0 } else { 10 };
+        let mut idle: Vec<TcpStream> = (0..idle_clients).map(|_| connect(addr)).collect();
+        for stream in &mut idle {
+            assert_eq!(round_trip(stream, b"x\n").unwrap(), b"X\n", "{mode:?}");
+        }
+        let mut busy = connect(addr);
+        assert_eq!(round_trip(&mut busy, b"y\n").unwrap(), b"Y\n", "{mode:?}");
+        busy.write_all(b"wait\n").unwrap();
+        started.recv_timeout(util::TIMEOUT).unwrap();
+
+        let stopping = thread::spawn(move || running.shutdown());
+        // Closed while the busy request still runs: long before the
+        // grace period could end.
+        for stream in &mut idle {
+            assert_eq!(
+                read_to_end(stream).unwrap(),
+                b"",
+                "{mode:?}: an idle client sees end-of-file"
+            );
+        }
+        go.send(()).unwrap();
+        let mut reply = [0u8; 5];
+        busy.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"WAIT\n", "{mode:?}: the request in progress is answered");
+        assert_eq!(
+            read_to_end(&mut busy).unwrap(),
+            b"",
+            "{mode:?}: then its connection closes"
+        );
+        let took = stopping.join().unwrap();
+        assert!(
+            took < Duration::from_secs(30),
+            "{mode:?}: shutdown waited out the grace period: {took:?}"
+        );
+    }
 }

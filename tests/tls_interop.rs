@@ -32,7 +32,7 @@ use socketserver::server::Connection;
 use socketserver::tls::rustls::pki_types::{CertificateDer, ServerName};
 use socketserver::tls::rustls::{ClientConnection, ProtocolVersion, ServerConfig, StreamOwned};
 use socketserver::tls::{ClientAuth, TlsAcceptor, client_verifier, is_truncated};
-use socketserver::{KeepAliveHandler, Next, RequestHandler, ServerHandle, StreamRequest};
+use socketserver::{KeepAliveHandler, Next, ServerHandle, StreamRequest};
 use util::{Process, TIMEOUT, connect, eventually, init_logging};
 
 /// What the server's handler saw: each connection's TLS version and
@@ -83,20 +83,6 @@ impl Recorder {
 
     fn errors(&self) -> Vec<(ErrorKind, String, bool)> {
         self.0.lock().errors.clone()
-    }
-}
-
-impl<S: Connection> RequestHandler<StreamRequest<S>> for Recorder {
-    fn verify_request(&self, request: &StreamRequest<S>) -> bool {
-        self.verify(request)
-    }
-
-    fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        RequestHandler::handle(&Uppercase, request)
-    }
-
-    fn handle_error(&self, _request: &StreamRequest<S>, error: &io::Error) {
-        self.record(error);
     }
 }
 

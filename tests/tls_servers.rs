@@ -159,6 +159,32 @@ fn a_client_that_leaves_without_close_notify_is_reported_as_truncation() {
     });
 }
 
+/// Most TLS clients (Python's `ssl` among them) close without
+/// `close_notify`. One that does so between two requests, its answers all
+/// read, has cut nothing short: the handler hears of it, but it is no
+/// failed request and not counted as one, in both modes.
+#[test]
+fn a_client_that_leaves_without_close_notify_between_requests_is_no_failure() {
+    both_modes(|parked| {
+        let pki = TestPki::generate();
+        let greeter = Greeter::default();
+        let (server, running) = tls_server(parked, TlsAcceptor::new(pki.server_config()), &greeter);
+        let mut stream = BufReader::new(tls_connect(*server.local_addr(), pki.client_config()));
+        read_line(&mut stream);
+        stream.get_mut().write_all(b"one line\n").unwrap();
+        assert_eq!(read_line(&mut stream), "ONE LINE\n");
+        stream.get_ref().sock.shutdown(std::net::Shutdown::Both).unwrap();
+        eventually("the connection is closed", || server.stats().active == 0);
+        let errors = greeter.errors();
+        assert!(
+            matches!(errors.as_slice(), [(_, _, true)]),
+            "parked: {parked}: the handler hears of the truncation: {errors:?}"
+        );
+        assert_eq!(server.stats().errors, 0, "parked: {parked}");
+        running.shutdown();
+    });
+}
+
 /// A client idle past the grace period of a shutdown sees its session end
 /// with the server's close_notify, a clean end, in both modes: the
 /// threading server's forced close wakes the worker blocked reading it,

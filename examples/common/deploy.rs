@@ -27,8 +27,9 @@ use std::time::Duration;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use socketserver::server::{DatagramServer, Listener, Mode, RequestMode};
-use socketserver::{Builder, DatagramRequest, KeepAliveHandler, Next, Request, RequestHandler, Server};
+use socketserver::handler::{Wrap, Wrapped};
+use socketserver::server::{Listener, ModeMarker, Transport};
+use socketserver::{Builder, Request, Server};
 
 use super::{ShowAddr, context};
 
@@ -169,108 +170,58 @@ impl Deployment {
         Err(self.program.needs_feature(option, "restart"))
     }
 
-    /// The TCP listener to serve on: inherited from the previous process
-    /// after a restart, else the first socket systemd passed, else bound
-    /// to `addr` with `builder`'s options. Serve it with `from_listener`.
-    pub fn tcp_listener<M: Mode>(
-        &mut self,
-        builder: &Builder<TcpListener, M>,
-        addr: SocketAddr,
-    ) -> io::Result<TcpListener> {
-        let bind = || {
-            builder
-                .bind_listener(addr)
-                .map_err(context(format!("cannot listen on {addr}")))
-        };
-        #[cfg(feature = "restart")]
-        if let Some(upgrader) = &mut self.upgrader {
-            #[cfg(feature = "systemd")]
-            let activated = &mut self.activated;
-            return upgrader.socket(self.program.name, || {
-                #[cfg(feature = "systemd")]
-                if let Some(listener) = claim_first(activated)? {
-                    return Ok(listener);
-                }
-                bind()
-            });
-        }
-        match self.activated()? {
-            Some(listener) => Ok(listener),
-            None => bind(),
-        }
-    }
-
-    /// The Unix stream listener to serve on at `path`: inherited after a
-    /// restart, else passed by systemd (which owns its file); `None` means
-    /// bind `path` (the server then removes the file when it stops).
+    /// The socket to serve on `at`: inherited from the previous process
+    /// after a restart (a restartable program built with `restart`), else
+    /// the first socket systemd passed, else bound with `builder`'s
+    /// options. Serve it with `from_listener`.
     ///
-    /// A restartable server binds `path` here, so that it can hand the
-    /// socket on; its file is removed when the last process stops (not
-    /// when one hands over).
-    pub fn unix_listener<M: Mode>(
-        &mut self,
-        builder: &Builder<UnixListener, M>,
-        path: &Path,
-    ) -> io::Result<Option<UnixListener>> {
-        let activated = self.activated::<UnixListener>()?;
+    /// A Unix socket file this process bound is removed when serving
+    /// stops, unless the socket was handed to a new process: the file
+    /// outlives each process of a restart, and goes with the last.
+    pub fn socket<T: Site, M: ModeMarker>(&mut self, builder: &Builder<T, M>, at: &T::At) -> io::Result<T> {
+        let bind = || T::bind(builder, at).map_err(context(format!("cannot listen on {}", T::describe(at))));
+        let activated = self.activated::<T>()?;
+        let passed = activated.is_some();
         #[cfg(feature = "restart")]
-        if let Some(upgrader) = &mut self.upgrader {
-            let passed = activated.is_some();
-            let listener = match activated {
-                Some(listener) => upgrader.socket(&path.to_string_lossy(), || Ok(listener))?,
-                None => upgrader
-                    .listen_unix(path, builder)
-                    .map_err(context(format!("cannot listen on {}", path.display())))?,
-            };
-            if !passed {
-                let inode = std::fs::metadata(path)
-                    .map_err(context(format!("cannot find the socket file {}", path.display())))?
-                    .ino();
-                self.socket_file = Some((path.to_owned(), inode));
+        let socket = match &mut self.upgrader {
+            Some(upgrader) => {
+                upgrader.socket(&T::restart_name(self.program.name, at), || match activated {
+                    Some(socket) => Ok(socket),
+                    None => bind(),
+                })?
             }
-            return Ok(Some(listener));
+            None => match activated {
+                Some(socket) => socket,
+                None => bind()?,
+            },
+        };
+        #[cfg(not(feature = "restart"))]
+        let socket = match activated {
+            Some(socket) => socket,
+            None => bind()?,
+        };
+        if let Some(path) = T::file(at).filter(|_| !passed) {
+            let inode = std::fs::metadata(path)
+                .map_err(context(format!("cannot find the socket file {}", path.display())))?
+                .ino();
+            self.socket_file = Some((path.to_owned(), inode));
         }
-        let _ = (builder, path);
-        Ok(activated)
+        Ok(socket)
     }
 
-    /// A UDP server on the first socket systemd passed, or else bound to
-    /// `addr`.
-    pub fn udp_server<M, H>(
-        &mut self,
-        builder: Builder<UdpSocket, M>,
-        addr: SocketAddr,
-        handler: H,
-    ) -> io::Result<DatagramServer<UdpSocket, M, H>>
-    where
-        M: RequestMode,
-        H: RequestHandler<DatagramRequest<UdpSocket>>,
-    {
-        match self.activated()? {
-            Some(socket) => builder.from_socket(socket, handler),
-            None => builder
-                .bind(addr, handler)
-                .map_err(context(format!("cannot listen on {addr}"))),
-        }
-    }
-
-    /// The first socket systemd passed, claimed as an `S` (the error says
-    /// what it is otherwise), or `None`.
-    #[cfg(feature = "systemd")]
-    fn activated<S: socketserver::PassedSocket>(&mut self) -> io::Result<Option<S>> {
-        claim_first(&mut self.activated)
-    }
-
+    /// The first socket systemd passed, claimed as a `T`, or `None`.
     /// Built without `systemd`: none was passed ([`start`](Self::start)
     /// refuses to run otherwise).
-    #[cfg(not(feature = "systemd"))]
-    fn activated<S>(&mut self) -> io::Result<Option<S>> {
+    fn activated<T: Site>(&mut self) -> io::Result<Option<T>> {
+        #[cfg(feature = "systemd")]
+        return claim_first(&mut self.activated);
+        #[cfg(not(feature = "systemd"))]
         Ok(None)
     }
 
     /// `builder` with a service interval short enough for the watchdog
     /// (when systemd asked for one) and for `own`, the server's own.
-    pub fn watch<T, M: Mode>(&self, builder: Builder<T, M>, own: Option<Duration>) -> Builder<T, M> {
+    pub fn watch<T, M: ModeMarker>(&self, builder: Builder<T, M>, own: Option<Duration>) -> Builder<T, M> {
         #[cfg(feature = "systemd")]
         let watchdog = self.watchdog.as_ref().map(|w| w.interval());
         #[cfg(not(feature = "systemd"))]
@@ -285,11 +236,13 @@ impl Deployment {
     /// loop stops the pings, which is what the watchdog is for). Give the
     /// builder to [`watch`](Self::watch) too.
     pub fn watched<H>(&self, handler: H) -> Watched<H> {
-        Watched {
-            inner: handler,
-            #[cfg(feature = "systemd")]
-            watchdog: self.watchdog.clone(),
-        }
+        Wrapped(
+            Watchdog {
+                #[cfg(feature = "systemd")]
+                watchdog: self.watchdog.clone(),
+            },
+            handler,
+        )
     }
 
     /// Applies `--proxy-protocol` (the trusted proxies' addresses or
@@ -297,7 +250,7 @@ impl Deployment {
     /// builder. On a Unix socket (`unix_peers`) the socket's peers are the
     /// ones trusted. Built without `proxy-protocol`, asking for it is an
     /// error saying how to build it.
-    pub fn proxy_protocol<L: Listener, M: Mode>(
+    pub fn proxy_protocol<L: Listener, M: ModeMarker>(
         &self,
         builder: Builder<L, M>,
         proxies: &[String],
@@ -516,14 +469,17 @@ fn check_not_under_systemd(program: &Program) -> io::Result<()> {
 
 /// A handler that also feeds the systemd watchdog from the serving loop
 /// (its `service_actions`); everything else goes to the handler inside.
-pub struct Watched<H> {
-    inner: H,
+pub type Watched<H> = Wrapped<Watchdog, H>;
+
+/// Feeds the systemd watchdog, when systemd asked for one, from the
+/// serving loop: around any handler, see [`Deployment::watched`].
+pub struct Watchdog {
     #[cfg(feature = "systemd")]
     watchdog: Option<Arc<socketserver::systemd::Watchdog>>,
 }
 
-impl<H> Watched<H> {
-    fn ping(&self) {
+impl<R: Request> Wrap<R> for Watchdog {
+    fn service_actions(&self) {
         #[cfg(feature = "systemd")]
         if let Some(watchdog) = &self.watchdog {
             watchdog.ping_if_due();
@@ -531,66 +487,78 @@ impl<H> Watched<H> {
     }
 }
 
-impl<R: Request, H: RequestHandler<R>> RequestHandler<R> for Watched<H> {
-    fn verify_request(&self, request: &R) -> bool {
-        self.inner.verify_request(request)
+/// A socket that can come from another process (systemd, a restart):
+/// every socket type, in a build with `systemd` or `restart`.
+#[cfg(any(feature = "systemd", feature = "restart"))]
+pub trait Passable: socketserver::PassedSocket {}
+#[cfg(any(feature = "systemd", feature = "restart"))]
+impl<T: socketserver::PassedSocket> Passable for T {}
+/// Built without `systemd` and `restart`: nothing is passed.
+#[cfg(not(any(feature = "systemd", feature = "restart")))]
+pub trait Passable {}
+#[cfg(not(any(feature = "systemd", feature = "restart")))]
+impl<T> Passable for T {}
+
+/// A socket type the examples serve on, and what it is bound at: an
+/// address for TCP and UDP, a path for a Unix socket.
+pub trait Site: Transport + Passable + Sized {
+    /// What it is bound at.
+    type At: ?Sized;
+
+    /// Binds it with `builder`'s options. A Unix socket file is left for
+    /// the deployment to remove.
+    fn bind<M: ModeMarker>(builder: &Builder<Self, M>, at: &Self::At) -> io::Result<Self>;
+
+    /// `at`, for messages.
+    fn describe(at: &Self::At) -> String;
+
+    /// The file it makes at `at`, if it makes one.
+    fn file(at: &Self::At) -> Option<&Path> {
+        let _ = at;
+        None
     }
 
-    fn setup(&self, request: &mut R) -> io::Result<()> {
-        self.inner.setup(request)
-    }
-
-    fn handle(&self, request: &mut R) -> io::Result<()> {
-        self.inner.handle(request)
-    }
-
-    fn finish(&self, request: &mut R) -> io::Result<()> {
-        self.inner.finish(request)
-    }
-
-    fn handle_error(&self, request: &R, error: &io::Error) {
-        self.inner.handle_error(request, error);
-    }
-
-    fn handle_timeout(&self) {
-        self.inner.handle_timeout();
-    }
-
-    fn service_actions(&self) {
-        self.inner.service_actions();
-        self.ping();
+    /// The name a restart hands it over by.
+    fn restart_name(program: &str, at: &Self::At) -> String {
+        let _ = at;
+        program.to_owned()
     }
 }
 
-impl<R: Request, H: KeepAliveHandler<R>> KeepAliveHandler<R> for Watched<H> {
-    type State = H::State;
+/// TCP and UDP sockets are bound at an address.
+macro_rules! ip_site {
+    ($($socket:ty),*) => {$(
+        impl Site for $socket {
+            type At = SocketAddr;
 
-    fn verify_request(&self, request: &R) -> bool {
-        self.inner.verify_request(request)
+            fn bind<M: ModeMarker>(builder: &Builder<Self, M>, at: &SocketAddr) -> io::Result<Self> {
+                builder.bind_listener(at)
+            }
+
+            fn describe(at: &SocketAddr) -> String {
+                at.to_string()
+            }
+        }
+    )*};
+}
+ip_site!(TcpListener, UdpSocket);
+
+impl Site for UnixListener {
+    type At = Path;
+
+    fn bind<M: ModeMarker>(builder: &Builder<Self, M>, at: &Path) -> io::Result<Self> {
+        builder.bind_listener(at)
     }
 
-    fn open(&self, request: &mut R) -> io::Result<Self::State> {
-        self.inner.open(request)
+    fn describe(at: &Path) -> String {
+        at.display().to_string()
     }
 
-    fn handle_one(&self, request: &mut R, state: &mut Self::State) -> io::Result<Next> {
-        self.inner.handle_one(request, state)
+    fn file(at: &Path) -> Option<&Path> {
+        Some(at)
     }
 
-    fn close(&self, state: Self::State) {
-        self.inner.close(state);
-    }
-
-    fn handle_error(&self, request: &R, error: &io::Error) {
-        self.inner.handle_error(request, error);
-    }
-
-    fn handle_timeout(&self) {
-        self.inner.handle_timeout();
-    }
-
-    fn service_actions(&self) {
-        self.inner.service_actions();
-        self.ping();
+    fn restart_name(_program: &str, at: &Path) -> String {
+        at.to_string_lossy().into_owned()
     }
 }

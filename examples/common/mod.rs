@@ -15,8 +15,8 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use socketserver::Builder;
-use socketserver::server::{Parked, Threading};
+use socketserver::server::{AnyMode, Transport};
+use socketserver::{Builder, Mode};
 
 /// Default ports, one per example server, so any two of them can run side
 /// by side. Each client defaults to its server's.
@@ -189,21 +189,28 @@ impl ServerArgs {
         resolve(&self.host, self.port)
     }
 
-    /// Applies `--workers` to a threading server's builder: the most
-    /// workers.
-    pub fn sized<T>(&self, builder: Builder<T, Threading>) -> Builder<T, Threading> {
-        match self.workers {
-            Some(workers) => builder.max_workers(usize::try_from(workers).unwrap_or(usize::MAX)),
-            None => builder,
+    /// The mode `--serial` (or, where a server offers it, `parked`) asks
+    /// for; threading otherwise.
+    pub fn mode(&self, parked: bool) -> Mode {
+        match (self.serial, parked) {
+            (true, _) => Mode::Serial,
+            (false, true) => Mode::Parked,
+            (false, false) => Mode::Threading,
         }
     }
 
-    /// Applies `--workers` to a parked server's builder: the number of
-    /// workers, all started at once.
-    pub fn sized_parked<T>(&self, builder: Builder<T, Parked>) -> Builder<T, Parked> {
-        match self.workers {
-            Some(workers) => builder.workers(usize::try_from(workers).unwrap_or(usize::MAX)),
-            None => builder,
+    /// A builder for a server on `T` in `mode`, with `--grace` and
+    /// `--workers` applied: in threading mode the most workers, in parked
+    /// mode the number of workers, all started at once.
+    pub fn builder<T: Transport>(&self, mode: Mode) -> Builder<T, AnyMode> {
+        let builder = Builder::<T, AnyMode>::new().mode(mode).shutdown_grace(self.grace);
+        let Some(workers) = self.workers else {
+            return builder;
+        };
+        let workers = usize::try_from(workers).unwrap_or(usize::MAX);
+        match mode {
+            Mode::Parked => builder.workers(workers),
+            _ => builder.max_workers(workers),
         }
     }
 }

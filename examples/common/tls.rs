@@ -26,7 +26,7 @@ use rustls::{
     AlertDescription, CertificateError, ClientConfig, ClientConnection, RootCertStore, StreamOwned,
 };
 use socketserver::Builder;
-use socketserver::server::{Listener, Mode};
+use socketserver::server::{Listener, ModeMarker};
 
 use super::deploy::Program;
 
@@ -72,7 +72,7 @@ impl ServerTlsArgs {
     /// `builder`, serving TLS as the options say; unchanged without
     /// `--tls-cert`. Built without the `tls` feature, asking for TLS is an
     /// error that says how to build `program` with it.
-    pub fn apply<L: Listener, M: Mode>(
+    pub fn apply<L: Listener, M: ModeMarker>(
         &self,
         program: &Program,
         builder: Builder<L, M>,

@@ -72,8 +72,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use socketserver::echo::{FramedUppercase, Uppercase};
-use socketserver::server::Mode as ServerMode;
-use socketserver::{Builder, ParkedTcpServer, Server, Stats, ThreadingTcpServer, ThreadingUdpServer};
+use socketserver::server::ModeMarker;
+use socketserver::{Builder, Mode as ServerMode, Server, Stats, TcpServer, ThreadingUdpServer};
 
 use clients::{IdleOutcome, Plan, ProxyVersion};
 use record::{Live, Recorder, Totals, Window, merge_json};
@@ -332,28 +332,26 @@ struct InProcessOptions {
 
 fn start_in_process(mode: Mode, options: &InProcessOptions) -> io::Result<(SocketAddr, InProcess)> {
     let local = "127.0.0.1:0";
-    let parked = options.parked;
-    let tls = options.tls.as_ref();
-    let threading = || serving_tls(behind_proxies(ThreadingTcpServer::builder(), options.proxy)?, tls);
-    let parked_tcp = || serving_tls(behind_proxies(ParkedTcpServer::builder(), options.proxy)?, tls);
-    Ok(match mode {
-        Mode::Tcp | Mode::Churn | Mode::Idle | Mode::Slow if parked => start(
-            parked_tcp()?.bind(local, Uppercase)?,
+    let (server_mode, name, framed) = match options.parked {
+        true => (
+            ServerMode::Parked,
             "in-process ParkedTcpServer",
-        ),
-        Mode::Framed if parked => start(
-            parked_tcp()?.bind(local, FramedUppercase)?,
             "in-process ParkedTcpServer (framed)",
         ),
-        Mode::Udp if parked => return Err(io::Error::new(io::ErrorKind::InvalidInput, PARKED_UDP)),
-        Mode::Tcp | Mode::Churn | Mode::Idle | Mode::Slow => start(
-            threading()?.bind(local, Uppercase)?,
+        false => (
+            ServerMode::Threading,
             "in-process ThreadingTcpServer",
-        ),
-        Mode::Framed => start(
-            threading()?.bind(local, FramedUppercase)?,
             "in-process ThreadingTcpServer (framed)",
         ),
+    };
+    let tcp = || {
+        let builder = TcpServer::builder().mode(server_mode);
+        serving_tls(behind_proxies(builder, options.proxy)?, options.tls.as_ref())
+    };
+    Ok(match mode {
+        Mode::Tcp | Mode::Churn | Mode::Idle | Mode::Slow => start(tcp()?.bind(local, Uppercase)?, name),
+        Mode::Framed => start(tcp()?.bind(local, FramedUppercase)?, framed),
+        Mode::Udp if options.parked => return Err(io::Error::new(io::ErrorKind::InvalidInput, PARKED_UDP)),
         Mode::Udp => start(
             ThreadingUdpServer::bind(local, Uppercase)?,
             "in-process ThreadingUdpServer",
@@ -363,7 +361,7 @@ fn start_in_process(mode: Mode, options: &InProcessOptions) -> io::Result<(Socke
 
 /// With `proxy`, the in-process server requires a PROXY header from the
 /// loopback addresses the clients come from.
-fn behind_proxies<M: ServerMode>(
+fn behind_proxies<M: ModeMarker>(
     builder: Builder<TcpListener, M>,
     proxy: bool,
 ) -> io::Result<Builder<TcpListener, M>> {
@@ -380,7 +378,7 @@ fn behind_proxies<M: ServerMode>(
 }
 
 /// With `config`, the in-process server serves TLS.
-fn serving_tls<M: ServerMode>(
+fn serving_tls<M: ModeMarker>(
     builder: Builder<TcpListener, M>,
     config: Option<&Arc<rustls::ServerConfig>>,
 ) -> io::Result<Builder<TcpListener, M>> {

@@ -2,21 +2,18 @@
 
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use socket2::SockRef;
 
 use super::ProxyHeader;
 use super::parse::{ParseError, parse};
+use crate::deadline::{ReadDeadline, with_read_deadline};
 use crate::sys::peek::peek;
 
 /// Room for any v1 line and a v2 header with Unix addresses and a few
 /// TLVs; larger v2 headers grow the buffer as their bytes arrive.
 const INITIAL_BUFFER: usize = 256;
-
-/// The shortest read timeout set while waiting: a zero `SO_RCVTIMEO`
-/// would mean "wait forever".
-const MIN_WAIT: Duration = Duration::from_millis(1);
 
 /// Reads the PROXY header at the start of a connected, blocking TCP or
 /// Unix-domain `stream`, by `deadline`, and consumes exactly its bytes:
@@ -37,7 +34,7 @@ const MIN_WAIT: Duration = Duration::from_millis(1);
 /// use socketserver::proxy_protocol::{ProxyHeader, read_header};
 /// use std::io::{Read, Write};
 /// use std::net::{TcpListener, TcpStream};
-/// use std::time::{Duration, Instant};
+/// use std::time::Instant;
 ///
 /// let listener = TcpListener::bind("127.0.0.1:0")?;
 /// let mut proxy = TcpStream::connect(listener.local_addr()?)?;
@@ -48,7 +45,7 @@ const MIN_WAIT: Duration = Duration::from_millis(1);
 /// wire.extend_from_slice(b"hello");
 /// proxy.write_all(&wire)?;
 ///
-/// let header = read_header(&server_side, Instant::now() + Duration::from_secs(5))?;
+/// let header = read_header(&server_side, Instant::now() + std::time::Duration::from_secs(5))?;
 /// assert_eq!(header.source(), Some(client));
 /// let mut rest = [0u8; 5];
 /// server_side.read_exact(&mut rest)?;
@@ -63,35 +60,25 @@ pub fn read_header<S: AsFd>(stream: &S, deadline: Instant) -> io::Result<ProxyHe
             "reading a PROXY header needs a blocking stream",
         ));
     }
-    let previous = socket.read_timeout()?;
-    let read = read_within(&socket, deadline);
-    let restored = socket.set_read_timeout(previous);
-    let header = read?;
-    restored?;
-    Ok(header)
+    with_read_deadline(stream, deadline, |bounded| read_within(&socket, bounded))
 }
 
 /// Peeks until the bytes parse. While the header is incomplete, every
 /// byte peeked belongs to it, so those bytes are consumed: the next peek
 /// then blocks until new bytes arrive instead of returning the same ones.
 /// Once it parses, exactly the rest of its length is consumed.
-fn read_within(socket: &SockRef<'_>, deadline: Instant) -> io::Result<ProxyHeader> {
+fn read_within(socket: &SockRef<'_>, bounded: &ReadDeadline<'_>) -> io::Result<ProxyHeader> {
     let mut buf = vec![0u8; INITIAL_BUFFER];
     let mut have = 0;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timed_out(have));
-        }
-        socket.set_read_timeout(Some(left.max(MIN_WAIT)))?;
+        bounded.arm_or(|| timed_out(have))?;
         let n = match peek(socket.as_fd(), &mut buf[have..]) {
             Ok(0) => return Err(closed(have)),
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(timed_out(have));
+            Err(e) => {
+                bounded.retry(e)?;
+                continue;
             }
-            Err(e) => return Err(e),
         };
         match parse(&buf[..have + n]) {
             Ok((header, len)) => {

@@ -6,8 +6,8 @@ use std::net::UdpSocket;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 
+use crate::control::ServerHandle;
 use crate::handler::Request;
-use crate::server::ServerHandle;
 use crate::sys::{Received, recv_datagram};
 use crate::transport::DatagramSocket;
 

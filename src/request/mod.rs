@@ -10,5 +10,5 @@ pub(crate) use layers::Layers;
 #[cfg(feature = "proxy-protocol")]
 pub(crate) use layers::Proxied;
 pub(crate) use read_buffer::ReadBuffer;
-pub(crate) use stream::{RequestParts, Traffic};
+pub(crate) use stream::{Detached, Traffic};
 pub use stream::{StreamRequest, TcpRequest, UnixStreamRequest};

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use super::Layers;
 use super::read_buffer::ReadBuffer;
+use crate::control::ServerHandle;
 use crate::handler::Request;
-use crate::server::ServerHandle;
 use crate::transport::Connection;
 
 /// The request of a TCP server.
@@ -69,18 +69,34 @@ pub(crate) struct Traffic {
     pub(crate) written: u64,
 }
 
-/// What a parked server keeps of a request when it ends: the connection,
-/// the bytes read ahead beyond the request, and the worker's buffer.
-pub(crate) struct RequestParts<S: Connection> {
+/// A connection between two requests, without a thread or a buffer:
+/// what a parked server keeps, and what a restart could hand over. The
+/// next request picks it up with [`StreamRequest::attach`].
+pub(crate) struct Detached<S: Connection> {
     pub(crate) stream: Arc<S>,
     pub(crate) peer: S::Addr,
-    pub(crate) buffer: ReadBuffer,
-    /// Where the unconsumed read-ahead lies in `buffer`.
-    pub(crate) unread: std::ops::Range<usize>,
+    /// Bytes read ahead beyond the last request; empty (no allocation)
+    /// unless the client sent ahead.
+    pub(crate) unread: Vec<u8>,
     pub(crate) traffic: Traffic,
-    /// More bytes may be waiting in the socket.
+    /// More bytes may be waiting in the socket that no readiness event
+    /// will announce.
     pub(crate) maybe_more: bool,
     pub(crate) layers: Layers<S::Addr>,
+}
+
+impl<S: Connection> Detached<S> {
+    /// Whether its next request can start without waiting for the socket
+    /// to say it is readable: bytes are read ahead, or may wait unannounced.
+    pub(crate) fn has_more(&self) -> bool {
+        !self.unread.is_empty() || self.maybe_more
+    }
+
+    /// Ends the connection's layers cleanly (TLS's `close_notify`); the
+    /// socket closes when the last reference to it drops.
+    pub(crate) fn close_layers(&mut self) {
+        self.layers.close(&*self.stream);
+    }
 }
 
 impl<S: Connection> StreamRequest<S> {
@@ -110,33 +126,36 @@ impl<S: Connection> StreamRequest<S> {
         self.buffer
     }
 
-    /// A request whose read-ahead already holds `buffer[unread]`: the next
-    /// request on a parked connection.
-    pub(crate) fn resume(parts: RequestParts<S>, server: ServerHandle<S::Addr>) -> Self {
+    /// The next request on a detached connection, read through `buffer`
+    /// (a worker's), which is loaded with what the connection had read
+    /// ahead.
+    pub(crate) fn attach(conn: Detached<S>, mut buffer: ReadBuffer, server: ServerHandle<S::Addr>) -> Self {
+        buffer.load(&conn.unread);
         StreamRequest {
-            stream: parts.stream,
-            peer: parts.peer,
+            stream: conn.stream,
+            peer: conn.peer,
             server,
-            buffer: parts.buffer,
-            pos: parts.unread.start,
-            filled: parts.unread.end,
-            traffic: parts.traffic,
-            maybe_more: parts.maybe_more,
-            layers: parts.layers,
+            buffer,
+            pos: 0,
+            filled: conn.unread.len(),
+            traffic: conn.traffic,
+            maybe_more: conn.maybe_more,
+            layers: conn.layers,
         }
     }
 
-    /// Ends the request, giving back its parts.
-    pub(crate) fn into_parts(self) -> RequestParts<S> {
-        RequestParts {
+    /// Ends the request, keeping the connection (with a copy of what was
+    /// read ahead) apart from the buffer, which goes back to its thread.
+    pub(crate) fn detach(self) -> (Detached<S>, ReadBuffer) {
+        let conn = Detached {
+            unread: self.buffer.bytes()[self.pos..self.filled].to_vec(),
             stream: self.stream,
             peer: self.peer,
-            buffer: self.buffer,
-            unread: self.pos..self.filled,
             traffic: self.traffic,
             maybe_more: self.maybe_more,
             layers: self.layers,
-        }
+        };
+        (conn, self.buffer)
     }
 
     /// Reads what has arrived into the read-ahead buffer without waiting:

@@ -29,6 +29,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use crate::deadline::{ReadDeadline, with_read_deadline};
 use crate::socket::{SocketKind, parse_number};
 use crate::sys::fd::{adopt_inherited, pass_on_exec, remove_env_if_single_threaded};
 
@@ -270,24 +271,34 @@ pub(crate) fn start_successor(
 
 /// Waits for the ready byte; on failure the error says why.
 fn wait_ready(control: &UnixStream, pid: u32, timeout: Duration, child: &mut KillOnDrop) -> io::Result<()> {
-    let deadline = Instant::now() + timeout;
+    with_read_deadline(control, Instant::now() + timeout, |bounded| {
+        wait_ready_by(control, pid, timeout, child, bounded)
+    })
+}
+
+/// [`wait_ready`], its reads bounded.
+fn wait_ready_by(
+    control: &UnixStream,
+    pid: u32,
+    timeout: Duration,
+    child: &mut KillOnDrop,
+    bounded: &ReadDeadline<'_>,
+) -> io::Result<()> {
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(
+        bounded.arm_or(|| {
+            io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
                     "the new process (pid {pid}) was not ready within {timeout:?}; {}",
                     child.kill_and_reap()
                 ),
-            ));
-        }
-        control.set_read_timeout(Some(left))?;
+            )
+        })?;
         let mut byte = [0u8; 1];
         match (&*control).read(&mut byte) {
             Ok(1) if byte[0] == READY => return Ok(()),
             Ok(1) if byte[0] == FAILED => {
-                let reason = read_reason(control, deadline);
+                let reason = read_reason(control, bounded);
                 return Err(io::Error::other(format!(
                     "the new process (pid {pid}) failed before it was ready: {reason}; {}",
                     child.reap()
@@ -312,27 +323,23 @@ fn wait_ready(control: &UnixStream, pid: u32, timeout: Duration, child: &mut Kil
                     ),
                 ));
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-            Err(e) => {
-                return Err(io::Error::new(
+            Err(e) => bounded.retry(e).map_err(|e| {
+                io::Error::new(
                     e.kind(),
                     format!(
                         "waiting for the new process (pid {pid}): {e}; {}",
                         child.kill_and_reap()
                     ),
-                ));
-            }
+                )
+            })?,
         }
     }
 }
 
 /// What a failing new process said went wrong: the rest of what it sent,
 /// up to its end (or `deadline`).
-fn read_reason(control: &UnixStream, deadline: Instant) -> String {
-    let left = deadline.saturating_duration_since(Instant::now());
-    // A zero timeout would mean none: at least a moment.
-    let _ = control.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+fn read_reason(control: &UnixStream, bounded: &ReadDeadline<'_>) -> String {
+    let _ = bounded.arm();
     let mut reason = Vec::new();
     // On an error, what arrived before it is kept.
     let _ = control.take(MAX_REASON as u64).read_to_end(&mut reason);

@@ -61,8 +61,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::server::{Builder, Mode};
-use crate::socket::{self, PassedSocket, SocketKind, check_kind};
+use crate::server::{Builder, ModeMarker};
+use crate::socket::{PassedSocket, SocketKind, check_kind};
 use handover::Successor;
 
 /// How long [`Upgrader::upgrade`] waits for the new process to be ready
@@ -242,7 +242,7 @@ impl Upgrader {
 
     /// The TCP listener for `addr` (its name too): inherited, or bound with
     /// `builder`'s socket options (see [`Builder::bind_listener`]).
-    pub fn listen_tcp<M: Mode>(
+    pub fn listen_tcp<M: ModeMarker>(
         &mut self,
         addr: &str,
         builder: &Builder<TcpListener, M>,
@@ -256,7 +256,7 @@ impl Upgrader {
     ///
     /// The socket file outlives each process, since the next one serves on
     /// it; after the last one it stays until the next bind replaces it.
-    pub fn listen_unix<M: Mode>(
+    pub fn listen_unix<M: ModeMarker>(
         &mut self,
         path: impl AsRef<Path>,
         builder: &Builder<UnixListener, M>,
@@ -271,11 +271,7 @@ impl Upgrader {
                 ),
             )
         })?;
-        self.socket(name, || {
-            let (listener, file) = socket::bind_unix_listener(path, builder.socket_options())?;
-            file.keep();
-            Ok(listener)
-        })
+        self.socket(name, || builder.bind_listener(path))
     }
 
     /// Says this process serves. Inherited sockets it did not ask for are

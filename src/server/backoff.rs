@@ -9,7 +9,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::control::Control;
+use crate::control::Control;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum AcceptFailure {

@@ -1,10 +1,13 @@
 //! Configuring a server before it binds.
 //!
-//! One builder type serves every server. Its type parameters (transport
-//! and mode) decide which options exist: `nodelay` only for TCP,
-//! `reuse_port` only for IP sockets, `permissions` only for Unix sockets,
-//! worker counts only in threading mode, and so on. The options themselves,
-//! their defaults and their checks live in [`config`](crate::config).
+//! One builder type serves every server. Its transport type parameter
+//! decides which options exist (`nodelay` only for TCP, `reuse_port` only
+//! for IP sockets, `permissions` only for Unix sockets); the mode is a
+//! value ([`Builder::mode`]), and the options of one mode are left alone
+//! by the others. The options themselves, their defaults and their checks
+//! live in [`config`](crate::config). One `bind` and one `from_listener`
+//! build every server: [`BindTo`] says what each socket type binds to,
+//! [`Serves`] which server it makes with a handler.
 
 use std::io;
 use std::marker::PhantomData;
@@ -14,10 +17,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::datagram::DatagramServer;
+use super::options::ServerConfig;
 use super::stream::StreamServer;
-use super::{Mode, Parked, Pooled, RequestMode, Threading};
-use crate::config::{OverloadPolicy, ServerConfig};
-use crate::handler::{KeepAliveHandler, RequestHandler};
+use super::{AnyMode, Mode, ModeMarker};
+use crate::config::OverloadPolicy;
+use crate::handler::{Looping, RequestHandler, StreamHandler};
 use crate::request::{DatagramRequest, StreamRequest};
 use crate::socket::{self, SocketFile, SocketOptions};
 use crate::transport::{DatagramSocket, Listener, Sealed};
@@ -33,8 +37,8 @@ impl UnixTransport for UnixListener {}
 impl UnixTransport for UnixDatagram {}
 
 /// Builds a server: `T` is the transport (e.g. [`TcpListener`]) and `M`
-/// the mode ([`Serial`](super::Serial), [`Threading`] or [`Parked`]). Get
-/// one from the server type, set options, then `bind`:
+/// the [`ModeMarker`] that names its mode. Get one from the server type,
+/// set options, then `bind`:
 ///
 /// ```
 /// use socketserver::{OverloadPolicy, TcpRequest, ThreadingTcpServer};
@@ -47,6 +51,20 @@ impl UnixTransport for UnixDatagram {}
 ///     .shutdown_grace(Duration::from_secs(1))
 ///     .bind("127.0.0.1:0", |_req: &mut TcpRequest| Ok(()))?;
 /// assert_ne!(server.local_addr().port(), 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// The mode starts as the server type says ([`ThreadingTcpServer`](crate::ThreadingTcpServer)
+/// is threading); [`mode`](Self::mode) chooses another at run time, with
+/// the same handler:
+///
+/// ```
+/// use socketserver::{Mode, ThreadingTcpServer, echo::Uppercase};
+///
+/// let parked = std::env::args().any(|arg| arg == "--parked");
+/// let mode = if parked { Mode::Parked } else { Mode::Threading };
+/// let server = ThreadingTcpServer::builder().mode(mode).bind("127.0.0.1:0", Uppercase)?;
+/// assert_eq!(server.mode(), mode);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 ///
@@ -69,18 +87,63 @@ pub struct Builder<T, M> {
     _marker: PhantomData<fn() -> (T, M)>,
 }
 
-impl<T, M: Mode> Builder<T, M> {
-    pub(crate) fn with_socket(socket: SocketOptions) -> Self {
+impl<T: Transport, M: ModeMarker> Builder<T, M> {
+    /// A builder for `T`'s servers in `M`'s mode, with the defaults (for
+    /// code generic over the transport; `ThreadingTcpServer::builder()`
+    /// and the like are the same).
+    pub fn new() -> Self {
         Builder {
-            config: ServerConfig::new(socket),
+            config: ServerConfig::new(T::default_options(), M::MODE),
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<T: Transport, M: ModeMarker> Default for Builder<T, M> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, M: ModeMarker> Builder<T, M> {
+    /// Serves in `mode` instead of the one the server type names: the
+    /// built server is a `StreamServer<_, AnyMode, _>` (or
+    /// `DatagramServer`), whatever `mode` is. A datagram server cannot be
+    /// parked: building one fails with `InvalidInput`.
+    pub fn mode(self, mode: Mode) -> Builder<T, AnyMode> {
+        let mut config = self.config;
+        config.mode = mode;
+        Builder {
+            config,
             _marker: PhantomData,
         }
     }
 
-    /// The options that apply before `bind`, for binding a socket apart
-    /// from a server (a restart hand-over does).
-    pub(crate) fn socket_options(&self) -> &SocketOptions {
-        &self.config.socket
+    /// Binds `addr` with these options (port 0 picks a free port; a Unix
+    /// path as the servers' `bind` says) and returns the server, ready to
+    /// serve. Which server depends on the socket type and the handler
+    /// ([`Serves`]): a stream server takes a [`RequestHandler`] or a
+    /// [`KeepAliveHandler`](crate::KeepAliveHandler), a datagram server a
+    /// [`RequestHandler`].
+    pub fn bind<A, H, S>(self, addr: A, handler: H) -> io::Result<T::Server<M>>
+    where
+        T: BindTo<A> + Serves<H, S>,
+    {
+        self.config.validate()?;
+        let (socket, file) = T::bind(addr, &self.config.socket)?;
+        T::serve(socket, file, handler, self.config)
+    }
+
+    /// Serves on a socket created elsewhere (systemd socket activation, a
+    /// parent process, a restart): a listener, or a datagram socket.
+    /// Options that apply before `bind` are not applied to it;
+    /// per-connection ones are. A Unix socket's file is left alone.
+    pub fn from_listener<H, S>(self, socket: T, handler: H) -> io::Result<T::Server<M>>
+    where
+        T: Serves<H, S>,
+    {
+        self.config.validate()?;
+        T::serve(socket, None, handler, self.config)
     }
 
     /// How long in-flight requests may run on after a shutdown is
@@ -121,7 +184,7 @@ impl<T, M: Mode> Builder<T, M> {
     }
 }
 
-impl<T: IpTransport, M: Mode> Builder<T, M> {
+impl<T: IpTransport, M: ModeMarker> Builder<T, M> {
     /// Sets `SO_REUSEADDR`. On by default for TCP, so a restarted server
     /// can bind while old connections are in `TIME_WAIT`. Off by default
     /// for UDP, as in Python: on Linux it would let a second server bind
@@ -149,7 +212,7 @@ impl<T: IpTransport, M: Mode> Builder<T, M> {
     }
 }
 
-impl<T: UnixTransport, M: Mode> Builder<T, M> {
+impl<T: UnixTransport, M: ModeMarker> Builder<T, M> {
     /// Permission bits for the socket file, e.g. `0o660` to let only the
     /// owner and group connect (default: from the process's umask). Set
     /// before a stream socket listens, so no client connects before.
@@ -159,7 +222,7 @@ impl<T: UnixTransport, M: Mode> Builder<T, M> {
     }
 }
 
-impl<L: Listener, M: Mode> Builder<L, M> {
+impl<L: Listener, M: ModeMarker> Builder<L, M> {
     /// The listen backlog: connections the kernel holds before `accept`
     /// (default [`DEFAULT_BACKLOG`](crate::config::DEFAULT_BACKLOG), capped
     /// by the kernel's own limit).
@@ -170,7 +233,10 @@ impl<L: Listener, M: Mode> Builder<L, M> {
 
     /// A read on a connection that waits longer than this fails with
     /// `WouldBlock`/`TimedOut`, which ends the request (default: no
-    /// timeout). Protects against clients that stall.
+    /// timeout). Protects against clients that stall. On a threading or
+    /// serial server it bounds the wait for a per-request handler's next
+    /// request too; a parked server has [`idle_timeout`](Self::idle_timeout)
+    /// for that.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.config.connection.read_timeout = Some(timeout);
         self
@@ -306,52 +372,24 @@ impl<L: Listener, M: Mode> Builder<L, M> {
         self
     }
 
-    /// Checks the options, then creates the listener with `listen`.
-    fn listen(
-        &self,
-        listen: impl FnOnce(&SocketOptions) -> io::Result<(L, Option<SocketFile>)>,
-    ) -> io::Result<(L, Option<SocketFile>)> {
-        self.config.validate()?;
-        listen(&self.config.socket)
-    }
-}
-
-impl<L: Listener, M: RequestMode> Builder<L, M> {
-    /// Builds a per-connection stream server on the listener `listen`
-    /// creates: the one way their `bind` and `from_listener` end.
-    fn build_stream<H>(
-        self,
-        listen: impl FnOnce(&SocketOptions) -> io::Result<(L, Option<SocketFile>)>,
-        handler: H,
-    ) -> io::Result<StreamServer<L, M, H>>
-    where
-        H: RequestHandler<StreamRequest<L::Stream>>,
-    {
-        let (listener, file) = self.listen(listen)?;
-        StreamServer::new(listener, file, handler, self.config)
-    }
-}
-
-impl<L: Listener> Builder<L, Threading> {
-    /// How many connections may wait for a worker when all are busy and
-    /// the pool is at its maximum (default
+    /// Threading mode: how many connections may wait for a worker when
+    /// all are busy and the pool is at its maximum (default
     /// [`DEFAULT_QUEUE_CAPACITY`](crate::config::DEFAULT_QUEUE_CAPACITY)).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.config.pool.queue_capacity = capacity;
         self
     }
-}
 
-impl<L: Listener, M: Pooled> Builder<L, M> {
-    /// What happens to a connection when the connection limit is reached,
-    /// or (threading mode) the pool and its queue are full (default:
-    /// [`OverloadPolicy::Block`]).
+    /// Threading and parked modes: what happens to a connection when the
+    /// connection limit is reached, or (threading mode) the pool and its
+    /// queue are full (default: [`OverloadPolicy::Block`]).
     pub fn overload_policy(mut self, policy: OverloadPolicy) -> Self {
         self.config.pool.overload = policy;
         self
     }
 
-    /// The most connections open at once (default: no limit besides, in
+    /// Threading and parked modes: the most connections open at once
+    /// (default: no limit besides, in
     /// threading mode, [`max_workers`](Self::max_workers) and the queue).
     /// At the limit the server stops accepting (under
     /// [`OverloadPolicy::Block`]) or closes new connections at once (under
@@ -360,20 +398,19 @@ impl<L: Listener, M: Pooled> Builder<L, M> {
         self.config.max_connections = Some(count);
         self
     }
-}
 
-impl<L: Listener> Builder<L, Parked> {
-    /// How long a connection may wait for its next request before the
-    /// server closes it (default
+    /// Parked mode: how long a connection may wait for its next request
+    /// before the server closes it (default
     /// [`DEFAULT_IDLE_TIMEOUT`](crate::config::DEFAULT_IDLE_TIMEOUT)).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.config.parked.idle_timeout = timeout;
         self
     }
 
-    /// How long one request may take, from its first bytes (or the
-    /// connection's arrival, for `open`) to the handler's return, before
-    /// the server cuts the connection off (default
+    /// Parked mode, per-request handlers: how long one request may take,
+    /// from its first bytes (or the connection's arrival, for `open`) to
+    /// the handler's return, before the server cuts the connection off
+    /// (default
     /// [`DEFAULT_REQUEST_TIMEOUT`](crate::config::DEFAULT_REQUEST_TIMEOUT)).
     /// A client that sends half a request and stalls releases its worker
     /// then.
@@ -381,22 +418,9 @@ impl<L: Listener> Builder<L, Parked> {
         self.config.parked.request_timeout = timeout;
         self
     }
-
-    /// Builds a parked stream server on the listener `listen` creates.
-    fn build_parked<H>(
-        self,
-        listen: impl FnOnce(&SocketOptions) -> io::Result<(L, Option<SocketFile>)>,
-        handler: H,
-    ) -> io::Result<StreamServer<L, Parked, H>>
-    where
-        H: KeepAliveHandler<StreamRequest<L::Stream>>,
-    {
-        let (listener, file) = self.listen(listen)?;
-        StreamServer::new_parked(listener, file, handler, self.config)
-    }
 }
 
-impl<S: DatagramSocket, M: RequestMode> Builder<S, M> {
+impl<S: DatagramSocket, M: ModeMarker> Builder<S, M> {
     /// The largest datagram received whole (default
     /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::config::DEFAULT_MAX_DATAGRAM_SIZE),
     /// a full UDP payload). A larger one is not served: it is reported to
@@ -405,24 +429,10 @@ impl<S: DatagramSocket, M: RequestMode> Builder<S, M> {
         self.config.max_datagram_size = bytes;
         self
     }
-
-    /// Checks the options, then builds a datagram server on the socket
-    /// `open` creates: the one way every `bind` and `from_socket` ends.
-    fn build_datagram<H>(
-        self,
-        open: impl FnOnce(&SocketOptions) -> io::Result<(S, Option<SocketFile>)>,
-        handler: H,
-    ) -> io::Result<DatagramServer<S, M, H>>
-    where
-        H: RequestHandler<DatagramRequest<S>>,
-    {
-        self.config.validate()?;
-        let (socket, file) = open(&self.config.socket)?;
-        DatagramServer::new(socket, file, handler, self.config)
-    }
 }
 
-impl<T, M: Pooled> Builder<T, M> {
+/// The worker pool: threading and parked modes (a serial server has none).
+impl<T, M: ModeMarker> Builder<T, M> {
     /// Workers kept alive even when idle. Threading stream servers default
     /// to 0 and start them when built; parked servers default to one per
     /// core, started when built; datagram servers default to one per core
@@ -478,7 +488,7 @@ impl<T, M: Pooled> Builder<T, M> {
     }
 }
 
-impl<M: Mode> Builder<TcpListener, M> {
+impl<M: ModeMarker> Builder<TcpListener, M> {
     /// Sets `TCP_NODELAY` on every connection (default on, as Go does):
     /// replies go out at once instead of waiting on Nagle's algorithm,
     /// which otherwise stalls a reply written in two pieces by up to the
@@ -489,171 +499,145 @@ impl<M: Mode> Builder<TcpListener, M> {
     }
 }
 
-impl Builder<TcpListener, Parked> {
-    /// Binds the first of `addr`'s addresses that works (port 0 picks a
-    /// free port) and returns the parked server, ready to serve.
-    pub fn bind<H>(
-        self,
-        addr: impl ToSocketAddrs,
+impl<T, M: ModeMarker> Builder<T, M> {
+    /// Binds a socket at `addr` as `bind` does, with the options that
+    /// apply before `bind` (address and port reuse, dual stack, buffers,
+    /// backlog, a Unix socket's permissions), and returns it without
+    /// making a server: for a socket registered first with a restart
+    /// `Upgrader` (feature `restart`) or handed to another process, then
+    /// served with [`from_listener`](Self::from_listener). A Unix
+    /// socket's file is then the caller's to remove.
+    pub fn bind_listener<A>(&self, addr: A) -> io::Result<T>
+    where
+        T: BindTo<A>,
+    {
+        let (socket, file) = T::bind(addr, &self.config.socket)?;
+        if let Some(file) = file {
+            file.keep();
+        }
+        Ok(socket)
+    }
+}
+
+mod sealed {
+    use super::*;
+
+    /// What the builder needs of every socket type.
+    pub trait Transport {
+        /// The socket options the type's servers start with.
+        fn default_options() -> SocketOptions;
+    }
+
+    /// How a socket type binds an address of type `A`.
+    pub trait Bind<A>: Sized {
+        /// Creates the socket and binds it with `options`.
+        fn bind(addr: A, options: &SocketOptions) -> io::Result<(Self, Option<SocketFile>)>;
+    }
+
+    /// The server a socket type makes with a handler.
+    pub trait Serve<H, Style>: Sized {
+        /// The server, in the mode `M` names.
+        type Server<M: ModeMarker>;
+        /// Builds it on `socket`, whose options are checked.
+        fn serve<M: ModeMarker>(
+            socket: Self,
+            file: Option<SocketFile>,
+            handler: H,
+            config: ServerConfig,
+        ) -> io::Result<Self::Server<M>>;
+    }
+}
+
+/// The socket types a server serves on: [`TcpListener`], [`UdpSocket`],
+/// [`UnixListener`] and [`UnixDatagram`].
+pub trait Transport: sealed::Transport + Sealed {}
+impl<T: sealed::Transport + Sealed> Transport for T {}
+
+/// What a socket type binds: an address ([`ToSocketAddrs`]) for TCP and
+/// UDP, a path for Unix sockets. Implemented for the four socket types.
+pub trait BindTo<A>: sealed::Bind<A> {}
+impl<T: sealed::Bind<A>, A> BindTo<A> for T {}
+
+/// The server a socket type makes with handler `H` (of style `Style`,
+/// inferred): a stream server for a listener and any
+/// [`StreamHandler`], a datagram server for a datagram socket and a
+/// [`RequestHandler`]. Implemented for the four socket types.
+pub trait Serves<H, Style>: sealed::Serve<H, Style> {}
+impl<T: sealed::Serve<H, S>, H, S> Serves<H, S> for T {}
+
+macro_rules! binds {
+    ($socket:ty, $options:expr, |$addr:ident: $bound:path, $opts:ident| $bind:expr) => {
+        impl sealed::Transport for $socket {
+            fn default_options() -> SocketOptions {
+                $options
+            }
+        }
+        impl<A: $bound> sealed::Bind<A> for $socket {
+            fn bind($addr: A, $opts: &SocketOptions) -> io::Result<(Self, Option<SocketFile>)> {
+                $bind
+            }
+        }
+    };
+}
+
+binds!(
+    TcpListener,
+    SocketOptions::tcp(),
+    |addr: ToSocketAddrs, options| Ok((socket::bind_tcp(addr, options)?, None))
+);
+binds!(
+    UdpSocket,
+    SocketOptions::without_address_reuse(),
+    |addr: ToSocketAddrs, options| Ok((socket::bind_udp(addr, options)?, None))
+);
+binds!(
+    UnixListener,
+    SocketOptions::without_address_reuse(),
+    |path: AsRef<Path>, options| {
+        let (listener, file) = socket::bind_unix_listener(path.as_ref(), options)?;
+        Ok((listener, Some(file)))
+    }
+);
+binds!(
+    UnixDatagram,
+    SocketOptions::without_address_reuse(),
+    |path: AsRef<Path>, options| {
+        let (socket, file) = socket::bind_unix_datagram(path.as_ref(), options)?;
+        Ok((socket, Some(file)))
+    }
+);
+
+impl<L, H, S> sealed::Serve<H, S> for L
+where
+    L: Listener,
+    H: StreamHandler<StreamRequest<L::Stream>, S>,
+{
+    type Server<M: ModeMarker> = StreamServer<L, M, H>;
+
+    fn serve<M: ModeMarker>(
+        listener: L,
+        file: Option<SocketFile>,
         handler: H,
-    ) -> io::Result<StreamServer<TcpListener, Parked, H>>
-    where
-        H: KeepAliveHandler<StreamRequest<std::net::TcpStream>>,
-    {
-        self.build_parked(|options| Ok((socket::bind_tcp(addr, options)?, None)), handler)
-    }
-
-    /// Serves on a listener created elsewhere (systemd socket activation,
-    /// a parent process).
-    pub fn from_listener<H>(
-        self,
-        listener: TcpListener,
-        handler: H,
-    ) -> io::Result<StreamServer<TcpListener, Parked, H>>
-    where
-        H: KeepAliveHandler<StreamRequest<std::net::TcpStream>>,
-    {
-        self.build_parked(|_| Ok((listener, None)), handler)
+        config: ServerConfig,
+    ) -> io::Result<StreamServer<L, M, H>> {
+        StreamServer::new(listener, file, handler, config)
     }
 }
 
-impl<M: RequestMode> Builder<TcpListener, M> {
-    /// Binds the first of `addr`'s addresses that works (port 0 picks a
-    /// free port; see `local_addr`) and returns the server, ready to
-    /// serve. The family (IPv4 or IPv6) follows the address.
-    pub fn bind<H>(self, addr: impl ToSocketAddrs, handler: H) -> io::Result<StreamServer<TcpListener, M, H>>
-    where
-        H: RequestHandler<StreamRequest<std::net::TcpStream>>,
-    {
-        self.build_stream(|options| Ok((socket::bind_tcp(addr, options)?, None)), handler)
-    }
+macro_rules! serves_datagrams {
+    ($($socket:ty),*) => {$(
+        impl<H: RequestHandler<DatagramRequest<$socket>>> sealed::Serve<H, Looping> for $socket {
+            type Server<M: ModeMarker> = DatagramServer<$socket, M, H>;
 
-    /// Serves on a listener created elsewhere, such as one inherited from
-    /// systemd socket activation or a parent process. Socket options that
-    /// apply before `bind` are not applied to it; per-connection ones are.
-    pub fn from_listener<H>(
-        self,
-        listener: TcpListener,
-        handler: H,
-    ) -> io::Result<StreamServer<TcpListener, M, H>>
-    where
-        H: RequestHandler<StreamRequest<std::net::TcpStream>>,
-    {
-        self.build_stream(|_| Ok((listener, None)), handler)
-    }
+            fn serve<M: ModeMarker>(
+                socket: $socket,
+                file: Option<SocketFile>,
+                handler: H,
+                config: ServerConfig,
+            ) -> io::Result<DatagramServer<$socket, M, H>> {
+                DatagramServer::new(socket, file, handler, config)
+            }
+        }
+    )*};
 }
-
-impl Builder<UnixListener, Parked> {
-    /// Binds a Unix-domain stream socket at `path`, with the same handling
-    /// of existing files as the other Unix stream servers, and returns the
-    /// parked server.
-    pub fn bind<H>(
-        self,
-        path: impl AsRef<Path>,
-        handler: H,
-    ) -> io::Result<StreamServer<UnixListener, Parked, H>>
-    where
-        H: KeepAliveHandler<StreamRequest<std::os::unix::net::UnixStream>>,
-    {
-        self.build_parked(
-            |options| {
-                let (listener, file) = socket::bind_unix_listener(path.as_ref(), options)?;
-                Ok((listener, Some(file)))
-            },
-            handler,
-        )
-    }
-
-    /// Serves on a listener created elsewhere (its file is left alone).
-    pub fn from_listener<H>(
-        self,
-        listener: UnixListener,
-        handler: H,
-    ) -> io::Result<StreamServer<UnixListener, Parked, H>>
-    where
-        H: KeepAliveHandler<StreamRequest<std::os::unix::net::UnixStream>>,
-    {
-        self.build_parked(|_| Ok((listener, None)), handler)
-    }
-}
-
-impl<M: RequestMode> Builder<UnixListener, M> {
-    /// Binds a Unix-domain stream socket at `path`. A socket file left by
-    /// a dead server is replaced; one a live server answers on is an
-    /// `AddrInUse` error, and a path that is not a socket is never touched
-    /// (`AlreadyExists`). The file is removed when the server closes.
-    pub fn bind<H>(self, path: impl AsRef<Path>, handler: H) -> io::Result<StreamServer<UnixListener, M, H>>
-    where
-        H: RequestHandler<StreamRequest<std::os::unix::net::UnixStream>>,
-    {
-        self.build_stream(
-            |options| {
-                let (listener, file) = socket::bind_unix_listener(path.as_ref(), options)?;
-                Ok((listener, Some(file)))
-            },
-            handler,
-        )
-    }
-
-    /// Serves on a listener created elsewhere (its file is left alone).
-    pub fn from_listener<H>(
-        self,
-        listener: UnixListener,
-        handler: H,
-    ) -> io::Result<StreamServer<UnixListener, M, H>>
-    where
-        H: RequestHandler<StreamRequest<std::os::unix::net::UnixStream>>,
-    {
-        self.build_stream(|_| Ok((listener, None)), handler)
-    }
-}
-
-impl<M: RequestMode> Builder<UdpSocket, M> {
-    /// Binds the first of `addr`'s addresses that works (port 0 picks a
-    /// free port) and returns the server, ready to serve.
-    pub fn bind<H>(self, addr: impl ToSocketAddrs, handler: H) -> io::Result<DatagramServer<UdpSocket, M, H>>
-    where
-        H: RequestHandler<DatagramRequest<UdpSocket>>,
-    {
-        self.build_datagram(|options| Ok((socket::bind_udp(addr, options)?, None)), handler)
-    }
-
-    /// Serves on a socket created elsewhere.
-    pub fn from_socket<H>(self, socket: UdpSocket, handler: H) -> io::Result<DatagramServer<UdpSocket, M, H>>
-    where
-        H: RequestHandler<DatagramRequest<UdpSocket>>,
-    {
-        self.build_datagram(|_| Ok((socket, None)), handler)
-    }
-}
-
-impl<M: RequestMode> Builder<UnixDatagram, M> {
-    /// Binds a Unix-domain datagram socket at `path`, with the same
-    /// handling of existing files as a Unix stream server. Clients must
-    /// bind their own socket to a path to receive replies.
-    pub fn bind<H>(self, path: impl AsRef<Path>, handler: H) -> io::Result<DatagramServer<UnixDatagram, M, H>>
-    where
-        H: RequestHandler<DatagramRequest<UnixDatagram>>,
-    {
-        self.build_datagram(
-            |options| {
-                let (socket, file) = socket::bind_unix_datagram(path.as_ref(), options)?;
-                Ok((socket, Some(file)))
-            },
-            handler,
-        )
-    }
-}
-
-/// Binding a listener with the builder's options without making a server
-/// yet: for a listener registered first with a restart `Upgrader`
-/// (feature `restart`) or handed to another process, then served with
-/// `from_listener`.
-impl<M: Mode> Builder<TcpListener, M> {
-    /// Binds a TCP listener as `bind` does, with the options that apply
-    /// before `bind` (address and port reuse, dual stack, buffers,
-    /// backlog), and returns it.
-    pub fn bind_listener(&self, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        socket::bind_tcp(addr, self.socket_options())
-    }
-}
+serves_datagrams!(UdpSocket, UnixDatagram);

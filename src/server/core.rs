@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::ServerHandle;
-use super::control::Control;
+use crate::control::Control;
 use crate::handler::run_hook;
 
 /// Why an engine's wait ended.
@@ -242,7 +242,13 @@ impl<A> Drop for Core<A> {
 /// [`Server`]: super::Server
 macro_rules! server_front {
     ($front:ident < $t:ident : $transport:path, $m:ident, $h:ident >, $addr:ty) => {
-        impl<$t: $transport, $m: $crate::server::Mode, $h> $front<$t, $m, $h> {
+        impl<$t: $transport, $m, $h> $front<$t, $m, $h> {
+            /// How the server serves: the mode its type names, or the one
+            /// [`Builder::mode`](crate::Builder::mode) chose.
+            pub fn mode(&self) -> $crate::server::Mode {
+                self.mode
+            }
+
             /// The address the server is bound to: with port 0, the port
             /// the OS chose.
             pub fn local_addr(&self) -> &$addr {
@@ -270,7 +276,7 @@ macro_rules! server_front {
             }
         }
 
-        impl<$t: $transport, $m: $crate::server::Mode, $h: Send + Sync + 'static> $crate::server::Server
+        impl<$t: $transport, $m: 'static, $h: Send + Sync + 'static> $crate::server::Server
             for $front<$t, $m, $h>
         {
             type Addr = $addr;
@@ -288,11 +294,11 @@ macro_rules! server_front {
             }
         }
 
-        impl<$t: $transport, $m: $crate::server::Mode, $h> std::fmt::Debug for $front<$t, $m, $h> {
+        impl<$t: $transport, $m, $h> std::fmt::Debug for $front<$t, $m, $h> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($front))
                     .field("local_addr", self.local_addr())
-                    .field("mode", &$m::NAME)
+                    .field("mode", &self.mode.name())
                     .finish_non_exhaustive()
             }
         }

@@ -18,7 +18,7 @@ use crate::config::DEFAULT_BACKLOG;
 /// Options applied to a socket before it is bound (and, for a Unix
 /// socket, right after).
 #[derive(Clone, Debug)]
-pub(crate) struct SocketOptions {
+pub struct SocketOptions {
     pub(crate) reuse_address: bool,
     pub(crate) reuse_port: bool,
     pub(crate) dual_stack: bool,

@@ -112,7 +112,7 @@ fn path_error(error: io::Error, what: &str, path: &Path) -> io::Error {
 /// The socket file a server created; removed on drop if it is still the
 /// same file.
 #[derive(Debug)]
-pub(crate) struct SocketFile {
+pub struct SocketFile {
     path: PathBuf,
     identity: Identity,
 }
@@ -150,8 +150,7 @@ impl SocketFile {
 
     /// Leaves the file in place when this process is done with it: for a
     /// socket handed on to another process (a restart), which serves on it
-    /// after this one exits.
-    #[cfg(feature = "restart")]
+    /// after this one exits, or bound for its caller to serve.
     pub(crate) fn keep(self) {
         std::mem::forget(self);
     }

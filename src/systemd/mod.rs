@@ -3,8 +3,7 @@
 //!
 //! - [`ListenFds`] adopts the sockets a `.socket` unit (or
 //!   `systemd-socket-activate`) passed, checked for what they are, and
-//!   hands them out as std sockets for `Builder::from_listener` and
-//!   `Builder::from_socket`.
+//!   hands them out as std sockets for `Builder::from_listener`.
 //! - [`ready`], [`stopping`], [`status`] and the watchdog ([`watchdog`],
 //!   [`Watchdog`]) tell systemd how the service is doing; without
 //!   `NOTIFY_SOCKET` they do nothing, so a server calls them always.

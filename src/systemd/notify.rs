@@ -72,16 +72,14 @@ fn send(state: &[NotifyState<'_>]) -> io::Result<()> {
 /// [`interval`](Self::interval)), so the pings stop when the loop stops.
 ///
 /// ```
+/// use socketserver::handler::{Wrap, Wrapped};
 /// use socketserver::systemd::Watchdog;
-/// use socketserver::{RequestHandler, TcpRequest, ThreadingTcpServer, echo::Uppercase};
-/// use std::io;
+/// use socketserver::{Request, ThreadingTcpServer, echo::Uppercase};
 ///
-/// struct Echo(Option<Watchdog>);
+/// /// Pings from the serving loop, around any handler.
+/// struct Pinger(Option<Watchdog>);
 ///
-/// impl RequestHandler<TcpRequest> for Echo {
-///     fn handle(&self, request: &mut TcpRequest) -> io::Result<()> {
-///         Uppercase.handle(request)
-///     }
+/// impl<R: Request> Wrap<R> for Pinger {
 ///     fn service_actions(&self) {
 ///         if let Some(watchdog) = &self.0 {
 ///             watchdog.ping_if_due();
@@ -94,8 +92,8 @@ fn send(state: &[NotifyState<'_>]) -> io::Result<()> {
 /// if let Some(watchdog) = &watchdog {
 ///     builder = builder.service_interval(watchdog.interval());
 /// }
-/// let server = builder.bind("127.0.0.1:0", Echo(watchdog))?;
-/// # Ok::<(), io::Error>(())
+/// let server = builder.bind("127.0.0.1:0", Wrapped(Pinger(watchdog), Uppercase))?;
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct Watchdog {

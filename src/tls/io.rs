@@ -4,7 +4,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 
-use crate::server::Connection;
+use crate::transport::Connection;
 
 /// Blocking reads and writes through the socket's shared-reference I/O,
 /// bounded by the socket's timeouts.

@@ -19,7 +19,8 @@ use rustls::ServerConnection;
 use super::TlsInfo;
 use super::TlsTruncated;
 use super::io::{Arrived, Blocking, Counted, Immediate};
-use crate::server::Connection;
+use crate::deadline::{ReadDeadline, with_read_deadline};
+use crate::transport::Connection;
 
 /// The TLS side of one connection. The socket stays with the request; each
 /// call borrows it. The socket must be in blocking mode: a non-blocking one
@@ -57,30 +58,20 @@ impl TlsSession {
     /// client certificate), `UnexpectedEof` if the peer closes first, or
     /// the socket's error.
     pub(crate) fn handshake<S: Connection>(&mut self, sock: &S, deadline: Instant) -> io::Result<()> {
-        let previous = sock.read_timeout()?;
-        let outcome = self.handshake_until(sock, deadline);
-        let restored = sock.set_read_timeout(previous);
-        outcome.and(restored)
+        with_read_deadline(sock, deadline, |bounded| self.handshake_until(sock, bounded))
     }
 
-    fn handshake_until<S: Connection>(&mut self, sock: &S, deadline: Instant) -> io::Result<()> {
+    fn handshake_until<S: Connection>(&mut self, sock: &S, bounded: &ReadDeadline<'_>) -> io::Result<()> {
         loop {
             self.send_pending(sock)?;
             if !self.connection.is_handshaking() {
                 return Ok(());
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(handshake_timed_out());
-            }
-            sock.set_read_timeout(Some(left))?;
+            bounded.arm_or(handshake_timed_out)?;
             match self.read_tls_from(Blocking(sock)) {
                 Ok(0) => return Err(eof_in_handshake()),
                 Ok(_) => self.process(sock)?,
-                // The read timed out: the loop reports it, after checking
-                // the clock rather than trusting the timer to the tick.
-                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => bounded.retry(e)?,
             }
         }
     }
@@ -310,10 +301,6 @@ fn eof_in_handshake() -> io::Error {
         io::ErrorKind::UnexpectedEof,
         "the peer closed the connection during the TLS handshake",
     )
-}
-
-fn is_timeout(error: &io::Error) -> bool {
-    matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 /// rustls's reader reports the peer's close without `close_notify` as a

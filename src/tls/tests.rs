@@ -18,7 +18,7 @@ use rustls::{
 };
 
 use super::{ClientAuth, TlsAcceptor, TlsInfo, TlsSession, TlsTruncated, client_verifier, is_truncated};
-use crate::server::Connection;
+use crate::transport::Connection;
 use pki::TestPki;
 
 const TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,5 +1,5 @@
 //! A line server for the tests of the connection layers (the PROXY
-//! protocol, TLS), in both serving modes: greets each connection with what
+//! protocol, TLS), in every serving mode: greets each connection with what
 //! the layer settled, then answers each line uppercased. What it says,
 //! which clients it admits and what it keeps of errors are each test's
 //! own ([`Greeting`]).
@@ -7,7 +7,7 @@
 use std::io::{self, BufRead, Write};
 
 use socketserver::server::Connection;
-use socketserver::{KeepAliveHandler, Next, RequestHandler, StreamRequest};
+use socketserver::{KeepAliveHandler, Next, StreamRequest};
 
 /// What a test's line server says and keeps.
 pub trait Greeting: Clone + Send + Sync + 'static {
@@ -23,7 +23,7 @@ pub trait Greeting: Clone + Send + Sync + 'static {
     fn record(&self, error: &io::Error);
 }
 
-/// The line server, per connection or parked, around a [`Greeting`].
+/// The line server, for every mode, around a [`Greeting`].
 #[derive(Clone)]
 pub struct LineServer<G>(pub G);
 
@@ -35,22 +35,6 @@ fn answer_line(request: &mut (impl BufRead + Write)) -> io::Result<bool> {
     }
     request.write_all(line.to_uppercase().as_bytes())?;
     Ok(true)
-}
-
-impl<S: Connection, G: Greeting> RequestHandler<StreamRequest<S>> for LineServer<G> {
-    fn verify_request(&self, request: &StreamRequest<S>) -> bool {
-        self.0.admit(request)
-    }
-
-    fn handle(&self, request: &mut StreamRequest<S>) -> io::Result<()> {
-        request.write_all(self.0.describe(request).as_bytes())?;
-        while answer_line(request)? {}
-        Ok(())
-    }
-
-    fn handle_error(&self, _request: &StreamRequest<S>, error: &io::Error) {
-        self.0.record(error);
-    }
 }
 
 impl<S: Connection, G: Greeting> KeepAliveHandler<StreamRequest<S>> for LineServer<G> {

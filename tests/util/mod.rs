@@ -121,6 +121,22 @@ impl Running {
     }
 }
 
+/// The uppercase echo as a looping handler: the whole conversation in
+/// one `handle`, as Python writes it, where `echo::Uppercase` serves one
+/// request at a time. A connection it serves is never idle between
+/// requests, so shutdown waits for it within the grace period.
+pub fn looping_uppercase(request: &mut socketserver::TcpRequest) -> io::Result<()> {
+    loop {
+        let bytes = request.fill_buf_mut()?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        bytes.make_ascii_uppercase();
+        let n = bytes.len();
+        request.write_buffered(n)?;
+    }
+}
+
 /// Starts a server (from `bind(...)`, unwrapped here) on a background
 /// thread; returns the handle to its address and stats, and the runner
 /// that shuts it down.
@@ -135,29 +151,20 @@ pub fn serve<S: Server>(server: io::Result<S>) -> (ServerHandle<S::Addr>, Runnin
 /// `acceptor`, on a background thread. A parked one has a single worker,
 /// so a test sees whether anything holds it.
 #[cfg(feature = "tls")]
-pub fn tls_tcp_server<H>(
+pub fn tls_tcp_server<H, Style>(
     parked: bool,
     acceptor: socketserver::tls::TlsAcceptor,
     handler: H,
 ) -> (ServerHandle<SocketAddr>, Running)
 where
-    H: socketserver::RequestHandler<socketserver::TcpRequest>
-        + socketserver::KeepAliveHandler<socketserver::TcpRequest>,
+    H: socketserver::StreamHandler<socketserver::TcpRequest, Style>,
 {
-    if parked {
-        serve(
-            socketserver::ParkedTcpServer::builder()
-                .workers(1)
-                .tls(acceptor)
-                .bind("127.0.0.1:0", handler),
-        )
-    } else {
-        serve(
-            socketserver::ThreadingTcpServer::builder()
-                .tls(acceptor)
-                .bind("127.0.0.1:0", handler),
-        )
-    }
+    let builder = socketserver::TcpServer::builder().tls(acceptor);
+    let builder = match parked {
+        true => builder.mode(socketserver::Mode::Parked).workers(1),
+        false => builder.mode(socketserver::Mode::Threading),
+    };
+    serve(builder.bind("127.0.0.1:0", handler))
 }
 
 /// A UDP client on loopback with a receive timeout.

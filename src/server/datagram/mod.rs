@@ -20,13 +20,16 @@ use parking_lot::Mutex;
 
 use self::receivers::Receivers;
 use super::backoff::{AcceptFailure, Backoff, classify};
+use super::builder::Transport;
 use super::core::{Batch, Core, Engine, Wake, handler_hooks, server_front};
-use super::{Dispatch, Mode, RequestMode, ServerHandle};
-use crate::config::{DEFAULT_MAX_WORKERS, ServerConfig};
-use crate::handler::{RequestHandler, process, report};
+use super::lifecycle;
+use super::options::ServerConfig;
+use super::{BindTo, Builder, Mode, ModeMarker, NoHandler, ServerHandle, Serves};
+use crate::config::DEFAULT_MAX_WORKERS;
+use crate::control::Control;
+use crate::handler::{Lifecycle, Looping, RequestHandler, ToLifecycle};
 use crate::pool::WorkerCounts;
 use crate::request::DatagramRequest;
-use crate::server::control::Control;
 use crate::socket::SocketFile;
 use crate::sys::{Poller, Received, poller};
 use crate::transport::DatagramSocket;
@@ -42,24 +45,49 @@ const SOCKET: usize = 0;
 ///
 /// Dropping a server that is not serving closes its socket (and removes a
 /// Unix socket's file).
-pub struct DatagramServer<S: DatagramSocket, M: Mode, H> {
+pub struct DatagramServer<S: DatagramSocket, M, H> {
     core: Core<S::Addr>,
     handler: Arc<H>,
+    mode: Mode,
     _mode: PhantomData<fn() -> M>,
 }
 
 server_front!(DatagramServer<S: DatagramSocket, M, H>, S::Addr);
 
-impl<S: DatagramSocket, M: RequestMode, H> DatagramServer<S, M, H>
+impl<S: DatagramSocket + Transport, M: ModeMarker> DatagramServer<S, M, NoHandler> {
+    /// A builder for this kind of server, to set options before binding.
+    pub fn builder() -> Builder<S, M> {
+        Builder::new()
+    }
+}
+
+impl<S: DatagramSocket, M: ModeMarker, H> DatagramServer<S, M, H>
 where
     H: RequestHandler<DatagramRequest<S>>,
 {
+    /// Binds `addr` (an address for UDP, a path for a Unix socket, as
+    /// [`Builder::bind`] says) with the default options and returns the
+    /// server, ready to serve. Port 0 picks a free port (see
+    /// [`local_addr`](Self::local_addr)).
+    pub fn bind<A>(addr: A, handler: H) -> io::Result<Self>
+    where
+        S: Transport + BindTo<A> + Serves<H, Looping, Server<M> = Self>,
+    {
+        Builder::<S, M>::new().bind(addr, handler)
+    }
+
     pub(crate) fn new(
         socket: S,
         file: Option<SocketFile>,
         handler: H,
         config: ServerConfig,
     ) -> io::Result<Self> {
+        if config.mode == Mode::Parked {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a datagram server serves in serial or threading mode, not parked",
+            ));
+        }
         let local_addr = socket.local_addr()?;
         socket.set_nonblocking(true)?;
         let (poller, waker) = Poller::new(64)?;
@@ -73,17 +101,19 @@ where
         );
         let server = ServerHandle::new(control, local_addr);
         let handler = Arc::new(handler);
+        let life = Arc::new(<H as ToLifecycle<DatagramRequest<S>, Looping>>::lifecycle(
+            Arc::clone(&handler),
+        ));
+        let hooks = handler_hooks(&life, |life| life.service_actions(), |life| life.handle_timeout());
         let service = Arc::new(DatagramService {
-            handler: Arc::clone(&handler),
+            life,
             server: server.clone(),
             capacity: config.max_datagram_size,
             unnamed: S::unnamed()?,
             failure: Mutex::new(None),
             starving: AtomicBool::new(false),
         });
-        // A datagram server is serial or threading (the builder offers no
-        // other mode for it).
-        let dispatch = if M::DISPATCH == Dispatch::Serial {
+        let dispatch = if config.mode == Mode::Serial {
             DatagramDispatch::Serial
         } else {
             // One worker per core unless told otherwise; someone must
@@ -104,16 +134,16 @@ where
             backoff: Backoff::default(),
             dispatch,
         });
-        let hooks = handler_hooks(&handler, |h| h.service_actions(), |h| h.handle_timeout());
         Ok(DatagramServer {
             core: Core::new(engine, server, hooks, config.timeout, config.service_interval),
             handler,
+            mode: config.mode,
             _mode: PhantomData,
         })
     }
 }
 
-impl<S: DatagramSocket, M: Mode, H> DatagramServer<S, M, H> {
+impl<S: DatagramSocket, M, H> DatagramServer<S, M, H> {
     /// Serves until shutdown is requested, then stops receiving, lets the
     /// requests being served finish within the grace period, joins the
     /// workers, closes the socket, and returns.
@@ -148,8 +178,8 @@ enum DatagramDispatch<S: DatagramSocket> {
 
 /// What the loop thread and the receiving workers share: how to receive,
 /// serve and report.
-pub(crate) struct DatagramService<S: DatagramSocket, H> {
-    handler: Arc<H>,
+pub(crate) struct DatagramService<S: DatagramSocket, F> {
+    life: Arc<F>,
     server: ServerHandle<S::Addr>,
     capacity: usize,
     /// The address recorded for senders that have none.
@@ -161,10 +191,10 @@ pub(crate) struct DatagramService<S: DatagramSocket, H> {
     starving: AtomicBool,
 }
 
-impl<S, H> DatagramService<S, H>
+impl<S, F> DatagramService<S, F>
 where
     S: DatagramSocket,
-    H: RequestHandler<DatagramRequest<S>>,
+    F: Lifecycle<DatagramRequest<S>>,
 {
     fn control(&self) -> &Arc<Control> {
         self.server.control()
@@ -199,8 +229,9 @@ where
     fn serve(&self, request: &mut DatagramRequest<S>, received: Received) {
         let control = self.control();
         control.request_started();
-        let outcome = match received {
-            Received::Whole(_) => process(&*self.handler, request),
+        let counters = &control.counters;
+        match received {
+            Received::Whole(_) => lifecycle::run_whole(&*self.life, request, counters),
             Received::Truncated(size) => {
                 let size = size.map_or_else(|| "more than".to_owned(), |s| s.to_string());
                 let error = io::Error::new(
@@ -210,20 +241,19 @@ where
                         request.capacity()
                     ),
                 );
-                report(&*self.handler, request, error)
+                lifecycle::fail(&*self.life, request, error, counters)
             }
-        };
-        control.counters.count(outcome);
+        }
         control.request_finished();
     }
 }
 
 /// The engine of the datagram servers.
-pub(crate) struct DatagramEngine<S: DatagramSocket, H> {
+pub(crate) struct DatagramEngine<S: DatagramSocket, F> {
     socket: Arc<S>,
     _file: Option<SocketFile>,
     poller: Poller,
-    service: Arc<DatagramService<S, H>>,
+    service: Arc<DatagramService<S, F>>,
     /// What the loop thread receives into, kept between calls so that
     /// receiving allocates nothing.
     request: DatagramRequest<S>,
@@ -235,10 +265,10 @@ pub(crate) struct DatagramEngine<S: DatagramSocket, H> {
     dispatch: DatagramDispatch<S>,
 }
 
-impl<S, H> DatagramEngine<S, H>
+impl<S, F> DatagramEngine<S, F>
 where
     S: DatagramSocket,
-    H: RequestHandler<DatagramRequest<S>>,
+    F: Lifecycle<DatagramRequest<S>>,
 {
     /// The receiving workers, if they are running.
     fn receivers(&mut self) -> Option<&mut Receivers<S>> {
@@ -270,10 +300,10 @@ where
     }
 }
 
-impl<S, H> Engine for DatagramEngine<S, H>
+impl<S, F> Engine for DatagramEngine<S, F>
 where
     S: DatagramSocket,
-    H: RequestHandler<DatagramRequest<S>>,
+    F: Lifecycle<DatagramRequest<S>>,
 {
     fn start(&mut self) -> io::Result<()> {
         let DatagramDispatch::Receivers(receivers) = &mut self.dispatch else {

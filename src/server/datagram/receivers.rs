@@ -34,11 +34,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::DatagramService;
-use crate::handler::RequestHandler;
+use crate::control::Control;
+use crate::handler::Lifecycle;
 use crate::pool::{Exit, GroupConfig, ThreadGroup};
 use crate::request::DatagramRequest;
 use crate::server::backoff::Backoff;
-use crate::server::control::Control;
 use crate::transport::DatagramSocket;
 
 /// The shortest receive timeout workers use to notice a keep-alive; the
@@ -77,9 +77,9 @@ impl<S: DatagramSocket> Receivers<S> {
     /// Switches the socket to blocking receives (with the keep-alive as a
     /// timeout, so idle workers can retire) and starts the minimum of
     /// workers.
-    pub(super) fn start<H>(&mut self, service: &Arc<DatagramService<S, H>>, socket: &Arc<S>) -> io::Result<()>
+    pub(super) fn start<F>(&mut self, service: &Arc<DatagramService<S, F>>, socket: &Arc<S>) -> io::Result<()>
     where
-        H: RequestHandler<DatagramRequest<S>>,
+        F: Lifecycle<DatagramRequest<S>>,
     {
         socket.set_nonblocking(false)?;
         socket.set_read_timeout(Some(self.config.keep_alive.max(MIN_KEEP_ALIVE)))?;
@@ -93,9 +93,9 @@ impl<S: DatagramSocket> Receivers<S> {
     }
 
     /// Adds a worker if, after a moment, still nobody is receiving.
-    pub(super) fn grow<H>(&mut self, control: &Control, service: &Arc<DatagramService<S, H>>, socket: &Arc<S>)
+    pub(super) fn grow<F>(&mut self, control: &Control, service: &Arc<DatagramService<S, F>>, socket: &Arc<S>)
     where
-        H: RequestHandler<DatagramRequest<S>>,
+        F: Lifecycle<DatagramRequest<S>>,
     {
         let Some(group) = &self.group else { return };
         // Give the busy workers a moment; only a lasting shortage of
@@ -142,24 +142,24 @@ impl<S: DatagramSocket> Receivers<S> {
 }
 
 /// Starts a worker if the group is below its maximum.
-fn spawn_receiver<S, H>(
-    service: &Arc<DatagramService<S, H>>,
+fn spawn_receiver<S, F>(
+    service: &Arc<DatagramService<S, F>>,
     group: &Arc<ThreadGroup>,
     socket: &Arc<S>,
 ) -> io::Result<bool>
 where
     S: DatagramSocket,
-    H: RequestHandler<DatagramRequest<S>>,
+    F: Lifecycle<DatagramRequest<S>>,
 {
     let (service, workers, socket) = (Arc::clone(service), Arc::clone(group), Arc::clone(socket));
     group.try_spawn(move || receive_loop(&service, &workers, socket))
 }
 
 /// A worker's life: receive, serve, repeat.
-fn receive_loop<S, H>(service: &Arc<DatagramService<S, H>>, group: &Arc<ThreadGroup>, socket: Arc<S>) -> Exit
+fn receive_loop<S, F>(service: &Arc<DatagramService<S, F>>, group: &Arc<ThreadGroup>, socket: Arc<S>) -> Exit
 where
     S: DatagramSocket,
-    H: RequestHandler<DatagramRequest<S>>,
+    F: Lifecycle<DatagramRequest<S>>,
 {
     let control = service.control();
     let _mark = control.mark_current_thread();

@@ -1,20 +1,27 @@
-//! Serving one connection for its whole life: what the serial loop and
-//! the pooled workers of the per-connection servers do with each
-//! connection they are given.
+//! Serving one connection for its whole life on one thread: what the
+//! serial loop and the pooled workers do with each connection they are
+//! given. A looping handler's `handle` is the conversation; a
+//! per-request handler's requests are served one after another, the
+//! thread waiting for each (idle, and so closed at once by a shutdown).
+//!
+//! What a connection needs whatever serves it (its handler's lifecycle,
+//! its server, its options) is the [`ConnectionService`]; the parked mode
+//! shares it.
 
-use std::io;
+use std::io::{self, BufRead};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::opening::{Handshake, open_layers};
-use crate::config::ConnectionOptions;
 use crate::config::DEFAULT_READ_BUFFER_SIZE;
-use crate::handler::{RequestHandler, failure_level, process, report};
+use crate::control::registry::{SharedSocket, SlotHandle};
+use crate::control::{Control, ThreadMark};
+use crate::handler::{Lifecycle, Next, failure_level};
 use crate::pool::{Refusal, Work};
 use crate::request::{ReadBuffer, StreamRequest, Traffic};
 use crate::server::ServerHandle;
-use crate::server::connections::{SharedSocket, SlotHandle};
-use crate::server::control::{Control, ThreadMark};
+use crate::server::lifecycle;
+use crate::server::options::ConnectionOptions;
 use crate::transport::{Connection, Listener};
 
 /// An accepted connection and its peer.
@@ -26,23 +33,10 @@ pub(crate) struct ConnectionLocal {
     buffer: ReadBuffer,
 }
 
-/// Serves connections with a [`RequestHandler`], whatever its type: the
-/// stream engine holds it as a `dyn` so that one engine serves every mode.
-pub(crate) trait ServeConnection<L: Listener>: Send + Sync + 'static {
-    /// The state of a thread that serves connections.
-    fn local(&self) -> ConnectionLocal;
-    /// Marks a pool worker as one of the server's threads. The serial loop
-    /// needs none: `serve_forever` and `handle_request` mark whichever
-    /// thread is calling.
-    fn mark_worker(&self) -> ThreadMark;
-    /// Serves one connection to its end, then closes it.
-    fn serve(&self, local: &mut ConnectionLocal, accepted: Accepted<L>);
-    /// Closes a connection without serving it.
-    fn refuse(&self, accepted: Accepted<L>, refusal: &Refusal);
-}
-
-pub(crate) struct ConnectionService<L: Listener, H> {
-    pub(crate) handler: Arc<H>,
+/// What serving a connection takes, in every mode: the handler's
+/// lifecycle, the server, the per-connection options.
+pub(crate) struct ConnectionService<L: Listener, F> {
+    pub(crate) life: Arc<F>,
     pub(crate) server: ServerHandle<L::Addr>,
     pub(crate) options: ConnectionOptions,
 }
@@ -94,44 +88,42 @@ pub(crate) fn log_closed<A: std::fmt::Debug>(peer: &A, opened: Option<Instant>, 
     }
 }
 
-impl<L, H> ServeConnection<L> for ConnectionService<L, H>
+impl<L, F> ConnectionService<L, F>
 where
     L: Listener,
-    H: RequestHandler<StreamRequest<L::Stream>>,
+    F: Lifecycle<StreamRequest<L::Stream>>,
 {
-    fn local(&self) -> ConnectionLocal {
+    pub(crate) fn control(&self) -> &Arc<Control> {
+        self.server.control()
+    }
+
+    /// The state of a thread that serves connections.
+    pub(crate) fn local(&self) -> ConnectionLocal {
         ConnectionLocal {
-            slot: self.server.control().registry.slot(),
+            slot: self.control().registry.slot(),
             buffer: self.options.read_buffer(DEFAULT_READ_BUFFER_SIZE),
         }
     }
 
-    fn mark_worker(&self) -> ThreadMark {
-        self.server.control().mark_current_thread()
-    }
-
-    fn serve(&self, local: &mut ConnectionLocal, (stream, peer): Accepted<L>) {
-        let control = self.server.control();
+    /// Serves one connection to its end, then closes it.
+    pub(crate) fn serve(&self, local: &mut ConnectionLocal, (stream, peer): Accepted<L>) {
+        let control = self.control();
         let opened = log_opened(&peer);
         if let Err(e) = apply(&self.options, &stream) {
             setup_failed(control, &peer, &e);
         } else {
             let buffer = std::mem::take(&mut local.buffer);
             let mut request = StreamRequest::new(Arc::new(stream), peer, self.server.clone(), buffer);
-            let outcome = {
+            {
                 let _in_use = local
                     .slot
                     .hold(Arc::clone(request.shared_stream()) as SharedSocket);
                 match open_layers(&self.options, &mut request, Handshake::Whole) {
-                    Ok(()) => {
-                        let outcome = process(&*self.handler, &mut request);
-                        request.close_layers();
-                        outcome
-                    }
-                    Err(e) => report(&*self.handler, &request, e),
+                    Ok(()) => self.converse(&local.slot, &mut request),
+                    Err(e) => lifecycle::fail(&*self.life, &request, e, &control.counters),
                 }
-            };
-            control.counters.count(outcome);
+                request.close_layers();
+            }
             log_closed(request.peer_addr(), opened, request.traffic());
             // Closes the connection; the slot no longer holds it. What the
             // connection grew the buffer to is not kept for the next one.
@@ -141,8 +133,66 @@ where
         control.request_finished();
     }
 
-    fn refuse(&self, accepted: Accepted<L>, refusal: &Refusal) {
-        refuse(self.server.control(), accepted, refusal);
+    /// The connection's life, once its layers are open: admitted, served
+    /// (request after request, for a per-request handler), ended.
+    fn converse(&self, slot: &SlotHandle, request: &mut StreamRequest<L::Stream>) {
+        let life = &*self.life;
+        let counters = &self.control().counters;
+        let mut state = match lifecycle::admit(life, request, counters) {
+            Ok(Some(state)) => state,
+            Ok(None) => return,
+            Err(e) => return lifecycle::fail(life, request, e, counters),
+        };
+        let mut first = true;
+        let failure = loop {
+            if F::PER_REQUEST {
+                match wait_for_request(slot, request, std::mem::take(&mut first)) {
+                    Ok(true) => {}
+                    // The client closed, or shutdown closed it while idle.
+                    Ok(false) => break None,
+                    Err(e) => break Some(e),
+                }
+            }
+            match lifecycle::serve(life, request, &mut state) {
+                Ok(Next::KeepOpen) if F::PER_REQUEST && !self.control().is_shutdown_requested() => {}
+                Ok(_) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        lifecycle::end(life, request, state, failure, counters);
+    }
+
+    /// Closes a connection that will not be served.
+    pub(crate) fn refuse(&self, accepted: Accepted<L>, refusal: &Refusal) {
+        refuse(self.control(), accepted, refusal);
+    }
+}
+
+/// Waits until the client sends its next request: true when it has,
+/// false when it closed its end. Returns at once when bytes are read
+/// ahead already. Between two requests the wait is idle, so a shutdown
+/// closes the connection at once; the wait for the `first` is not (a
+/// client that has just connected is about to send it, as Go's
+/// `Server.Shutdown` also assumes).
+fn wait_for_request<S: Connection>(
+    slot: &SlotHandle,
+    request: &mut StreamRequest<S>,
+    first: bool,
+) -> io::Result<bool> {
+    if !request.buffered().is_empty() {
+        return Ok(true);
+    }
+    let idle = if first { None } else { Some(slot.idle()) };
+    if let Some(None) = idle {
+        // Shutdown has begun: no new request.
+        return Ok(false);
+    }
+    loop {
+        match request.fill_buf() {
+            Ok(bytes) => return Ok(!bytes.is_empty()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -157,14 +207,18 @@ pub(crate) fn refuse<S: Connection>(control: &Control, (stream, peer): (S, S::Ad
 
 /// The jobs of a per-connection pool: accepted connections, each served by
 /// one worker to its end.
-pub(crate) struct ConnectionJobs<L: Listener>(pub(crate) Arc<dyn ServeConnection<L>>);
+pub(crate) struct ConnectionJobs<L: Listener, F>(pub(crate) Arc<ConnectionService<L, F>>);
 
-impl<L: Listener> Work for ConnectionJobs<L> {
+impl<L, F> Work for ConnectionJobs<L, F>
+where
+    L: Listener,
+    F: Lifecycle<StreamRequest<L::Stream>>,
+{
     type Job = Accepted<L>;
     type Local = (ConnectionLocal, ThreadMark);
 
     fn start_worker(&self) -> Self::Local {
-        (self.0.local(), self.0.mark_worker())
+        (self.0.local(), self.0.control().mark_current_thread())
     }
 
     fn run(&self, (local, _): &mut Self::Local, job: Self::Job) {

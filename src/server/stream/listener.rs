@@ -8,8 +8,8 @@ use mio::Registry;
 use parking_lot::Mutex;
 
 use super::connection::Accepted;
+use crate::control::Control;
 use crate::server::backoff::{AcceptFailure, Backoff, classify};
-use crate::server::control::Control;
 use crate::socket::SocketFile;
 use crate::sys::poller;
 use crate::transport::Listener;

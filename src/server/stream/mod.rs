@@ -17,54 +17,113 @@ mod parked;
 
 use std::io;
 use std::marker::PhantomData;
-use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::Instant;
 
-use self::connection::{
-    Accepted, ConnectionJobs, ConnectionLocal, ConnectionService, ServeConnection, refuse,
-};
+use self::connection::{Accepted, ConnectionJobs, ConnectionLocal, ConnectionService, refuse};
 use self::listener::ListenerSlot;
+pub(crate) use self::parked::Life;
 use self::parked::ParkedDispatch;
 use super::backoff::Backoff;
-use super::connections::force_close;
-use super::control::{Capacity, Control};
+use super::builder::Transport;
 use super::core::{Batch, Core, Engine, Hooks, Wake, handler_hooks, server_front};
-use super::{Dispatch, Mode, Parked, RequestMode, ServerHandle};
-use crate::config::{
-    DEFAULT_MAX_WORKERS, DEFAULT_PARKED_MAX_WORKERS, FORCE_CLOSE_WAIT, OverloadPolicy, ServerConfig,
-};
-use crate::handler::{KeepAliveHandler, RequestHandler};
-use crate::pool::{Pool, PoolConfig, Refusal, ThreadGroup, WorkerCounts};
+use super::options::ServerConfig;
+use super::wind_down::drain;
+use super::{BindTo, Builder, Mode, ModeMarker, NoHandler, ServerHandle};
+use crate::config::{DEFAULT_MAX_WORKERS, DEFAULT_PARKED_MAX_WORKERS, OverloadPolicy};
+use crate::control::{Capacity, Control};
+use crate::handler::{Lifecycle, StreamHandler};
+use crate::pool::{Pool, PoolConfig, Refusal, WorkerCounts};
 use crate::request::StreamRequest;
 use crate::socket::SocketFile;
 use crate::sys::Poller;
 use crate::transport::Listener;
 
-/// A stream-socket server, generic over the transport `L` and the mode
-/// `M`. Use it through its aliases: [`TcpServer`](crate::TcpServer),
+/// A stream-socket server, generic over the transport `L` (TCP or a Unix
+/// socket), the [`ModeMarker`] `M` that names its mode, and the handler
+/// `H`. Use it through its aliases: [`TcpServer`](crate::TcpServer),
 /// [`ThreadingTcpServer`](crate::ThreadingTcpServer),
-/// [`UnixStreamServer`](crate::UnixStreamServer) and
-/// [`ThreadingUnixStreamServer`](crate::ThreadingUnixStreamServer).
+/// [`ParkedTcpServer`](crate::ParkedTcpServer) and their Unix twins
+/// ([`UnixStreamServer`](crate::UnixStreamServer),
+/// [`ThreadingUnixStreamServer`](crate::ThreadingUnixStreamServer),
+/// [`ParkedUnixStreamServer`](crate::ParkedUnixStreamServer)). Every
+/// one of them runs either handler style, a looping
+/// [`RequestHandler`](crate::RequestHandler) or a per-request
+/// [`KeepAliveHandler`](crate::KeepAliveHandler): switching modes is
+/// changing the type's name (or calling [`Builder::mode`]).
 ///
 /// Dropping a server that is not serving closes its socket; if requests it
 /// handed to workers (through `handle_request`) are still running, it
 /// first shuts down as [`ShutdownHandle::shutdown`](crate::ShutdownHandle::shutdown)
 /// does, grace period included.
-pub struct StreamServer<L: Listener, M: Mode, H> {
+pub struct StreamServer<L: Listener, M, H> {
     core: Core<L::Addr>,
     handler: Arc<H>,
+    mode: Mode,
     _mode: PhantomData<fn() -> M>,
 }
 
 server_front!(StreamServer<L: Listener, M, H>, L::Addr);
 
-impl<L: Listener, M: Mode, H> StreamServer<L, M, H> {
+impl<L: Listener + Transport, M: ModeMarker> StreamServer<L, M, NoHandler> {
+    /// A builder for this kind of server, to set options before binding.
+    pub fn builder() -> Builder<L, M> {
+        Builder::new()
+    }
+}
+
+impl<L: Listener, M: ModeMarker, H> StreamServer<L, M, H> {
+    /// Binds `addr` (an address for TCP, a path for a Unix socket, as
+    /// [`Builder::bind`] says) with the default options and returns the
+    /// server, ready to serve. Port 0 picks a free port (see
+    /// [`local_addr`](Self::local_addr)). `handler` is a
+    /// [`RequestHandler`](crate::RequestHandler) or a
+    /// [`KeepAliveHandler`](crate::KeepAliveHandler).
+    pub fn bind<A, S>(addr: A, handler: H) -> io::Result<Self>
+    where
+        L: Transport + BindTo<A>,
+        H: StreamHandler<StreamRequest<L::Stream>, S>,
+    {
+        Builder::<L, M>::new().bind(addr, handler)
+    }
+
+    /// A server on `listener`, in the mode `config` says.
+    pub(crate) fn new<S>(
+        listener: L,
+        file: Option<SocketFile>,
+        handler: H,
+        config: ServerConfig,
+    ) -> io::Result<Self>
+    where
+        H: StreamHandler<StreamRequest<L::Stream>, S>,
+    {
+        let handler = Arc::new(handler);
+        let life = Arc::new(H::lifecycle(Arc::clone(&handler)));
+        let hooks: Arc<dyn Hooks> =
+            handler_hooks(&life, |life| life.service_actions(), |life| life.handle_timeout());
+        let (base, server) = EngineBase::new(listener, file, &config)?;
+        let engine = StreamEngine::new(base, life, &server, &config)?;
+        Ok(StreamServer {
+            core: Core::new(
+                Box::new(engine),
+                server,
+                hooks,
+                config.timeout,
+                config.service_interval,
+            ),
+            handler,
+            mode: config.mode,
+            _mode: PhantomData,
+        })
+    }
+
     /// Serves until shutdown is requested (through a
     /// [`ShutdownHandle`](crate::ShutdownHandle), or a handler's
     /// [`ServerHandle::shutdown`]), then stops accepting, lets in-flight
     /// requests finish within the grace period, force-closes what is left,
     /// joins the workers, closes the listening socket, and returns.
+    /// Connections waiting between two requests of a per-request handler
+    /// are closed at once, in every mode.
     ///
     /// Returns at once, successfully, if shutdown was requested before.
     /// Fails with `ResourceBusy` if the server is already serving on
@@ -77,9 +136,10 @@ impl<L: Listener, M: Mode, H> StreamServer<L, M, H> {
 
     /// Serves at most one request: waits (up to the server's timeout) for
     /// a connection and serves it (serial mode) or hands it to a worker
-    /// (threading mode). Returns `Ok(true)` if a request was taken,
-    /// `Ok(false)` if the timeout passed (after calling `handle_timeout`)
-    /// or shutdown was requested. Under
+    /// (threading and parked modes; a parked server takes whatever is
+    /// ready: a new connection, or a request on a parked one). Returns
+    /// `Ok(true)` if a request was taken, `Ok(false)` if the timeout passed
+    /// (after calling `handle_timeout`) or shutdown was requested. Under
     /// [`max_connections`](crate::Builder::max_connections) it waits for
     /// room first, within the same timeout.
     pub fn handle_request(&self) -> io::Result<bool> {
@@ -87,115 +147,13 @@ impl<L: Listener, M: Mode, H> StreamServer<L, M, H> {
     }
 }
 
-impl<L: Listener, M: Mode, H> StreamServer<L, M, H> {
-    /// The typed front of an engine.
-    fn front(
-        engine: StreamEngine<L>,
-        server: ServerHandle<L::Addr>,
-        handler: Arc<H>,
-        hooks: Arc<dyn Hooks>,
-        config: &ServerConfig,
-    ) -> Self {
-        StreamServer {
-            core: Core::new(
-                Box::new(engine),
-                server,
-                hooks,
-                config.timeout,
-                config.service_interval,
-            ),
-            handler,
-            _mode: PhantomData,
-        }
-    }
-}
-
-impl<L: Listener, M: RequestMode, H> StreamServer<L, M, H>
-where
-    H: RequestHandler<StreamRequest<L::Stream>>,
-{
-    /// A per-connection server (serial or threading) on `listener`.
-    pub(crate) fn new(
-        listener: L,
-        file: Option<SocketFile>,
-        handler: H,
-        config: ServerConfig,
-    ) -> io::Result<Self> {
-        let handler = Arc::new(handler);
-        let hooks = handler_hooks(&handler, |h| h.service_actions(), |h| h.handle_timeout());
-        let (base, server) = EngineBase::new(listener, file, &config, M::DISPATCH)?;
-        let service: Arc<dyn ServeConnection<L>> = Arc::new(ConnectionService {
-            handler: Arc::clone(&handler),
-            server: server.clone(),
-            options: config.connection.clone(),
-        });
-        // A request mode is serial or threading.
-        let dispatch = if M::DISPATCH == Dispatch::Serial {
-            StreamDispatch::Serial {
-                base,
-                local: service.local(),
-                service,
-            }
-        } else {
-            let control = server.control();
-            let pool_config = PoolConfig {
-                group: config.group(0, DEFAULT_MAX_WORKERS),
-                ..config.pool.clone()
-            };
-            let pool = Pool::new(
-                ConnectionJobs(service),
-                pool_config,
-                Arc::clone(&control.counters.workers),
-                control.stop_signal(),
-            )?;
-            StreamDispatch::Pooled { base, pool }
-        };
-        Ok(StreamServer::front(
-            StreamEngine { dispatch },
-            server,
-            handler,
-            hooks,
-            &config,
-        ))
-    }
-}
-
-impl<L: Listener, H> StreamServer<L, Parked, H>
-where
-    H: KeepAliveHandler<StreamRequest<L::Stream>>,
-{
-    /// A parked server on `listener`.
-    pub(crate) fn new_parked(
-        listener: L,
-        file: Option<SocketFile>,
-        handler: H,
-        config: ServerConfig,
-    ) -> io::Result<Self> {
-        let handler = Arc::new(handler);
-        let hooks = handler_hooks(&handler, |h| h.service_actions(), |h| h.handle_timeout());
-        let (base, server) = EngineBase::new(listener, file, &config, Dispatch::Parked)?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let parked = ParkedDispatch::new(
-            Arc::clone(&handler),
-            base,
-            server.clone(),
-            config.connection.clone(),
-            config.parked,
-            config.group(cores, DEFAULT_PARKED_MAX_WORKERS),
-        )?;
-        let engine = StreamEngine {
-            dispatch: StreamDispatch::Parked(parked),
-        };
-        Ok(StreamServer::front(engine, server, handler, hooks, &config))
-    }
-}
-
-/// How the stream engine serves what it accepts.
-enum StreamDispatch<L: Listener> {
+/// How the stream engine serves what it accepts: the one place the modes
+/// differ. `F` is the handler's lifecycle.
+enum StreamDispatch<L: Listener, F: Life<L>> {
     /// Each connection is served on the loop thread (`TcpServer`).
     Serial {
         base: EngineBase<L>,
-        service: Arc<dyn ServeConnection<L>>,
+        service: Arc<ConnectionService<L, F>>,
         /// Kept between calls, so a connection costs no slot registration
         /// and no buffer allocation.
         local: ConnectionLocal,
@@ -204,12 +162,12 @@ enum StreamDispatch<L: Listener> {
     /// (`ThreadingTcpServer`).
     Pooled {
         base: EngineBase<L>,
-        pool: Pool<ConnectionJobs<L>>,
+        pool: Pool<ConnectionJobs<L, F>>,
     },
     /// Connections wait in the poller between requests; workers take
     /// turns with the poller and serve one request at a time
     /// (`ParkedTcpServer`). The poller and listener are in there.
-    Parked(ParkedDispatch<L>),
+    Parked(ParkedDispatch<L, F>),
 }
 
 /// What every stream engine has: the listener in the loop's poller, and
@@ -235,7 +193,6 @@ impl<L: Listener> EngineBase<L> {
         listener: L,
         file: Option<SocketFile>,
         config: &ServerConfig,
-        dispatch: Dispatch,
     ) -> io::Result<(Self, ServerHandle<L::Addr>)> {
         let local_addr = listener.local_addr()?;
         let (poller, waker) = Poller::new(1024)?;
@@ -245,12 +202,16 @@ impl<L: Listener> EngineBase<L> {
         let control = Control::new(
             config.grace,
             config.max_connections,
-            dispatch == Dispatch::Serial,
+            config.mode == Mode::Serial,
             Arc::new(WorkerCounts::default()),
             waker,
         );
         let closing = Arc::clone(&listener);
         control.on_shutdown(Box::new(move || closing.close()));
+        // Connections waiting between two requests have nothing to
+        // finish: they close at once, not at the end of the grace period.
+        let registry = Arc::clone(&control.registry);
+        control.on_shutdown(Box::new(move || registry.close_idle()));
         let base = EngineBase {
             listener,
             poller,
@@ -326,8 +287,62 @@ impl<L: Listener> EngineBase<L> {
 }
 
 /// The engine of the stream servers.
-pub(crate) struct StreamEngine<L: Listener> {
-    dispatch: StreamDispatch<L>,
+pub(crate) struct StreamEngine<L: Listener, F: Life<L>> {
+    dispatch: StreamDispatch<L, F>,
+}
+
+impl<L: Listener, F: Life<L>> StreamEngine<L, F> {
+    /// The engine of `config`'s mode around `base`.
+    fn new(
+        base: EngineBase<L>,
+        life: Arc<F>,
+        server: &ServerHandle<L::Addr>,
+        config: &ServerConfig,
+    ) -> io::Result<Self> {
+        let service = Arc::new(ConnectionService {
+            life,
+            server: server.clone(),
+            options: config.connection.clone(),
+        });
+        let dispatch = match config.mode {
+            Mode::Serial => StreamDispatch::Serial {
+                base,
+                local: service.local(),
+                service,
+            },
+            Mode::Threading => {
+                let control = server.control();
+                let pool_config = PoolConfig {
+                    group: config.group(0, DEFAULT_MAX_WORKERS),
+                    ..config.pool.clone()
+                };
+                let pool = Pool::new(
+                    ConnectionJobs(service),
+                    pool_config,
+                    Arc::clone(&control.counters.workers),
+                    control.stop_signal(),
+                )?;
+                StreamDispatch::Pooled { base, pool }
+            }
+            Mode::Parked => {
+                if !F::PER_REQUEST {
+                    log::debug!(
+                        "a looping handler on a parked server: each connection holds a worker for its \
+                         life (at most {} at once), with no request timeout",
+                        config.group(0, DEFAULT_PARKED_MAX_WORKERS).max_workers
+                    );
+                }
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                StreamDispatch::Parked(ParkedDispatch::new(
+                    service,
+                    base,
+                    config.parked,
+                    config.group(cores, DEFAULT_PARKED_MAX_WORKERS),
+                )?)
+            }
+        };
+        Ok(StreamEngine { dispatch })
+    }
 }
 
 /// Accepts what is pending (one connection for [`Batch::One`]), counts
@@ -349,7 +364,7 @@ fn accept_each<L: Listener>(
     Ok(took)
 }
 
-impl<L: Listener> Engine for StreamEngine<L> {
+impl<L: Listener, F: Life<L>> Engine for StreamEngine<L, F> {
     fn start(&mut self) -> io::Result<()> {
         if let StreamDispatch::Parked(parked) = &mut self.dispatch {
             parked.start();
@@ -396,58 +411,4 @@ impl<L: Listener> Engine for StreamEngine<L> {
             StreamDispatch::Parked(parked) => parked.stop(),
         }
     }
-}
-
-/// Waits for `workers` to exit within the grace period that began at
-/// `started`; past it, `force` closes what they still serve, in two steps
-/// ([`force_close`]), and they get [`FORCE_CLOSE_WAIT`] more. False if
-/// some are still running then: they are left detached (and said so),
-/// not joined.
-pub(crate) fn wind_down(
-    workers: &ThreadGroup,
-    control: &Control,
-    started: Instant,
-    force: impl FnMut(Shutdown),
-) -> bool {
-    if workers.wait_exited(started + control.grace()) {
-        return true;
-    }
-    if force_close(force, |deadline| workers.wait_exited(deadline)) {
-        return true;
-    }
-    if workers.wait_exited(Instant::now() + FORCE_CLOSE_WAIT) {
-        return true;
-    }
-    log::error!(
-        "{} handler(s) still running after their connections were closed; leaving them detached",
-        workers.counts.live()
-    );
-    false
-}
-
-/// The end of a pool: lets it finish within the grace period, force-closes
-/// what is left, joins the workers.
-pub(crate) fn drain<W: crate::pool::Work>(
-    mut pool: Pool<W>,
-    control: &Control,
-    mut force_close: impl FnMut(Shutdown),
-) {
-    let started = Instant::now();
-    pool.close();
-    let workers = pool.group();
-    let done = wind_down(workers, control, started, |how| {
-        if how == Shutdown::Read {
-            let open = control.counters.active.get();
-            log::info!("grace period over; closing the {open} connections still open");
-            pool.abandon();
-        }
-        force_close(how);
-        log::debug!("connections shut ({how:?}) after {:?}", started.elapsed());
-    });
-    if !done {
-        return;
-    }
-    log::debug!("workers done after {:?}", started.elapsed());
-    workers.join();
-    log::debug!("workers joined after {:?}", started.elapsed());
 }

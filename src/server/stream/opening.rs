@@ -7,8 +7,8 @@
 
 use std::io;
 
-use crate::config::ConnectionOptions;
 use crate::request::StreamRequest;
+use crate::server::options::ConnectionOptions;
 use crate::transport::Connection;
 
 /// How the TLS handshake is run.

@@ -11,7 +11,9 @@ use std::time::Instant;
 use super::Shared;
 use super::table::{Conn, Expired, Key, Table};
 use crate::config::OverloadPolicy;
+use crate::handler::Lifecycle;
 use crate::pool::Refusal;
+use crate::request::StreamRequest;
 use crate::server::core::Batch;
 use crate::server::stream::connection::refuse;
 use crate::server::stream::listener::LISTENER;
@@ -19,7 +21,7 @@ use crate::server::stream::{EngineBase, accept_each};
 use crate::transport::Listener;
 
 /// A worker's job.
-pub(crate) enum Job<L: Listener> {
+pub(crate) enum Job<L: Listener, S> {
     /// A new connection, to verify, open and serve or park.
     Open {
         key: Key,
@@ -28,7 +30,7 @@ pub(crate) enum Job<L: Listener> {
     },
     /// A connection that may have a request waiting: the poller said it
     /// became readable, or it had one read ahead.
-    Ready { key: Key, conn: Conn<L> },
+    Ready(Conn<L, S>),
     /// Not work: the worker that gets it is to take the poller, because
     /// the one that held it is busy serving.
     Lead,
@@ -40,13 +42,13 @@ pub(crate) enum Job<L: Listener> {
 }
 
 /// The poller and what only its holder touches.
-pub(crate) struct Lead<L: Listener> {
+pub(crate) struct Lead<L: Listener, S> {
     pub(crate) base: EngineBase<L>,
-    expired: Vec<Expired<L>>,
+    expired: Vec<Expired<L, S>>,
     scratch: Vec<u32>,
 }
 
-impl<L: Listener> Lead<L> {
+impl<L: Listener, S: Send + 'static> Lead<L, S> {
     pub(crate) fn new(base: EngineBase<L>) -> Self {
         Lead {
             base,
@@ -64,12 +66,12 @@ impl<L: Listener> Lead<L> {
     /// One round: waits until something is ready (or `deadline` passes, or
     /// the waker is woken), then turns all that is ready into `jobs`
     /// (at most one new connection for [`Batch::One`]).
-    pub(crate) fn round(
+    pub(crate) fn round<F: Lifecycle<StreamRequest<L::Stream>, State = S>>(
         &mut self,
-        shared: &Shared<L>,
+        shared: &Shared<L, F>,
         deadline: Option<Instant>,
         batch: Batch,
-        jobs: &mut Vec<Job<L>>,
+        jobs: &mut Vec<Job<L, S>>,
     ) -> io::Result<()> {
         let control = Arc::clone(&self.base.control);
         let now = Instant::now();
@@ -113,7 +115,11 @@ impl<L: Listener> Lead<L> {
     /// connections whose clients have sent a request meanwhile become jobs
     /// (served within the grace period) instead of being closed unread.
     /// Accepts nothing.
-    pub(crate) fn collect_ready(&mut self, shared: &Shared<L>, jobs: &mut Vec<Job<L>>) -> io::Result<()> {
+    pub(crate) fn collect_ready<F: Lifecycle<StreamRequest<L::Stream>, State = S>>(
+        &mut self,
+        shared: &Shared<L, F>,
+        jobs: &mut Vec<Job<L, S>>,
+    ) -> io::Result<()> {
         self.base.poller.wait(Some(Instant::now()))?;
         let busy_until = Instant::now() + shared.deadlines.request_timeout;
         self.ready_jobs(&mut shared.table.lock(), busy_until, jobs);
@@ -123,25 +129,25 @@ impl<L: Listener> Lead<L> {
     /// What the last wait reported: parked connections with something to
     /// read become jobs (busy until `busy_until`); the listener marks new
     /// connections pending.
-    fn ready_jobs(&mut self, table: &mut Table<L>, busy_until: Instant, jobs: &mut Vec<Job<L>>) {
+    fn ready_jobs(&mut self, table: &mut Table<L, S>, busy_until: Instant, jobs: &mut Vec<Job<L, S>>) {
         for ready in self.base.poller.ready() {
             if ready.token == LISTENER {
                 self.base.pending = true;
             } else if let Some(key) = Key::from_token(ready.token)
                 && let Some(conn) = table.take_ready(key, busy_until, ready.closed)
             {
-                jobs.push(Job::Ready { key, conn });
+                jobs.push(Job::Ready(conn));
             }
         }
     }
 
     /// Accepts the pending connections: each becomes a job that opens it.
-    fn accept(
+    fn accept<F: Lifecycle<StreamRequest<L::Stream>, State = S>>(
         &mut self,
-        shared: &Shared<L>,
+        shared: &Shared<L, F>,
         busy_until: Instant,
         batch: Batch,
-        jobs: &mut Vec<Job<L>>,
+        jobs: &mut Vec<Job<L, S>>,
     ) -> io::Result<()> {
         let overload = self.base.overload;
         accept_each(&mut self.base, batch, |control, (stream, peer)| {

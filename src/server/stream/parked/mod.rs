@@ -48,7 +48,6 @@
 //! on it; the worker then closes it.
 
 mod lead;
-mod service;
 pub(crate) mod table;
 mod wheel;
 mod worker;
@@ -64,15 +63,15 @@ use mio::Registry;
 use parking_lot::Mutex;
 
 use self::lead::{Job, Lead};
-use self::service::{RequestService, ServeRequests};
 use self::table::{Expired, Table};
-use super::{EngineBase, wind_down};
-use crate::config::{ConnectionOptions, ParkedOptions};
-use crate::handler::KeepAliveHandler;
+use super::EngineBase;
+use super::connection::ConnectionService;
+use crate::handler::Lifecycle;
 use crate::pool::{GroupConfig, ThreadGroup};
 use crate::request::StreamRequest;
-use crate::server::ServerHandle;
 use crate::server::core::{Batch, Wake};
+use crate::server::options::ParkedOptions;
+use crate::server::wind_down::wind_down;
 use crate::transport::Listener;
 
 /// How long every worker may be busy, with no request started, before the
@@ -87,18 +86,22 @@ const GLANCE_GAP: Duration = Duration::from_micros(200);
 /// How often the monitor looks at deadlines and at the workers' progress.
 const MONITOR_TICK: Duration = wheel::TICK;
 
-/// What the workers, the poller's holder and the monitor share.
-pub(crate) struct Shared<L: Listener> {
-    table: Mutex<Table<L>>,
+/// The lifecycle of a stream server's handler, named for short.
+pub(crate) trait Life<L: Listener>: Lifecycle<StreamRequest<L::Stream>> {}
+impl<L: Listener, F: Lifecycle<StreamRequest<L::Stream>>> Life<L> for F {}
+
+/// What the workers, the poller's holder and the monitor share. `F` is
+/// the handler's lifecycle.
+pub(crate) struct Shared<L: Listener, F: Life<L>> {
+    table: Mutex<Table<L, F::State>>,
     /// The poller, for whoever leads; `None` once the server stops.
-    lead: Mutex<Option<Lead<L>>>,
+    lead: Mutex<Option<Lead<L, F::State>>>,
     registry: Registry,
-    service: Arc<dyn ServeRequests<L>>,
-    server: ServerHandle<L::Addr>,
-    options: ConnectionOptions,
+    /// The handler's lifecycle, the server, the connections' options.
+    service: Arc<ConnectionService<L, F>>,
     deadlines: ParkedOptions,
-    jobs: Sender<Job<L>>,
-    queue: Receiver<Job<L>>,
+    jobs: Sender<Job<L, F::State>>,
+    queue: Receiver<Job<L, F::State>>,
     group: Arc<ThreadGroup>,
     /// Workers lead only while `serve_forever` runs (`handle_request` leads
     /// on the calling thread).
@@ -119,8 +122,8 @@ pub(crate) struct Shared<L: Listener> {
     failure: Mutex<Option<io::Error>>,
 }
 
-impl<L: Listener> Shared<L> {
-    fn push(&self, job: Job<L>) {
+impl<L: Listener, F: Life<L>> Shared<L, F> {
+    fn push(&self, job: Job<L, F::State>) {
         // The receiver lives as long as `self`: sending cannot fail.
         let _ = self.jobs.send(job);
     }
@@ -156,41 +159,34 @@ impl<L: Listener> Shared<L> {
 }
 
 /// The parked dispatch, as the stream engine drives it.
-pub(crate) struct ParkedDispatch<L: Listener> {
-    shared: Arc<Shared<L>>,
+pub(crate) struct ParkedDispatch<L: Listener, F: Life<L>> {
+    shared: Arc<Shared<L, F>>,
     /// Jobs the last `handle_request` round found.
     dispatched: bool,
-    found: Vec<Job<L>>,
-    expired: Vec<Expired<L>>,
+    found: Vec<Job<L, F::State>>,
+    expired: Vec<Expired<L, F::State>>,
     scratch: Vec<u32>,
     /// Progress as of `since`, while no worker was free.
     stalled: Option<(u64, Instant)>,
 }
 
-impl<L: Listener> ParkedDispatch<L> {
+impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
     /// Takes `base` (its poller and listener go to the leaders) and starts
     /// the minimum of workers.
-    pub(crate) fn new<H>(
-        handler: Arc<H>,
+    pub(crate) fn new(
+        service: Arc<ConnectionService<L, F>>,
         base: EngineBase<L>,
-        server: ServerHandle<L::Addr>,
-        options: ConnectionOptions,
         deadlines: ParkedOptions,
         group: GroupConfig,
-    ) -> io::Result<Self>
-    where
-        H: KeepAliveHandler<StreamRequest<L::Stream>>,
-    {
-        let control = Arc::clone(server.control());
+    ) -> io::Result<Self> {
+        let control = Arc::clone(service.control());
         let (jobs, queue) = crossbeam_channel::unbounded();
         let min_workers = group.min_workers;
         let shared = Arc::new(Shared {
             table: Mutex::new(Table::new(Instant::now(), Arc::clone(&control))),
             registry: base.poller.registry().try_clone()?,
             lead: Mutex::new(Some(Lead::new(base))),
-            service: Arc::new(RequestService(handler)),
-            server,
-            options,
+            service,
             deadlines,
             jobs,
             queue,
@@ -369,7 +365,7 @@ impl<L: Listener> ParkedDispatch<L> {
         // of it too) is most of the time this takes: closing them from
         // several threads was measured no faster.
         for conn in idle {
-            shared.close_conn(None, conn);
+            shared.close_parked(conn);
         }
         log::debug!("closed {closing} parked connections in {:?}", started.elapsed());
         // Each worker exits when it reaches its stop, queued behind every

@@ -17,7 +17,6 @@
 //! meant for a connection that has since closed can never reach another
 //! that took its place.
 
-use std::any::Any;
 use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,29 +24,27 @@ use std::time::Instant;
 use socket2::SockRef;
 
 use super::wheel::Wheel;
-use crate::request::{Layers, Traffic};
-use crate::server::control::Control;
+use crate::control::Control;
+use crate::request::Detached;
 use crate::server::stream::listener::LISTENER;
 use crate::transport::Listener;
 
-/// A connection's handler state, whatever its type.
-pub(crate) type State = Box<dyn Any + Send>;
+/// Where a connection is in its life: its handler state `S` exists once
+/// the connection is open.
+pub(crate) enum Phase<S> {
+    /// Its TLS handshake is under way: not verified, not opened.
+    Handshaking,
+    /// Opened by the handler, which made its state.
+    Open(S),
+}
 
-/// A connection between requests.
-pub(crate) struct Conn<L: Listener> {
-    pub(crate) stream: Arc<L::Stream>,
-    pub(crate) peer: L::Addr,
-    /// The handler's state; `None` while the TLS handshake is under way.
-    pub(crate) state: Option<State>,
-    /// Bytes read ahead beyond the last request: kept only while the
-    /// connection waits in the job queue, never while parked.
-    pub(crate) unread: Vec<u8>,
-    /// More bytes may wait in the socket that no readiness event will
-    /// announce: the last read took all it asked for. Never while parked.
-    pub(crate) maybe_more: bool,
-    pub(crate) traffic: Traffic,
-    /// What sits between its requests and its socket (a proxy's header).
-    pub(crate) layers: Layers<L::Addr>,
+/// A connection between two requests (parked, or queued for a worker):
+/// the one value a parked server keeps of it, as hyper's `Conn` is.
+pub(crate) struct Conn<L: Listener, S> {
+    pub(crate) key: Key,
+    /// The socket, its peer and layers, and what was read ahead.
+    pub(crate) link: Detached<L::Stream>,
+    pub(crate) phase: Phase<S>,
     /// When it was accepted, if its end is to be logged.
     pub(crate) opened: Option<Instant>,
     /// Whether its socket is in the poller already.
@@ -55,9 +52,9 @@ pub(crate) struct Conn<L: Listener> {
 }
 
 /// Where a connection is.
-enum Place<L: Listener> {
+enum Place<L: Listener, S> {
     Free,
-    Parked(Conn<L>),
+    Parked(Conn<L, S>),
     /// A worker (or the job queue) has it. The socket is kept to shut it at
     /// a deadline (`cut_off` says that happened); `missed` records a
     /// readiness event that came meanwhile.
@@ -68,10 +65,10 @@ enum Place<L: Listener> {
     },
 }
 
-impl<L: Listener> Place<L> {
+impl<L: Listener, S> Place<L, S> {
     /// The parked connection, taken out (the place left free); `None`,
     /// the place unchanged, if none is parked here.
-    fn take_parked(&mut self) -> Option<Conn<L>> {
+    fn take_parked(&mut self) -> Option<Conn<L, S>> {
         match std::mem::replace(self, Place::Free) {
             Place::Parked(conn) => Some(conn),
             other => {
@@ -82,9 +79,9 @@ impl<L: Listener> Place<L> {
     }
 }
 
-struct Entry<L: Listener> {
+struct Entry<L: Listener, S> {
     generation: u32,
-    place: Place<L>,
+    place: Place<L, S>,
 }
 
 /// A connection's identity in the table.
@@ -110,29 +107,29 @@ impl Key {
 }
 
 /// What a deadline found.
-pub(crate) enum Expired<L: Listener> {
+pub(crate) enum Expired<L: Listener, S> {
     /// A parked connection idle too long, out of the table: the caller
     /// closes it.
-    Idle(Conn<L>),
+    Idle(Conn<L, S>),
     /// A request not finished in time: its socket was shut; the worker
     /// serving it closes it.
     CutOff,
 }
 
 /// What became of a connection handed back after a request.
-pub(crate) enum Parking<L: Listener> {
+pub(crate) enum Parking<L: Listener, S> {
     /// It waits for its next request; `register` it with the poller if it
     /// is not yet.
     Parked,
     /// Bytes came while it was busy: it is busy again, to be queued.
-    Ready(Conn<L>),
+    Ready(Conn<L, S>),
     /// A deadline cut it off meanwhile (or the table let it go): close it.
-    Closing(Conn<L>),
+    Closing(Conn<L, S>),
 }
 
 /// The table.
-pub(crate) struct Table<L: Listener> {
-    entries: Vec<Entry<L>>,
+pub(crate) struct Table<L: Listener, S> {
+    entries: Vec<Entry<L, S>>,
     free: Vec<u32>,
     wheel: Wheel,
     parked: usize,
@@ -143,7 +140,7 @@ pub(crate) struct Table<L: Listener> {
     drained: bool,
 }
 
-impl<L: Listener> Table<L> {
+impl<L: Listener, S> Table<L, S> {
     pub(crate) fn new(now: Instant, control: Arc<Control>) -> Self {
         Table {
             entries: Vec::new(),
@@ -162,14 +159,14 @@ impl<L: Listener> Table<L> {
         self.control.counters.parked.set(parked as u64);
     }
 
-    fn entry(&mut self, key: Key) -> Option<&mut Entry<L>> {
+    fn entry(&mut self, key: Key) -> Option<&mut Entry<L, S>> {
         self.entries
             .get_mut(key.index as usize)
             .filter(|entry| entry.generation == key.generation)
     }
 
     /// Busy, with an event missed already if `missed`.
-    fn busy(socket: Arc<L::Stream>, missed: bool) -> Place<L> {
+    fn busy(socket: Arc<L::Stream>, missed: bool) -> Place<L, S> {
         Place::Busy {
             socket,
             cut_off: false,
@@ -208,14 +205,14 @@ impl<L: Listener> Table<L> {
     /// last, and the worker may read only the request that came before
     /// the end: it counts as missed from the start, so parking the
     /// connection queues it again at once, to read the end and close.
-    pub(crate) fn take_ready(&mut self, key: Key, deadline: Instant, closed: bool) -> Option<Conn<L>> {
+    pub(crate) fn take_ready(&mut self, key: Key, deadline: Instant, closed: bool) -> Option<Conn<L, S>> {
         let entry = self.entry(key)?;
         if let Place::Busy { missed, .. } = &mut entry.place {
             *missed = true;
             return None;
         }
         let conn = entry.place.take_parked()?;
-        entry.place = Self::busy(Arc::clone(&conn.stream), closed);
+        entry.place = Self::busy(Arc::clone(&conn.link.stream), closed);
         self.set_parked(self.parked - 1);
         self.wheel.set(key.index, deadline);
         Some(conn)
@@ -226,11 +223,11 @@ impl<L: Listener> Table<L> {
     /// meanwhile; closing once the server has drained the table.
     pub(crate) fn park(
         &mut self,
-        key: Key,
-        conn: Conn<L>,
+        conn: Conn<L, S>,
         idle_until: Instant,
         busy_until: Instant,
-    ) -> Parking<L> {
+    ) -> Parking<L, S> {
+        let key = conn.key;
         if self.drained {
             return Parking::Closing(conn);
         }
@@ -257,15 +254,19 @@ impl<L: Listener> Table<L> {
     }
 
     /// A busy connection starts another request (one it had read ahead):
-    /// busy until `deadline`. False if it must close instead.
-    pub(crate) fn renew(&mut self, key: Key, deadline: Instant) -> bool {
+    /// busy until `deadline`, or with no deadline at all (`None`: a
+    /// looping handler's conversation). False if it must close instead.
+    pub(crate) fn renew(&mut self, key: Key, deadline: Option<Instant>) -> bool {
         let Some(entry) = self.entry(key) else {
             return false;
         };
         if !matches!(entry.place, Place::Busy { cut_off: false, .. }) {
             return false;
         }
-        self.wheel.set(key.index, deadline);
+        match deadline {
+            Some(deadline) => self.wheel.set(key.index, deadline),
+            None => self.wheel.clear(key.index),
+        }
         true
     }
 
@@ -289,7 +290,7 @@ impl<L: Listener> Table<L> {
 
     /// Handles the deadlines passed by `now`: idle parked connections are
     /// taken out (for the caller to close), requests over time are cut off.
-    pub(crate) fn expire(&mut self, now: Instant, scratch: &mut Vec<u32>, into: &mut Vec<Expired<L>>) {
+    pub(crate) fn expire(&mut self, now: Instant, scratch: &mut Vec<u32>, into: &mut Vec<Expired<L, S>>) {
         scratch.clear();
         self.wheel.expire(now, scratch);
         for &index in scratch.iter() {
@@ -314,7 +315,7 @@ impl<L: Listener> Table<L> {
 
     /// Takes every parked connection out, for shutdown; from now on none
     /// is parked again (see [`park`](Self::park)).
-    pub(crate) fn drain_idle(&mut self) -> Vec<Conn<L>> {
+    pub(crate) fn drain_idle(&mut self) -> Vec<Conn<L, S>> {
         self.drained = true;
         let mut idle = Vec::with_capacity(self.parked);
         for (index, entry) in self.entries.iter_mut().enumerate() {

@@ -9,33 +9,37 @@ use std::time::Instant;
 
 use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 
-use super::Shared;
 use super::lead::Job;
-use super::table::{Conn, Expired, Key, Parking, State};
+use super::table::{Conn, Expired, Key, Parking, Phase};
+use super::{Life, Shared};
 use crate::config::DEFAULT_PARKED_READ_BUFFER_SIZE;
+use crate::control::Control;
 use crate::handler::Next;
 use crate::pool::Exit;
-use crate::request::{Layers, ReadBuffer, RequestParts, StreamRequest, Traffic};
-use crate::server::control::Control;
+use crate::request::{ReadBuffer, StreamRequest};
 use crate::server::core::Batch;
+use crate::server::lifecycle;
 use crate::server::stream::connection::{apply, log_closed, log_opened, setup_failed};
 use crate::server::stream::opening::{Handshake, handshake_too_late, open_layers, step_handshake};
 use crate::sys::poller;
 use crate::transport::Listener;
 
 /// A worker's own state.
-pub(super) struct WorkerLocal<L: Listener> {
+pub(super) struct WorkerLocal<L: Listener, S> {
     buffer: ReadBuffer,
     /// What its last round with the poller found.
-    found: Vec<Job<L>>,
+    found: Vec<Job<L, S>>,
 }
 
 /// A worker's life: serve what is queued; when nothing is, take the poller
 /// if nobody holds it; otherwise wait for a job.
-pub(super) fn worker_main<L: Listener>(shared: &Arc<Shared<L>>) -> Exit {
+pub(super) fn worker_main<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>) -> Exit {
     let _mark = shared.control().mark_current_thread();
     let mut local = WorkerLocal {
-        buffer: shared.options.read_buffer(DEFAULT_PARKED_READ_BUFFER_SIZE),
+        buffer: shared
+            .service
+            .options
+            .read_buffer(DEFAULT_PARKED_READ_BUFFER_SIZE),
         found: Vec::new(),
     };
     loop {
@@ -85,7 +89,7 @@ pub(super) fn worker_main<L: Listener>(shared: &Arc<Shared<L>>) -> Exit {
 
 /// A round with the poller that does not wait, if nobody holds it: what it
 /// finds goes to the back of the queue.
-fn glance<L: Listener>(shared: &Arc<Shared<L>>, local: &mut WorkerLocal<L>) {
+fn glance<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>, local: &mut WorkerLocal<L, F::State>) {
     let Some(mut guard) = shared.lead.try_lock() else {
         return;
     };
@@ -110,7 +114,7 @@ fn glance<L: Listener>(shared: &Arc<Shared<L>>, local: &mut WorkerLocal<L>) {
 /// another worker is idle, woken it to take the poller meanwhile: the
 /// leader/followers shape, so the request found is served by the thread
 /// that found it, with no hand-off). False if it did not lead.
-fn lead<L: Listener>(shared: &Arc<Shared<L>>, local: &mut WorkerLocal<L>) -> bool {
+fn lead<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>, local: &mut WorkerLocal<L, F::State>) -> bool {
     if !shared.serving.load(Ordering::Acquire) {
         return false;
     }
@@ -161,40 +165,64 @@ fn lead<L: Listener>(shared: &Arc<Shared<L>>, local: &mut WorkerLocal<L>) -> boo
     true
 }
 
-/// When a connection was opened, for the log of its end.
-type Opened = Option<Instant>;
-
-impl<L: Listener> Shared<L> {
+impl<L: Listener, F: Life<L>> Shared<L, F> {
     pub(super) fn control(&self) -> &Arc<Control> {
-        self.server.control()
+        self.service.control()
     }
 
     /// Does one job: serves a request, or opens a connection. Once
     /// shutdown is requested, each connection closes after the request it
     /// has sent is served (the grace period bounds it: then its socket is
     /// shut, and serving it ends at once).
-    pub(super) fn run(&self, local: &mut WorkerLocal<L>, job: Job<L>) {
+    pub(super) fn run(&self, local: &mut WorkerLocal<L, F::State>, job: Job<L, F::State>) {
         self.progress.fetch_add(1, Ordering::Relaxed);
         match job {
             Job::Open { key, stream, peer } => self.open(local, key, stream, peer),
-            Job::Ready { key, conn } => self.ready(local, key, conn),
+            Job::Ready(conn) => Held::take(self, local, conn).advance(local),
             Job::Lead | Job::Stop => {}
         }
     }
 
+    /// A new connection: set its options and open its layers (a proxy's
+    /// header, the start of a TLS handshake), then go on as far as it can.
+    fn open(&self, local: &mut WorkerLocal<L, F::State>, key: Key, stream: Arc<L::Stream>, peer: L::Addr) {
+        let opened = log_opened(&peer);
+        let setup = apply(&self.service.options, &*stream);
+        let buffer = std::mem::take(&mut local.buffer);
+        let request = StreamRequest::new(stream, peer, self.service.server.clone(), buffer);
+        let mut held = Held {
+            shared: self,
+            key,
+            request: Some(request),
+            phase: Phase::Handshaking,
+            opened,
+            registered: false,
+        };
+        if let Err(e) = setup {
+            setup_failed(self.control(), held.request().peer_addr(), &e);
+            return held.close(local);
+        }
+        if let Err(e) = open_layers(&self.service.options, held.request(), Handshake::Started) {
+            return held.fail(local, e);
+        }
+        held.advance(local);
+    }
+
     /// Closes the idle connections a deadline found.
-    pub(super) fn close_expired(&self, expired: &mut Vec<Expired<L>>) {
+    pub(super) fn close_expired(&self, expired: &mut Vec<Expired<L, F::State>>) {
         for expired in expired.drain(..) {
             self.control().counters.timed_out.bump();
             match expired {
-                Expired::Idle(conn) if conn.state.is_none() => self.close_handshaking(conn),
+                Expired::Idle(conn) if matches!(conn.phase, Phase::Handshaking) => {
+                    self.close_handshaking(conn)
+                }
                 Expired::Idle(conn) => {
                     log::debug!(
                         "closing the connection from {:?}: idle for the idle timeout ({:?})",
-                        conn.peer,
+                        conn.link.peer,
                         self.deadlines.idle_timeout
                     );
-                    self.close_conn(None, conn);
+                    self.close_parked(conn);
                 }
                 // The worker serving it reports and closes it.
                 Expired::CutOff => {}
@@ -206,344 +234,289 @@ impl<L: Listener> Shared<L> {
     /// reported to `handle_error` as a per-connection server reports its
     /// handshake timeout (and counted as a failed handshake, and in
     /// `timed_out`, not in `errors`).
-    fn close_handshaking(&self, conn: Conn<L>) {
-        let parts = RequestParts {
-            stream: conn.stream,
-            peer: conn.peer,
-            buffer: ReadBuffer::default(),
-            unread: 0..0,
-            traffic: conn.traffic,
-            maybe_more: false,
-            layers: conn.layers,
-        };
-        let request = StreamRequest::resume(parts, self.server.clone());
-        let error = handshake_too_late(&request);
-        let _counted_as_timed_out = self.service.report(&request, error);
-        let mut parts = request.into_parts();
-        self.close(
-            None,
-            parts.stream,
-            &parts.peer,
-            None,
-            conn.opened,
-            parts.traffic,
-            Some(&mut parts.layers),
-        );
-    }
-
-    /// A new connection: open its layers (a proxy's header, the start of
-    /// a TLS handshake), then go on with the handshake or admit it.
-    fn open(&self, local: &mut WorkerLocal<L>, key: Key, stream: Arc<L::Stream>, peer: L::Addr) {
-        let control = self.control();
-        let opened = log_opened(&peer);
-        if let Err(e) = apply(&self.options, &*stream) {
-            setup_failed(control, &peer, &e);
-            return self.close(Some(key), stream, &peer, None, opened, Traffic::default(), None);
-        }
-        let buffer = std::mem::take(&mut local.buffer);
-        let mut request = StreamRequest::new(stream, peer, self.server.clone(), buffer);
-        if let Err(e) = open_layers(&self.options, &mut request, Handshake::Started) {
-            return self.fail(local, key, request, None, opened, e);
-        }
-        self.handshake(local, key, request, opened, false);
-    }
-
-    /// Advances the connection's TLS handshake (if it has one) with what
-    /// has arrived; parks it until more comes, admits it once done.
-    fn handshake(
-        &self,
-        local: &mut WorkerLocal<L>,
-        key: Key,
-        mut request: StreamRequest<L::Stream>,
-        opened: Opened,
-        registered: bool,
-    ) {
-        match step_handshake(&mut request) {
-            Ok(true) => self.admit(local, key, request, opened, registered),
-            Ok(false) => self.keep(local, key, request, None, opened, registered),
-            Err(e) => self.fail(local, key, request, None, opened, e),
-        }
-    }
-
-    /// An opened connection: verify it, open its state, and serve what it
-    /// sent with the connection (clients often send at once), or park it.
-    fn admit(
-        &self,
-        local: &mut WorkerLocal<L>,
-        key: Key,
-        mut request: StreamRequest<L::Stream>,
-        opened: Opened,
-        registered: bool,
-    ) {
-        let control = self.control();
-        match self.service.verify(&request) {
-            Ok(true) => {}
-            Ok(false) => {
-                control.counters.refused.bump();
-                log::debug!("refused connection from {:?}", request.peer_addr());
-                return self.end(local, key, request, None, opened);
-            }
-            Err(panicked) => return self.fail(local, key, request, None, opened, panicked),
-        }
-        let state = match self.service.open(&mut request) {
-            Ok(state) => state,
-            Err(e) => return self.fail(local, key, request, None, opened, e),
-        };
-        self.serve_if_sent(local, key, request, state, opened, registered);
-    }
-
-    /// A parked connection became readable (or was queued again with bytes
-    /// read ahead): go on with its handshake, or serve its next request.
-    fn ready(&self, local: &mut WorkerLocal<L>, key: Key, conn: Conn<L>) {
+    fn close_handshaking(&self, conn: Conn<L, F::State>) {
         let Conn {
-            stream,
-            peer,
-            state,
-            unread,
-            maybe_more,
-            traffic,
-            layers,
-            opened,
-            registered,
-        } = conn;
-        let mut buffer = std::mem::take(&mut local.buffer);
-        buffer.load(&unread);
-        let parts = RequestParts {
-            stream,
-            peer,
-            buffer,
-            unread: 0..unread.len(),
-            traffic,
-            maybe_more,
-            layers,
-        };
-        let request = StreamRequest::resume(parts, self.server.clone());
-        match state {
-            Some(state) => self.serve_if_sent(local, key, request, state, opened, registered),
-            None => self.handshake(local, key, request, opened, registered),
-        }
-    }
-
-    /// Serves a request if the client has sent one, parks the connection
-    /// if not, closes it if the client has gone. Never waits: readiness
-    /// can be stale (bytes a worker already read when the event came), and
-    /// a worker must never wait on a client that has sent nothing.
-    fn serve_if_sent(
-        &self,
-        local: &mut WorkerLocal<L>,
-        key: Key,
-        mut request: StreamRequest<L::Stream>,
-        state: State,
-        opened: Opened,
-        registered: bool,
-    ) {
-        match request.fill_now() {
-            // The client closed its end: nothing to serve.
-            Ok(0) => self.end(local, key, request, Some(state), opened),
-            Ok(_) => self.serve(local, key, request, state, opened, registered),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.keep(local, key, request, Some(state), opened, registered)
-            }
-            Err(e) => self.fail(local, key, request, Some(state), opened, e),
-        }
-    }
-
-    /// Serves one request, then keeps or closes the connection.
-    fn serve(
-        &self,
-        local: &mut WorkerLocal<L>,
-        key: Key,
-        mut request: StreamRequest<L::Stream>,
-        mut state: State,
-        opened: Opened,
-        registered: bool,
-    ) {
-        match self.service.serve_one(&mut request, &mut state) {
-            Ok(Next::KeepOpen) if !self.control().is_shutdown_requested() => {
-                self.keep(local, key, request, Some(state), opened, registered)
-            }
-            Ok(_) => self.end(local, key, request, Some(state), opened),
-            Err(e) => self.fail(local, key, request, Some(state), opened, e),
-        }
-    }
-
-    /// Parks the connection until its next request (or, `state` still
-    /// `None`, the rest of its handshake), or puts it back in line at once
-    /// if it has one read ahead (behind the others: one connection that
-    /// always has data cannot keep a worker).
-    fn keep(
-        &self,
-        local: &mut WorkerLocal<L>,
-        key: Key,
-        request: StreamRequest<L::Stream>,
-        state: Option<State>,
-        opened: Opened,
-        registered: bool,
-    ) {
-        let now = Instant::now();
-        // Waiting for a request: the idle timeout; for the rest of a
-        // handshake: its own deadline.
-        let idle_until = match state {
-            Some(_) => now + self.deadlines.idle_timeout,
-            None => handshake_deadline(&request).unwrap_or(now + self.deadlines.idle_timeout),
-        };
-        let parts = request.into_parts();
-        // Empty, and so no allocation, unless the client sent ahead.
-        let unread = parts.buffer.bytes()[parts.unread.clone()].to_vec();
-        local.buffer = parts.buffer;
-        // Bytes may wait in the socket that no readiness event will
-        // announce again: the last read took all it asked for.
-        let again = !unread.is_empty() || parts.maybe_more;
-        let maybe_more = parts.maybe_more;
-        let mut conn = Conn {
-            stream: parts.stream,
-            peer: parts.peer,
-            state,
-            unread,
-            maybe_more,
-            traffic: parts.traffic,
-            layers: parts.layers,
-            opened,
-            registered,
-        };
-        let busy_until = now + self.deadlines.request_timeout;
-        if again {
-            if self.table.lock().renew(key, busy_until) {
-                return self.push(Job::Ready { key, conn });
-            }
-            return self.close_conn(Some(key), conn);
-        }
-        // Held across the poller call below: the socket cannot close (and
-        // its number be reused) until then, whoever takes it meanwhile.
-        let socket = Arc::clone(&conn.stream);
-        // In the poller from here on (registered just below if it is not).
-        conn.registered = true;
-        let parking = self.table.lock().park(key, conn, idle_until, busy_until);
-        match parking {
-            // In the table first, so the first event finds it parked.
-            Parking::Parked if !registered => {
-                let Err(e) = poller::register(&self.registry, &*socket, key.token()) else {
-                    return;
-                };
-                log::warn!("cannot watch a parked connection; closing it: {e}");
-                let conn = self.table.lock().take_ready(key, busy_until, false);
-                drop(socket);
-                if let Some(conn) = conn {
-                    self.close_conn(Some(key), conn);
-                }
-            }
-            Parking::Parked => {}
-            Parking::Ready(conn) => self.push(Job::Ready { key, conn }),
-            Parking::Closing(conn) => {
-                drop(socket);
-                self.close_conn(Some(key), conn);
-            }
-        }
-    }
-
-    /// Reports a failed request (as a timeout if its deadline cut it off)
-    /// and closes the connection.
-    fn fail(
-        &self,
-        local: &mut WorkerLocal<L>,
-        key: Key,
-        request: StreamRequest<L::Stream>,
-        state: Option<State>,
-        opened: Opened,
-        error: io::Error,
-    ) {
-        let error = if self.table.lock().is_cut_off(key) {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "request not finished within the request timeout ({:?}): connection closed",
-                    self.deadlines.request_timeout
-                ),
-            )
-        } else {
-            error
-        };
-        let outcome = self.service.report(&request, error);
-        self.control().counters.count(outcome);
-        self.end(local, key, request, state, opened);
-    }
-
-    /// Closes the connection of a request, keeping the worker's buffer.
-    fn end(
-        &self,
-        local: &mut WorkerLocal<L>,
-        key: Key,
-        request: StreamRequest<L::Stream>,
-        state: Option<State>,
-        opened: Opened,
-    ) {
-        let mut parts = request.into_parts();
-        local.buffer = parts.buffer;
-        self.close(
-            Some(key),
-            parts.stream,
-            &parts.peer,
-            state,
-            opened,
-            parts.traffic,
-            Some(&mut parts.layers),
-        );
-    }
-
-    pub(super) fn close_conn(&self, key: Option<Key>, mut conn: Conn<L>) {
-        self.close(
             key,
-            conn.stream,
-            &conn.peer,
-            conn.state,
-            conn.opened,
-            conn.traffic,
-            Some(&mut conn.layers),
-        );
+            link,
+            opened,
+            registered,
+            ..
+        } = conn;
+        let request = StreamRequest::attach(link, ReadBuffer::default(), self.service.server.clone());
+        lifecycle::report(&*self.service.life, &request, &handshake_too_late(&request));
+        let (link, _) = request.detach();
+        self.close_parked(Conn {
+            key,
+            link,
+            phase: Phase::Handshaking,
+            opened,
+            registered,
+        });
     }
 
-    /// Closes a connection: out of the table (unless the table let it go
-    /// already: `key` is `None`), its layers ended (TLS's `close_notify`),
-    /// the socket closed, the handler told, the count taken down.
-    #[allow(clippy::too_many_arguments)]
-    fn close(
-        &self,
-        key: Option<Key>,
-        stream: Arc<L::Stream>,
-        peer: &L::Addr,
-        state: Option<State>,
-        opened: Opened,
-        traffic: Traffic,
-        layers: Option<&mut Layers<L::Addr>>,
-    ) {
-        if let Some(layers) = layers {
-            layers.close(&*stream);
-        }
-        if let Some(key) = key {
-            self.table.lock().remove(key);
-        }
+    /// Closes a connection the table has let go of already (a deadline,
+    /// shutdown): its layers ended (TLS's `close_notify`), the socket
+    /// closed, the handler told, the count taken down.
+    pub(super) fn close_parked(&self, mut conn: Conn<L, F::State>) {
+        conn.link.close_layers();
+        let Conn {
+            link, phase, opened, ..
+        } = conn;
+        let (peer, traffic) = (link.peer, link.traffic);
         // The last reference: the connection closes (and leaves the
         // poller with it).
-        drop(stream);
-        if let Some(state) = state {
-            self.service.close(state);
+        drop(link.stream);
+        if let Phase::Open(state) = phase {
+            lifecycle::close(&*self.service.life, state, &self.control().counters);
         }
-        log_closed(peer, opened, traffic);
+        log_closed(&peer, opened, traffic);
+        self.finished();
+    }
+
+    /// Closes the connection of a job that will not run.
+    pub(super) fn discard(&self, job: Job<L, F::State>) {
+        match job {
+            Job::Open { key, stream, peer } => {
+                self.table.lock().remove(key);
+                drop(stream);
+                log::debug!("connection from {peer:?} closed unserved: the server stopped");
+                self.finished();
+            }
+            Job::Ready(conn) => {
+                self.table.lock().remove(conn.key);
+                self.close_parked(conn);
+            }
+            Job::Lead | Job::Stop => {}
+        }
+    }
+
+    /// A connection has ended: one fewer open.
+    fn finished(&self) {
         if self.control().request_finished() {
             // The loop was full: it may accept again.
             self.control().wake();
         }
     }
+}
 
-    /// Closes the connection of a job that will not run.
-    pub(super) fn discard(&self, job: Job<L>) {
-        match job {
-            Job::Open { key, stream, peer } => {
-                self.close(Some(key), stream, &peer, None, None, Traffic::default(), None)
-            }
-            Job::Ready { key, conn } => self.close_conn(Some(key), conn),
-            Job::Lead | Job::Stop => {}
+/// A connection in a worker's hands: its request, reading through the
+/// worker's buffer, and where it is in its life. It leaves the worker
+/// parked again ([`keep`](Self::keep)) or closed ([`close`](Self::close));
+/// should serving it unwind instead (a bug in the crate: a handler's
+/// panics are caught), dropping it gives its table slot and its count
+/// back.
+struct Held<'a, L: Listener, F: Life<L>> {
+    shared: &'a Shared<L, F>,
+    key: Key,
+    /// Taken when the connection leaves the worker.
+    request: Option<StreamRequest<L::Stream>>,
+    phase: Phase<F::State>,
+    opened: Option<Instant>,
+    registered: bool,
+}
+
+impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
+    /// A parked or queued connection, taken up by a worker.
+    fn take(shared: &'a Shared<L, F>, local: &mut WorkerLocal<L, F::State>, conn: Conn<L, F::State>) -> Self {
+        let buffer = std::mem::take(&mut local.buffer);
+        let request = StreamRequest::attach(conn.link, buffer, shared.service.server.clone());
+        Held {
+            shared,
+            key: conn.key,
+            request: Some(request),
+            phase: conn.phase,
+            opened: conn.opened,
+            registered: conn.registered,
         }
+    }
+
+    fn request(&mut self) -> &mut StreamRequest<L::Stream> {
+        self.request.as_mut().expect("a held connection has its request")
+    }
+
+    /// Goes on with the connection as far as it can without waiting for
+    /// its client: the rest of its TLS handshake, its admission, the
+    /// request it has sent. Never waits on a client that has sent
+    /// nothing: readiness can be stale (bytes a worker already read when
+    /// the event came).
+    fn advance(mut self, local: &mut WorkerLocal<L, F::State>) {
+        let shared = self.shared;
+        let (life, counters) = (&*shared.service.life, &shared.control().counters);
+        if let Phase::Handshaking = self.phase {
+            match step_handshake(self.request()) {
+                Ok(true) => {}
+                Ok(false) => return self.keep(local),
+                Err(e) => return self.fail(local, e),
+            }
+            match lifecycle::admit(life, self.request(), counters) {
+                Ok(Some(state)) => self.phase = Phase::Open(state),
+                Ok(None) => return self.close(local),
+                Err(e) => return self.fail(local, e),
+            }
+            if !F::PER_REQUEST {
+                return self.converse(local);
+            }
+        }
+        match self.request().fill_now() {
+            // The client closed its end: nothing to serve.
+            Ok(0) => self.close(local),
+            Ok(_) => self.serve(local),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.keep(local),
+            Err(e) => self.fail(local, e),
+        }
+    }
+
+    /// Serves the request the client has sent, then keeps or closes the
+    /// connection.
+    fn serve(mut self, local: &mut WorkerLocal<L, F::State>) {
+        let shared = self.shared;
+        let Phase::Open(state) = &mut self.phase else {
+            unreachable!("only an open connection is served");
+        };
+        let request = self.request.as_mut().expect("a held connection has its request");
+        match lifecycle::serve(&*shared.service.life, request, state) {
+            Ok(Next::KeepOpen) if !shared.control().is_shutdown_requested() => self.keep(local),
+            Ok(_) => self.close(local),
+            Err(e) => self.fail(local, e),
+        }
+    }
+
+    /// A looping handler's whole conversation, on this worker: no request
+    /// deadline may cut it (the grace period of a shutdown still does).
+    fn converse(mut self, local: &mut WorkerLocal<L, F::State>) {
+        let shared = self.shared;
+        if !shared.table.lock().renew(self.key, None) {
+            return self.close(local);
+        }
+        let Phase::Open(state) = &mut self.phase else {
+            unreachable!("only an open connection converses");
+        };
+        let request = self.request.as_mut().expect("a held connection has its request");
+        let failure = lifecycle::serve(&*shared.service.life, request, state).err();
+        self.end(local, failure)
+    }
+
+    /// Parks the connection until its next request (or the rest of its
+    /// handshake), or puts it back in line at once if it may have one
+    /// already (behind the others: one connection that always has data
+    /// cannot keep a worker).
+    fn keep(mut self, local: &mut WorkerLocal<L, F::State>) {
+        let shared = self.shared;
+        let now = Instant::now();
+        // Waiting for a request: the idle timeout; for the rest of a
+        // handshake: its own deadline.
+        let idle_until = match self.phase {
+            Phase::Open(_) => now + shared.deadlines.idle_timeout,
+            Phase::Handshaking => {
+                handshake_deadline(self.request()).unwrap_or(now + shared.deadlines.idle_timeout)
+            }
+        };
+        let busy_until = now + shared.deadlines.request_timeout;
+        let mut conn = self.detach(local);
+        if conn.link.has_more() {
+            if shared.table.lock().renew(conn.key, Some(busy_until)) {
+                return shared.push(Job::Ready(conn));
+            }
+            return shared.close_removed(conn);
+        }
+        // Held across the poller call below: the socket cannot close (and
+        // its number be reused) until then, whoever takes it meanwhile.
+        let socket = Arc::clone(&conn.link.stream);
+        let key = conn.key;
+        // In the poller from here on (registered just below if it is not).
+        let registered = std::mem::replace(&mut conn.registered, true);
+        let parking = shared.table.lock().park(conn, idle_until, busy_until);
+        match parking {
+            // In the table first, so the first event finds it parked.
+            Parking::Parked if !registered => {
+                let Err(e) = poller::register(&shared.registry, &*socket, key.token()) else {
+                    return;
+                };
+                log::warn!("cannot watch a parked connection; closing it: {e}");
+                let conn = shared.table.lock().take_ready(key, busy_until, false);
+                drop(socket);
+                if let Some(conn) = conn {
+                    shared.close_removed(conn);
+                }
+            }
+            Parking::Parked => {}
+            Parking::Ready(conn) => shared.push(Job::Ready(conn)),
+            Parking::Closing(conn) => {
+                drop(socket);
+                shared.close_removed(conn);
+            }
+        }
+    }
+
+    /// Closes the connection after a failure, reported as a timeout if
+    /// the request's deadline cut it off.
+    fn fail(self, local: &mut WorkerLocal<L, F::State>, error: io::Error) {
+        self.end(local, Some(error));
+    }
+
+    /// Closes the connection.
+    fn close(self, local: &mut WorkerLocal<L, F::State>) {
+        self.end(local, None);
+    }
+
+    /// Ends the connection: for an open one, `finish` (a looping
+    /// handler's) with its request, then the failure that ended it is
+    /// reported, as for every server; then the rest as for any connection.
+    fn end(mut self, local: &mut WorkerLocal<L, F::State>, failure: Option<io::Error>) {
+        let shared = self.shared;
+        let (life, counters) = (&*shared.service.life, &shared.control().counters);
+        let failure = failure.map(|error| match shared.table.lock().is_cut_off(self.key) {
+            true => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "request not finished within the request timeout ({:?}): connection closed",
+                    shared.deadlines.request_timeout
+                ),
+            ),
+            false => error,
+        });
+        let finished = match self.phase {
+            Phase::Open(_) => lifecycle::finish(life, self.request()).err(),
+            Phase::Handshaking => None,
+        };
+        for error in failure.into_iter().chain(finished) {
+            lifecycle::fail(life, self.request(), error, counters);
+        }
+        let conn = self.detach(local);
+        shared.close_removed(conn);
+    }
+
+    /// Takes the connection from the worker, giving the worker its buffer
+    /// back.
+    fn detach(mut self, local: &mut WorkerLocal<L, F::State>) -> Conn<L, F::State> {
+        let request = self.request.take().expect("a held connection has its request");
+        let (link, buffer) = request.detach();
+        local.buffer = buffer;
+        Conn {
+            key: self.key,
+            link,
+            phase: std::mem::replace(&mut self.phase, Phase::Handshaking),
+            opened: self.opened,
+            registered: self.registered,
+        }
+    }
+}
+
+impl<L: Listener, F: Life<L>> Drop for Held<'_, L, F> {
+    fn drop(&mut self) {
+        if self.request.take().is_some() {
+            log::error!("a connection was dropped while being served; closing it");
+            self.shared.table.lock().remove(self.key);
+            self.shared.finished();
+        }
+    }
+}
+
+impl<L: Listener, F: Life<L>> Shared<L, F> {
+    /// Closes a connection that is (or was) in the table under its key.
+    fn close_removed(&self, conn: Conn<L, F::State>) {
+        self.table.lock().remove(conn.key);
+        self.close_parked(conn);
     }
 }
 

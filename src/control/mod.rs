@@ -15,8 +15,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
-use super::connections::{Registry, force_close};
-use super::stats::{Counters, Stats};
+pub(crate) mod registry;
+pub(crate) mod stats;
+
+use self::registry::{Registry, force_close};
+use self::stats::Counters;
+pub use self::stats::Stats;
 use crate::pool::WorkerCounts;
 use crate::sys::Waker;
 

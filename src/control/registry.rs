@@ -8,6 +8,12 @@
 //! socket and can never hit a number the OS has since given to another.
 //! That is one uncontended lock per connection and none per request within
 //! it.
+//!
+//! A thread that waits for the next request of a per-request handler
+//! marks its slot idle meanwhile (two atomic stores per request): when
+//! shutdown begins, idle sockets are shut for reading at once, so the
+//! wait ends and the connection closes without waiting out the grace
+//! period, while busy ones finish their request.
 
 use std::collections::HashMap;
 use std::net::Shutdown;
@@ -22,14 +28,29 @@ use socket2::SockRef;
 /// A socket that can be shut from another thread.
 pub(crate) type SharedSocket = Arc<dyn AsFd + Send + Sync>;
 
-/// The socket a thread is serving, if any.
+/// The socket a thread is serving, if any, and whether the thread is
+/// waiting for its next request.
 #[derive(Default)]
-struct Slot(Mutex<Option<SharedSocket>>);
+struct Slot {
+    socket: Mutex<Option<SharedSocket>>,
+    idle: AtomicBool,
+}
 
 impl Slot {
     fn force_close(&self, how: Shutdown) {
-        if let Some(socket) = &*self.0.lock() {
+        if let Some(socket) = &*self.socket.lock() {
             shut(socket, how);
+        }
+    }
+
+    /// Shuts the socket's reading side if the thread waits between
+    /// requests: its read returns end-of-file (after any bytes that had
+    /// already arrived), and the thread closes the connection.
+    fn close_if_idle(&self) {
+        if self.idle.load(Ordering::SeqCst)
+            && let Some(socket) = &*self.socket.lock()
+        {
+            shut(socket, Shutdown::Read);
         }
     }
 }
@@ -84,6 +105,8 @@ pub(crate) struct Registry {
     /// exiting all at once skip unregistering: otherwise a thousand of
     /// them queue on one lock, in a shutdown that is meant to be quick.
     closing: AtomicBool,
+    /// Set when shutdown begins: no thread waits for a new request.
+    closing_idle: AtomicBool,
 }
 
 impl Registry {
@@ -112,6 +135,19 @@ impl Registry {
         }
     }
 
+    /// Closes the connections waiting between two requests, now and from
+    /// now on (a thread about to wait sees the flag instead): shutdown has
+    /// begun.
+    pub(crate) fn close_idle(&self) {
+        // SeqCst here and in `SlotHandle::idle`: either this sees a slot
+        // idle, or that thread sees the flag.
+        self.closing_idle.store(true, Ordering::SeqCst);
+        let slots: Vec<Arc<Slot>> = self.slots.lock().values().cloned().collect();
+        for slot in slots {
+            slot.close_if_idle();
+        }
+    }
+
     /// True once a forced close has begun.
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
@@ -128,7 +164,7 @@ pub(crate) struct SlotHandle {
 impl SlotHandle {
     /// Records `socket` as in use until the guard drops.
     pub(crate) fn hold(&self, socket: SharedSocket) -> InUse<'_> {
-        let mut held = self.slot.0.lock();
+        let mut held = self.slot.socket.lock();
         // Read under the slot's lock: a forced close sets the flag before
         // it visits the slots, so either it sees this socket or this sees
         // the flag.
@@ -137,6 +173,31 @@ impl SlotHandle {
         }
         *held = Some(socket);
         InUse { slot: &self.slot }
+    }
+}
+
+impl SlotHandle {
+    /// Marks the thread as waiting for the held connection's next
+    /// request, until the guard drops; `None` once shutdown has begun
+    /// (close the connection instead of waiting).
+    pub(crate) fn idle(&self) -> Option<Idle<'_>> {
+        self.slot.idle.store(true, Ordering::SeqCst);
+        if self.registry.closing_idle.load(Ordering::SeqCst) {
+            self.slot.idle.store(false, Ordering::Relaxed);
+            return None;
+        }
+        Some(Idle { slot: &self.slot })
+    }
+}
+
+/// A thread waiting for a request; see [`SlotHandle::idle`].
+pub(crate) struct Idle<'a> {
+    slot: &'a Slot,
+}
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.slot.idle.store(false, Ordering::Release);
     }
 }
 
@@ -155,7 +216,7 @@ pub(crate) struct InUse<'a> {
 
 impl Drop for InUse<'_> {
     fn drop(&mut self) {
-        self.slot.0.lock().take();
+        self.slot.socket.lock().take();
     }
 }
 

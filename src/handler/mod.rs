@@ -1,11 +1,54 @@
-//! The handler trait: where a user's code lives.
+//! Handlers: where a user's code lives.
 //!
 //! Python makes a new handler object per request and calls `setup`,
 //! `handle` and `finish` on it, while hooks such as `verify_request` live on
 //! the server class. Here one handler value serves every request (it is
 //! shared by the worker threads, hence `&self`), per-request state lives in
-//! the request or in `handle`'s locals, and the server hooks are default
+//! the request, in `handle`'s locals or in a connection's
+//! [`State`](KeepAliveHandler::State), and the server hooks are default
 //! methods of the same trait, so a whole server is one `impl` block.
+//!
+//! # Two styles, every stream server
+//!
+//! A stream handler comes in one of two styles, and every stream server
+//! (serial, threading or parked) runs either, unchanged:
+//!
+//! - **Per request**, [`KeepAliveHandler`]: `handle_one` reads one
+//!   request, answers it and says what [`Next`]; the server loops. Write
+//!   this one when the protocol has requests (lines, frames, commands,
+//!   HTTP): on a parked server a connection then waits between requests
+//!   holding no thread, and every server can end a connection at a
+//!   request boundary (shutdown closes the idle ones at once).
+//! - **Looping**, [`RequestHandler`]: `handle` is the whole conversation,
+//!   as in Python. Right for a protocol with no request boundary (a
+//!   shell, a stream of events). On a parked server such a connection
+//!   holds its worker for its life, as on a threading server.
+//!
+//! A server's `bind` takes either ([`StreamHandler`] says which a type
+//! is); a type that implements both for the same request is ambiguous,
+//! so implement one. Datagram servers take a [`RequestHandler`]: one
+//! datagram is one request.
+//!
+//! The life of a connection is the same whichever server serves it:
+//! `verify_request`, then `setup` (looping) or `open` (per request),
+//! then `handle` or each `handle_one`, then `finish` (looping, even after
+//! a failure) or `close` (per request, whatever ended it). Errors and
+//! panics go to `handle_error` and are counted in
+//! [`Stats`](crate::Stats) the same way by every server.
+//!
+//! # Wrapping a handler
+//!
+//! Code that adds a check or a first exchange around any handler (the
+//! `auth` feature's `Authenticated`, a watchdog) implements [`Wrap`];
+//! [`Wrapped`] runs it around a handler of either style and forwards
+//! everything else.
+
+mod style;
+mod wrap;
+
+pub(crate) use style::{Lifecycle, ToLifecycle};
+pub use style::{Looping, PerRequest, StreamHandler};
+pub use wrap::{Wrap, Wrapped};
 
 use std::any::Any;
 use std::error::Error;
@@ -39,7 +82,11 @@ pub trait Request {
 /// Serves requests of type `R`: implement [`handle`](Self::handle), and
 /// override the other methods where the defaults do not suit.
 ///
-/// A closure `Fn(&mut R) -> io::Result<()>` is a handler too.
+/// For a stream server `handle` is the whole conversation with one
+/// client (the looping style; see the [module documentation](self) for
+/// when to write a [`KeepAliveHandler`] instead); for a datagram server,
+/// one datagram. A closure `Fn(&mut R) -> io::Result<()>` is a handler
+/// too.
 ///
 /// The order for each request is `verify_request`, then `setup`, then
 /// `handle`, then `finish`. `finish` runs whenever `setup` succeeded, even
@@ -132,53 +179,6 @@ pub trait RequestHandler<R: Request>: Send + Sync + 'static {
     fn service_actions(&self) {}
 }
 
-/// Implements every [`RequestHandler`] method but `verify_request` by
-/// calling the same method of the handler `$inner` evaluates to: for
-/// wrappers that check something before a connection is served (such as
-/// `auth::Authenticated`) and must pass everything else through. Kept
-/// beside the trait, so a method added to the trait is added here too,
-/// and no wrapper silently stops forwarding it. `without setup` leaves
-/// `setup` to the wrapper too.
-#[cfg_attr(not(feature = "auth"), allow(unused_macros))]
-macro_rules! forward_handler_hooks {
-    ($request:ty, |$this:ident| $inner:expr) => {
-        fn setup(&self, request: &mut $request) -> std::io::Result<()> {
-            let $this = self;
-            $inner.setup(request)
-        }
-
-        forward_handler_hooks!($request, |$this| $inner, without setup);
-    };
-    ($request:ty, |$this:ident| $inner:expr, without setup) => {
-        fn handle(&self, request: &mut $request) -> std::io::Result<()> {
-            let $this = self;
-            $inner.handle(request)
-        }
-
-        fn finish(&self, request: &mut $request) -> std::io::Result<()> {
-            let $this = self;
-            $inner.finish(request)
-        }
-
-        fn handle_error(&self, request: &$request, error: &std::io::Error) {
-            let $this = self;
-            $inner.handle_error(request, error)
-        }
-
-        fn handle_timeout(&self) {
-            let $this = self;
-            $inner.handle_timeout()
-        }
-
-        fn service_actions(&self) {
-            let $this = self;
-            $inner.service_actions()
-        }
-    };
-}
-#[cfg_attr(not(feature = "auth"), allow(unused_imports))]
-pub(crate) use forward_handler_hooks;
-
 impl<R, F> RequestHandler<R> for F
 where
     R: Request,
@@ -193,25 +193,33 @@ where
 /// request is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
-    /// Keep it open: it waits for its next request in the server's
-    /// readiness set, holding no thread and no buffer.
+    /// Keep it open for its next request (on a parked server it waits in
+    /// the server's readiness set, holding no thread and no buffer). Once
+    /// the server is shutting down, the connection closes anyway.
     KeepOpen,
     /// Close it (Python's `close_connection = True`).
     Close,
 }
 
-/// Serves a kept-open connection one request at a time: the handler of
-/// the parked servers ([`ParkedTcpServer`](crate::ParkedTcpServer) and
-/// [`ParkedUnixStreamServer`](crate::ParkedUnixStreamServer)).
+/// Serves a connection one request at a time, on any stream server: the
+/// per-request style (see the [module documentation](self)).
 ///
-/// Between two requests the connection waits in the server's readiness
-/// set with its [`State`](Self::State), holding no worker thread and no
-/// buffer; when bytes arrive, a worker calls
+/// The server waits for the client to send something, then calls
 /// [`handle_one`](Self::handle_one), which reads one request and answers
 /// it with ordinary blocking `Read`, `BufRead` and `Write`, and says
 /// whether to keep the connection. This is Python's `http.server` shape
 /// (`handle_one_request` in a loop, `close_connection`), with the loop
-/// moved into the server so that idle connections cost no thread.
+/// moved into the server:
+///
+/// - on a parked server ([`ParkedTcpServer`](crate::ParkedTcpServer)),
+///   between two requests the connection waits in the server's readiness
+///   set with its [`State`](Self::State), holding no worker thread and no
+///   buffer, so idle clients cost next to nothing;
+/// - on a threading or serial server the connection keeps its thread,
+///   which waits for the next request (within the builder's
+///   `read_timeout`, if set); when shutdown begins, connections waiting
+///   between requests are closed at once, and the others after the
+///   request they are in.
 ///
 /// `handle_one` is only called when the client has sent something: a
 /// client that closes its end is closed by the server without a call.
@@ -257,7 +265,7 @@ pub trait KeepAliveHandler<R: Request>: Send + Sync + 'static {
         true
     }
 
-    /// Starts a connection's life, on a worker, once it is verified, and
+    /// Starts a connection's life, on the thread that serves it, once it is verified, and
     /// makes its state (by default `State::default()`). It may talk to
     /// the client first (a greeting). An error closes the connection.
     fn open(&self, request: &mut R) -> io::Result<Self::State> {
@@ -303,62 +311,6 @@ where
 
     fn handle_one(&self, request: &mut R, _state: &mut ()) -> io::Result<Next> {
         self(request)
-    }
-}
-
-/// Runs a [`RequestHandler`] whose `handle` serves one request and
-/// returns, once per request on a parked server's kept-open connections:
-/// `setup`, `handle` and `finish` each time (`finish` even if `handle`
-/// fails), and the connection stays open unless one of them fails.
-///
-/// ```
-/// use socketserver::{KeepAlive, ParkedTcpServer, TcpRequest};
-/// use std::io::{BufRead, Write};
-///
-/// // Written for one line per call, so it runs unchanged in parked mode.
-/// let one_line = |req: &mut TcpRequest| {
-///     let mut line = String::new();
-///     req.read_line(&mut line)?;
-///     req.write_all(line.to_uppercase().as_bytes())
-/// };
-/// let server = ParkedTcpServer::bind("127.0.0.1:0", KeepAlive(one_line))?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, Default)]
-pub struct KeepAlive<H>(pub H);
-
-impl<R: Request, H: RequestHandler<R>> KeepAliveHandler<R> for KeepAlive<H> {
-    type State = ();
-
-    fn verify_request(&self, request: &R) -> bool {
-        self.0.verify_request(request)
-    }
-
-    fn handle_one(&self, request: &mut R, _state: &mut ()) -> io::Result<Next> {
-        self.0.setup(request)?;
-        let handled = catch(|| self.0.handle(request)).and_then(|r| r);
-        let finished = catch(|| self.0.finish(request)).and_then(|r| r);
-        if let (Err(_), Err(lost)) = (&handled, &finished) {
-            // Only the first error is reported; this one is not lost.
-            log::log!(
-                error_level(request, lost),
-                "request from {:?} failed: finish failed too: {lost}",
-                request.peer_addr()
-            );
-        }
-        handled.and(finished).map(|()| Next::KeepOpen)
-    }
-
-    fn handle_error(&self, request: &R, error: &io::Error) {
-        self.0.handle_error(request, error);
-    }
-
-    fn handle_timeout(&self) {
-        self.0.handle_timeout();
-    }
-
-    fn service_actions(&self) {
-        self.0.service_actions();
     }
 }
 
@@ -421,10 +373,22 @@ pub(crate) fn is_peer_error(error: &io::Error) -> bool {
 }
 
 /// Whether `error` ending `request` is a proxy's health check going away
-/// ([`Request::is_health_check`]): no failed request, and not counted as
-/// one.
+/// ([`Request::is_health_check`]).
 fn is_health_check_end<R: Request + ?Sized>(request: &R, error: &io::Error) -> bool {
     is_peer_error(error) && request.is_health_check()
+}
+
+/// Whether `error` ending `request` cut nothing short: a proxy's health
+/// check going away, or a TLS client that left without `close_notify`
+/// having sent nothing since its last answer (most clients do). The
+/// handler still hears of it; it is no failed request, and not counted as
+/// one.
+pub(crate) fn is_clean_end<R: Request + ?Sized>(request: &R, error: &io::Error) -> bool {
+    #[cfg(feature = "tls")]
+    if crate::tls::TlsTruncated::of(error).is_some_and(|t| t.between_requests()) {
+        return true;
+    }
+    is_health_check_end(request, error)
 }
 
 /// The level the default `handle_error` logs `error` ending `request` at:
@@ -435,11 +399,7 @@ fn is_health_check_end<R: Request + ?Sized>(request: &R, error: &io::Error) -> b
 /// cannot be served), `Error` for the rest: the server's side failed, or
 /// a handler panicked.
 pub(crate) fn error_level<R: Request + ?Sized>(request: &R, error: &io::Error) -> log::Level {
-    #[cfg(feature = "tls")]
-    if crate::tls::TlsTruncated::of(error).is_some_and(|t| t.between_requests()) {
-        return log::Level::Debug;
-    }
-    if is_health_check_end(request, error) {
+    if is_clean_end(request, error) {
         log::Level::Debug
     } else {
         failure_level(error)
@@ -472,99 +432,8 @@ pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, io::Error> {
         .map_err(|payload| io::Error::other(HandlerPanic::from_payload(payload.as_ref())))
 }
 
-fn is_panic(error: &io::Error) -> bool {
+pub(crate) fn is_panic(error: &io::Error) -> bool {
     error.get_ref().is_some_and(|e| e.is::<HandlerPanic>())
-}
-
-/// How one request went, for the server to count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[must_use = "the server counts what happened"]
-pub(crate) struct Outcome {
-    /// `verify_request` turned it away.
-    pub(crate) refused: bool,
-    /// Errors reported to `handle_error`.
-    pub(crate) errors: u32,
-    /// Panics caught (and reported to `handle_error`).
-    pub(crate) panics: u32,
-}
-
-impl Outcome {
-    fn and(self, other: Outcome) -> Outcome {
-        Outcome {
-            refused: self.refused || other.refused,
-            errors: self.errors + other.errors,
-            panics: self.panics + other.panics,
-        }
-    }
-}
-
-/// Takes one request through `verify_request`, `setup`, `handle` and
-/// `finish`, reporting failures to `handle_error`. Never panics and never
-/// fails: whatever happens stays with this request, and is returned for
-/// the server to count.
-pub(crate) fn process<R: Request, H: RequestHandler<R>>(handler: &H, request: &mut R) -> Outcome {
-    match catch(|| handler.verify_request(request)) {
-        Ok(true) => {}
-        Ok(false) => {
-            log::debug!("refused request from {:?}", request.peer_addr());
-            return Outcome {
-                refused: true,
-                ..Outcome::default()
-            };
-        }
-        Err(panicked) => return report(handler, request, panicked),
-    }
-    if let Err(e) = catch(|| handler.setup(request)).and_then(|r| r) {
-        return report(handler, request, e);
-    }
-    let handled = catch(|| handler.handle(request)).and_then(|r| r);
-    let finished = catch(|| handler.finish(request)).and_then(|r| r);
-    [handled.err(), finished.err()]
-        .into_iter()
-        .flatten()
-        .fold(Outcome::default(), |outcome, error| {
-            outcome.and(report(handler, request, error))
-        })
-}
-
-/// Hands a failure to `handle_error`, containing a panic there too, and
-/// says what to count.
-pub(crate) fn report<R: Request, H: RequestHandler<R>>(
-    handler: &H,
-    request: &R,
-    error: io::Error,
-) -> Outcome {
-    report_with(request, &error, |request, error| {
-        handler.handle_error(request, error)
-    })
-}
-
-/// [`report`] for any `handle_error`.
-pub(crate) fn report_with<R: Request>(
-    request: &R,
-    error: &io::Error,
-    handle_error: impl FnOnce(&R, &io::Error),
-) -> Outcome {
-    if let Err(panicked) = catch(|| handle_error(request, error)) {
-        log::error!(
-            "handle_error panicked ({panicked}) while reporting for {:?}: {error}",
-            request.peer_addr()
-        );
-    }
-    if is_panic(error) {
-        Outcome {
-            panics: 1,
-            ..Outcome::default()
-        }
-    } else if is_health_check_end(request, error) {
-        // Counted in health_checks when the connection opened.
-        Outcome::default()
-    } else {
-        Outcome {
-            errors: 1,
-            ..Outcome::default()
-        }
-    }
 }
 
 /// Runs a server-level hook (`handle_timeout`, `service_actions`), logging
@@ -625,11 +494,12 @@ mod tests {
         use log::Level;
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
         assert_eq!(error_level(&CHECK, &reset), Level::Debug);
-        assert_eq!(report_with(&CHECK, &reset, |_, _| {}), Outcome::default());
-        assert_eq!(report_with(&CLIENT, &reset, |_, _| {}).errors, 1);
+        // Not counted as an error either (the server counts what this says).
+        assert!(is_clean_end(&CHECK, &reset));
+        assert!(!is_clean_end(&CLIENT, &reset));
         // The server's own failure on a health check is still an error.
         let ours = io::Error::other("the handler's own failure");
         assert_eq!(error_level(&CHECK, &ours), Level::Error);
-        assert_eq!(report_with(&CHECK, &ours, |_, _| {}).errors, 1);
+        assert!(!is_clean_end(&CHECK, &ours));
     }
 }

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
-use crate::handler::Outcome;
 use crate::pool::WorkerCounts;
 
 /// A snapshot of a server's counters, from [`ServerHandle::stats`] or a
@@ -27,8 +26,12 @@ pub struct Stats {
     /// was overloaded under [`OverloadPolicy::Reject`](crate::OverloadPolicy::Reject)
     /// or shutting down.
     pub refused: u64,
-    /// Errors returned by `setup`, `handle` or `finish`, or reported by a
-    /// transport (a truncated datagram, a reply that could not be sent).
+    /// Errors returned by `setup`, `handle` or `finish` (`open` or
+    /// `handle_one`), or reported by a transport (a truncated datagram, a
+    /// reply that could not be sent, a failed TLS handshake). Ends that cut
+    /// nothing short are reported to `handle_error` but not counted: a
+    /// proxy's health check going away, a TLS client leaving without
+    /// `close_notify` after its answer.
     pub errors: u64,
     /// Panics caught in handler code.
     pub panics: u64,
@@ -66,12 +69,6 @@ pub(crate) struct Counter(CachePadded<AtomicU64>);
 impl Counter {
     pub(crate) fn bump(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn add(&self, n: u64) {
-        if n > 0 {
-            self.0.fetch_add(n, Ordering::Relaxed);
-        }
     }
 
     pub(crate) fn get(&self) -> u64 {
@@ -135,14 +132,5 @@ impl Counters {
             workers: self.workers.live(),
             idle_workers: self.workers.idle(),
         }
-    }
-
-    /// Counts what happened to one request.
-    pub(crate) fn count(&self, outcome: Outcome) {
-        if outcome.refused {
-            self.refused.bump();
-        }
-        self.errors.add(outcome.errors.into());
-        self.panics.add(outcome.panics.into());
     }
 }
