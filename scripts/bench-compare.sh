@@ -50,7 +50,8 @@
 #           ThreadingTcpServer and ThreadingUdpServer against the same
 #           servers built from BASELINE_REV (in a worktree of its own; the
 #           binary is kept in target/bench-compare/baseline-REV): the basic
-#           group's ping-pong, churn and UDP scenarios, to show that a
+#           group's ping-pong, churn and UDP scenarios, and the parked
+#           server's ping-pong with both kinds of client, to show that a
 #           restructuring left the speed as it was
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -383,6 +384,9 @@ if [ "$ONLY" = versions ]; then
     compare "versions: churn x16" churn 16 crate-tcp crate-tcp@baseline
     compare "versions: udp 64 B x1" udp 1 crate-udp crate-udp@baseline
     compare "versions: udp 64 B x16" udp 16 crate-udp crate-udp@baseline
+    compare "versions: parked tcp 64 B x16" tcp 16 crate-parked crate-parked@baseline
+    compare "versions: parked tcp 64 B x16, epoll client" tcp 16 crate-parked crate-parked@baseline --driver epoll
+    compare "versions: parked tcp 64 B x256, epoll client" tcp 256 crate-parked crate-parked@baseline --driver epoll
 fi
 
 python3 scripts/bench-report.py "$RESULTS" "$DURATION" "$WARMUP" "$ROUNDS" > "$OUT/table.md"
