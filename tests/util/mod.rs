@@ -346,16 +346,26 @@ pub fn eventually(what: &str, condition: impl Fn() -> bool) {
 /// prints first ("listening on ADDR"). The rest of its standard output
 /// stays on the returned channel.
 pub fn start_example_server(name: &str, args: &[&str]) -> (Process, SocketAddr, Receiver<String>) {
+    let (server, addr, lines) = start_example(name, &[&["--port", "0"], args].concat(), &[]);
+    (server, addr.parse().unwrap(), lines)
+}
+
+/// Starts an example server with `args` and `env` (and `RUST_LOG=info`),
+/// and reads where it listens from its first line ("listening on ADDR"):
+/// an address, or a Unix socket's path. The rest of its standard output
+/// stays on the returned channel; its log (standard error) is in the
+/// output [`Process::finish`] returns.
+pub fn start_example(name: &str, args: &[&str], env: &[(&str, &str)]) -> (Process, String, Receiver<String>) {
     let mut server = Process::spawn(
         Command::new(example_binary(name))
-            .args(["--port", "0"])
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped()),
     );
     let lines = server.stdout_lines();
-    let addr = listening_on(&lines).parse().unwrap();
+    let addr = listening_on(&lines);
     (server, addr, lines)
 }
 
@@ -424,9 +434,15 @@ pub fn one_uppercase_request(mut stream: TcpStream, message: &str) -> io::Result
 /// Runs an example with `args` and no input, and collects its output
 /// (bounded in time).
 pub fn run_example(name: &str, args: &[&str]) -> Output {
+    run_example_with_env(name, args, &[])
+}
+
+/// [`run_example`] with `env` added to its environment.
+pub fn run_example_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     Process::spawn(
         Command::new(example_binary(name))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped()),
