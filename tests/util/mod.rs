@@ -20,6 +20,19 @@ pub mod generations;
 pub mod greeter;
 pub mod loadgen;
 
+/// The README's "Examples to copy" (tests/examples_to_copy.rs): one idea
+/// each, at most 80 lines, and a command line of one optional address or
+/// path (a role first, for those with a client), so no `--version`.
+pub const EXAMPLES_TO_COPY: [&str; 7] = [
+    "echo_threading",
+    "echo_parked",
+    "echo_udp",
+    "echo_unix",
+    "echo_framed",
+    "echo_tls",
+    "echo_verified",
+];
+
 /// The bound on every blocking step of a test.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
