@@ -3,8 +3,8 @@
 //! temporary directory), talked to over loopback, answers checked, then
 //! stopped by a signal and its exit status checked; what a user would
 //! otherwise take on trust is checked too: the threading and parked echo
-//! differ in one word, each file is at most 80 lines, failures exit 1
-//! naming the address, wrong arguments exit 2.
+//! differ in one word, each file is at most 80 lines as the README says,
+//! failures exit 1 naming the address, wrong arguments exit 2.
 
 mod util;
 
@@ -59,8 +59,21 @@ fn echo_threading_and_echo_parked_differ_in_one_word() {
     assert_eq!(differences, [("ThreadingTcpServer", "ParkedTcpServer")]);
 }
 
+/// The README's table row of `example`: its cells.
+fn readme_row(readme: &str, example: &str) -> Vec<String> {
+    let start = format!("| [`{example}`](examples/{example}.rs) |");
+    let row = readme
+        .lines()
+        .find(|line| line.starts_with(&start))
+        .unwrap_or_else(|| panic!("README lists no {example} in Examples to copy"));
+    row.split(" | ")
+        .map(|cell| cell.trim_matches(['|', ' ']).to_owned())
+        .collect()
+}
+
 #[test]
-fn each_is_at_most_80_lines_of_plain_rust() {
+fn each_is_at_most_80_lines_of_plain_rust_as_the_readme_says() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     for example in EXAMPLES_TO_COPY {
         let text = source(example);
         let lines = text.lines().count();
@@ -69,6 +82,9 @@ fn each_is_at_most_80_lines_of_plain_rust() {
             !text.contains("mod common") && !text.contains("clap"),
             "{example}"
         );
+        let row = readme_row(&readme, example);
+        assert_eq!(row[2], lines.to_string(), "README's line count of {example}");
+        assert!(row[3].contains(&format!("--example {example}")), "{row:?}");
     }
 }
 
@@ -339,4 +355,19 @@ fn echo_verified_serves_clients_with_the_key_and_refuses_the_others() {
         Some(2),
         "an empty key is a usage error: {output:?}"
     );
+}
+
+#[test]
+fn the_examples_to_copy_are_the_ones_the_readme_lists() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## Examples to copy")
+        .nth(1)
+        .expect("README has Examples to copy");
+    let section = section.split("\n## ").next().unwrap();
+    let listed: Vec<&str> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| [`")?.split('`').next())
+        .collect();
+    assert_eq!(listed, EXAMPLES_TO_COPY);
 }
