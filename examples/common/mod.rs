@@ -25,6 +25,8 @@ pub const UPPERCASE_UDP_PORT: u16 = 9998;
 pub const FILE_PORT: u16 = 9997;
 pub const CHAT_PORT: u16 = 9996;
 pub const REMOTE_SHELL_PORT: u16 = 9995;
+pub const KV_PORT: u16 = 9994;
+pub const HTTP_PORT: u16 = 9993;
 
 /// Installs `env_logger`, at `default` level unless `RUST_LOG` says
 /// otherwise. rustls's own warnings are left out by default: every TLS
