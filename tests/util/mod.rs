@@ -19,6 +19,8 @@ pub mod faulty;
 pub mod generations;
 pub mod greeter;
 pub mod loadgen;
+pub mod resp;
+pub mod tools;
 
 /// The bound on every blocking step of a test.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -225,6 +227,11 @@ impl Process {
 
     pub fn child(&mut self) -> &mut Child {
         self.0.as_mut().unwrap()
+    }
+
+    /// The process's id (valid while it runs: it is our child).
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
     }
 
     pub fn signal(&mut self, signal: libc::c_int) {
