@@ -217,6 +217,33 @@ impl ServerArgs {
     }
 }
 
+/// The options of a server of a real protocol (kv_server, http_server):
+/// where it listens (TCP, or `--unix`), how it serves (parked unless
+/// `--threading` or `--serial`), TLS and the PROXY protocol.
+#[derive(clap::Args, Debug)]
+pub struct ProtocolArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub tls: tls::ServerTlsArgs,
+    /// Listen on a Unix socket at this path instead of TCP.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["host", "port"])]
+    pub unix: Option<std::path::PathBuf>,
+    /// Serve each connection on a thread of its own (ThreadingTcpServer)
+    /// instead of parking it between requests (the default).
+    #[arg(long, conflicts_with = "serial")]
+    pub threading: bool,
+    #[command(flatten)]
+    pub proxy: deploy::ProxyArgs,
+}
+
+impl ProtocolArgs {
+    /// The mode the options ask for.
+    pub fn mode(&self) -> Mode {
+        self.server.mode(!self.threading)
+    }
+}
+
 /// How a server prints its address in "listening on ADDR".
 pub trait ShowAddr {
     fn show(&self) -> String;

@@ -47,14 +47,12 @@ use std::cell::RefCell;
 use std::io::{self, BufRead, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::deploy::{Deployment, Program, ProxyArgs, Site};
-use common::tls::ServerTlsArgs;
-use common::{ServerArgs, ShowAddr};
+use common::deploy::{Deployment, Program, Site};
+use common::{ProtocolArgs, ShowAddr};
 use socketserver::server::{Connection, Listener};
 use socketserver::{KeepAliveHandler, Mode, Next, StreamRequest};
 
@@ -82,16 +80,7 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 #[command(name = "kv_server", version)]
 struct Args {
     #[command(flatten)]
-    server: ServerArgs,
-    #[command(flatten)]
-    tls: ServerTlsArgs,
-    /// Listen on a Unix socket at this path instead of TCP.
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["host", "port"])]
-    unix: Option<PathBuf>,
-    /// Serve each connection on a thread of its own (ThreadingTcpServer)
-    /// instead of parking it between commands (the default).
-    #[arg(long, conflicts_with = "serial")]
-    threading: bool,
+    serving: ProtocolArgs,
     /// The longest string a client may send or a value grow to ("64MiB"):
     /// Redis's proto-max-bulk-len.
     #[arg(long, default_value = "64MiB", value_parser = common::parse_size)]
@@ -112,8 +101,6 @@ struct Args {
     /// client that sends and never reads holds nothing for longer.
     #[arg(long, default_value = "30s", value_parser = common::parse_timeout)]
     request_timeout: Duration,
-    #[command(flatten)]
-    proxy: ProxyArgs,
 }
 
 fn main() -> ExitCode {
@@ -125,8 +112,8 @@ fn main() -> ExitCode {
 
 fn run(args: &Args, deployment: &mut Deployment) -> io::Result<()> {
     let limits = limits(args)?;
-    match &args.unix {
-        None => serve::<TcpListener>(args, limits, deployment, &args.server.address()?),
+    match &args.serving.unix {
+        None => serve::<TcpListener>(args, limits, deployment, &args.serving.server.address()?),
         Some(path) => serve::<UnixListener>(args, limits, deployment, path),
     }
 }
@@ -157,8 +144,8 @@ where
     L: Listener + Site,
     L::Addr: ShowAddr,
 {
-    let mode = args.server.mode(!args.threading);
-    let builder = args.server.builder::<L>(mode);
+    let mode = args.serving.mode();
+    let builder = args.serving.server.builder::<L>(mode);
     let builder = match mode {
         Mode::Parked => builder
             .idle_timeout(args.idle_timeout)
@@ -169,8 +156,8 @@ where
         _ => builder.write_timeout(args.request_timeout),
     };
     let builder = deployment.watch(builder, Some(SWEEP_INTERVAL));
-    let builder = args.tls.apply(&PROGRAM, builder)?;
-    let builder = deployment.proxy_protocol(builder, &args.proxy, args.unix.is_some())?;
+    let builder = args.serving.tls.apply(&PROGRAM, builder)?;
+    let builder = deployment.proxy_protocol(builder, &args.serving.proxy, args.serving.unix.is_some())?;
     let listener = deployment.socket(&builder, at)?;
     let handler = KvServer {
         store: Arc::new(Store::new()),
