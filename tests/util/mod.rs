@@ -18,6 +18,7 @@ use socketserver::{Server, ServerHandle, ShutdownHandle};
 pub mod faulty;
 pub mod generations;
 pub mod greeter;
+pub mod http;
 pub mod loadgen;
 pub mod resp;
 pub mod tools;
