@@ -17,7 +17,7 @@
 //! and what redis-cli and redis-benchmark ask at start: CONFIG GET,
 //! COMMAND (COUNT, DOCS, INFO), CLIENT ID/GETNAME/SETNAME, and HELLO,
 //! answered with the error Redis 5 gives (the clients then speak RESP2).
-//! Replies and errors are Redis 7's, byte for byte (tests/kv_server.rs
+//! Replies and errors are Redis 7's, byte for byte (tests/kv_conformance.rs
 //! compares them with a real redis-server). Values are strings; there is
 //! one database.
 //!
