@@ -18,7 +18,10 @@ use socketserver::{Server, ServerHandle, ShutdownHandle};
 pub mod faulty;
 pub mod generations;
 pub mod greeter;
+pub mod http;
 pub mod loadgen;
+pub mod resp;
+pub mod tools;
 
 /// The README's "Examples to copy" (tests/examples_to_copy.rs): one idea
 /// each, at most 80 lines, and a command line of one optional address or
@@ -238,6 +241,11 @@ impl Process {
 
     pub fn child(&mut self) -> &mut Child {
         self.0.as_mut().unwrap()
+    }
+
+    /// The process's id (valid while it runs: it is our child).
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
     }
 
     pub fn signal(&mut self, signal: libc::c_int) {
