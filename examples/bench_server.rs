@@ -21,6 +21,8 @@
 //! and the kernel spreads clients among them (scripts/reuse-port-spread.sh).
 
 mod common;
+#[path = "../benches/fixtures/epoll_echo.rs"]
+mod epoll_echo;
 #[path = "../benches/fixtures/plain.rs"]
 mod plain;
 #[path = "../benches/fixtures/tokio_echo.rs"]
@@ -69,6 +71,9 @@ enum Kind {
     PlainUdp,
     /// A tokio task-per-connection TCP uppercase echo.
     TokioTcp,
+    /// A bare event loop: a thread per core sharing one epoll set, the
+    /// echo served inline (the floor a parked server can approach).
+    EpollTcp,
     /// A tokio + tokio-rustls TLS uppercase echo (needs --tls-cert and
     /// --tls-key).
     TokioTls,
@@ -162,6 +167,10 @@ fn run(args: &Args) -> io::Result<()> {
         }
         Kind::TokioTcp => {
             let server = tokio_echo::echo(addr)?;
+            serve_baseline(server.addr, || server.stop())
+        }
+        Kind::EpollTcp => {
+            let server = epoll_echo::echo(addr)?;
             serve_baseline(server.addr, || server.stop())
         }
         Kind::TokioTls => {

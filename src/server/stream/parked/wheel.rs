@@ -4,7 +4,11 @@
 //! Each item (a connection's index in the parked table) has at most one
 //! deadline. Setting, moving and clearing one is O(1): the item is linked
 //! into the list of the slot its deadline falls in, and unlinked from its
-//! old one. Advancing the wheel visits only the slots whose time has come
+//! old one. Moving a deadline later touches no list at all: the item
+//! stays where it is, its new tick noted, and is moved on when its old
+//! slot comes round (a connection busy and idle in turn only ever moves
+//! its deadline later, so it is relinked about once per timeout, not twice
+//! per request). Advancing the wheel visits only the slots whose time has come
 //! (found through a bitmap of non-empty slots) and only the items in them.
 //! A deadline beyond the wheel's span waits in the farthest slot and is
 //! looked at again when that slot comes round.
@@ -29,6 +33,9 @@ struct Link {
     slot: u32,
     /// The tick the deadline falls in.
     due: u64,
+    /// The tick the slot holding the item is looked at: `due`, or earlier
+    /// when the deadline moved later since, or it lies beyond the span.
+    at: u64,
 }
 
 const UNLINKED: Link = Link {
@@ -36,7 +43,11 @@ const UNLINKED: Link = Link {
     next: NIL,
     slot: NIL,
     due: 0,
+    at: 0,
 };
+
+/// Nanoseconds in a tick.
+const TICK_NANOS: u32 = TICK.as_nanos() as u32;
 
 /// The wheel. Items are numbered from 0, densely (they are table indices).
 pub(crate) struct Wheel {
@@ -61,7 +72,9 @@ impl Wheel {
     }
 
     fn tick_of(&self, at: Instant) -> u64 {
-        (at.saturating_duration_since(self.epoch).as_nanos() / TICK.as_nanos()) as u64
+        let since = at.saturating_duration_since(self.epoch);
+        // 64-bit arithmetic: a tick divides a second.
+        since.as_secs() * u64::from(1_000_000_000 / TICK_NANOS) + u64::from(since.subsec_nanos() / TICK_NANOS)
     }
 
     fn instant_of(&self, tick: u64) -> Instant {
@@ -75,12 +88,17 @@ impl Wheel {
         if index >= self.links.len() {
             self.links.resize(index + 1, UNLINKED);
         }
-        self.unlink(item);
         // The tick after the deadline's: never early. Never in a slot
         // already processed: those are not looked at again until the wheel
         // comes round.
         let due = (self.tick_of(deadline) + 1).max(self.next_tick);
-        self.links[index].due = due;
+        let link = &mut self.links[index];
+        if link.slot != NIL && link.at <= due {
+            // Later than where it waits: looked at there, and moved on.
+            link.due = due;
+            return;
+        }
+        self.unlink(item);
         self.link(item, due);
     }
 
@@ -91,21 +109,16 @@ impl Wheel {
         }
     }
 
-    /// The slot for a deadline: the farthest one for a deadline beyond the
-    /// span, which is then looked at again when its slot comes round.
-    fn slot_for(&self, due: u64) -> usize {
-        let capped = due.min(self.next_tick + SLOTS as u64 - 1);
-        (capped % SLOTS as u64) as usize
-    }
-
     fn link(&mut self, item: u32, due: u64) {
-        let slot = self.slot_for(due);
+        let at = due.min(self.next_tick + SLOTS as u64 - 1);
+        let slot = (at % SLOTS as u64) as usize;
         let head = self.heads[slot];
         self.links[item as usize] = Link {
             prev: NIL,
             next: head,
             slot: slot as u32,
             due,
+            at,
         };
         if head != NIL {
             self.links[head as usize].prev = item;
