@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::table::{Conn, Key};
+use super::wheel::Tick;
 use super::{Life, Shared};
 use crate::config::OverloadPolicy;
 use crate::pool::Refusal;
@@ -33,10 +34,18 @@ pub(crate) enum Job<L: Listener, S> {
     /// server has started serving).
     Poll,
     /// Not work: the worker that gets it exits. A stopping server queues
-    /// one per worker behind every job it queued, so a worker never exits
-    /// while a request waits (an empty queue is not enough: the stopping
-    /// thread may still be queuing what the poller held).
+    /// one per worker behind every job it queued (an empty queue is not
+    /// enough: the stopping thread may still be queuing what the poller
+    /// held). A worker still busy may queue more behind them: a worker
+    /// that gets its stop while connections are queued puts it back.
     Stop,
+}
+
+impl<L: Listener, S> Job<L, S> {
+    /// A connection to open or serve, as opposed to an order to a worker.
+    pub(super) fn is_work(&self) -> bool {
+        matches!(self, Job::Open { .. } | Job::Ready(_))
+    }
 }
 
 impl<L: Listener> EngineBase<L> {
@@ -61,7 +70,7 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
     pub(super) fn take_in(
         &self,
         found: &ReadyEvents,
-        busy_until: Instant,
+        busy_until: Tick,
         batch: Batch,
         jobs: &mut Vec<Job<L, F::State>>,
     ) -> io::Result<()> {
@@ -94,7 +103,7 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
     pub(super) fn accept(
         &self,
         arrived: bool,
-        busy_until: Instant,
+        busy_until: Tick,
         batch: Batch,
         jobs: &mut Vec<Job<L, F::State>>,
     ) -> io::Result<()> {
@@ -129,7 +138,7 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
             if found.ready().next().is_none() {
                 break;
             }
-            let busy_until = Instant::now() + self.deadlines.request_timeout;
+            let busy_until = self.busy_from_now();
             let mut table = self.table.lock();
             for ready in found.ready() {
                 if let Some(key) = Key::from_token(ready.token)

@@ -62,6 +62,7 @@ use parking_lot::Mutex;
 
 use self::intake::Job;
 use self::table::{Expired, Table};
+use self::wheel::{Clock, Tick};
 use super::EngineBase;
 use super::connection::ConnectionService;
 use crate::handler::Lifecycle;
@@ -104,6 +105,10 @@ pub(crate) struct Shared<L: Listener, F: Life<L>> {
     /// The handler's lifecycle, the server, the connections' options.
     service: Arc<ConnectionService<L, F>>,
     deadlines: ParkedOptions,
+    /// The table's clock, and the timeouts in its ticks.
+    clock: Clock,
+    idle_ticks: u64,
+    request_ticks: u64,
     jobs: Sender<Job<L, F::State>>,
     queue: Receiver<Job<L, F::State>>,
     group: Arc<ThreadGroup>,
@@ -114,6 +119,10 @@ pub(crate) struct Shared<L: Listener, F: Life<L>> {
     stopping: AtomicBool,
     /// Workers waiting, in the poller or for a job: free to take work.
     free: AtomicUsize,
+    /// Connections queued (to open or to serve) and not taken yet: a
+    /// stopping worker exits only when none is left, even one queued
+    /// behind its stop by a worker still busy.
+    queued_work: AtomicUsize,
     /// Jobs started: the workers' progress, for the monitor.
     progress: AtomicU64,
     /// When a worker last looked at the poller, in nanoseconds since
@@ -126,6 +135,9 @@ pub(crate) struct Shared<L: Listener, F: Life<L>> {
 
 impl<L: Listener, F: Life<L>> Shared<L, F> {
     fn push(&self, job: Job<L, F::State>) {
+        if job.is_work() {
+            self.queued_work.fetch_add(1, Ordering::AcqRel);
+        }
         // The receiver lives as long as `self`: sending cannot fail.
         let _ = self.jobs.send(job);
     }
@@ -154,6 +166,11 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
     }
 
     /// Notes that a worker has just looked at the poller.
+    /// The deadline of a request starting now.
+    fn busy_from_now(&self) -> Tick {
+        self.clock.now() + self.request_ticks
+    }
+
     fn looked(&self) {
         self.last_look.store(self.since_epoch(), Ordering::Relaxed);
     }
@@ -198,8 +215,12 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
         let control = Arc::clone(service.control());
         let (jobs, queue) = crossbeam_channel::unbounded();
         let min_workers = group.min_workers;
+        let clock = Clock::new(Instant::now());
         let shared = Arc::new(Shared {
-            table: Mutex::new(Table::new(Instant::now(), Arc::clone(&control))),
+            table: Mutex::new(Table::new(clock, Arc::clone(&control))),
+            clock,
+            idle_ticks: Clock::ticks(deadlines.idle_timeout),
+            request_ticks: Clock::ticks(deadlines.request_timeout),
             poller: poller.into_shared(),
             intake: Mutex::new(base),
             service,
@@ -210,6 +231,7 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
             serving: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             free: AtomicUsize::new(0),
+            queued_work: AtomicUsize::new(0),
             progress: AtomicU64::new(0),
             last_look: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -272,7 +294,7 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
             let until = [deadline, next].into_iter().flatten().min();
             let timeout = until.map(|at| at.saturating_duration_since(now));
             shared.poller.wait(&mut self.found, timeout)?;
-            let busy_until = Instant::now() + shared.deadlines.request_timeout;
+            let busy_until = shared.busy_from_now();
             shared.take_in(&self.found, busy_until, Batch::One, &mut self.jobs)?;
             // Pending connections the listener will not announce again.
             if self.jobs.is_empty() && shared.intake.lock().has_pending() {

@@ -55,16 +55,16 @@ pub(super) fn worker_main<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>) -
         match shared.queue.try_recv() {
             // Queued behind every job the stopping server queued: one per
             // worker, so none may take two.
-            Ok(Job::Stop) => return Exit::Stopped,
+            Ok(Job::Stop) if shared.may_stop() => return Exit::Stopped,
             // Looks at the queue again before the poller.
-            Ok(Job::Poll) => continue,
+            Ok(Job::Poll | Job::Stop) => continue,
             Ok(job) => {
                 // More waits behind it while another worker sits in the
                 // poller: that one helps.
                 if !shared.queue.is_empty() && shared.free.load(Ordering::Acquire) > 0 {
                     shared.control().wake();
                 }
-                shared.run(&mut local, job);
+                shared.run_queued(&mut local, job);
                 continue;
             }
             Err(TryRecvError::Empty) => {}
@@ -125,7 +125,7 @@ fn poll_and_serve<L: Listener, F: Life<L>>(
     if local.found.is_empty() {
         return Idle::TimedOut;
     }
-    let busy_until = Instant::now() + shared.deadlines.request_timeout;
+    let busy_until = shared.busy_from_now();
     let mut jobs = std::mem::take(&mut local.jobs);
     if let Err(e) = shared.take_in(&local.found, busy_until, Batch::All, &mut jobs) {
         shared.listener_failed(e);
@@ -157,10 +157,11 @@ fn wait_for_job<L: Listener, F: Life<L>>(
     let job = shared.queue.recv_timeout(shared.group.config.keep_alive);
     shared.free.fetch_sub(1, Ordering::AcqRel);
     match job {
-        Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => Idle::Stop,
-        Ok(Job::Poll) => Idle::Busy,
+        Ok(Job::Stop) if shared.may_stop() => Idle::Stop,
+        Err(RecvTimeoutError::Disconnected) => Idle::Stop,
+        Ok(Job::Poll | Job::Stop) => Idle::Busy,
         Ok(job) => {
-            shared.run(local, job);
+            shared.run_queued(local, job);
             Idle::Busy
         }
         Err(RecvTimeoutError::Timeout) => Idle::TimedOut,
@@ -183,6 +184,24 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
             Job::Ready(conn) => Held::take(self, local, conn).advance(local),
             Job::Poll | Job::Stop => {}
         }
+    }
+
+    /// Does a job taken from the queue.
+    fn run_queued(&self, local: &mut WorkerLocal<L, F::State>, job: Job<L, F::State>) {
+        if job.is_work() {
+            self.queued_work.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.run(local, job);
+    }
+
+    /// A worker got its stop: whether it may exit, with no connection
+    /// queued; if one is, the stop goes back in line behind it.
+    fn may_stop(&self) -> bool {
+        if self.queued_work.load(Ordering::Acquire) == 0 {
+            return true;
+        }
+        self.push(Job::Stop);
+        false
     }
 
     /// A new connection: set its options and open its layers (a proxy's
@@ -404,16 +423,15 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
     /// cannot keep a worker).
     fn keep(mut self, local: &mut WorkerLocal<L, F::State>) {
         let shared = self.shared;
-        let now = Instant::now();
+        let now = shared.clock.now();
         // Waiting for a request: the idle timeout; for the rest of a
         // handshake: its own deadline.
         let idle_until = match self.phase {
-            Phase::Open(_) => now + shared.deadlines.idle_timeout,
-            Phase::Handshaking => {
-                handshake_deadline(self.request()).unwrap_or(now + shared.deadlines.idle_timeout)
-            }
+            Phase::Open(_) => now + shared.idle_ticks,
+            Phase::Handshaking => handshake_deadline(self.request())
+                .map_or(now + shared.idle_ticks, |at| shared.clock.tick_of(at)),
         };
-        let busy_until = now + shared.deadlines.request_timeout;
+        let busy_until = now + shared.request_ticks;
         let mut conn = self.detach(local);
         if conn.link.has_more() {
             if shared.table.lock().renew(conn.key, Some(busy_until)) {
