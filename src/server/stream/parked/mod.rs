@@ -119,6 +119,8 @@ pub(crate) struct Shared<L: Listener, F: Life<L>> {
     stopping: AtomicBool,
     /// Workers waiting, in the poller or for a job: free to take work.
     free: AtomicUsize,
+    /// Workers waiting for a job (not in the poller).
+    waiting_for_job: AtomicUsize,
     /// Workers between entering the poller and taking from the table
     /// what their wait found.
     in_poller: AtomicUsize,
@@ -248,6 +250,7 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
             stopping: AtomicBool::new(false),
             free: AtomicUsize::new(0),
             in_poller: AtomicUsize::new(0),
+            waiting_for_job: AtomicUsize::new(0),
             queued_work: AtomicUsize::new(0),
             progress: AtomicU64::new(0),
             last_look: AtomicU64::new(0),
@@ -278,7 +281,7 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
     /// `serve_forever` begins: the workers wait in the poller from now on.
     pub(crate) fn start(&mut self) {
         let shared = &self.shared;
-        shared.serving.store(true, Ordering::Release);
+        shared.serving.store(true, Ordering::SeqCst);
         for _ in 0..shared.group.counts.live() {
             shared.push(Job::Poll);
         }

@@ -56,8 +56,15 @@ pub(super) fn worker_main<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>) -
             // Queued behind every job the stopping server queued: one per
             // worker, so none may take two.
             Ok(Job::Stop) if shared.may_stop() => return Exit::Stopped,
+            // Meant to bring a worker waiting for a job to the poller:
+            // passed on if one waits (this one goes there anyway).
+            Ok(Job::Poll) => {
+                if shared.waiting_for_job.load(Ordering::SeqCst) > 0 {
+                    shared.push(Job::Poll);
+                }
+            }
             // Looks at the queue again before the poller.
-            Ok(Job::Poll | Job::Stop) => continue,
+            Ok(Job::Stop) => continue,
             Ok(job) => {
                 // More waits behind it while another worker sits in the
                 // poller: that one helps.
@@ -171,9 +178,18 @@ fn wait_for_job<L: Listener, F: Life<L>>(
     shared: &Arc<Shared<L, F>>,
     local: &mut WorkerLocal<L, F::State>,
 ) -> Idle {
+    // Counted in before looking at `serving` (which `start` stores before
+    // queuing its polls, and a worker that takes one looks at this count):
+    // a worker never waits here for a poll taken by another.
+    shared.waiting_for_job.fetch_add(1, Ordering::SeqCst);
+    if shared.serving.load(Ordering::SeqCst) && !shared.stopping.load(Ordering::SeqCst) {
+        shared.waiting_for_job.fetch_sub(1, Ordering::SeqCst);
+        return Idle::Busy;
+    }
     shared.free.fetch_add(1, Ordering::AcqRel);
     let job = shared.queue.recv_timeout(shared.group.config.keep_alive);
     shared.free.fetch_sub(1, Ordering::AcqRel);
+    shared.waiting_for_job.fetch_sub(1, Ordering::SeqCst);
     match job {
         Ok(Job::Stop) if shared.may_stop() => Idle::Stop,
         Err(RecvTimeoutError::Disconnected) => Idle::Stop,
