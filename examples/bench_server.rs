@@ -23,6 +23,8 @@
 //! and the kernel spreads clients among them (scripts/reuse-port-spread.sh).
 
 mod common;
+#[path = "../benches/fixtures/epoll_echo.rs"]
+mod epoll_echo;
 #[path = "../benches/fixtures/hyper_hello.rs"]
 mod hyper_hello;
 #[path = "../benches/fixtures/plain.rs"]
@@ -73,6 +75,9 @@ enum Kind {
     PlainUdp,
     /// A tokio task-per-connection TCP uppercase echo.
     TokioTcp,
+    /// A bare event loop: a thread per core sharing one epoll set, the
+    /// echo served inline (the floor a parked server can approach).
+    EpollTcp,
     /// A tokio + tokio-rustls TLS uppercase echo (needs --tls-cert and
     /// --tls-key).
     TokioTls,
@@ -172,6 +177,10 @@ fn run(args: &Args) -> io::Result<()> {
         }
         Kind::HyperHttp => {
             let server = hyper_hello::hello(addr)?;
+            serve_baseline(server.addr, || server.stop())
+        }
+        Kind::EpollTcp => {
+            let server = epoll_echo::echo(addr)?;
             serve_baseline(server.addr, || server.stop())
         }
         Kind::TokioTls => {

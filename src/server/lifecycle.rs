@@ -95,12 +95,14 @@ pub(crate) fn fail<R: Request, F: Lifecycle<R>>(
     error: io::Error,
     counters: &Counters,
 ) {
-    report(life, request, &error);
+    // Counted first: what `handle_error` sees (or tells) of the stats
+    // includes the failure it reports.
     if is_panic(&error) {
         counters.panics.bump();
     } else if !is_clean_end(request, &error) {
         counters.errors.bump();
     }
+    report(life, request, &error);
 }
 
 /// Reports a failure to `handle_error` without counting it (the caller

@@ -28,7 +28,7 @@ mod send;
 
 #[cfg(feature = "message")]
 pub(crate) use file_io::{DIRECT_IO_ALIGN, is_cached, set_direct_io, start_writeback};
-pub(crate) use poller::{Poller, Waker};
+pub(crate) use poller::{Poller, ReadyEvents, SharedPoller, Waker};
 pub(crate) use recv::{Received, datagram_waiting, recv_datagram, recv_now};
 #[cfg(feature = "tls")]
 pub(crate) use send::send_now;

@@ -3,12 +3,14 @@
 //!
 //! mio registers descriptors edge-triggered: each arrival is reported
 //! once, so a loop drains what an event announced (accept or receive
-//! until `WouldBlock`), or remembers that more may be waiting.
+//! until `WouldBlock`), or remembers that more may be waiting. A parked
+//! server's workers all wait on one readiness set at once
+//! ([`SharedPoller`]).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -77,6 +79,161 @@ impl Poller {
                 token: event.token().0,
                 closed: event.is_read_closed() || event.is_error(),
             })
+    }
+}
+
+impl Poller {
+    /// The poller, to be waited on by several threads at once (a parked
+    /// server's workers); its waker stays valid.
+    pub(crate) fn into_shared(self) -> SharedPoller {
+        SharedPoller::new(self.poll)
+    }
+}
+
+/// A readiness set several threads wait on at once, each taking the events
+/// its own wait returns: a parked server's workers, each serving inline
+/// what it found, with no thread between the poller and the work.
+///
+/// On Linux the threads call `epoll_wait` on the one epoll set directly;
+/// the kernel wakes one waiter per event. Elsewhere (kqueue) the waits
+/// take turns behind a lock: the same results, one waiter at a time.
+pub(crate) struct SharedPoller {
+    #[cfg(target_os = "linux")]
+    poll: Poll,
+    #[cfg(not(target_os = "linux"))]
+    poll: parking_lot::Mutex<Poll>,
+    registry: Registry,
+}
+
+/// What one wait on a [`SharedPoller`] found: the caller's own buffer.
+pub(crate) struct ReadyEvents {
+    #[cfg(target_os = "linux")]
+    events: Vec<libc::epoll_event>,
+    #[cfg(target_os = "linux")]
+    len: usize,
+    #[cfg(not(target_os = "linux"))]
+    events: Events,
+    /// The waker was among them.
+    woken: bool,
+}
+
+impl ReadyEvents {
+    /// Room for `capacity` events per wait.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        ReadyEvents {
+            #[cfg(target_os = "linux")]
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; capacity],
+            #[cfg(target_os = "linux")]
+            len: 0,
+            #[cfg(not(target_os = "linux"))]
+            events: Events::with_capacity(capacity),
+            woken: false,
+        }
+    }
+
+    /// Whether the wait found nothing (it timed out).
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.woken && self.ready().next().is_none()
+    }
+
+    /// Whether the waker was woken.
+    pub(crate) fn woken(&self) -> bool {
+        self.woken
+    }
+
+    /// The registrations found ready (the waker left out).
+    pub(crate) fn ready(&self) -> impl Iterator<Item = Readiness> + '_ {
+        #[cfg(target_os = "linux")]
+        return self.events[..self.len]
+            .iter()
+            .map(|event| {
+                let flags = event.events as libc::c_int;
+                Readiness {
+                    token: event.u64 as usize,
+                    closed: flags & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0,
+                }
+            })
+            .filter(|ready| ready.token != WAKE.0);
+        #[cfg(not(target_os = "linux"))]
+        return self
+            .events
+            .iter()
+            .filter(|event| event.token() != WAKE)
+            .map(|event| Readiness {
+                token: event.token().0,
+                closed: event.is_read_closed() || event.is_error(),
+            });
+    }
+}
+
+impl SharedPoller {
+    fn new(poll: Poll) -> Self {
+        let registry = poll
+            .registry()
+            .try_clone()
+            .expect("a registry clone is a dup of the poller's descriptor");
+        SharedPoller {
+            #[cfg(target_os = "linux")]
+            poll,
+            #[cfg(not(target_os = "linux"))]
+            poll: parking_lot::Mutex::new(poll),
+            registry,
+        }
+    }
+
+    /// Where descriptors are registered.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Waits until something is ready, the waker is woken, or `timeout`
+    /// passes (never, without one), filling `into`. A signal ends the wait
+    /// early, with nothing found.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn wait(&self, into: &mut ReadyEvents, timeout: Option<Duration>) -> io::Result<()> {
+        let millis = timeout.map_or(-1, |t| {
+            // Rounded up: a wait never ends before its time.
+            let ms = t.as_nanos().div_ceil(1_000_000);
+            i32::try_from(ms).unwrap_or(i32::MAX)
+        });
+        into.len = 0;
+        into.woken = false;
+        // SAFETY: the buffer holds `events.len()` initialised entries, and
+        // the epoll descriptor lives as long as `self`.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.poll.as_raw_fd(),
+                into.events.as_mut_ptr(),
+                i32::try_from(into.events.len()).unwrap_or(i32::MAX),
+                millis,
+            )
+        };
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            return match error.kind() {
+                io::ErrorKind::Interrupted => Ok(()),
+                _ => Err(error),
+            };
+        }
+        into.len = n as usize;
+        into.woken = into.events[..into.len]
+            .iter()
+            .any(|event| event.u64 == WAKE.0 as u64);
+        Ok(())
+    }
+
+    /// See the Linux `wait`.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn wait(&self, into: &mut ReadyEvents, timeout: Option<Duration>) -> io::Result<()> {
+        into.events.clear();
+        match self.poll.lock().poll(&mut into.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        into.woken = into.events.iter().any(|event| event.token() == WAKE);
+        Ok(())
     }
 }
 

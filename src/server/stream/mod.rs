@@ -101,8 +101,8 @@ impl<L: Listener, M: ModeMarker, H> StreamServer<L, M, H> {
         let life = Arc::new(H::lifecycle(Arc::clone(&handler)));
         let hooks: Arc<dyn Hooks> =
             handler_hooks(&life, |life| life.service_actions(), |life| life.handle_timeout());
-        let (base, server) = EngineBase::new(listener, file, &config)?;
-        let engine = StreamEngine::new(base, life, &server, &config)?;
+        let (base, poller, server) = EngineBase::new(listener, file, &config)?;
+        let engine = StreamEngine::new(base, poller, life, &server, &config)?;
         Ok(StreamServer {
             core: Core::new(
                 Box::new(engine),
@@ -153,6 +153,7 @@ enum StreamDispatch<L: Listener, F: Life<L>> {
     /// Each connection is served on the loop thread (`TcpServer`).
     Serial {
         base: EngineBase<L>,
+        poller: Poller,
         service: Arc<ConnectionService<L, F>>,
         /// Kept between calls, so a connection costs no slot registration
         /// and no buffer allocation.
@@ -162,6 +163,7 @@ enum StreamDispatch<L: Listener, F: Life<L>> {
     /// (`ThreadingTcpServer`).
     Pooled {
         base: EngineBase<L>,
+        poller: Poller,
         pool: Pool<ConnectionJobs<L, F>>,
     },
     /// Connections wait in the poller between requests; workers take
@@ -170,11 +172,10 @@ enum StreamDispatch<L: Listener, F: Life<L>> {
     Parked(ParkedDispatch<L, F>),
 }
 
-/// What every stream engine has: the listener in the loop's poller, and
+/// What every stream engine has: the listener (in the loop's poller), and
 /// the bookkeeping of taking connections from it.
 pub(crate) struct EngineBase<L: Listener> {
     pub(crate) listener: Arc<ListenerSlot<L>>,
-    pub(crate) poller: Poller,
     pub(crate) control: Arc<Control>,
     pub(crate) overload: OverloadPolicy,
     /// The listener may hold connections not accepted yet: the last batch
@@ -193,7 +194,7 @@ impl<L: Listener> EngineBase<L> {
         listener: L,
         file: Option<SocketFile>,
         config: &ServerConfig,
-    ) -> io::Result<(Self, ServerHandle<L::Addr>)> {
+    ) -> io::Result<(Self, Poller, ServerHandle<L::Addr>)> {
         let local_addr = listener.local_addr()?;
         let (poller, waker) = Poller::new(1024)?;
         let listener = ListenerSlot::new(listener, file, poller.registry())?;
@@ -214,19 +215,18 @@ impl<L: Listener> EngineBase<L> {
         control.on_shutdown(Box::new(move || registry.close_idle()));
         let base = EngineBase {
             listener,
-            poller,
             control: Arc::clone(&control),
             overload: config.pool.overload,
             pending: false,
             backoff: Backoff::default(),
             retry_at: None,
         };
-        Ok((base, ServerHandle::new(control, local_addr)))
+        Ok((base, poller, ServerHandle::new(control, local_addr)))
     }
 
     /// Waits for connections to accept; see [`Engine::wait`]. A loop that
     /// is full under [`OverloadPolicy::Block`] waits for room first.
-    fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Wake> {
+    fn wait(&mut self, poller: &mut Poller, deadline: Option<Instant>) -> io::Result<Wake> {
         loop {
             if self.control.is_shutdown_requested() {
                 return Ok(Wake::Shutdown);
@@ -250,8 +250,8 @@ impl<L: Listener> EngineBase<L> {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            self.poller.wait(until)?;
-            if self.poller.ready().next().is_some() {
+            poller.wait(until)?;
+            if poller.ready().next().is_some() {
                 self.pending = true;
             }
         }
@@ -260,7 +260,7 @@ impl<L: Listener> EngineBase<L> {
     /// Whether connections are pending and may be accepted at `now`: a
     /// back-off that is over makes them pending again (the listener may
     /// hold some still).
-    fn accept_due(&mut self, now: Instant) -> bool {
+    pub(crate) fn accept_due(&mut self, now: Instant) -> bool {
         if self.retry_at.is_some_and(|at| at <= now) {
             self.retry_at = None;
             self.pending = true;
@@ -295,6 +295,7 @@ impl<L: Listener, F: Life<L>> StreamEngine<L, F> {
     /// The engine of `config`'s mode around `base`.
     fn new(
         base: EngineBase<L>,
+        poller: Poller,
         life: Arc<F>,
         server: &ServerHandle<L::Addr>,
         config: &ServerConfig,
@@ -307,6 +308,7 @@ impl<L: Listener, F: Life<L>> StreamEngine<L, F> {
         let dispatch = match config.mode {
             Mode::Serial => StreamDispatch::Serial {
                 base,
+                poller,
                 local: service.local(),
                 service,
             },
@@ -322,7 +324,7 @@ impl<L: Listener, F: Life<L>> StreamEngine<L, F> {
                     Arc::clone(&control.counters.workers),
                     control.stop_signal(),
                 )?;
-                StreamDispatch::Pooled { base, pool }
+                StreamDispatch::Pooled { base, poller, pool }
             }
             Mode::Parked => {
                 if !F::PER_REQUEST {
@@ -336,6 +338,7 @@ impl<L: Listener, F: Life<L>> StreamEngine<L, F> {
                 StreamDispatch::Parked(ParkedDispatch::new(
                     service,
                     base,
+                    poller,
                     config.parked,
                     config.group(cores, DEFAULT_PARKED_MAX_WORKERS),
                 )?)
@@ -374,17 +377,19 @@ impl<L: Listener, F: Life<L>> Engine for StreamEngine<L, F> {
 
     fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Wake> {
         match &mut self.dispatch {
-            StreamDispatch::Serial { base, .. } | StreamDispatch::Pooled { base, .. } => base.wait(deadline),
+            StreamDispatch::Serial { base, poller, .. } | StreamDispatch::Pooled { base, poller, .. } => {
+                base.wait(poller, deadline)
+            }
             StreamDispatch::Parked(parked) => parked.wait(deadline),
         }
     }
 
     fn serve(&mut self, batch: Batch) -> io::Result<bool> {
         match &mut self.dispatch {
-            StreamDispatch::Serial { base, service, local } => {
-                accept_each(base, batch, |_, accepted| service.serve(local, accepted))
-            }
-            StreamDispatch::Pooled { base, pool } => {
+            StreamDispatch::Serial {
+                base, service, local, ..
+            } => accept_each(base, batch, |_, accepted| service.serve(local, accepted)),
+            StreamDispatch::Pooled { base, pool, .. } => {
                 let overload = base.overload;
                 accept_each(base, batch, |control, accepted| {
                     // Counted in already, so at capacity means beyond it.
@@ -403,7 +408,7 @@ impl<L: Listener, F: Life<L>> Engine for StreamEngine<L, F> {
     fn stop(self: Box<Self>) {
         match self.dispatch {
             StreamDispatch::Serial { base, .. } => base.listener.close(),
-            StreamDispatch::Pooled { base, pool } => {
+            StreamDispatch::Pooled { base, pool, .. } => {
                 base.listener.close();
                 let registry = Arc::clone(&base.control.registry);
                 drain(pool, &base.control, move |how| registry.force_close_all(how));

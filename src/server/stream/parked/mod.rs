@@ -4,50 +4,49 @@
 //!
 //! This is the half-sync/half-async shape of Jetty's and Tomcat's NIO
 //! connectors and Thrift's THsHaServer, with the loop run by the workers
-//! themselves, as Jetty's "eat what you kill" and the leader/followers
-//! pattern do:
+//! themselves: every worker waits in the one poller at once, and serves
+//! what its own wait found, inline, as a bare event loop would ("eat what
+//! you kill"):
 //!
 //! ```text
 //! one poller = listener + waker + parked connections; a table with a timer wheel
-//! the worker holding the poller (the leader), one round:
-//!   listener readable  -> accept -> a job that opens it (verify, open, first read)
-//!   parked readable    -> take it out of the table -> a job
-//!   deadline passed    -> close an idle connection / cut a stalled request off
-//!   then: queue all jobs but one, wake an idle worker to take the poller,
-//!         and serve that one job itself: no hand-off between threads
-//! worker with a job: serve ONE request with blocking Read/Write -> park it again (or close)
-//! monitor (the serve_forever thread): deadlines when every worker is busy,
+//! each worker, in a loop:
+//!   a queued job first (a new connection to open, a request read ahead)
+//!   else wait in the poller (the kernel wakes one waiter per event), then
+//!     parked readable   -> take it out of the table -> serve its request inline
+//!     listener readable -> accept -> queue a job to open each (and wake a waiter)
+//! serving ONE request: blocking Read/Write -> park it again (or close)
+//! monitor (the serve_forever thread): deadlines, accepting after a back-off,
 //!   growing the pool when the workers stop making progress, shutdown
 //! ```
 //!
-//! Handing each request from a loop thread to a worker costs a thread
-//! wake-up on every request; measured here it served a third of what the
-//! per-connection mode does. The thread that the readiness event wakes
-//! serves the request itself, and the wake-up of the next leader happens
-//! in parallel, off the request's path.
+//! Each wait takes a few events at most, so a worker that a handler holds
+//! up long holds up only those; the others go on waiting and serving. No
+//! thread stands between the poller and the work: the thread the kernel
+//! wakes for a request is the one that serves it. (The loop used to be
+//! led by one worker at a time, which handed events to the others through
+//! a queue: measured against a bare epoll loop, that hand-off cost a
+//! quarter of the throughput.)
 //!
 //! A worker parks a connection again itself, by putting it back in the
 //! table: no poller call. Readiness is edge-triggered and registered once;
 //! an edge that comes while a worker has the connection is remembered in
 //! the table, and parking it then queues it again at once (see
 //! [`table`]); so does an end of stream that came with the request just
-//! served, which no later edge would announce. A connection with bytes read ahead (a pipelined next
-//! request), or whose last read filled the buffer, is not parked but put
-//! in line behind the others, so one connection that always has data
-//! cannot keep a worker while others wait. Queued jobs come before the
-//! poller: a worker never waits in it while jobs wait in the queue, and
-//! when queued work has kept every worker from it for a moment, one takes
-//! in what is ready without waiting and queues it behind. Buffers belong
-//! to workers; a connection keeps only what it had read ahead, and only
-//! until it is queued again.
+//! served, which no later edge would announce. A connection with bytes
+//! read ahead (a pipelined next request), or whose last read filled the
+//! buffer, is not parked but put in line behind the others, so one
+//! connection that always has data cannot keep a worker while others
+//! wait. Buffers belong to workers; a connection keeps only what it had
+//! read ahead, and only until it is queued again.
 //!
 //! Deadlines cost nothing per connection: the table's timer wheel holds
 //! one deadline per connection (idle while parked, request while busy),
-//! moved in O(1), and the loop looks only at what falls due. A request
+//! moved in O(1), and the monitor looks only at what falls due. A request
 //! past its deadline has its socket shut, which wakes the worker blocked
 //! on it; the worker then closes it.
 
-mod lead;
+mod intake;
 pub(crate) mod table;
 mod wheel;
 mod worker;
@@ -59,11 +58,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use mio::Registry;
 use parking_lot::Mutex;
 
-use self::lead::{Job, Lead};
+use self::intake::Job;
 use self::table::{Expired, Table};
+use self::wheel::{Clock, Tick};
 use super::EngineBase;
 use super::connection::ConnectionService;
 use crate::handler::Lifecycle;
@@ -72,6 +71,7 @@ use crate::request::StreamRequest;
 use crate::server::core::{Batch, Wake};
 use crate::server::options::ParkedOptions;
 use crate::server::wind_down::wind_down;
+use crate::sys::{Poller, ReadyEvents, SharedPoller};
 use crate::transport::Listener;
 
 /// How long every worker may be busy, with no request started, before the
@@ -79,44 +79,60 @@ use crate::transport::Listener;
 /// something slow), not merely busy.
 const GROWTH_DELAY: Duration = Duration::from_millis(5);
 
-/// How long the poller may go unwatched while workers serve queued work:
-/// then one of them takes in what is ready before its next job.
+/// How long the poller may go unwatched while workers serve queued work
+/// (a connection that always has a request read ahead, say): then one of
+/// them looks at it, without waiting, before its next job.
 const GLANCE_GAP: Duration = Duration::from_micros(200);
 
 /// How often the monitor looks at deadlines and at the workers' progress.
 const MONITOR_TICK: Duration = wheel::TICK;
 
+/// The most events one wait takes: what a worker held up in a handler
+/// holds up with it.
+const EVENTS_PER_WAIT: usize = 16;
+
 /// The lifecycle of a stream server's handler, named for short.
 pub(crate) trait Life<L: Listener>: Lifecycle<StreamRequest<L::Stream>> {}
 impl<L: Listener, F: Lifecycle<StreamRequest<L::Stream>>> Life<L> for F {}
 
-/// What the workers, the poller's holder and the monitor share. `F` is
-/// the handler's lifecycle.
+/// What the workers and the monitor share. `F` is the handler's lifecycle.
 pub(crate) struct Shared<L: Listener, F: Life<L>> {
     table: Mutex<Table<L, F::State>>,
-    /// The poller, for whoever leads; `None` once the server stops.
-    lead: Mutex<Option<Lead<L, F::State>>>,
-    registry: Registry,
+    /// The readiness set every worker waits in.
+    poller: SharedPoller,
+    /// The listener and the bookkeeping of accepting from it.
+    intake: Mutex<EngineBase<L>>,
     /// The handler's lifecycle, the server, the connections' options.
     service: Arc<ConnectionService<L, F>>,
     deadlines: ParkedOptions,
+    /// The table's clock, and the timeouts in its ticks.
+    clock: Clock,
+    idle_ticks: u64,
+    request_ticks: u64,
     jobs: Sender<Job<L, F::State>>,
     queue: Receiver<Job<L, F::State>>,
     group: Arc<ThreadGroup>,
-    /// Workers lead only while `serve_forever` runs (`handle_request` leads
-    /// on the calling thread).
+    /// Workers wait in the poller only while `serve_forever` runs
+    /// (`handle_request` waits on the calling thread).
     serving: AtomicBool,
-    /// Workers exit once they find no job.
+    /// The server is stopping: workers serve what is queued, then exit.
     stopping: AtomicBool,
-    /// Workers waiting for a job.
-    followers: AtomicUsize,
-    /// A worker holds the poller.
-    leading: AtomicBool,
+    /// Workers waiting, in the poller or for a job: free to take work.
+    free: AtomicUsize,
+    /// Workers waiting for a job (not in the poller).
+    waiting_for_job: AtomicUsize,
+    /// Workers between entering the poller and taking from the table
+    /// what their wait found.
+    in_poller: AtomicUsize,
+    /// Connections queued (to open or to serve) and not taken yet: a
+    /// stopping worker exits only when none is left, even one queued
+    /// behind its stop by a worker still busy.
+    queued_work: AtomicUsize,
     /// Jobs started: the workers' progress, for the monitor.
     progress: AtomicU64,
-    /// When the last round with the poller ended, in nanoseconds since
+    /// When a worker last looked at the poller, in nanoseconds since
     /// `epoch`.
-    last_round: AtomicU64,
+    last_look: AtomicU64,
     epoch: Instant,
     /// A listener error that ended serving, for `serve_forever` to return.
     failure: Mutex<Option<io::Error>>,
@@ -124,8 +140,24 @@ pub(crate) struct Shared<L: Listener, F: Life<L>> {
 
 impl<L: Listener, F: Life<L>> Shared<L, F> {
     fn push(&self, job: Job<L, F::State>) {
+        if job.is_work() {
+            self.queued_work.fetch_add(1, Ordering::AcqRel);
+        }
         // The receiver lives as long as `self`: sending cannot fail.
         let _ = self.jobs.send(job);
+    }
+
+    /// Queues `jobs` behind the others, and wakes a worker waiting in the
+    /// poller to take them if any is there.
+    fn push_all(&self, jobs: impl IntoIterator<Item = Job<L, F::State>>) {
+        let mut pushed = false;
+        for job in jobs {
+            self.push(job);
+            pushed = true;
+        }
+        if pushed && self.free.load(Ordering::Acquire) > 0 {
+            self.control().wake();
+        }
     }
 
     /// Records a failure of the listening socket and stops serving.
@@ -138,17 +170,33 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    /// Notes that a round with the poller has just ended.
-    fn rounded(&self) {
-        self.last_round.store(self.since_epoch(), Ordering::Relaxed);
+    /// Notes that a worker has just looked at the poller.
+    /// Waits (until `deadline` at most) for the workers to come out of
+    /// the poller, once stopping: the wake-up passes from one to the next,
+    /// and each takes what its wait found, so this is short.
+    fn wait_out_of_poller(&self, deadline: Instant) {
+        while self.in_poller.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                log::warn!("workers still in the poller at the end of the grace period");
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
     }
 
-    /// Whether the poller has gone unwatched long enough that a worker
-    /// with queued work should glance at it first.
-    fn round_due(&self) -> bool {
-        self.serving.load(Ordering::Acquire)
-            && !self.leading.load(Ordering::Acquire)
-            && self.since_epoch() >= self.last_round.load(Ordering::Relaxed) + GLANCE_GAP.as_nanos() as u64
+    /// The deadline of a request starting now.
+    fn busy_from_now(&self) -> Tick {
+        self.clock.now() + self.request_ticks
+    }
+
+    fn looked(&self) {
+        self.last_look.store(self.since_epoch(), Ordering::Relaxed);
+    }
+
+    /// Whether queued work has kept every worker from the poller long
+    /// enough that the next one should look at it first.
+    fn look_due(&self) -> bool {
+        self.since_epoch() >= self.last_look.load(Ordering::Relaxed) + GLANCE_GAP.as_nanos() as u64
     }
 
     /// Starts a worker if below the maximum.
@@ -163,7 +211,8 @@ pub(crate) struct ParkedDispatch<L: Listener, F: Life<L>> {
     shared: Arc<Shared<L, F>>,
     /// Jobs the last `handle_request` round found.
     dispatched: bool,
-    found: Vec<Job<L, F::State>>,
+    found: ReadyEvents,
+    jobs: Vec<Job<L, F::State>>,
     expired: Vec<Expired<L, F::State>>,
     scratch: Vec<u32>,
     /// Progress as of `since`, while no worker was free.
@@ -171,21 +220,27 @@ pub(crate) struct ParkedDispatch<L: Listener, F: Life<L>> {
 }
 
 impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
-    /// Takes `base` (its poller and listener go to the leaders) and starts
-    /// the minimum of workers.
+    /// Takes `base` (the listener, for whichever worker accepts) and the
+    /// poller (for every worker to wait in), and starts the minimum of
+    /// workers.
     pub(crate) fn new(
         service: Arc<ConnectionService<L, F>>,
         base: EngineBase<L>,
+        poller: Poller,
         deadlines: ParkedOptions,
         group: GroupConfig,
     ) -> io::Result<Self> {
         let control = Arc::clone(service.control());
         let (jobs, queue) = crossbeam_channel::unbounded();
         let min_workers = group.min_workers;
+        let clock = Clock::new(Instant::now());
         let shared = Arc::new(Shared {
-            table: Mutex::new(Table::new(Instant::now(), Arc::clone(&control))),
-            registry: base.poller.registry().try_clone()?,
-            lead: Mutex::new(Some(Lead::new(base))),
+            table: Mutex::new(Table::new(clock, Arc::clone(&control))),
+            clock,
+            idle_ticks: Clock::ticks(deadlines.idle_timeout),
+            request_ticks: Clock::ticks(deadlines.request_timeout),
+            poller: poller.into_shared(),
+            intake: Mutex::new(base),
             service,
             deadlines,
             jobs,
@@ -193,17 +248,20 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
             group: ThreadGroup::new(group, Arc::clone(&control.counters.workers)),
             serving: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
-            followers: AtomicUsize::new(0),
-            leading: AtomicBool::new(false),
+            free: AtomicUsize::new(0),
+            in_poller: AtomicUsize::new(0),
+            waiting_for_job: AtomicUsize::new(0),
+            queued_work: AtomicUsize::new(0),
             progress: AtomicU64::new(0),
-            last_round: AtomicU64::new(0),
+            last_look: AtomicU64::new(0),
             epoch: Instant::now(),
             failure: Mutex::new(None),
         });
         let dispatch = ParkedDispatch {
             shared,
             dispatched: false,
-            found: Vec::new(),
+            found: ReadyEvents::with_capacity(EVENTS_PER_WAIT),
+            jobs: Vec::new(),
             expired: Vec::new(),
             scratch: Vec::new(),
             stalled: None,
@@ -220,11 +278,12 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
         Ok(dispatch)
     }
 
-    /// `serve_forever` begins: the workers lead from now on.
+    /// `serve_forever` begins: the workers wait in the poller from now on.
     pub(crate) fn start(&mut self) {
-        self.shared.serving.store(true, Ordering::Release);
-        if !self.shared.leading.load(Ordering::Acquire) {
-            self.shared.push(Job::Lead);
+        let shared = &self.shared;
+        shared.serving.store(true, Ordering::SeqCst);
+        for _ in 0..shared.group.counts.live() {
+            shared.push(Job::Poll);
         }
     }
 
@@ -249,17 +308,20 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
             if shared.control().is_shutdown_requested() {
                 return Ok(Wake::Shutdown);
             }
-            {
-                let mut guard = shared.lead.lock();
-                let Some(lead) = guard.as_mut() else {
-                    return Ok(Wake::Shutdown);
-                };
-                lead.round(&shared, deadline, Batch::One, &mut self.found)?;
+            let now = Instant::now();
+            self.expire(now);
+            let next = shared.table.lock().next_deadline();
+            let until = [deadline, next].into_iter().flatten().min();
+            let timeout = until.map(|at| at.saturating_duration_since(now));
+            shared.poller.wait(&mut self.found, timeout)?;
+            let busy_until = shared.busy_from_now();
+            shared.take_in(&self.found, busy_until, Batch::One, &mut self.jobs)?;
+            // Pending connections the listener will not announce again.
+            if self.jobs.is_empty() && shared.intake.lock().has_pending() {
+                shared.accept(false, busy_until, Batch::One, &mut self.jobs)?;
             }
-            if !self.found.is_empty() {
-                for job in self.found.drain(..) {
-                    shared.push(job);
-                }
+            if !self.jobs.is_empty() {
+                shared.push_all(self.jobs.drain(..));
                 self.dispatched = true;
                 return Ok(Wake::Ready);
             }
@@ -269,8 +331,18 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
         }
     }
 
-    /// While the workers serve: deadlines the leader may not be there to
-    /// see (when every worker is busy), growth, shutdown.
+    /// Closes the connections whose deadline has passed by `now`.
+    fn expire(&mut self, now: Instant) {
+        let shared = &self.shared;
+        shared
+            .table
+            .lock()
+            .expire(now, &mut self.scratch, &mut self.expired);
+        shared.close_expired(&mut self.expired);
+    }
+
+    /// While the workers serve: deadlines, accepting again once a back-off
+    /// is over, growth, shutdown.
     fn monitor(&mut self, deadline: Option<Instant>) -> io::Result<Wake> {
         let shared = Arc::clone(&self.shared);
         let control = Arc::clone(shared.control());
@@ -282,12 +354,9 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
                 };
             }
             let now = Instant::now();
-            shared
-                .table
-                .lock()
-                .expire(now, &mut self.scratch, &mut self.expired);
-            shared.close_expired(&mut self.expired);
-            self.watch_leading();
+            self.expire(now);
+            self.watch_intake(now);
+            self.watch_queue();
             self.watch_growth(now);
             if deadline.is_some_and(|at| at <= now) {
                 return Ok(Wake::Timeout);
@@ -297,24 +366,32 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
         }
     }
 
-    /// Wakes an idle worker to take the poller if none holds it: the last
-    /// holder went to serve a request without handing it on.
-    fn watch_leading(&self) {
-        let shared = &self.shared;
-        if !shared.leading.load(Ordering::Acquire)
-            && shared.followers.load(Ordering::Acquire) > 0
-            && shared.queue.is_empty()
-        {
-            shared.push(Job::Lead);
+    /// Wakes a worker to accept when connections are pending that the
+    /// listener will not announce again: a back-off that is over.
+    fn watch_intake(&self, now: Instant) {
+        let due = {
+            let mut intake = self.shared.intake.lock();
+            intake.has_pending() && intake.retry_at.is_some() && intake.accept_due(now)
+        };
+        if due {
+            self.shared.control().wake();
         }
     }
 
-    /// Grows the pool when no worker is free (leading or waiting) and none
-    /// has started a job for a while: they are stuck, not just busy.
+    /// Wakes a worker waiting in the poller when jobs wait in the queue: a
+    /// safety net under the wake-ups the workers send each other.
+    fn watch_queue(&self) {
+        let shared = &self.shared;
+        if !shared.queue.is_empty() && shared.free.load(Ordering::Acquire) > 0 {
+            shared.control().wake();
+        }
+    }
+
+    /// Grows the pool when no worker is free and none has started a job
+    /// for a while: they are stuck, not just busy.
     fn watch_growth(&mut self, now: Instant) {
         let shared = &self.shared;
-        let free = shared.followers.load(Ordering::Acquire) > 0 || shared.leading.load(Ordering::Acquire);
-        if free && shared.group.counts.live() > 0 {
+        if shared.free.load(Ordering::Acquire) > 0 && shared.group.counts.live() > 0 {
             self.stalled = None;
             return;
         }
@@ -342,22 +419,23 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
         let control = Arc::clone(shared.control());
         let started = Instant::now();
         shared.serving.store(false, Ordering::Release);
-        shared.stopping.store(true, Ordering::Release);
-        // The leader was woken by the shutdown request. A last look at the
-        // poller queues the requests parked connections received meanwhile
-        // (closing those unread would lose them, and reset the
-        // connection). Closing the poller then drops every registration
-        // at once, cheaper than one call per connection; the listener
-        // closes with it.
-        if let Some(mut lead) = shared.lead.lock().take() {
-            let mut ready = Vec::new();
-            if let Err(e) = lead.collect_ready(&shared, &mut ready) {
-                log::debug!("cannot look for requests sent meanwhile: {e}");
-            }
-            for job in ready {
-                shared.push(job);
-            }
-            lead.base.listener.close();
+        shared.stopping.store(true, Ordering::SeqCst);
+        // Workers waiting in the poller wake, each waking the next.
+        control.wake();
+        shared.intake.lock().listener.close();
+        // Events a worker's wait has consumed are taken from the table
+        // before the parked connections close: else a request that came
+        // just then would be closed unread.
+        shared.wait_out_of_poller(started + control.grace());
+        // A last look at the poller queues the requests parked connections
+        // received meanwhile (closing those unread would lose them, and
+        // reset the connection).
+        let mut ready = Vec::new();
+        if let Err(e) = shared.collect_ready(&mut ready) {
+            log::debug!("cannot look for requests sent meanwhile: {e}");
+        }
+        for job in ready {
+            shared.push(job);
         }
         let idle = shared.table.lock().drain_idle();
         let closing = idle.len();

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use socket2::SockRef;
 
-use super::wheel::Wheel;
+use super::wheel::{Clock, Tick, Wheel};
 use crate::control::Control;
 use crate::request::Detached;
 use crate::server::stream::listener::LISTENER;
@@ -141,11 +141,11 @@ pub(crate) struct Table<L: Listener, S> {
 }
 
 impl<L: Listener, S> Table<L, S> {
-    pub(crate) fn new(now: Instant, control: Arc<Control>) -> Self {
+    pub(crate) fn new(clock: Clock, control: Arc<Control>) -> Self {
         Table {
             entries: Vec::new(),
             free: Vec::new(),
-            wheel: Wheel::new(now),
+            wheel: Wheel::new(clock),
             parked: 0,
             control,
             drained: false,
@@ -176,7 +176,7 @@ impl<L: Listener, S> Table<L, S> {
 
     /// Records a new connection, busy (about to be opened by a worker)
     /// until `deadline`.
-    pub(crate) fn insert(&mut self, socket: Arc<L::Stream>, deadline: Instant) -> Key {
+    pub(crate) fn insert(&mut self, socket: Arc<L::Stream>, deadline: Tick) -> Key {
         let place = Self::busy(socket, false);
         let index = match self.free.pop() {
             Some(index) => {
@@ -205,7 +205,7 @@ impl<L: Listener, S> Table<L, S> {
     /// last, and the worker may read only the request that came before
     /// the end: it counts as missed from the start, so parking the
     /// connection queues it again at once, to read the end and close.
-    pub(crate) fn take_ready(&mut self, key: Key, deadline: Instant, closed: bool) -> Option<Conn<L, S>> {
+    pub(crate) fn take_ready(&mut self, key: Key, deadline: Tick, closed: bool) -> Option<Conn<L, S>> {
         let entry = self.entry(key)?;
         if let Place::Busy { missed, .. } = &mut entry.place {
             *missed = true;
@@ -221,12 +221,7 @@ impl<L: Listener, S> Table<L, S> {
     /// Hands back a busy connection after a request: parked until
     /// `idle_until`, or busy again until `busy_until` if bytes came
     /// meanwhile; closing once the server has drained the table.
-    pub(crate) fn park(
-        &mut self,
-        conn: Conn<L, S>,
-        idle_until: Instant,
-        busy_until: Instant,
-    ) -> Parking<L, S> {
+    pub(crate) fn park(&mut self, conn: Conn<L, S>, idle_until: Tick, busy_until: Tick) -> Parking<L, S> {
         let key = conn.key;
         if self.drained {
             return Parking::Closing(conn);
@@ -256,7 +251,7 @@ impl<L: Listener, S> Table<L, S> {
     /// A busy connection starts another request (one it had read ahead):
     /// busy until `deadline`, or with no deadline at all (`None`: a
     /// looping handler's conversation). False if it must close instead.
-    pub(crate) fn renew(&mut self, key: Key, deadline: Option<Instant>) -> bool {
+    pub(crate) fn renew(&mut self, key: Key, deadline: Option<Tick>) -> bool {
         let Some(entry) = self.entry(key) else {
             return false;
         };

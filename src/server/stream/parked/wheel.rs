@@ -4,7 +4,11 @@
 //! Each item (a connection's index in the parked table) has at most one
 //! deadline. Setting, moving and clearing one is O(1): the item is linked
 //! into the list of the slot its deadline falls in, and unlinked from its
-//! old one. Advancing the wheel visits only the slots whose time has come
+//! old one. Moving a deadline later touches no list at all: the item
+//! stays where it is, its new tick noted, and is moved on when its old
+//! slot comes round (a connection busy and idle in turn only ever moves
+//! its deadline later, so it is relinked about once per timeout, not twice
+//! per request). Advancing the wheel visits only the slots whose time has come
 //! (found through a bitmap of non-empty slots) and only the items in them.
 //! A deadline beyond the wheel's span waits in the farthest slot and is
 //! looked at again when that slot comes round.
@@ -29,6 +33,9 @@ struct Link {
     slot: u32,
     /// The tick the deadline falls in.
     due: u64,
+    /// The tick the slot holding the item is looked at: `due`, or earlier
+    /// when the deadline moved later since, or it lies beyond the span.
+    at: u64,
 }
 
 const UNLINKED: Link = Link {
@@ -36,11 +43,55 @@ const UNLINKED: Link = Link {
     next: NIL,
     slot: NIL,
     due: 0,
+    at: 0,
 };
+
+/// Nanoseconds in a tick.
+const TICK_NANOS: u32 = TICK.as_nanos() as u32;
+
+/// A moment at the wheel's resolution: the ticks since its clock's epoch.
+pub(crate) type Tick = u64;
+
+/// Turns instants into ticks and back with integer arithmetic: a request
+/// reads the time once and adds its timeouts in ticks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    epoch: Instant,
+}
+
+impl Clock {
+    pub(crate) fn new(epoch: Instant) -> Self {
+        Clock { epoch }
+    }
+
+    /// The tick `at` falls in.
+    pub(crate) fn tick_of(&self, at: Instant) -> Tick {
+        let since = at.saturating_duration_since(self.epoch);
+        // 64-bit arithmetic: a tick divides a second.
+        since.as_secs() * u64::from(1_000_000_000 / TICK_NANOS) + u64::from(since.subsec_nanos() / TICK_NANOS)
+    }
+
+    /// The tick now falls in.
+    pub(crate) fn now(&self) -> Tick {
+        self.tick_of(Instant::now())
+    }
+
+    /// `duration` in ticks, rounded up: a deadline so far from a tick is
+    /// never early.
+    pub(crate) fn ticks(duration: Duration) -> u64 {
+        let nanos = duration.as_nanos().div_ceil(u128::from(TICK_NANOS));
+        u64::try_from(nanos).unwrap_or(u64::MAX / 2)
+    }
+
+    /// The start of `tick`.
+    fn instant_of(&self, tick: Tick) -> Instant {
+        self.epoch + TICK * u32::try_from(tick).unwrap_or(u32::MAX)
+    }
+}
 
 /// The wheel. Items are numbered from 0, densely (they are table indices).
 pub(crate) struct Wheel {
-    epoch: Instant,
+    clock: Clock,
     heads: Vec<u32>,
     /// Bit `i` set: slot `i` holds at least one item.
     occupied: Vec<u64>,
@@ -50,9 +101,9 @@ pub(crate) struct Wheel {
 }
 
 impl Wheel {
-    pub(crate) fn new(now: Instant) -> Self {
+    pub(crate) fn new(clock: Clock) -> Self {
         Wheel {
-            epoch: now,
+            clock,
             heads: vec![NIL; SLOTS],
             occupied: vec![0; SLOTS / 64],
             links: Vec::new(),
@@ -60,27 +111,24 @@ impl Wheel {
         }
     }
 
-    fn tick_of(&self, at: Instant) -> u64 {
-        (at.saturating_duration_since(self.epoch).as_nanos() / TICK.as_nanos()) as u64
-    }
-
-    fn instant_of(&self, tick: u64) -> Instant {
-        self.epoch + TICK * u32::try_from(tick).unwrap_or(u32::MAX)
-    }
-
-    /// Sets `item`'s deadline, replacing any it had. A deadline already
-    /// past falls due at the next tick.
-    pub(crate) fn set(&mut self, item: u32, deadline: Instant) {
+    /// Sets `item`'s deadline (the tick it falls in), replacing any it
+    /// had. A deadline already past falls due at the next tick.
+    pub(crate) fn set(&mut self, item: u32, deadline: Tick) {
         let index = item as usize;
         if index >= self.links.len() {
             self.links.resize(index + 1, UNLINKED);
         }
-        self.unlink(item);
         // The tick after the deadline's: never early. Never in a slot
         // already processed: those are not looked at again until the wheel
         // comes round.
-        let due = (self.tick_of(deadline) + 1).max(self.next_tick);
-        self.links[index].due = due;
+        let due = (deadline + 1).max(self.next_tick);
+        let link = &mut self.links[index];
+        if link.slot != NIL && link.at <= due {
+            // Later than where it waits: looked at there, and moved on.
+            link.due = due;
+            return;
+        }
+        self.unlink(item);
         self.link(item, due);
     }
 
@@ -91,21 +139,16 @@ impl Wheel {
         }
     }
 
-    /// The slot for a deadline: the farthest one for a deadline beyond the
-    /// span, which is then looked at again when its slot comes round.
-    fn slot_for(&self, due: u64) -> usize {
-        let capped = due.min(self.next_tick + SLOTS as u64 - 1);
-        (capped % SLOTS as u64) as usize
-    }
-
     fn link(&mut self, item: u32, due: u64) {
-        let slot = self.slot_for(due);
+        let at = due.min(self.next_tick + SLOTS as u64 - 1);
+        let slot = (at % SLOTS as u64) as usize;
         let head = self.heads[slot];
         self.links[item as usize] = Link {
             prev: NIL,
             next: head,
             slot: slot as u32,
             due,
+            at,
         };
         if head != NIL {
             self.links[head as usize].prev = item;
@@ -137,7 +180,7 @@ impl Wheel {
     /// `now`, clearing their deadlines. Items of a slot whose deadline lies
     /// further on (beyond the span) are moved to their next slot.
     pub(crate) fn expire(&mut self, now: Instant, expired: &mut Vec<u32>) {
-        let now_tick = self.tick_of(now);
+        let now_tick = self.clock.tick_of(now);
         while let Some(tick) = self.next_occupied_tick().filter(|&tick| tick <= now_tick) {
             self.next_tick = tick + 1;
             // Take the whole list first: items linked again may land in
@@ -185,7 +228,7 @@ impl Wheel {
     /// When the next deadline may fall due: the start of the first
     /// occupied slot's tick. `None` when no item has a deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.next_occupied_tick().map(|tick| self.instant_of(tick))
+        self.next_occupied_tick().map(|tick| self.clock.instant_of(tick))
     }
 }
 
@@ -203,10 +246,10 @@ mod tests {
     #[test]
     fn items_expire_at_their_deadline_and_not_before() {
         let start = Instant::now();
-        let mut wheel = Wheel::new(start);
-        wheel.set(0, start + Duration::from_millis(50));
-        wheel.set(1, start + Duration::from_millis(120));
-        wheel.set(2, start + Duration::from_millis(50));
+        let mut wheel = Wheel::new(Clock::new(start));
+        wheel.set(0, Clock::new(start).tick_of(start + Duration::from_millis(50)));
+        wheel.set(1, Clock::new(start).tick_of(start + Duration::from_millis(120)));
+        wheel.set(2, Clock::new(start).tick_of(start + Duration::from_millis(50)));
         assert!(expire(&mut wheel, start + Duration::from_millis(30)).is_empty());
         assert_eq!(expire(&mut wheel, start + Duration::from_millis(65)), [0, 2]);
         assert!(expire(&mut wheel, start + Duration::from_millis(100)).is_empty());
@@ -217,10 +260,10 @@ mod tests {
     #[test]
     fn no_deadline_fires_early_even_within_its_tick() {
         let start = Instant::now();
-        let mut wheel = Wheel::new(start);
+        let mut wheel = Wheel::new(Clock::new(start));
         // Half-way through a tick: the tick's start is before it.
         let deadline = start + Duration::from_millis(55);
-        wheel.set(0, deadline);
+        wheel.set(0, Clock::new(start).tick_of(deadline));
         assert!(wheel.next_deadline().unwrap() >= deadline);
         assert!(expire(&mut wheel, start + Duration::from_millis(50)).is_empty());
         assert!(expire(&mut wheel, deadline).is_empty());
@@ -230,10 +273,10 @@ mod tests {
     #[test]
     fn moving_and_clearing_a_deadline() {
         let start = Instant::now();
-        let mut wheel = Wheel::new(start);
-        wheel.set(0, start + Duration::from_millis(50));
-        wheel.set(1, start + Duration::from_millis(50));
-        wheel.set(0, start + Duration::from_millis(500));
+        let mut wheel = Wheel::new(Clock::new(start));
+        wheel.set(0, Clock::new(start).tick_of(start + Duration::from_millis(50)));
+        wheel.set(1, Clock::new(start).tick_of(start + Duration::from_millis(50)));
+        wheel.set(0, Clock::new(start).tick_of(start + Duration::from_millis(500)));
         wheel.clear(1);
         assert!(expire(&mut wheel, start + Duration::from_millis(100)).is_empty());
         assert_eq!(expire(&mut wheel, start + Duration::from_millis(520)), [0]);
@@ -242,9 +285,9 @@ mod tests {
     #[test]
     fn deadlines_beyond_the_span_wait_their_turn() {
         let start = Instant::now();
-        let mut wheel = Wheel::new(start);
+        let mut wheel = Wheel::new(Clock::new(start));
         let far = start + Duration::from_secs(100);
-        wheel.set(7, far);
+        wheel.set(7, Clock::new(start).tick_of(far));
         let mut now = start;
         // Advance in big steps, as an idle loop would.
         while now < far - Duration::from_secs(1) {
@@ -260,10 +303,10 @@ mod tests {
     #[test]
     fn next_deadline_points_at_the_first_occupied_slot() {
         let start = Instant::now();
-        let mut wheel = Wheel::new(start);
+        let mut wheel = Wheel::new(Clock::new(start));
         assert_eq!(wheel.next_deadline(), None);
-        wheel.set(3, start + Duration::from_millis(200));
-        wheel.set(4, start + Duration::from_secs(2));
+        wheel.set(3, Clock::new(start).tick_of(start + Duration::from_millis(200)));
+        wheel.set(4, Clock::new(start).tick_of(start + Duration::from_secs(2)));
         let next = wheel.next_deadline().unwrap();
         assert!(next >= start + Duration::from_millis(200));
         assert!(next <= start + Duration::from_millis(200) + 2 * TICK);
@@ -272,19 +315,22 @@ mod tests {
     #[test]
     fn a_deadline_in_the_past_expires_at_the_next_tick() {
         let start = Instant::now();
-        let mut wheel = Wheel::new(start);
+        let mut wheel = Wheel::new(Clock::new(start));
         let now = start + Duration::from_secs(1);
         let _ = expire(&mut wheel, now);
-        wheel.set(9, start);
+        wheel.set(9, Clock::new(start).tick_of(start));
         assert_eq!(expire(&mut wheel, now + TICK), [9]);
     }
 
     #[test]
     fn many_items_each_expire_once() {
         let start = Instant::now();
-        let mut wheel = Wheel::new(start);
+        let mut wheel = Wheel::new(Clock::new(start));
         for item in 0..10_000u32 {
-            wheel.set(item, start + Duration::from_millis(u64::from(item % 997) * 37));
+            wheel.set(
+                item,
+                Clock::new(start).tick_of(start + Duration::from_millis(u64::from(item % 997) * 37)),
+            );
         }
         let mut seen = Vec::new();
         let mut now = start;

@@ -1,17 +1,17 @@
-//! What a worker of a parked server does: take the poller when nobody
-//! holds it (and serve the first request it finds there, handing the
-//! poller on), or serve the jobs others found.
+//! What a worker of a parked server does: serve what is queued; when
+//! nothing is, wait in the poller with the other workers and serve what
+//! the wait found, inline.
 
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 
-use super::lead::Job;
+use super::intake::Job;
 use super::table::{Conn, Expired, Key, Parking, Phase};
-use super::{Life, Shared};
+use super::{EVENTS_PER_WAIT, Life, Shared};
 use crate::config::DEFAULT_PARKED_READ_BUFFER_SIZE;
 use crate::control::Control;
 use crate::handler::Next;
@@ -21,18 +21,20 @@ use crate::server::core::Batch;
 use crate::server::lifecycle;
 use crate::server::stream::connection::{apply, log_closed, log_opened, setup_failed};
 use crate::server::stream::opening::{Handshake, handshake_too_late, open_layers, step_handshake};
-use crate::sys::poller;
+use crate::sys::{ReadyEvents, poller};
 use crate::transport::Listener;
 
 /// A worker's own state.
 pub(super) struct WorkerLocal<L: Listener, S> {
     buffer: ReadBuffer,
-    /// What its last round with the poller found.
-    found: Vec<Job<L, S>>,
+    /// What its last wait in the poller found.
+    found: ReadyEvents,
+    /// The jobs that became.
+    jobs: Vec<Job<L, S>>,
 }
 
-/// A worker's life: serve what is queued; when nothing is, take the poller
-/// if nobody holds it; otherwise wait for a job.
+/// A worker's life: serve what is queued; when nothing is, wait in the
+/// poller (while `serve_forever` runs) or for a job.
 pub(super) fn worker_main<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>) -> Exit {
     let _mark = shared.control().mark_current_thread();
     let mut local = WorkerLocal {
@@ -40,129 +42,164 @@ pub(super) fn worker_main<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>) -
             .service
             .options
             .read_buffer(DEFAULT_PARKED_READ_BUFFER_SIZE),
-        found: Vec::new(),
+        found: ReadyEvents::with_capacity(EVENTS_PER_WAIT),
+        jobs: Vec::new(),
     };
     loop {
-        // A stopping server's workers serve what was queued (requests the
-        // clients have sent, connections accepted), within the grace
-        // period, then exit.
-        let stopping = shared.stopping.load(Ordering::Acquire);
-        // Work queued by others could keep every worker from the poller:
-        // now and then, take in what is ready first, and queue it behind.
-        if !stopping && !shared.queue.is_empty() && shared.round_due() {
-            glance(shared, &mut local);
+        let serving = shared.serving.load(Ordering::Acquire) && !shared.stopping.load(Ordering::Acquire);
+        // Queued work could keep every worker from the poller: now and
+        // then, serve what is ready there first.
+        if serving && !shared.queue.is_empty() && shared.look_due() {
+            poll_and_serve(shared, &mut local, Some(Duration::ZERO));
         }
         match shared.queue.try_recv() {
             // Queued behind every job the stopping server queued: one per
             // worker, so none may take two.
-            Ok(Job::Stop) => return Exit::Stopped,
-            // A wake-up to lead, from the queue's front: jobs queued behind
-            // it come first.
-            Ok(Job::Lead) => continue,
-            Err(TryRecvError::Empty) => {}
+            Ok(Job::Stop) if shared.may_stop() => return Exit::Stopped,
+            // Meant to bring a worker waiting for a job to the poller:
+            // passed on if one waits (this one goes there anyway).
+            Ok(Job::Poll) => {
+                if shared.waiting_for_job.load(Ordering::SeqCst) > 0 {
+                    shared.push(Job::Poll);
+                }
+            }
+            // Looks at the queue again before the poller.
+            Ok(Job::Stop) => continue,
             Ok(job) => {
-                shared.run(&mut local, job);
+                // More waits behind it while another worker sits in the
+                // poller: that one helps.
+                if !shared.queue.is_empty() && shared.free.load(Ordering::Acquire) > 0 {
+                    shared.control().wake();
+                }
+                shared.run_queued(&mut local, job);
                 continue;
             }
+            Err(TryRecvError::Empty) => {}
             Err(TryRecvError::Disconnected) => return Exit::Stopped,
         }
-        if lead(shared, &mut local) {
-            continue;
-        }
-        shared.followers.fetch_add(1, Ordering::AcqRel);
-        let job = shared.queue.recv_timeout(shared.group.config.keep_alive);
-        shared.followers.fetch_sub(1, Ordering::AcqRel);
-        match job {
-            Ok(Job::Stop) => return Exit::Stopped,
-            // Woken to take the poller.
-            Ok(Job::Lead) => {}
-            Ok(job) => shared.run(&mut local, job),
-            Err(RecvTimeoutError::Timeout) => {
+        // A stopping server's workers serve what was queued (requests the
+        // clients have sent, connections accepted), within the grace
+        // period, then exit; a server not serving hands out its jobs from
+        // `handle_request`.
+        let idle = if serving {
+            poll_and_serve(shared, &mut local, Some(shared.group.config.keep_alive))
+        } else {
+            wait_for_job(shared, &mut local)
+        };
+        match idle {
+            Idle::Busy => {}
+            Idle::Stop => return Exit::Stopped,
+            Idle::TimedOut => {
                 if shared.group.try_retire() {
                     return Exit::Retired;
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => return Exit::Stopped,
         }
     }
 }
 
-/// A round with the poller that does not wait, if nobody holds it: what it
-/// finds goes to the back of the queue.
-fn glance<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>, local: &mut WorkerLocal<L, F::State>) {
-    let Some(mut guard) = shared.lead.try_lock() else {
-        return;
-    };
-    let Some(lead) = guard.as_mut() else {
-        return;
-    };
-    let round = lead.round(shared, Some(Instant::now()), Batch::All, &mut local.found);
-    shared.rounded();
-    // Queued while the poller is held: a stopping server takes it before
-    // queuing the workers' stops, so what was found comes first.
-    for job in local.found.drain(..) {
-        shared.push(job);
-    }
-    drop(guard);
-    if let Err(e) = round {
-        shared.listener_failed(e);
-    }
+/// How a worker's wait for work ended.
+enum Idle {
+    /// It found work (and did it), or there may be some.
+    Busy,
+    /// Nothing came for the workers' keep-alive: it may retire.
+    TimedOut,
+    /// It is to exit.
+    Stop,
 }
 
-/// Takes the poller for a round if the server is serving and nobody holds
-/// it; serves the first job found, having queued the others (and, if
-/// another worker is idle, woken it to take the poller meanwhile: the
-/// leader/followers shape, so the request found is served by the thread
-/// that found it, with no hand-off). False if it did not lead.
-fn lead<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>, local: &mut WorkerLocal<L, F::State>) -> bool {
-    if !shared.serving.load(Ordering::Acquire) {
-        return false;
+/// Waits in the poller (up to `timeout`), with the other workers, and
+/// serves what the wait found: the requests of parked connections inline,
+/// one after another; new connections are queued (and another worker
+/// woken to help open them), the first opened here.
+fn poll_and_serve<L: Listener, F: Life<L>>(
+    shared: &Arc<Shared<L, F>>,
+    local: &mut WorkerLocal<L, F::State>,
+    timeout: Option<Duration>,
+) -> Idle {
+    // In the poller until what the wait found is taken from the table: a
+    // stopping server waits for that before closing the parked
+    // connections, whose events this wait may have consumed. Counted in
+    // before looking at `stopping` (the server stores it before looking
+    // at the count): one of the two sees the other.
+    shared.in_poller.fetch_add(1, Ordering::SeqCst);
+    if shared.stopping.load(Ordering::SeqCst) {
+        shared.in_poller.fetch_sub(1, Ordering::SeqCst);
+        return Idle::Busy;
     }
-    let Some(mut guard) = shared.lead.try_lock() else {
-        return false;
-    };
-    let Some(lead) = guard.as_mut() else {
-        return false;
-    };
-    shared.leading.store(true, Ordering::Release);
-    // Never waiting in the poller while jobs wait in the queue: when every
-    // other worker is busy, they would wait with it.
-    let wait = if shared.queue.is_empty() {
-        None
-    } else {
-        Some(Instant::now())
-    };
-    let round = lead.round(shared, wait, Batch::All, &mut local.found);
-    shared.leading.store(false, Ordering::Release);
-    shared.rounded();
-    // The rest is queued while the poller is held: a stopping server takes
-    // it before queuing the workers' stops, so what was found comes first.
-    let mut found = local.found.drain(..);
-    let mine = found.next();
-    for job in found {
-        shared.push(job);
+    shared.free.fetch_add(1, Ordering::AcqRel);
+    let waited = shared.poller.wait(&mut local.found, timeout);
+    shared.free.fetch_sub(1, Ordering::AcqRel);
+    shared.looked();
+    if shared.stopping.load(Ordering::Acquire) {
+        // Each woken worker wakes the next one still waiting.
+        shared.control().wake();
     }
-    drop(guard);
-    if let Err(e) = round {
-        shared.listener_failed(e);
-        if let Some(job) = mine {
-            shared.push(job);
+    let mut jobs = std::mem::take(&mut local.jobs);
+    let taken = match waited {
+        Ok(()) if local.found.is_empty() => Ok(Idle::TimedOut),
+        Ok(()) => {
+            let busy_until = shared.busy_from_now();
+            shared
+                .take_in(&local.found, busy_until, Batch::All, &mut jobs)
+                .map(|()| Idle::Busy)
         }
-        return true;
+        Err(e) => Err(e),
+    };
+    shared.in_poller.fetch_sub(1, Ordering::SeqCst);
+    match taken {
+        Ok(Idle::TimedOut) => {
+            local.jobs = jobs;
+            return Idle::TimedOut;
+        }
+        Ok(_) => {}
+        Err(e) => shared.listener_failed(e),
     }
+    let mut new = Vec::new();
+    for job in jobs.drain(..) {
+        match job {
+            Job::Open { .. } => new.push(job),
+            job => shared.run(local, job),
+        }
+    }
+    local.jobs = jobs;
+    let mut new = new.into_iter();
+    let mine = new.next();
+    shared.push_all(new);
     if let Some(job) = mine {
-        // While this one serves, another takes the poller, if one is idle
-        // and a parked connection may need it; if none does, this one is
-        // back soon, or the monitor wakes an idle one within its tick.
-        if shared.followers.load(Ordering::Acquire) > 0
-            && shared.queue.is_empty()
-            && shared.control().counters.parked.get() > 0
-        {
-            shared.push(Job::Lead);
-        }
         shared.run(local, job);
     }
-    true
+    Idle::Busy
+}
+
+/// Waits for a job, when the server is not serving from the poller: the
+/// jobs `handle_request` found, or a stopping server's.
+fn wait_for_job<L: Listener, F: Life<L>>(
+    shared: &Arc<Shared<L, F>>,
+    local: &mut WorkerLocal<L, F::State>,
+) -> Idle {
+    // Counted in before looking at `serving` (which `start` stores before
+    // queuing its polls, and a worker that takes one looks at this count):
+    // a worker never waits here for a poll taken by another.
+    shared.waiting_for_job.fetch_add(1, Ordering::SeqCst);
+    if shared.serving.load(Ordering::SeqCst) && !shared.stopping.load(Ordering::SeqCst) {
+        shared.waiting_for_job.fetch_sub(1, Ordering::SeqCst);
+        return Idle::Busy;
+    }
+    shared.free.fetch_add(1, Ordering::AcqRel);
+    let job = shared.queue.recv_timeout(shared.group.config.keep_alive);
+    shared.free.fetch_sub(1, Ordering::AcqRel);
+    shared.waiting_for_job.fetch_sub(1, Ordering::SeqCst);
+    match job {
+        Ok(Job::Stop) if shared.may_stop() => Idle::Stop,
+        Err(RecvTimeoutError::Disconnected) => Idle::Stop,
+        Ok(Job::Poll | Job::Stop) => Idle::Busy,
+        Ok(job) => {
+            shared.run_queued(local, job);
+            Idle::Busy
+        }
+        Err(RecvTimeoutError::Timeout) => Idle::TimedOut,
+    }
 }
 
 impl<L: Listener, F: Life<L>> Shared<L, F> {
@@ -179,8 +216,26 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
         match job {
             Job::Open { key, stream, peer } => self.open(local, key, stream, peer),
             Job::Ready(conn) => Held::take(self, local, conn).advance(local),
-            Job::Lead | Job::Stop => {}
+            Job::Poll | Job::Stop => {}
         }
+    }
+
+    /// Does a job taken from the queue.
+    fn run_queued(&self, local: &mut WorkerLocal<L, F::State>, job: Job<L, F::State>) {
+        if job.is_work() {
+            self.queued_work.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.run(local, job);
+    }
+
+    /// A worker got its stop: whether it may exit, with no connection
+    /// queued; if one is, the stop goes back in line behind it.
+    fn may_stop(&self) -> bool {
+        if self.queued_work.load(Ordering::Acquire) == 0 {
+            return true;
+        }
+        self.push(Job::Stop);
+        false
     }
 
     /// A new connection: set its options and open its layers (a proxy's
@@ -286,7 +341,7 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
                 self.table.lock().remove(conn.key);
                 self.close_parked(conn);
             }
-            Job::Lead | Job::Stop => {}
+            Job::Poll | Job::Stop => {}
         }
     }
 
@@ -402,16 +457,15 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
     /// cannot keep a worker).
     fn keep(mut self, local: &mut WorkerLocal<L, F::State>) {
         let shared = self.shared;
-        let now = Instant::now();
+        let now = shared.clock.now();
         // Waiting for a request: the idle timeout; for the rest of a
         // handshake: its own deadline.
         let idle_until = match self.phase {
-            Phase::Open(_) => now + shared.deadlines.idle_timeout,
-            Phase::Handshaking => {
-                handshake_deadline(self.request()).unwrap_or(now + shared.deadlines.idle_timeout)
-            }
+            Phase::Open(_) => now + shared.idle_ticks,
+            Phase::Handshaking => handshake_deadline(self.request())
+                .map_or(now + shared.idle_ticks, |at| shared.clock.tick_of(at)),
         };
-        let busy_until = now + shared.deadlines.request_timeout;
+        let busy_until = now + shared.request_ticks;
         let mut conn = self.detach(local);
         if conn.link.has_more() {
             if shared.table.lock().renew(conn.key, Some(busy_until)) {
@@ -429,7 +483,7 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
         match parking {
             // In the table first, so the first event finds it parked.
             Parking::Parked if !registered => {
-                let Err(e) = poller::register(&shared.registry, &*socket, key.token()) else {
+                let Err(e) = poller::register(shared.poller.registry(), &*socket, key.token()) else {
                     return;
                 };
                 log::warn!("cannot watch a parked connection; closing it: {e}");
