@@ -222,6 +222,7 @@ mod control;
 mod deadline;
 pub mod echo;
 pub mod framing;
+pub mod manual;
 #[cfg(feature = "message")]
 #[cfg_attr(docsrs, doc(cfg(feature = "message")))]
 pub mod message;
