@@ -60,7 +60,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use common::deploy::{Deployment, Program, Site};
+use common::deploy::{Deployment, Program, RestartOptions, Site};
 use common::tls::ServerTlsArgs;
 use common::{ServerArgs, ShowAddr};
 use socketserver::echo::Uppercase;
@@ -106,16 +106,8 @@ struct Args {
     /// How long a proxy has to send its header ("5s").
     #[arg(long, requires = "proxy_protocol", value_parser = common::parse_timeout)]
     proxy_header_timeout: Option<Duration>,
-    /// How long the new process started by SIGHUP gets to be ready before
-    /// it is killed and this one goes on serving (default 60s). Feature
-    /// `restart`.
-    #[arg(long, value_parser = common::parse_timeout)]
-    ready_timeout: Option<Duration>,
-    /// The executable SIGHUP starts, with the same arguments (default:
-    /// this one, as it was at start), for deployments that repoint a
-    /// symbolic link to a new version. Feature `restart`.
-    #[arg(long, value_name = "PATH")]
-    program: Option<PathBuf>,
+    #[command(flatten)]
+    restart: RestartOptions,
 }
 
 fn main() -> ExitCode {
@@ -126,7 +118,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args, deployment: &mut Deployment) -> io::Result<()> {
-    deployment.restart_options(args.ready_timeout, args.program.as_deref())?;
+    deployment.restart_options(&args.restart)?;
     match &args.unix {
         None => serve::<TcpListener>(args, deployment, &args.server.address()?),
         Some(path) => serve::<UnixListener>(args, deployment, path),

@@ -10,6 +10,9 @@
 //!   on their way to the disk early, or to and from it without the page
 //!   cache.
 //!
+//! - `fd_passing`: messages that carry a descriptor, for a restart that
+//!   moves connections to the new process (feature `restart`).
+//!
 //! All of it is POSIX; other platforms are not supported.
 
 #[cfg(not(unix))]
@@ -17,6 +20,8 @@ compile_error!("socketserver supports Unix-like systems (Linux, macOS, the BSDs)
 
 #[cfg(any(feature = "systemd", feature = "restart"))]
 pub(crate) mod fd;
+#[cfg(feature = "restart")]
+pub(crate) mod fd_passing;
 #[cfg(feature = "message")]
 mod file_io;
 #[cfg(feature = "proxy-protocol")]
