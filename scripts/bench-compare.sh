@@ -2,20 +2,21 @@
 # Compares the crate's servers with each other and with baselines, in one
 # run, and writes a markdown report (target/bench-compare/table.md).
 #
-#   scripts/bench-compare.sh                 # about 20 minutes on 2 cores
+#   scripts/bench-compare.sh                 # about 25 minutes on 2 cores
 #   DURATION=10 ROUNDS=5 scripts/bench-compare.sh
-#   ONLY=parked scripts/bench-compare.sh     # one group: basic, bulk, tls, parked, limits
+#   ONLY=parked scripts/bench-compare.sh     # one group: basic, bulk, tls, parked (about 9 minutes), limits
 #   UPDATE_README=1 scripts/bench-compare.sh # and write the tables into README.md
 #   ONLY=versions BASELINE_REV=06e925e scripts/bench-compare.sh   # against an older build
 #
 # Each server runs in a process of its own (examples/bench_server.rs) and
 # is driven by the load generator (examples/loadgen) over loopback. The
-# two servers of a comparison alternate, ROUNDS times, in swapped order
-# every other round; the report shows medians, and the ratio is the median
-# of the per-round ratios, because this machine's noise is larger than
-# some of the differences measured. The server's CPU time per request
-# (user + system, from /proc) is reported too: it is steadier than
-# throughput when client and server share the cores.
+# servers of a comparison (a subject and one or more baselines) take
+# turns, ROUNDS times, the order rotated every round; the report shows
+# medians, and each ratio (the subject's throughput over a baseline's) is
+# the median of the per-round ratios, because this machine's noise is
+# larger than some of the differences measured. The server's CPU time per
+# request (user + system, from /proc) is reported too: it is steadier
+# than throughput when client and server share the cores.
 #
 # Groups and targets:
 #   basic   the per-connection ThreadingTcpServer/ThreadingUdpServer
@@ -31,13 +32,25 @@
 #           RSS < 50 MB
 #   tls     the TLS echo, both modes, against a tokio-rustls echo
 #           (benches/fixtures/tokio_tls.rs): ping-pong at 1, 16 and 256
-#           connections >= 0.9x; full and resumed handshakes per second; a
-#           good client's p99 with 200 clients stalled in their handshake
-#           within its p99 alone + 50 ms
-#   parked  ParkedTcpServer against ThreadingTcpServer (ping-pong 1, 16, 64,
-#           256 connections >= 0.9x; churn >= 1x), with thread-per-connection
-#           and with event-driven (--driver epoll) clients, and against a
-#           tokio echo at 256 event-driven connections (>= 1x)
+#           connections >= 0.9x, the parked mode's at 16 and 256 >= 1.0x;
+#           full and resumed handshakes per second; a good client's p99
+#           with 200 clients stalled in their handshake within its p99
+#           alone + 50 ms
+#   parked  ParkedTcpServer (crate-parked) against a tokio echo
+#           (tokio-tcp) and ThreadingTcpServer (crate-tcp), and, for the
+#           event-driven rows, a bare epoll loop (epoll-tcp,
+#           benches/fixtures/epoll_echo.rs) as the floor: ping-pong with
+#           the event-driven client (--driver epoll) at 16, 64 and 256
+#           connections, >= 1.05x tokio; with thread-per-connection
+#           clients at 16, 64 and 256 connections and 16 KiB x16, >= 1.0x
+#           tokio and >= 0.95x ThreadingTcpServer; the server's CPU per
+#           request <= 1.05x tokio's in each of those rows; 16 requests
+#           pipelined in one write at 16 connections (event-driven client)
+#           >= 3x the same server's unpipelined rate; churn x16 >= 1x
+#           ThreadingTcpServer; the longest wait: WAIT_RUNS (20)
+#           consecutive runs of WAIT_SECONDS (3) at 16 connections
+#           (event-driven client, no warm-up) against one parked server,
+#           each run's longest latency < 100 ms and no request failed
 #   limits  19,000 idle parked connections (clients in two processes on
 #           127.0.0.2 and 127.0.0.3): RSS growth <= 2 KiB per connection,
 #           threads <= workers + 4; shutdown with 10,000 parked connections:
@@ -59,6 +72,8 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-4}
 WARMUP=${WARMUP:-1}
 ROUNDS=${ROUNDS:-3}
+WAIT_RUNS=${WAIT_RUNS:-20}
+WAIT_SECONDS=${WAIT_SECONDS:-3}
 ONLY=${ONLY:-}
 OUT=target/bench-compare
 BIN=target/release/examples
@@ -134,13 +149,14 @@ listen_overflows() {
         for (i in names) if (names[i] == "ListenOverflows") print values[i] }' /proc/net/netstat
 }
 
-# measure SCENARIO KIND SERVER_ARGS MODE CONNECTIONS ROUND [LOADGEN ARGS...]:
-# one loadgen run against a fresh server, appended to the results.
+# measure SCENARIO LABEL KIND SERVER_ARGS MODE CONNECTIONS ROUND [LOADGEN ARGS...]:
+# one loadgen run against a fresh server, appended to the results under
+# the server's LABEL.
 measure() {
-    local scenario=$1 kind=$2 server_args=$3 mode=$4 connections=$5 round=$6
-    shift 6
+    local scenario=$1 label=$2 kind=$3 server_args=$4 mode=$5 connections=$6 round=$7
+    shift 7
     local log
-    log="$OUT/logs/$(echo "$scenario-$kind-$round" | tr -c 'a-zA-Z0-9\n' '_').log"
+    log="$OUT/logs/$(echo "$scenario-$label-$round" | tr -c 'a-zA-Z0-9\n' '_').log"
     # shellcheck disable=SC2086
     start_server "$log" "$kind" $server_args
     local before ticks result
@@ -152,26 +168,75 @@ measure() {
     ticks=$(cpu_ticks "$SERVER_PID")
     stop_server
     printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":%d,"cpu_ticks":%d,"result":%s}\n' \
-        "$scenario" "$kind" "$round" $(($(listen_overflows) - before)) "$ticks" "$result" >> "$RESULTS"
-    echo "  $scenario $kind round $round: $(python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["throughput"]), "ops/s, p99", d["latency_us"]["p99"], "us, failures", d["mismatches"]+d.get("short", 0)+d["errors"]+d["timeouts"]+d["lost"])' <<< "$result")"
+        "$scenario" "$label" "$round" $(($(listen_overflows) - before)) "$ticks" "$result" >> "$RESULTS"
+    echo "  $scenario $label round $round: $(summary <<< "$result")"
 }
 
-# compare SCENARIO MODE CONNECTIONS SUBJECT BASELINE [LOADGEN ARGS...]: the
-# two servers in turn, the first one alternating. A kind may carry server
-# arguments after a colon: "crate-parked:--workers 64".
+# summary: one loadgen JSON report (stdin) in a line.
+summary() {
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["throughput"]), "ops/s, p99", d["latency_us"]["p99"], "us, max", d["latency_us"]["max"], "us, failures", d["mismatches"]+d.get("short", 0)+d["errors"]+d["timeouts"]+d["lost"])'
+}
+
+# label SERVER: a server's name in the results: its kind, and the loadgen
+# arguments it was measured with, if any.
+label() {
+    local entry=$1 extra=
+    if [[ "$entry" == *+* ]]; then
+        extra=" ${entry#*+}"
+        entry=${entry%%+*}
+    fi
+    echo "${entry%%:*}$extra"
+}
+
+# compare SCENARIO MODE CONNECTIONS SUBJECT BASELINE... [LOADGEN ARGS...]:
+# the subject and its baselines in turn, ROUNDS times, the order rotated
+# every round (round r begins with the r-th server). A server is
+# KIND[:SERVER ARGS][+LOADGEN ARGS]: "crate-parked:--workers 64" passes
+# --workers 64 to bench_server, "crate-parked+--pipeline 16" passes
+# --pipeline 16 to loadgen for that server's runs alone (and names it
+# "crate-parked --pipeline 16"). The servers end at the first argument
+# that begins with "-": the loadgen arguments of every run.
 compare() {
-    local scenario=$1 mode=$2 connections=$3 subject=$4 baseline=$5
-    shift 5
-    local first second
+    local scenario=$1 mode=$2 connections=$3
+    shift 3
+    local servers=()
+    while [ $# -gt 0 ] && [[ "$1" != -* ]]; do
+        servers+=("$1")
+        shift
+    done
+    local count=${#servers[@]} labels=() entry
+    for entry in "${servers[@]}"; do labels+=("$(label "$entry")"); done
     for round in $(seq "$ROUNDS"); do
-        if [ $((round % 2)) = 1 ]; then first=$subject second=$baseline; else first=$baseline second=$subject; fi
-        for kind in "$first" "$second"; do
-            local args=""
-            [[ "$kind" == *:* ]] && args=${kind#*:}
-            measure "$scenario" "${kind%%:*}" "$args" "$mode" "$connections" "$round" "$@"
+        for i in $(seq 0 $((count - 1))); do
+            local index=$(( (i + round - 1) % count )) extra=() server_args=""
+            entry=${servers[$index]}
+            if [[ "$entry" == *+* ]]; then
+                read -r -a extra <<< "${entry#*+}"
+                entry=${entry%%+*}
+            fi
+            [[ "$entry" == *:* ]] && server_args=${entry#*:}
+            measure "$scenario" "${labels[$index]}" "${entry%%:*}" "$server_args" "$mode" "$connections" "$round" \
+                "$@" "${extra[@]}"
         done
     done
-    printf '{"comparison":"%s","subject":"%s","baseline":"%s"}\n' "$scenario" "${subject%%:*}" "${baseline%%:*}" >> "$RESULTS"
+    python3 -c 'import json,sys; print(json.dumps({"comparison": sys.argv[1], "subject": sys.argv[2], "baselines": sys.argv[3:]}))' \
+        "$scenario" "${labels[@]}" >> "$RESULTS"
+}
+
+# longest_wait: WAIT_RUNS consecutive runs of WAIT_SECONDS, 16 connections,
+# event-driven client, no warm-up (every request counts), against one
+# parked server; each run's longest latency is recorded.
+longest_wait() {
+    start_server "$OUT/logs/longest-wait.log" crate-parked
+    local run result
+    for run in $(seq "$WAIT_RUNS"); do
+        result=$("$BIN/loadgen" tcp --driver epoll --target "$SERVER_ADDR" --connections 16 \
+            --duration "${WAIT_SECONDS}s" --warmup 0s --json) || true
+        printf '{"scenario":"longest wait","server":"crate-parked","connections":16,"seconds":%s,"run":%d,"result":%s}\n' \
+            "$WAIT_SECONDS" "$run" "$result" >> "$RESULTS"
+        echo "  run $run: $(summary <<< "$result")"
+    done
+    stop_server
 }
 
 # wait_holding FILE COUNT: until loadgen's stderr says it holds COUNT.
@@ -279,17 +344,19 @@ if wants tls; then
 fi
 
 if wants parked; then
-    echo "parked: ParkedTcpServer against ThreadingTcpServer and tokio ($ROUNDS rounds of ${DURATION} s)"
-    compare "parked tcp 64 B x1" tcp 1 crate-parked crate-tcp
-    compare "parked tcp 64 B x16" tcp 16 crate-parked crate-tcp
-    compare "parked tcp 64 B x64" tcp 64 crate-parked crate-tcp
-    compare "parked tcp 64 B x256" tcp 256 crate-parked crate-tcp
+    echo "parked: ParkedTcpServer against tokio, ThreadingTcpServer and a bare epoll loop ($ROUNDS rounds of ${DURATION} s)"
+    for clients in 16 64 256; do
+        compare "parked tcp 64 B x$clients, epoll client" tcp "$clients" crate-parked tokio-tcp crate-tcp epoll-tcp \
+            --driver epoll
+    done
+    for clients in 16 64 256; do
+        compare "parked tcp 64 B x$clients" tcp "$clients" crate-parked tokio-tcp crate-tcp
+    done
+    compare "parked tcp 16KiB x16" tcp 16 crate-parked tokio-tcp crate-tcp --size 16KiB
+    compare "parked pipelined 16 x16, epoll client" tcp 16 "crate-parked+--pipeline 16" crate-parked --driver epoll
     compare "parked churn x16" churn 16 crate-parked crate-tcp
-    compare "parked tcp 64 B x1, epoll client" tcp 1 crate-parked crate-tcp --driver epoll
-    compare "parked tcp 64 B x16, epoll client" tcp 16 crate-parked crate-tcp --driver epoll
-    compare "parked tcp 64 B x64, epoll client" tcp 64 crate-parked crate-tcp --driver epoll
-    compare "parked tcp 64 B x256, epoll client" tcp 256 crate-parked crate-tcp --driver epoll
-    compare "parked vs tokio tcp 64 B x256, epoll client" tcp 256 crate-parked tokio-tcp --driver epoll
+    echo "parked: the longest wait, $WAIT_RUNS consecutive runs of $WAIT_SECONDS s at 16 connections (event-driven client)"
+    longest_wait
 fi
 
 if wants limits; then

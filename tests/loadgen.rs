@@ -156,7 +156,9 @@ fn event_driven_clients_refuse_what_they_cannot_do() {
         Some(2),
         "options it cannot run with: {output:?}"
     );
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--driver epoll drives the tcp mode"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--driver epoll drives the tcp and framed modes")
+    );
     let output = loadgen(&["udp", "--parked", "--duration", "100ms"]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("a UDP server has no connections to park"));

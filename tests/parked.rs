@@ -400,6 +400,47 @@ fn shutdown_with_parked_connections_is_immediate() {
 }
 
 #[test]
+fn every_worker_waits_in_the_poller_once_serving_begins() {
+    init_logging();
+    // A request holding one of two workers must not keep the other from
+    // serving: both wait in the poller from the start (a worker once sat
+    // waiting for a job for its whole keep-alive when the other had taken
+    // both calls to the poller). Several servers: each start is a race.
+    for round in 0..8 {
+        let (entered_tx, entered) = crossbeam_channel::bounded::<()>(1);
+        let (release, released) = crossbeam_channel::bounded::<()>(0);
+        let handler = move |req: &mut TcpRequest| -> io::Result<Next> {
+            let mut line = String::new();
+            req.read_line(&mut line)?;
+            if line == "hold\n" {
+                let _ = entered_tx.try_send(());
+                // Longer than the other client waits: only the other
+                // worker can answer it in time.
+                let _ = released.recv_timeout(2 * TIMEOUT);
+            }
+            req.write_all(line.to_uppercase().as_bytes())?;
+            Ok(Next::KeepOpen)
+        };
+        let (server, running) = serve(ParkedTcpServer::builder().workers(2).bind("127.0.0.1:0", handler));
+        let addr = *server.local_addr();
+        let mut held = connect(addr);
+        held.write_all(b"hold\n").unwrap();
+        entered.recv_timeout(TIMEOUT).unwrap();
+        let mut other = connect(addr);
+        assert_eq!(
+            round_trip(&mut other, b"other\n").unwrap_or_else(|e| panic!("round {round}: {e}")),
+            b"OTHER\n",
+            "round {round}"
+        );
+        release.send_timeout((), TIMEOUT).unwrap();
+        let mut reply = [0u8; 5];
+        held.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"HOLD\n");
+        running.shutdown();
+    }
+}
+
+#[test]
 fn a_request_in_flight_finishes_within_the_grace_period() {
     init_logging();
     let (entered_tx, entered) = crossbeam_channel::bounded::<()>(1);

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socketserver::framing::Framed;
-
+use crate::batch::{Batch, Encoding, Link, exchange, unsent};
 use crate::deadline::Deadlined;
 use crate::record::{Failed, Failure, Live, Recorder, Sent, Window, timed_out};
 use crate::schedule::Pacer;
@@ -40,6 +39,10 @@ pub struct Plan {
     /// `--proxy-v1`, `--proxy-v2`: each connection begins with a PROXY
     /// protocol header claiming a client address of its own.
     pub proxy: Option<ProxyVersion>,
+    /// `--pipeline`: the requests a connection writes at once.
+    pub pipeline: usize,
+    /// Raw requests, or frames (framed mode).
+    pub encoding: Encoding,
 }
 
 /// Which PROXY protocol header connections begin with.
@@ -100,9 +103,15 @@ impl Plan {
         Recorder::new(self.window, Arc::clone(&self.live))
     }
 
-    /// Client `client`'s schedule.
+    /// Client `client`'s schedule: a batch at each slot.
     pub(crate) fn pacer(&self, client: usize) -> Pacer {
         Pacer::new(self.interval, self.window, client, self.clients)
+    }
+
+    /// Client `client`'s batch of requests, in the run's size and
+    /// encoding.
+    pub(crate) fn batch(&self, client: usize) -> Batch {
+        Batch::new(self.size, client, self.pipeline, self.encoding)
     }
 
     /// A connection for connection `id` (a client's number), made by
@@ -158,6 +167,12 @@ fn seq_digits(size: usize) -> usize {
     size.min(8)
 }
 
+/// How many different sequence numbers a message of `size` bytes can
+/// carry (26 to the power of its digits).
+pub fn seq_modulus(size: usize) -> u64 {
+    26u64.pow(seq_digits(size) as u32)
+}
+
 /// What a reply is, held against the request it may answer.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Reply {
@@ -188,9 +203,14 @@ impl Message {
 
     /// Moves to the next sequence number.
     pub(crate) fn advance(&mut self) {
-        self.seq += 1;
-        let mut n = self.seq;
-        for i in 0..seq_digits(self.sent.len()) {
+        self.set_seq(self.seq + 1);
+    }
+
+    /// Makes this the message with sequence number `seq`.
+    pub(crate) fn set_seq(&mut self, seq: u64) {
+        self.seq = seq;
+        let mut n = seq;
+        for i in 0..self.digits() {
             let digit = (n % 26) as u8;
             self.sent[i] = b'a' + digit;
             self.expected[i] = b'A' + digit;
@@ -198,10 +218,14 @@ impl Message {
         }
     }
 
-    /// Sequence numbers repeat after this many requests (26 to the power
-    /// of the digits the message has room for).
+    /// How many leading bytes carry the sequence number.
+    pub(crate) fn digits(&self) -> usize {
+        seq_digits(self.sent.len())
+    }
+
+    /// Sequence numbers repeat after this many requests.
     pub(crate) fn seq_modulus(&self) -> u64 {
-        26u64.pow(seq_digits(self.sent.len()) as u32)
+        seq_modulus(self.sent.len())
     }
 
     /// The sequence number an uppercase reply carries, if it has the
@@ -262,24 +286,6 @@ impl Message {
     }
 }
 
-/// Reads a reply of exactly `reply.len()` bytes. A reply that stops
-/// short (the connection closes in its middle, or the rest has not come
-/// by the deadline) is a [`Failure::Short`]; none at all by the deadline
-/// is a timeout.
-pub(crate) fn read_reply(reader: &mut impl Read, reply: &mut [u8]) -> Result<(), Failed> {
-    let mut got = 0;
-    while got < reply.len() {
-        match reader.read(&mut reply[got..]) {
-            Ok(0) => return Err(cut_off(got, reply.len(), true)),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if timed_out(&e) => return Err(cut_off(got, reply.len(), false)),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
 /// The failure of a reply cut off after `got` of its `len` bytes: by the
 /// server closing the connection (`closed`), or by the deadline.
 pub(crate) fn cut_off(got: usize, len: usize, closed: bool) -> Failed {
@@ -297,29 +303,11 @@ pub(crate) fn cut_off(got: usize, len: usize, closed: bool) -> Failed {
     }
 }
 
-/// A whole reply that came after its deadline: a timeout all the same.
-pub(crate) fn check_deadline(deadline: Instant) -> Result<(), Failed> {
-    if Instant::now() > deadline {
-        return Err(Failed::new(
-            Failure::Timeout,
-            "the reply came whole only after --timeout",
-        ));
-    }
-    Ok(())
-}
-
-/// Ping-pong on one connection, reconnecting after a failure.
-/// `exchange` sends the message, reads the reply into the buffer and
-/// holds it against the message, all by the deadline it is given.
-fn ping_pong<C>(
-    plan: &Plan,
-    client: usize,
-    connect: impl Fn(Deadlined) -> io::Result<C>,
-    mut exchange: impl FnMut(&mut C, Sent, Instant, &Message, &mut Vec<u8>) -> Result<(), Failed>,
-) -> Recorder {
+/// Ping-pong on one connection, a batch at a time, reconnecting after a
+/// failure; `connect` makes a connection of a new stream.
+fn ping_pong<C: Link>(plan: &Plan, client: usize, connect: impl Fn(Deadlined) -> io::Result<C>) -> Recorder {
     let mut recorder = plan.recorder();
-    let mut message = Message::new(plan.size, client);
-    let mut reply = vec![0; plan.size];
+    let mut batch = plan.batch(client);
     let mut pacer = plan.pacer(client);
     let mut connection: Option<C> = None;
     while let Some(sent) = pacer.next() {
@@ -332,108 +320,56 @@ fn ping_pong<C>(
             {
                 Ok(conn) => connection.insert(conn),
                 Err(e) => {
-                    recorder.fail(sent, e);
+                    unsent(batch.count(), sent, e.into(), &mut recorder);
                     plan.pause_after_failure();
                     continue;
                 }
             },
         };
-        message.advance();
-        match exchange(conn, sent, deadline, &message, &mut reply).and_then(|()| check_deadline(deadline)) {
-            Ok(()) => recorder.success(sent),
-            Err(failed) => {
-                // Out of step, or cut off: start again on a new connection.
-                recorder.fail(sent, failed);
-                connection = None;
-            }
+        if exchange(conn, &mut batch, sent, deadline, &mut recorder).is_err() {
+            // Out of step, or cut off: start again on a new connection.
+            connection = None;
         }
     }
-    recorder.behind(pacer.behind());
+    recorder.behind(pacer.behind().times(batch.count() as u64));
     recorder
 }
 
-/// Sends `message` on a raw stream and reads its reply, by `deadline`.
-fn raw_exchange(
-    stream: &mut Deadlined,
-    deadline: Instant,
-    message: &Message,
-    reply: &mut [u8],
-) -> Result<(), Failed> {
-    stream.set_deadline(Some(deadline));
-    stream.write_all(&message.sent)?;
-    read_reply(stream, reply)?;
-    message.check(reply)
-}
-
-/// Raw ping-pong: the reply is exactly as long as the request.
+/// Ping-pong on a long-lived connection, raw or framed, over TLS with
+/// `--tls`.
 pub fn tcp(plan: &Plan, client: usize) -> Recorder {
-    if let Some(tls) = &plan.tls {
-        return ping_pong(
-            plan,
-            client,
-            |stream| tls.wrap(stream),
-            |conn, sent, deadline, message, reply| conn.exchange(tls, sent, deadline, message, reply),
-        );
+    match &plan.tls {
+        Some(tls) => ping_pong(plan, client, |stream| tls.wrap(stream)),
+        None => ping_pong(plan, client, Ok),
     }
-    ping_pong(plan, client, Ok, |stream, _, deadline, message, reply| {
-        raw_exchange(stream, deadline, message, reply)
-    })
 }
 
 /// Connect, one round trip, close; again and again.
 pub fn churn(plan: &Plan, client: usize) -> Recorder {
     let mut recorder = plan.recorder();
-    let mut message = Message::new(plan.size, client);
-    let mut reply = vec![0; plan.size];
+    let mut batch = plan.batch(client);
     let mut pacer = plan.pacer(client);
     while let Some(sent) = pacer.next() {
         let deadline = sent.at + plan.timeout;
-        message.advance();
-        let exchanged = plan
+        let stream = plan
             .connect(client, deadline)
-            .map_err(Failed::from)
-            .and_then(|stream| {
-                let mut stream = Deadlined::new(stream, plan.timeout);
-                match &plan.tls {
-                    // Dropping the connection sends close_notify.
-                    Some(tls) => tls
-                        .wrap(stream)?
-                        .exchange(tls, sent, deadline, &message, &mut reply),
-                    None => raw_exchange(&mut stream, deadline, &message, &mut reply),
-                }
-            })
-            .and_then(|()| check_deadline(deadline));
-        match exchanged {
-            Ok(()) => recorder.success(sent),
-            Err(failed) => {
-                let refused = failed.kind == Failure::Error;
-                recorder.fail(sent, failed);
-                if refused {
-                    plan.pause_after_failure();
-                }
-            }
+            .map(|stream| Deadlined::new(stream, plan.timeout));
+        let exchanged = match (stream, &plan.tls) {
+            // Dropping the connection sends close_notify.
+            (Ok(stream), Some(tls)) => match tls.wrap(stream) {
+                Ok(mut conn) => exchange(&mut conn, &mut batch, sent, deadline, &mut recorder),
+                Err(e) => Err(unsent(batch.count(), sent, e.into(), &mut recorder)),
+            },
+            (Ok(mut stream), None) => exchange(&mut stream, &mut batch, sent, deadline, &mut recorder),
+            (Err(e), _) => Err(unsent(batch.count(), sent, e.into(), &mut recorder)),
+        };
+        if exchanged == Err(Failure::Error) {
+            // Refused, or closed at once.
+            plan.pause_after_failure();
         }
     }
     recorder.behind(pacer.behind());
     recorder
-}
-
-/// Ping-pong with frames on one connection.
-pub fn framed(plan: &Plan, client: usize) -> Recorder {
-    let framed_stream = |stream| Ok(Framed::buffered(stream));
-    ping_pong(
-        plan,
-        client,
-        framed_stream,
-        |framed, _, deadline, message, reply| {
-            framed.get_mut().get_mut().set_deadline(Some(deadline));
-            framed.write_frame(&message.sent)?;
-            if !framed.read_frame_into(reply)? {
-                return Err(cut_off(0, message.sent.len(), true));
-            }
-            message.check(reply)
-        },
-    )
 }
 
 /// What an idle-connections run found besides latency.
@@ -462,19 +398,14 @@ pub fn idle(plan: &Plan, client: usize, stride: usize, count: usize, hold: bool)
         }
     }
     outcome.connected = streams.len() as u64;
-    let mut message = Message::new(plan.size, client);
-    let mut reply = vec![0; plan.size];
+    let mut batch = plan.batch(client);
     for stream in &mut streams {
         let sent = Sent::now();
         if sent.at >= plan.window.end {
             break;
         }
-        message.advance();
-        let deadline = sent.at + plan.timeout;
-        match raw_exchange(stream, deadline, &message, &mut reply).and_then(|()| check_deadline(deadline)) {
-            Ok(()) => recorder.success(sent),
-            Err(failed) => recorder.fail(sent, failed),
-        }
+        // Recorded either way; the connection is kept.
+        let _ = exchange(stream, &mut batch, sent, sent.at + plan.timeout, &mut recorder);
     }
     if hold {
         // Wait for the server to close each one, until the window ends.

@@ -19,123 +19,108 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::clients::{Message, Plan, check_deadline, cut_off};
-use crate::record::{Failed, Recorder, Sent};
+use crate::batch::{Batch, Cause, Encoding, unsent};
+use crate::clients::Plan;
+use crate::record::{Recorder, Sent};
 
-/// One connection's ping-pong state.
+/// One connection and its batch of requests.
 struct Conn {
     stream: TcpStream,
-    message: Message,
-    reply: Vec<u8>,
-    /// Reply bytes received so far.
-    got: usize,
-    /// Request bytes written so far.
-    written: usize,
-    /// The request in flight, if any, and its deadline.
-    in_flight: Option<(Sent, Instant)>,
+    batch: Batch,
 }
 
 impl Conn {
-    fn open(plan: &Plan, client: usize, deadline: Instant) -> io::Result<Conn> {
+    fn open(plan: &Plan, client: usize, deadline: Instant, batch: Batch) -> io::Result<Conn> {
         // A blocking connect (bounded by the deadline), then non-blocking
         // for the ping-pong.
         let stream = plan.connect(client, deadline)?;
         stream.set_nonblocking(true)?;
         Ok(Conn {
             stream: TcpStream::from_std(stream),
-            message: Message::new(plan.size, client),
-            reply: vec![0; plan.size],
-            got: 0,
-            written: 0,
-            in_flight: None,
+            batch,
         })
     }
 
-    /// Starts the next request, due by `deadline`, and writes what it can
-    /// of it.
-    fn start(&mut self, sent: Sent, deadline: Instant) -> io::Result<()> {
-        self.message.advance();
-        self.got = 0;
-        self.written = 0;
-        self.in_flight = Some((sent, deadline));
-        self.write().map(drop)
+    /// Starts the next batch, due by `deadline`, and writes what it can
+    /// of it; false if the connection failed (recorded).
+    fn start(&mut self, sent: Sent, deadline: Instant, recorder: &mut Recorder) -> bool {
+        self.batch.start(sent, deadline);
+        match self.write() {
+            Ok(_) => true,
+            Err(e) => {
+                self.batch.cut(Cause::Broken(e.into()), recorder);
+                false
+            }
+        }
     }
 
-    /// The request in flight, if its deadline has passed by `now`.
-    fn overdue(&self, now: Instant) -> Option<Sent> {
-        self.in_flight
-            .filter(|&(_, deadline)| now >= deadline)
-            .map(|(sent, _)| sent)
+    /// Fails the batch in flight if its deadline has passed by `now`;
+    /// true if it did.
+    fn expire(&mut self, now: Instant, recorder: &mut Recorder) -> bool {
+        if !self.batch.overdue(now) {
+            return false;
+        }
+        self.batch.cut(Cause::Deadline, recorder);
+        true
     }
 
-    /// What a reply not whole by its deadline is.
-    fn cut_off(&self, closed: bool) -> Failed {
-        cut_off(self.got, self.reply.len(), closed)
-    }
-
-    /// Writes what is left of the request; true when all of it is out.
+    /// Writes what is left of the requests; true when all of it is out.
     fn write(&mut self) -> io::Result<bool> {
-        while self.written < self.message.sent.len() {
+        while !self.batch.unwritten().is_empty() {
             match step(
-                self.stream.write(&self.message.sent[self.written..]),
+                self.stream.write(self.batch.unwritten()),
                 io::ErrorKind::WriteZero,
             )? {
-                Some(n) => self.written += n,
+                Some(n) => self.batch.wrote(n),
                 None => return Ok(false),
             }
         }
         Ok(true)
     }
 
-    /// Reads what has come of the reply; true when all of it has.
-    fn read(&mut self) -> io::Result<bool> {
-        while self.got < self.reply.len() {
-            match step(
-                self.stream.read(&mut self.reply[self.got..]),
-                io::ErrorKind::UnexpectedEof,
-            )? {
-                Some(n) => self.got += n,
-                None => return Ok(false),
+    /// Reads what has come of the replies, checking each one whole.
+    fn read(&mut self, recorder: &mut Recorder) -> io::Result<()> {
+        while self.batch.in_flight().is_some() {
+            match step(self.stream.read(self.batch.space()), io::ErrorKind::UnexpectedEof)? {
+                Some(n) => self.batch.received(n, recorder),
+                None => break,
             }
         }
-        Ok(true)
+        Ok(())
     }
 
-    /// Moves the request in flight on, after an event.
-    fn progress(&mut self) -> Progress {
-        let Some((sent, deadline)) = self.in_flight else {
-            return Progress::Waiting;
-        };
-        let whole = match self.write().and_then(|_| self.read()) {
-            Ok(whole) => whole,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Progress::Failed(sent, self.cut_off(true));
-            }
-            Err(e) => return Progress::Failed(sent, e.into()),
-        };
-        if !whole {
+    /// Moves the batch in flight on, after an event, recording each
+    /// request as its reply comes.
+    fn progress(&mut self, recorder: &mut Recorder) -> Progress {
+        if self.batch.in_flight().is_none() {
             return Progress::Waiting;
         }
-        self.in_flight = None;
-        match self
-            .message
-            .check(&self.reply)
-            .and_then(|()| check_deadline(deadline))
-        {
-            Ok(()) => Progress::Done(sent),
-            Err(failed) => Progress::Failed(sent, failed),
+        match self.write().and_then(|_| self.read(recorder)) {
+            Ok(()) if self.batch.in_flight().is_some() => Progress::Waiting,
+            Ok(()) => match self.batch.outcome() {
+                Ok(()) => Progress::Done,
+                Err(_) => Progress::Failed,
+            },
+            Err(e) => {
+                let cause = match e.kind() {
+                    io::ErrorKind::UnexpectedEof => Cause::Closed,
+                    _ => Cause::Broken(e.into()),
+                };
+                self.batch.cut(cause, recorder);
+                Progress::Failed
+            }
         }
     }
 }
 
-/// Where a connection's request stands after an event.
+/// Where a connection's batch stands after an event.
 enum Progress {
-    /// Not whole yet (or nothing in flight).
+    /// Not all its replies yet (or nothing in flight).
     Waiting,
-    /// Its reply came whole and right, in time.
-    Done(Sent),
-    /// It failed; the connection is out of step or cut off.
-    Failed(Sent, Failed),
+    /// Every reply came, right and in time.
+    Done,
+    /// A request failed; the connection is out of step or cut off.
+    Failed,
 }
 
 /// One non-blocking read or write: the bytes moved (none after a signal),
@@ -173,18 +158,25 @@ fn with_poller(plan: &Plan, drive: impl FnOnce(Poll, &mut Recorder) -> io::Resul
     recorder
 }
 
-/// Opens connection `index` (client number `client`) and registers it
-/// for `interest`.
-fn open(plan: &Plan, poll: &Poll, index: usize, client: usize, interest: Interest) -> io::Result<Conn> {
-    let mut conn = Conn::open(plan, client, Instant::now() + plan.timeout)?;
+/// Opens connection `index` (client number `client`) for `batch` and
+/// registers it for `interest`.
+fn open(
+    plan: &Plan,
+    poll: &Poll,
+    (index, client): (usize, usize),
+    batch: Batch,
+    interest: Interest,
+) -> io::Result<Conn> {
+    let mut conn = Conn::open(plan, client, Instant::now() + plan.timeout, batch)?;
     poll.registry()
         .register(&mut conn.stream, Token(index), interest)?;
     Ok(conn)
 }
 
-/// Drives `clients` (the client numbers of this thread) in a closed loop
-/// until the window ends, then until the replies in flight are in or
-/// overdue; a connection that fails or times out is replaced.
+/// Drives `clients` (the client numbers of this thread) in a closed loop,
+/// a batch at a time, until the window ends, then until the replies in
+/// flight are in or overdue; a connection that fails or times out is
+/// replaced.
 pub fn tcp(plan: &Plan, clients: Vec<usize>) -> Recorder {
     with_poller(plan, |poll, recorder| drive_tcp(plan, clients, poll, recorder))
 }
@@ -201,31 +193,26 @@ fn drive_tcp(plan: &Plan, clients: Vec<usize>, mut poll: Poll, recorder: &mut Re
         let mut until = sending.then_some(end);
         for (index, (slot, &client)) in conns.iter_mut().zip(&clients).enumerate() {
             if let Some(conn) = slot
-                && let Some(sent) = conn.overdue(now)
+                && conn.expire(now, recorder)
             {
-                recorder.fail(sent, conn.cut_off(false));
                 *slot = None;
             }
             if slot.is_none() && sending {
                 let sent = Sent::now();
-                match open(
-                    plan,
-                    &poll,
-                    index,
-                    client,
-                    Interest::READABLE | Interest::WRITABLE,
-                ) {
-                    Ok(mut conn) => match conn.start(sent, sent.at + plan.timeout) {
-                        Ok(()) => *slot = Some(conn),
-                        Err(e) => recorder.fail(sent, e),
-                    },
+                let both = Interest::READABLE | Interest::WRITABLE;
+                match open(plan, &poll, (index, client), plan.batch(client), both) {
+                    Ok(mut conn) => {
+                        if conn.start(sent, sent.at + plan.timeout, recorder) {
+                            *slot = Some(conn);
+                        }
+                    }
                     Err(e) => {
-                        recorder.fail(sent, e);
+                        unsent(plan.pipeline, sent, e.into(), recorder);
                         plan.pause_after_failure();
                     }
                 }
             }
-            if let Some((_, deadline)) = slot.as_ref().and_then(|conn| conn.in_flight) {
+            if let Some((_, deadline)) = slot.as_ref().and_then(|conn| conn.batch.in_flight()) {
                 until = Some(until.map_or(deadline, |until| until.min(deadline)));
             }
         }
@@ -238,25 +225,18 @@ fn drive_tcp(plan: &Plan, clients: Vec<usize>, mut poll: Poll, recorder: &mut Re
                 continue;
             };
             let Some(conn) = slot.as_mut() else { continue };
-            match conn.progress() {
+            match conn.progress(recorder) {
                 Progress::Waiting => {}
-                Progress::Done(sent) => {
-                    recorder.success(sent);
-                    // A reply whole starts the next request at once.
+                Progress::Done => {
+                    // The last reply starts the next batch at once.
                     let next = Sent::now();
-                    if next.at < end
-                        && let Err(e) = conn.start(next, next.at + plan.timeout)
-                    {
-                        recorder.fail(next, e);
+                    if next.at < end && !conn.start(next, next.at + plan.timeout, recorder) {
                         *slot = None;
                     }
                 }
-                Progress::Failed(sent, failed) => {
-                    // Out of step, or cut off: start again on a new
-                    // connection.
-                    recorder.fail(sent, failed);
-                    *slot = None;
-                }
+                // Out of step, or cut off: start again on a new
+                // connection.
+                Progress::Failed => *slot = None,
             }
         }
     }
@@ -288,12 +268,9 @@ fn drive_slow(
     let mut next: Vec<Instant> = Vec::with_capacity(clients.len());
     for (index, &client) in clients.iter().enumerate() {
         let sent = Sent::now();
-        let conn = open(plan, &poll, index, client, Interest::READABLE).map(|mut conn| {
-            conn.message = Message::new(1, client);
-            conn.reply = vec![0; 1];
-            conn
-        });
-        match conn {
+        // One byte at a time, whatever --size says.
+        let byte = Batch::new(1, client, 1, Encoding::Raw);
+        match open(plan, &poll, (index, client), byte, Interest::READABLE) {
             Ok(conn) => conns.push(Some(conn)),
             Err(e) => {
                 recorder.fail(sent, e);
@@ -321,13 +298,11 @@ fn drive_slow(
                 next[index] += interval;
                 let slot = &mut conns[index];
                 let Some(conn) = slot.as_mut() else { continue };
-                if let Some(sent) = conn.overdue(now) {
-                    recorder.fail(sent, conn.cut_off(false));
+                if conn.expire(now, recorder) {
                     *slot = None;
-                } else if conn.in_flight.is_none() {
+                } else if conn.batch.in_flight().is_none() {
                     let sent = Sent::now();
-                    if let Err(e) = conn.start(sent, sent.at + plan.timeout) {
-                        recorder.fail(sent, e);
+                    if !conn.start(sent, sent.at + plan.timeout, recorder) {
                         *slot = None;
                     }
                 }
@@ -341,11 +316,10 @@ fn drive_slow(
             // its deadline.
             let mut until = None;
             for slot in &mut conns {
-                let Some(conn) = slot.as_ref() else { continue };
-                if let Some(sent) = conn.overdue(now) {
-                    recorder.fail(sent, conn.cut_off(false));
+                let Some(conn) = slot.as_mut() else { continue };
+                if conn.expire(now, recorder) {
                     *slot = None;
-                } else if let Some((_, deadline)) = conn.in_flight {
+                } else if let Some((_, deadline)) = conn.batch.in_flight() {
                     until = Some(until.map_or(deadline, |until: Instant| until.min(deadline)));
                 }
             }
@@ -360,13 +334,8 @@ fn drive_slow(
                 continue;
             };
             let Some(conn) = slot.as_mut() else { continue };
-            match conn.progress() {
-                Progress::Waiting => {}
-                Progress::Done(sent) => recorder.success(sent),
-                Progress::Failed(sent, failed) => {
-                    recorder.fail(sent, failed);
-                    *slot = None;
-                }
+            if let Progress::Failed = conn.progress(recorder) {
+                *slot = None;
             }
         }
     }

@@ -14,7 +14,9 @@
 //! (ping-pong with length-prefixed frames), `idle` (open the connections,
 //! one round trip on each, then keep them; with `--hold`, until the
 //! server closes them), `slow` (a byte at a time). Without `--target` it
-//! starts the crate's matching server in this process. Targets must be
+//! starts the crate's matching server in this process. With `--pipeline
+//! N` (tcp and framed modes) each connection writes N requests at once
+//! and checks the N replies one by one (batch.rs). Targets must be
 //! loopback addresses unless `--allow-remote` is given. It sends nothing
 //! after `--warmup` + `--duration`, and waits for the last replies at most
 //! `--timeout` more.
@@ -44,6 +46,7 @@
 //! 127.0.0.1`), to measure what the header costs. The in-process server
 //! then requires the header from 127.0.0.0/8 and ::1.
 
+mod batch;
 mod clients;
 #[path = "../common/mod.rs"]
 mod common;
@@ -75,6 +78,7 @@ use socketserver::echo::{FramedUppercase, Uppercase};
 use socketserver::server::ModeMarker;
 use socketserver::{Builder, Mode as ServerMode, Server, Stats, TcpServer, ThreadingUdpServer};
 
+use batch::Encoding;
 use clients::{IdleOutcome, Plan, ProxyVersion};
 use record::{Live, Recorder, Totals, Window, merge_json};
 use schedule::Kept;
@@ -149,6 +153,12 @@ pub struct Args {
     /// Message size ("64", "1KiB").
     #[arg(long, default_value = "64", value_parser = common::parse_size)]
     size: u64,
+    /// Requests each connection writes at once (tcp and framed modes):
+    /// N messages of --size bytes, each its own, in one write; then the N
+    /// replies, each checked and timed on its own. With --rate, a batch
+    /// of N goes out at each slot.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pipeline: u64,
     /// How long to measure ("10s", "500ms").
     #[arg(long, default_value = "10s", value_parser = common::parse_timeout)]
     duration: Duration,
@@ -190,7 +200,7 @@ pub struct Args {
     #[arg(long, requires = "tls")]
     no_resume: bool,
     /// How the clients are driven: a thread per connection, or a few
-    /// event-driven threads (tcp mode, closed loop, no TLS).
+    /// event-driven threads (tcp and framed modes, closed loop, no TLS).
     #[arg(long, value_enum, default_value_t = Driver::Threads)]
     driver: Driver,
     /// With `--driver epoll`: how many client threads (default: one per
@@ -288,6 +298,11 @@ impl Args {
             (_, true) => Some(ProxyVersion::V2),
             _ => None,
         }
+    }
+
+    /// The requests a connection writes at once.
+    fn pipeline(&self) -> usize {
+        self.pipeline as usize
     }
 
     /// The warm-up, none in idle mode.
@@ -428,13 +443,14 @@ fn resolve(target: &str, allow_remote: bool) -> Result<SocketAddr, Error> {
     Ok(addr)
 }
 
-/// The time between one client's requests for `rate` requests a second
-/// across `clients`.
-fn interval(rate: f64, clients: usize) -> Result<Duration, Error> {
+/// The time between one client's batches for `rate` requests a second
+/// across `clients`, `batch` requests a batch.
+fn interval(rate: f64, clients: usize, batch: usize) -> Result<Duration, Error> {
     if !(rate > 0.0 && rate.is_finite()) {
         return Err(usage("--rate must be a positive number of requests per second"));
     }
-    Duration::try_from_secs_f64(clients as f64 / rate).map_err(|e| usage(format!("--rate {rate}: {e}")))
+    Duration::try_from_secs_f64((clients * batch) as f64 / rate)
+        .map_err(|e| usage(format!("--rate {rate}: {e}")))
 }
 
 /// Refuses options that cannot go together, before anything starts.
@@ -445,9 +461,29 @@ fn validate(args: &Args) -> Result<(), Error> {
     if args.mode == Mode::Udp && args.size > 65_507 {
         return Err(usage("--size: a UDP datagram carries at most 65,507 bytes"));
     }
-    usize::try_from(args.size).map_err(|_| usage("--size is too large"))?;
+    let size = usize::try_from(args.size).map_err(|_| usage("--size is too large"))?;
+    if args.mode == Mode::Framed && size > socketserver::framing::DEFAULT_MAX_FRAME_LEN {
+        return Err(usage(format!(
+            "--size: a frame carries at most {} bytes",
+            socketserver::framing::DEFAULT_MAX_FRAME_LEN
+        )));
+    }
     if let Some(rate) = args.rate {
-        interval(rate, args.connections)?;
+        interval(rate, args.connections, args.pipeline())?;
+    }
+    if args.pipeline > 1 {
+        if !matches!(args.mode, Mode::Tcp | Mode::Framed) {
+            return Err(usage("--pipeline works in the tcp and framed modes"));
+        }
+        // Each request of a batch is a message of its own: a reply to
+        // another one of them must not pass for its own.
+        let distinct = clients::seq_modulus(size);
+        if args.pipeline > distinct {
+            return Err(usage(format!(
+                "--pipeline {}: {size}-byte messages can be only {distinct} different ones",
+                args.pipeline
+            )));
+        }
     }
     if args.mode == Mode::Udp && args.parked {
         return Err(usage(PARKED_UDP));
@@ -471,10 +507,10 @@ fn validate(args: &Args) -> Result<(), Error> {
         return Err(usage("--tls works in the tcp and churn modes"));
     }
     if args.driver == Driver::Epoll
-        && (!matches!(args.mode, Mode::Tcp | Mode::Slow) || args.tls || args.rate.is_some())
+        && (!matches!(args.mode, Mode::Tcp | Mode::Framed | Mode::Slow) || args.tls || args.rate.is_some())
     {
         return Err(usage(
-            "--driver epoll drives the tcp mode in a closed loop, without TLS",
+            "--driver epoll drives the tcp and framed modes in a closed loop, without TLS",
         ));
     }
     if args.tls && args.target.is_some() && args.tls_ca.is_none() {
@@ -557,7 +593,9 @@ pub struct Outcome {
 /// second (open loop) or closed loop: warm-up, then the window, then the
 /// replies still in flight.
 pub fn measure(args: &Args, setup: &Setup, rate: Option<f64>) -> Result<Outcome, Error> {
-    let interval = rate.map(|rate| interval(rate, args.connections)).transpose()?;
+    let interval = rate
+        .map(|rate| interval(rate, args.connections, args.pipeline()))
+        .transpose()?;
     let warmup = args.warmup();
     let started = Instant::now();
     let window = Window {
@@ -588,6 +626,11 @@ pub fn measure(args: &Args, setup: &Setup, rate: Option<f64>) -> Result<Outcome,
         tls: tls.clone(),
         source: args.source,
         proxy: args.proxy(),
+        pipeline: args.pipeline(),
+        encoding: match args.mode {
+            Mode::Framed => Encoding::Framed,
+            _ => Encoding::Raw,
+        },
     });
     let clients = spawn_clients(args, &plan)?;
     // Idle mode with --hold says on stderr when every connection has had
@@ -672,10 +715,10 @@ fn spawn_clients(args: &Args, plan: &Arc<Plan>) -> io::Result<Vec<Client>> {
                 .name(format!("loadgen-{client}"))
                 .stack_size(256 * 1024)
                 .spawn(move || match mode {
-                    Mode::Tcp => (clients::tcp(&plan, client), IdleOutcome::default()),
+                    // The plan says raw or framed.
+                    Mode::Tcp | Mode::Framed => (clients::tcp(&plan, client), IdleOutcome::default()),
                     Mode::Churn => (clients::churn(&plan, client), IdleOutcome::default()),
                     Mode::Udp => (udp::udp(&plan, client), IdleOutcome::default()),
-                    Mode::Framed => (clients::framed(&plan, client), IdleOutcome::default()),
                     Mode::Slow => unreachable!("slow clients are event-driven, spawned above"),
                     Mode::Idle => {
                         // This thread's share of the connections.
@@ -708,8 +751,12 @@ pub fn describe(args: &Args, target: SocketAddr, server_name: &str, pacing: &str
         Some(version) => format!(" behind PROXY {} headers", version.name()),
         None => String::new(),
     };
+    let pipeline = match args.pipeline {
+        1 => String::new(),
+        n => format!(", {n} pipelined per write"),
+    };
     format!(
-        "{}{}{proxy} against {target} ({server_name}): {}, {}-byte messages, {pacing}, {} measured after {} warm-up",
+        "{}{}{proxy} against {target} ({server_name}): {}, {}-byte messages{pipeline}, {pacing}, {} measured after {} warm-up",
         args.mode.name(),
         if args.tls { " over TLS" } else { "" },
         plural(args.connections, "client"),
@@ -727,6 +774,7 @@ pub fn context(args: &Args, target: SocketAddr, server_name: &str) -> Value {
         "server": server_name,
         "connections": args.connections,
         "size": args.size,
+        "pipeline": args.pipeline,
         "duration": args.duration.as_secs_f64(),
         "warmup": args.warmup().as_secs_f64(),
         "timeout": args.timeout.as_secs_f64(),

@@ -68,7 +68,7 @@ pub enum Failure {
 
 /// A failed request: how, and what happened, for the report's last
 /// failure line.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Failed {
     pub kind: Failure,
     pub what: String,

@@ -35,6 +35,14 @@ impl Behind {
         self.unsent += other.unsent;
         self.by = self.by.max(other.by);
     }
+
+    /// The requests behind, for slots of `batch` requests each.
+    pub fn times(self, batch: u64) -> Behind {
+        Behind {
+            unsent: self.unsent * batch,
+            by: self.by,
+        }
+    }
 }
 
 /// Where client `client` of `clients` starts within the first interval:

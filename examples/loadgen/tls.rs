@@ -6,7 +6,7 @@
 //! unless `--no-resume` turned resumption off, so churn mode measures
 //! either resumed or full handshakes per second.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,9 +17,9 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, StreamOwned};
 use serde_json::{Value, json};
 
-use crate::clients::{Message, read_reply};
+use crate::batch::Link;
 use crate::deadline::Deadlined;
-use crate::record::{Failed, Sent, Window};
+use crate::record::{Sent, Window};
 
 /// What every TLS client shares: the configuration (with its session
 /// cache), the name the server's certificate must carry, the counts.
@@ -62,11 +62,12 @@ impl TlsClient {
 
     /// Starts TLS on a connected stream; the handshake happens with the
     /// first exchange.
-    pub fn wrap(&self, stream: Deadlined) -> io::Result<TlsConnection> {
+    pub fn wrap(self: &Arc<Self>, stream: Deadlined) -> io::Result<TlsConnection> {
         let connection = ClientConnection::new(Arc::clone(&self.config), self.server_name.clone())
             .map_err(io::Error::other)?;
         Ok(TlsConnection {
             stream: StreamOwned::new(connection, stream),
+            tls: Arc::clone(self),
             counted: false,
         })
     }
@@ -114,29 +115,40 @@ impl TlsClient {
 /// One client connection over TLS.
 pub struct TlsConnection {
     stream: StreamOwned<ClientConnection, Deadlined>,
+    /// Where its handshake is counted.
+    tls: Arc<TlsClient>,
     counted: bool,
 }
 
-impl TlsConnection {
-    /// Sends `message` and reads its reply, by `deadline`; the first
-    /// exchange on a connection also runs the handshake, counted if the
-    /// request (`sent`) counts.
-    pub fn exchange(
-        &mut self,
-        tls: &TlsClient,
-        sent: Sent,
-        deadline: Instant,
-        message: &Message,
-        reply: &mut [u8],
-    ) -> Result<(), Failed> {
+impl Read for TlsConnection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+}
+
+impl Write for TlsConnection {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+/// Batches go out over the session; the first exchange on a connection
+/// also runs the handshake, counted when its reply comes if the batch
+/// (`sent`) counts.
+impl Link for TlsConnection {
+    fn set_deadline(&mut self, deadline: Instant) {
         self.stream.sock.set_deadline(Some(deadline));
-        self.stream.write_all(&message.sent)?;
-        read_reply(&mut self.stream, reply)?;
+    }
+
+    fn replied(&mut self, sent: Sent) {
         if !self.counted {
             self.counted = true;
-            tls.count(self.stream.conn.handshake_kind(), sent.at);
+            self.tls.count(self.stream.conn.handshake_kind(), sent.at);
         }
-        message.check(reply)
     }
 }
 

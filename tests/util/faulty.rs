@@ -29,6 +29,9 @@ pub enum TcpFault {
     Trickle(Duration),
     /// Every n-th reply lacks its last byte; the connection stays open.
     ShortEvery(u64),
+    /// Requests are answered two at a time, in reverse order: every reply
+    /// right, each on another's place (for pipelined clients).
+    SwapPairs,
 }
 
 /// What a server did.
@@ -96,12 +99,24 @@ fn serve_connection(
     counts: &Counts,
 ) -> io::Result<()> {
     let mut message = vec![0; size];
+    // SwapPairs: the first of a pair, held back until the second is in.
+    let mut held: Option<Vec<u8>> = None;
     loop {
         if request.read_exact(&mut message).is_err() {
             return Ok(()); // the client went
         }
         let n = counts.requests.fetch_add(1, Ordering::SeqCst) + 1;
         message.make_ascii_uppercase();
+        if let TcpFault::SwapPairs = fault {
+            match held.take() {
+                None => held = Some(message.clone()),
+                Some(first) => {
+                    request.write_all(&[&message[..], &first[..]].concat())?;
+                    counts.replied.fetch_add(2, Ordering::SeqCst);
+                }
+            }
+            continue;
+        }
         let reply: &[u8] = match fault {
             TcpFault::DropEvery(every) if n.is_multiple_of(every) => {
                 counts.dropped.fetch_add(1, Ordering::SeqCst);

@@ -123,6 +123,11 @@ pub(crate) struct Shared<L: Listener, F: Life<L>> {
     stopping: AtomicBool,
     /// Workers waiting, in the poller or for a job: free to take work.
     free: AtomicUsize,
+    /// Workers waiting for a job (not in the poller).
+    waiting_for_job: AtomicUsize,
+    /// Workers between entering the poller and taking from the table
+    /// what their wait found.
+    in_poller: AtomicUsize,
     /// Connections queued (to open or to serve) and not taken yet: a
     /// stopping worker exits only when none is left, even one queued
     /// behind its stop by a worker still busy.
@@ -175,6 +180,19 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
     }
 
     /// Notes that a worker has just looked at the poller.
+    /// Waits (until `deadline` at most) for the workers to come out of
+    /// the poller, once stopping: the wake-up passes from one to the next,
+    /// and each takes what its wait found, so this is short.
+    fn wait_out_of_poller(&self, deadline: Instant) {
+        while self.in_poller.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                log::warn!("workers still in the poller at the end of the grace period");
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
     /// The deadline of a request starting now.
     fn busy_from_now(&self) -> Tick {
         self.clock.now() + self.request_ticks
@@ -240,6 +258,8 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
             serving: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             free: AtomicUsize::new(0),
+            in_poller: AtomicUsize::new(0),
+            waiting_for_job: AtomicUsize::new(0),
             queued_work: AtomicUsize::new(0),
             progress: AtomicU64::new(0),
             last_look: AtomicU64::new(0),
@@ -282,7 +302,7 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
     /// `serve_forever` begins: the workers wait in the poller from now on.
     pub(crate) fn start(&mut self) {
         let shared = &self.shared;
-        shared.serving.store(true, Ordering::Release);
+        shared.serving.store(true, Ordering::SeqCst);
         for _ in 0..shared.group.counts.live() {
             shared.push(Job::Poll);
         }
@@ -420,10 +440,14 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
         let control = Arc::clone(shared.control());
         let started = Instant::now();
         shared.serving.store(false, Ordering::Release);
-        shared.stopping.store(true, Ordering::Release);
+        shared.stopping.store(true, Ordering::SeqCst);
         // Workers waiting in the poller wake, each waking the next.
         control.wake();
         shared.intake.lock().listener.close();
+        // Events a worker's wait has consumed are taken from the table
+        // before the parked connections close: else a request that came
+        // just then would be closed unread.
+        shared.wait_out_of_poller(started + control.grace());
         // A last look at the poller queues the requests parked connections
         // received meanwhile (closing those unread would lose them, and
         // reset the connection).

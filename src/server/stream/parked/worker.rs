@@ -56,8 +56,15 @@ pub(super) fn worker_main<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>) -
             // Queued behind every job the stopping server queued: one per
             // worker, so none may take two.
             Ok(Job::Stop) if shared.may_stop() => return Exit::Stopped,
+            // Meant to bring a worker waiting for a job to the poller:
+            // passed on if one waits (this one goes there anyway).
+            Ok(Job::Poll) => {
+                if shared.waiting_for_job.load(Ordering::SeqCst) > 0 {
+                    shared.push(Job::Poll);
+                }
+            }
             // Looks at the queue again before the poller.
-            Ok(Job::Poll | Job::Stop) => continue,
+            Ok(Job::Stop) => continue,
             Ok(job) => {
                 // More waits behind it while another worker sits in the
                 // poller: that one helps.
@@ -110,6 +117,16 @@ fn poll_and_serve<L: Listener, F: Life<L>>(
     local: &mut WorkerLocal<L, F::State>,
     timeout: Option<Duration>,
 ) -> Idle {
+    // In the poller until what the wait found is taken from the table: a
+    // stopping server waits for that before closing the parked
+    // connections, whose events this wait may have consumed. Counted in
+    // before looking at `stopping` (the server stores it before looking
+    // at the count): one of the two sees the other.
+    shared.in_poller.fetch_add(1, Ordering::SeqCst);
+    if shared.stopping.load(Ordering::SeqCst) {
+        shared.in_poller.fetch_sub(1, Ordering::SeqCst);
+        return Idle::Busy;
+    }
     shared.free.fetch_add(1, Ordering::AcqRel);
     let waited = shared.poller.wait(&mut local.found, timeout);
     shared.free.fetch_sub(1, Ordering::AcqRel);
@@ -118,17 +135,25 @@ fn poll_and_serve<L: Listener, F: Life<L>>(
         // Each woken worker wakes the next one still waiting.
         shared.control().wake();
     }
-    if let Err(e) = waited {
-        shared.listener_failed(e);
-        return Idle::Busy;
-    }
-    if local.found.is_empty() {
-        return Idle::TimedOut;
-    }
-    let busy_until = shared.busy_from_now();
     let mut jobs = std::mem::take(&mut local.jobs);
-    if let Err(e) = shared.take_in(&local.found, busy_until, Batch::All, &mut jobs) {
-        shared.listener_failed(e);
+    let taken = match waited {
+        Ok(()) if local.found.is_empty() => Ok(Idle::TimedOut),
+        Ok(()) => {
+            let busy_until = shared.busy_from_now();
+            shared
+                .take_in(&local.found, busy_until, Batch::All, &mut jobs)
+                .map(|()| Idle::Busy)
+        }
+        Err(e) => Err(e),
+    };
+    shared.in_poller.fetch_sub(1, Ordering::SeqCst);
+    match taken {
+        Ok(Idle::TimedOut) => {
+            local.jobs = jobs;
+            return Idle::TimedOut;
+        }
+        Ok(_) => {}
+        Err(e) => shared.listener_failed(e),
     }
     let mut new = Vec::new();
     for job in jobs.drain(..) {
@@ -153,9 +178,18 @@ fn wait_for_job<L: Listener, F: Life<L>>(
     shared: &Arc<Shared<L, F>>,
     local: &mut WorkerLocal<L, F::State>,
 ) -> Idle {
+    // Counted in before looking at `serving` (which `start` stores before
+    // queuing its polls, and a worker that takes one looks at this count):
+    // a worker never waits here for a poll taken by another.
+    shared.waiting_for_job.fetch_add(1, Ordering::SeqCst);
+    if shared.serving.load(Ordering::SeqCst) && !shared.stopping.load(Ordering::SeqCst) {
+        shared.waiting_for_job.fetch_sub(1, Ordering::SeqCst);
+        return Idle::Busy;
+    }
     shared.free.fetch_add(1, Ordering::AcqRel);
     let job = shared.queue.recv_timeout(shared.group.config.keep_alive);
     shared.free.fetch_sub(1, Ordering::AcqRel);
+    shared.waiting_for_job.fetch_sub(1, Ordering::SeqCst);
     match job {
         Ok(Job::Stop) if shared.may_stop() => Idle::Stop,
         Err(RecvTimeoutError::Disconnected) => Idle::Stop,
