@@ -1,8 +1,10 @@
 //! The servers `scripts/bench-compare.sh` measures, one process each: the
 //! crate's uppercase echo servers, and the baselines they are compared
 //! with: plain standard-library servers (benches/fixtures/plain.rs), a
-//! tokio echo (benches/fixtures/tokio_echo.rs) and a tokio-rustls TLS echo
-//! (benches/fixtures/tokio_tls.rs).
+//! tokio echo (benches/fixtures/tokio_echo.rs), a tokio-rustls TLS echo
+//! (benches/fixtures/tokio_tls.rs), and a hello-world hyper server
+//! (benches/fixtures/hyper_hello.rs), which http_server is measured
+//! against.
 //!
 //! ```text
 //! cargo run --release --example bench_server -- --kind crate-tcp --port 0
@@ -23,6 +25,8 @@
 mod common;
 #[path = "../benches/fixtures/epoll_echo.rs"]
 mod epoll_echo;
+#[path = "../benches/fixtures/hyper_hello.rs"]
+mod hyper_hello;
 #[path = "../benches/fixtures/plain.rs"]
 mod plain;
 #[path = "../benches/fixtures/tokio_echo.rs"]
@@ -77,6 +81,8 @@ enum Kind {
     /// A tokio + tokio-rustls TLS uppercase echo (needs --tls-cert and
     /// --tls-key).
     TokioTls,
+    /// A hyper 1 HTTP/1.1 server on tokio answering `hello, world`.
+    HyperHttp,
 }
 
 /// A server for benchmarks: the crate's or a plain std baseline.
@@ -167,6 +173,10 @@ fn run(args: &Args) -> io::Result<()> {
         }
         Kind::TokioTcp => {
             let server = tokio_echo::echo(addr)?;
+            serve_baseline(server.addr, || server.stop())
+        }
+        Kind::HyperHttp => {
+            let server = hyper_hello::hello(addr)?;
             serve_baseline(server.addr, || server.stop())
         }
         Kind::EpollTcp => {

@@ -60,7 +60,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use common::deploy::{Deployment, Program, RestartOptions, Site};
+use common::deploy::{Deployment, Program, ProxyArgs, RestartOptions, Site};
 use common::tls::ServerTlsArgs;
 use common::{ServerArgs, ShowAddr};
 use socketserver::echo::Uppercase;
@@ -96,16 +96,8 @@ struct Args {
     /// first bytes ("30s").
     #[arg(long, requires = "parked", value_parser = common::parse_timeout)]
     request_timeout: Option<Duration>,
-    /// A proxy (an address, or a network such as 10.0.0.0/8; repeatable)
-    /// whose connections begin with a PROXY protocol header, v1 or v2
-    /// (HAProxy's send-proxy-v2): the client's address in it becomes the
-    /// connection's. Anybody else sending one is refused. With --unix it
-    /// trusts the socket's peers. Feature `proxy-protocol`.
-    #[arg(long = "proxy-protocol", value_name = "ADDR_OR_NETWORK")]
-    proxy_protocol: Vec<String>,
-    /// How long a proxy has to send its header ("5s").
-    #[arg(long, requires = "proxy_protocol", value_parser = common::parse_timeout)]
-    proxy_header_timeout: Option<Duration>,
+    #[command(flatten)]
+    proxy: ProxyArgs,
     #[command(flatten)]
     restart: RestartOptions,
 }
@@ -141,12 +133,7 @@ where
     }
     let builder = deployment.watch(builder, None);
     let builder = args.tls.apply(&PROGRAM, builder)?;
-    let builder = deployment.proxy_protocol(
-        builder,
-        &args.proxy_protocol,
-        args.proxy_header_timeout,
-        args.unix.is_some(),
-    )?;
+    let builder = deployment.proxy_protocol(builder, &args.proxy, args.unix.is_some())?;
     let listener = deployment.socket(&builder, at)?;
     let server = builder.from_listener(listener, deployment.watched(Uppercase))?;
     deployment.serve(server, "connections")

@@ -4,7 +4,7 @@
 #
 #   scripts/bench-compare.sh                 # about 25 minutes on 2 cores
 #   DURATION=10 ROUNDS=5 scripts/bench-compare.sh
-#   ONLY=parked scripts/bench-compare.sh     # one group: basic, bulk, tls, parked (about 9 minutes), limits
+#   ONLY=parked scripts/bench-compare.sh     # one group: basic, bulk, tls, parked (about 9 minutes), limits, proto
 #   UPDATE_README=1 scripts/bench-compare.sh # and write the tables into README.md
 #   ONLY=versions BASELINE_REV=06e925e scripts/bench-compare.sh   # against an older build
 #
@@ -59,6 +59,17 @@
 #           comparison); slowloris: 10,000 connections sending a byte a
 #           second, 64 workers: every fresh client served, p99 < 50 ms (and
 #           what 100 such clients do to ThreadingTcpServer with 64 workers)
+#   proto   real protocols, measured by their own clients against the real
+#           thing (Debian's redis-server, redis-tools, nginx-light and wrk,
+#           installed here when missing): kv_server against redis-server
+#           (--save '' --appendonly no) with redis-benchmark -t set,get
+#           -n 200000 -c 50 at -P 1 (>= 1.0x) and -P 16 (>= 0.8x);
+#           http_server against nginx (2 worker processes, access_log off,
+#           return 200 "hello, world", keepalive_requests 1000000) and a
+#           hello-world hyper server (benches/fixtures/hyper_hello.rs) with
+#           wrk -t1 -dDURATION at 64 and 256 connections (>= 1.0x each); the
+#           threading mode's figures beside the parked ones, and every
+#           server's CPU (nginx's workers included). REDIS_REQUESTS sets -n.
 #   versions  (only asked for by name, with BASELINE_REV) this build's
 #           ThreadingTcpServer and ThreadingUdpServer against the same
 #           servers built from BASELINE_REV (in a worktree of its own; the
@@ -113,6 +124,9 @@ start_server() {
         bin=$BASELINE_BIN/bench_server
         kind=${kind%@baseline}
     fi
+    # The log exists before the server starts: the background job opens
+    # it in its own time, and the first read below must not fail.
+    : > "$log"
     "$bin" --kind "$kind" "$@" > "$log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 200); do
@@ -424,6 +438,162 @@ if wants limits; then
     echo "limits: slow clients"
     slowloris crate-parked "--workers 64" 10000
     slowloris crate-tcp "--workers 64" 100
+fi
+
+if wants proto; then
+    # The reference servers and the real clients, from Debian's packages.
+    need=()
+    command -v redis-server >/dev/null || need+=(redis-server)
+    command -v redis-benchmark >/dev/null || need+=(redis-tools)
+    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+    command -v wrk >/dev/null || need+=(wrk)
+    command -v curl >/dev/null || need+=(curl)
+    if [ ${#need[@]} -gt 0 ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+        else
+            echo "the proto group needs the Debian packages ${need[*]} (apt-get install ${need[*]})" >&2
+            exit 1
+        fi
+    fi
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+    cargo build --release --quiet --example kv_server --example http_server
+    REDIS_REQUESTS=${REDIS_REQUESTS:-200000}
+
+    free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+    # wait_answering DESCRIPTION COMMAND...: until COMMAND succeeds (10 s).
+    wait_answering() {
+        local what=$1
+        shift
+        for _ in $(seq 200); do
+            "$@" >/dev/null 2>&1 && return 0
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        echo "$what did not start" >&2
+        exit 1
+    }
+
+    # start_proto LOG KIND: starts one of the proto group's servers; sets
+    # SERVER_PID and SERVER_ADDR.
+    start_proto() {
+        local log=$1 kind=$2 port
+        case $kind in
+            redis)
+                port=$(free_port)
+                mkdir -p "$OUT/redis"
+                redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+                    --dir "$OUT/redis" > "$log" 2>&1 &
+                SERVER_PID=$!
+                SERVER_ADDR=127.0.0.1:$port
+                wait_answering redis-server redis-cli -p "$port" ping
+                ;;
+            nginx)
+                port=$(free_port)
+                mkdir -p "$OUT/nginx/logs"
+                cat > "$OUT/nginx/nginx.conf" <<NGINX
+worker_processes 2;
+pid $PWD/$OUT/nginx/nginx.pid;
+error_log $PWD/$OUT/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $PWD/$OUT/nginx/body;
+    server {
+        listen 127.0.0.1:$port;
+        location / { default_type text/plain; return 200 "hello, world\n"; }
+    }
+}
+NGINX
+                "$NGINX" -p "$PWD/$OUT/nginx" -c "$PWD/$OUT/nginx/nginx.conf" -g 'daemon off;' > "$log" 2>&1 &
+                SERVER_PID=$!
+                SERVER_ADDR=127.0.0.1:$port
+                wait_answering nginx curl -sf "http://$SERVER_ADDR/"
+                ;;
+            hyper)
+                start_server "$log" hyper-http
+                ;;
+            kv-parked|kv-threading|http-parked|http-threading)
+                local program=${kind%%-*}_server args=()
+                [[ $kind == *-threading ]] && args=(--threading)
+                : > "$log"
+                "$BIN/$program" --port 0 "${args[@]}" > "$log" 2>&1 &
+                SERVER_PID=$!
+                for _ in $(seq 200); do
+                    SERVER_ADDR=$(sed -n 's/^listening on //p' "$log")
+                    [ -n "$SERVER_ADDR" ] && break
+                    sleep 0.05
+                done
+                [ -n "$SERVER_ADDR" ] || { echo "$program did not start:" >&2; cat "$log" >&2; exit 1; }
+                ;;
+        esac
+    }
+
+    # tree_ticks PID: CPU ticks of a process and its children (nginx's
+    # workers).
+    tree_ticks() {
+        local total=0 pid
+        for pid in "$1" $(pgrep -P "$1"); do
+            total=$((total + $(cpu_ticks "$pid")))
+        done
+        echo "$total"
+    }
+
+    # measure_proto SCENARIO KIND ROUND CLIENT: one client run against a
+    # fresh server; CLIENT is redis-benchmark or wrk, its arguments after it.
+    measure_proto() {
+        local scenario=$1 kind=$2 round=$3 client=$4
+        shift 4
+        local log raw result ticks
+        log="$OUT/logs/$(echo "$scenario-$kind-$round" | tr -c 'a-zA-Z0-9\n' '_').log"
+        start_proto "$log" "$kind"
+        local host=${SERVER_ADDR%:*} port=${SERVER_ADDR##*:}
+        case $client in
+            redis-benchmark)
+                raw=$(redis-benchmark -h "$host" -p "$port" --csv "$@" 2>&1) || true
+                ;;
+            wrk)
+                raw=$(wrk --latency "$@" "http://$SERVER_ADDR/" 2>&1) || true
+                ;;
+        esac
+        ticks=$(tree_ticks "$SERVER_PID")
+        stop_server
+        result=$(python3 scripts/bench-report.py --parse "$client" "$REDIS_REQUESTS" <<< "$raw")
+        printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":0,"cpu_ticks":%d,"result":%s}\n' \
+            "$scenario" "$kind" "$round" "$ticks" "$result" >> "$RESULTS"
+        echo "  $scenario $kind round $round: $(python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["throughput"]), "requests/s, p99", d["latency_us"]["p99"], "us, errors", d["errors"] + d["mismatches"])' <<< "$result")"
+    }
+
+    # compare_proto SCENARIO SUBJECT BASELINE CLIENT [ARGS...]: the two in
+    # turn, ROUNDS times, the first one alternating.
+    compare_proto() {
+        local scenario=$1 subject=$2 baseline=$3
+        shift 3
+        for round in $(seq "$ROUNDS"); do
+            local order=("$subject" "$baseline")
+            [ $((round % 2)) = 0 ] && order=("$baseline" "$subject")
+            for kind in "${order[@]}"; do
+                measure_proto "$scenario" "$kind" "$round" "$@"
+            done
+        done
+        printf '{"comparison":"%s","subject":"%s","baseline":"%s"}\n' "$scenario" "$subject" "$baseline" >> "$RESULTS"
+    }
+
+    echo "proto: kv_server against redis-server, redis-benchmark -t set,get -n $REDIS_REQUESTS -c 50 ($ROUNDS rounds)"
+    for pipeline in 1 16; do
+        bench=(redis-benchmark -t set,get -n "$REDIS_REQUESTS" -c 50 -P "$pipeline")
+        compare_proto "redis-benchmark -P $pipeline" kv-parked redis "${bench[@]}"
+        compare_proto "redis-benchmark -P $pipeline, threading" kv-threading redis "${bench[@]}"
+    done
+    echo "proto: http_server against nginx and hyper, wrk -t1 -d${DURATION}s ($ROUNDS rounds)"
+    for connections in 64 256; do
+        load=(wrk -t1 "-c$connections" "-d${DURATION}s")
+        compare_proto "wrk -c$connections vs nginx" http-parked nginx "${load[@]}"
+        compare_proto "wrk -c$connections vs hyper" http-parked hyper "${load[@]}"
+        compare_proto "wrk -c$connections vs nginx, threading" http-threading nginx "${load[@]}"
+    done
 fi
 
 if [ "$ONLY" = versions ]; then

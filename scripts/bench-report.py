@@ -2,6 +2,8 @@
 """Writes the markdown report of scripts/bench-compare.sh from its results.
 
     scripts/bench-report.py target/bench-compare/results.jsonl DURATION WARMUP ROUNDS
+    scripts/bench-report.py --parse redis-benchmark REQUESTS < output   # the proto group's
+    scripts/bench-report.py --parse wrk < output                          # clients, as JSON
 
 Each line of the results is one measurement (a load generator run against
 one server, or one of the special scenarios), or the declaration of a
@@ -47,6 +49,16 @@ TARGETS = {
     "parked tls handshakes x16, full": None,
     "parked pipelined 16 x16, epoll client": (3.0, ">= 3x"),
     "parked churn x16": (1.0, ">= 1x"),
+    "redis-benchmark -P 1": (1.0, ">= 1.0x"),
+    "redis-benchmark -P 16": (0.8, ">= 0.8x"),
+    "redis-benchmark -P 1, threading": None,
+    "redis-benchmark -P 16, threading": None,
+    "wrk -c64 vs nginx": (1.0, ">= 1.0x"),
+    "wrk -c64 vs hyper": (1.0, ">= 1.0x"),
+    "wrk -c256 vs nginx": (1.0, ">= 1.0x"),
+    "wrk -c256 vs hyper": (1.0, ">= 1.0x"),
+    "wrk -c64 vs nginx, threading": None,
+    "wrk -c256 vs nginx, threading": None,
 }
 for clients in (16, 64, 256):
     TARGETS["parked tcp 64 B x%d, epoll client" % clients] = {"tokio-tcp": (1.05, ">= 1.05x")}
@@ -63,6 +75,62 @@ FLOORS = {"epoll-tcp": "(floor: a bare epoll loop)"}
 # The longest wait: every run's longest latency under this, and no
 # request failed.
 WAIT_LIMIT_US = 100_000
+
+
+def parse_redis_benchmark(raw, requests):
+    """redis-benchmark --csv: one row per test. The run's throughput is its
+    requests over its time (the tests' harmonic mean), its latency the
+    worst test's."""
+    import csv
+
+    rows = [r for r in csv.reader(raw.splitlines()) if len(r) >= 7 and r[0] != "test"]
+    rates, p50, p99 = [], [], []
+    for row in rows:
+        try:
+            rates.append(float(row[1]))
+            p50.append(float(row[4]) * 1000)
+            p99.append(float(row[6]) * 1000)
+        except ValueError:
+            continue
+    ok = bool(rates) and all(r > 0 for r in rates)
+    return {
+        "throughput": len(rates) / sum(1 / r for r in rates) if ok else 0.0,
+        "ops": requests * len(rates),
+        "latency_us": {"p50": round(max(p50, default=0)), "p99": round(max(p99, default=0))},
+        "mismatches": 0,
+        "errors": 0 if ok else 1,
+        "timeouts": 0,
+        "lost": 0,
+        "output": raw[-500:] if not ok else "",
+    }
+
+
+def parse_wrk(raw):
+    """wrk --latency's report."""
+    import re
+
+    def micros(number, unit):
+        return float(number) * {"us": 1, "ms": 1000, "s": 1000000}[unit]
+
+    latency = dict(
+        (m.group(1), micros(m.group(2), m.group(3)))
+        for m in re.finditer(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", raw, re.M)
+    )
+    requests = re.search(r"(\d+) requests in", raw)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", raw)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", raw)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", raw)
+    ok = bool(requests and rate)
+    return {
+        "throughput": float(rate.group(1)) if rate else 0.0,
+        "ops": int(requests.group(1)) if requests else 0,
+        "latency_us": {"p50": round(latency.get("50", 0)), "p99": round(latency.get("99", 0))},
+        "mismatches": int(non2xx.group(1)) if non2xx else 0,
+        "errors": (sum(int(sockets.group(i)) for i in (1, 2, 3)) if sockets else 0) + (0 if ok else 1),
+        "timeouts": int(sockets.group(4)) if sockets else 0,
+        "lost": 0,
+        "output": raw[-500:] if not ok else "",
+    }
 
 
 def cpu():
@@ -215,6 +283,13 @@ def longest_wait(waits):
 
 
 def main():
+    if sys.argv[1] == "--parse":
+        raw = sys.stdin.read()
+        if sys.argv[2] == "redis-benchmark":
+            print(json.dumps(parse_redis_benchmark(raw, int(sys.argv[3]))))
+        else:
+            print(json.dumps(parse_wrk(raw)))
+        return
     results_path, seconds, warmup, rounds = sys.argv[1:]
     rows = [json.loads(line) for line in open(results_path)]
     ticks = os.sysconf("SC_CLK_TCK")

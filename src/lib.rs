@@ -194,6 +194,8 @@
 //! `panic = "unwind"` (the default).
 
 #![warn(missing_docs)]
+// docs.rs (`--cfg docsrs`, nightly) marks the items each feature adds.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Unsafe code and libc calls live in `sys` alone; elsewhere libc only
 // supplies constants (errno values, `SOMAXCONN`, a send flag).
 #![deny(unsafe_code)]
@@ -207,6 +209,7 @@ mod sys;
 mod transport;
 
 #[cfg(feature = "auth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
 pub mod auth;
 pub mod config;
 mod control;
@@ -220,15 +223,20 @@ mod deadline;
 pub mod echo;
 pub mod framing;
 #[cfg(feature = "message")]
+#[cfg_attr(docsrs, doc(cfg(feature = "message")))]
 pub mod message;
 #[cfg(feature = "proxy-protocol")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
 pub mod proxy_protocol;
 #[cfg(feature = "restart")]
+#[cfg_attr(docsrs, doc(cfg(feature = "restart")))]
 pub mod restart;
 pub mod server;
 #[cfg(feature = "systemd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "systemd")))]
 pub mod systemd;
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 
 pub use config::OverloadPolicy;
@@ -242,6 +250,7 @@ pub use server::{
     ThreadingUnixStreamServer, UdpServer, UnixDatagramServer, UnixStreamServer,
 };
 #[cfg(any(feature = "systemd", feature = "restart"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "systemd", feature = "restart"))))]
 pub use socket::{PassedSocket, SocketKind};
 
 /// The README's code blocks, compiled and run as doc tests.

@@ -284,10 +284,10 @@ impl Deployment {
     pub fn proxy_protocol<L: Listener, M: ModeMarker>(
         &self,
         builder: Builder<L, M>,
-        proxies: &[String],
-        header_timeout: Option<Duration>,
+        options: &ProxyArgs,
         unix_peers: bool,
     ) -> io::Result<Builder<L, M>> {
+        let (proxies, header_timeout) = (&options.proxy_protocol, options.proxy_header_timeout);
         if proxies.is_empty() {
             return Ok(builder);
         }
@@ -468,6 +468,22 @@ impl Deployment {
             log::warn!("cannot remove the socket file {}: {e}", path.display());
         }
     }
+}
+
+/// A stream server's PROXY protocol options, applied by
+/// [`Deployment::proxy_protocol`].
+#[derive(clap::Args, Debug, Default)]
+pub struct ProxyArgs {
+    /// A proxy (an address, or a network such as 10.0.0.0/8; repeatable)
+    /// whose connections begin with a PROXY protocol header, v1 or v2
+    /// (HAProxy's send-proxy-v2): the client's address in it becomes the
+    /// connection's. Anybody else sending one is refused. With --unix it
+    /// trusts the socket's peers. Feature `proxy-protocol`.
+    #[arg(long = "proxy-protocol", value_name = "ADDR_OR_NETWORK")]
+    pub proxy_protocol: Vec<String>,
+    /// How long a proxy has to send its header ("5s").
+    #[arg(long, requires = "proxy_protocol", value_parser = super::parse_timeout)]
+    pub proxy_header_timeout: Option<Duration>,
 }
 
 /// Prints one of the lines scripts follow. Nobody reading them any more

@@ -25,6 +25,8 @@ pub const UPPERCASE_UDP_PORT: u16 = 9998;
 pub const FILE_PORT: u16 = 9997;
 pub const CHAT_PORT: u16 = 9996;
 pub const REMOTE_SHELL_PORT: u16 = 9995;
+pub const KV_PORT: u16 = 9994;
+pub const HTTP_PORT: u16 = 9993;
 
 /// Installs `env_logger`, at `default` level unless `RUST_LOG` says
 /// otherwise. rustls's own warnings are left out by default: every TLS
@@ -212,6 +214,33 @@ impl ServerArgs {
             Mode::Parked => builder.workers(workers),
             _ => builder.max_workers(workers),
         }
+    }
+}
+
+/// The options of a server of a real protocol (kv_server, http_server):
+/// where it listens (TCP, or `--unix`), how it serves (parked unless
+/// `--threading` or `--serial`), TLS and the PROXY protocol.
+#[derive(clap::Args, Debug)]
+pub struct ProtocolArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub tls: tls::ServerTlsArgs,
+    /// Listen on a Unix socket at this path instead of TCP.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["host", "port"])]
+    pub unix: Option<std::path::PathBuf>,
+    /// Serve each connection on a thread of its own (ThreadingTcpServer)
+    /// instead of parking it between requests (the default).
+    #[arg(long, conflicts_with = "serial")]
+    pub threading: bool,
+    #[command(flatten)]
+    pub proxy: deploy::ProxyArgs,
+}
+
+impl ProtocolArgs {
+    /// The mode the options ask for.
+    pub fn mode(&self) -> Mode {
+        self.server.mode(!self.threading)
     }
 }
 

@@ -352,6 +352,7 @@ impl<S: Connection> StreamRequest<S> {
     /// TLVs (the client's TLS facts, a unique ID). `None` for a client
     /// that connected directly.
     #[cfg(feature = "proxy-protocol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
     pub fn proxy_header(&self) -> Option<&crate::proxy_protocol::ProxyHeader> {
         self.layers.proxied.as_ref().map(|proxied| &proxied.header)
     }
@@ -360,6 +361,7 @@ impl<S: Connection> StreamRequest<S> {
     /// own peer), when it came through one; [`peer_addr`](Self::peer_addr)
     /// is then the client's.
     #[cfg(feature = "proxy-protocol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
     pub fn proxy_addr(&self) -> Option<&S::Addr> {
         self.layers.proxied.as_ref().map(|proxied| &proxied.proxy)
     }
@@ -377,6 +379,7 @@ impl<S: Connection> StreamRequest<S> {
     /// chain if it sent one (mutual TLS). Available from `verify_request`
     /// on. `None` on a plain connection.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_info(&self) -> Option<&crate::tls::TlsInfo> {
         self.layers.tls.as_ref().and_then(|tls| tls.info.as_ref())
     }

@@ -313,6 +313,7 @@ impl<L: Listener, M: ModeMarker> Builder<L, M> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[cfg(feature = "proxy-protocol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
     pub fn proxy_protocol(mut self, trusted: crate::proxy_protocol::TrustedProxies) -> Self {
         self.config.connection.proxies = Some(trusted);
         self
@@ -322,6 +323,7 @@ impl<L: Listener, M: ModeMarker> Builder<L, M> {
     /// [`DEFAULT_PROXY_HEADER_TIMEOUT`](crate::config::DEFAULT_PROXY_HEADER_TIMEOUT));
     /// see [`proxy_protocol`](Self::proxy_protocol).
     #[cfg(feature = "proxy-protocol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
     pub fn proxy_header_timeout(mut self, timeout: Duration) -> Self {
         self.config.connection.proxy_header_timeout = timeout;
         self
@@ -367,6 +369,7 @@ impl<L: Listener, M: ModeMarker> Builder<L, M> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls(mut self, acceptor: crate::tls::TlsAcceptor) -> Self {
         self.config.connection.tls = Some(acceptor);
         self

@@ -8,6 +8,7 @@ mod unix;
 
 pub(crate) use ip::{bind_tcp, bind_udp};
 #[cfg(any(feature = "systemd", feature = "restart"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "systemd", feature = "restart"))))]
 pub use passed::{PassedSocket, SocketKind};
 #[cfg(any(feature = "systemd", feature = "restart"))]
 pub(crate) use passed::{check_kind, parse_number};

@@ -15,6 +15,7 @@ use crate::transport::Sealed;
 
 /// What a descriptor passed to this process turned out to be, found with
 /// `getsockopt(SO_TYPE)`, `SO_ACCEPTCONN` and the family of its address.
+#[cfg_attr(docsrs, doc(cfg(any(feature = "systemd", feature = "restart"))))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SocketKind {
     /// A listening TCP socket (IPv4 or IPv6).
@@ -92,6 +93,7 @@ impl fmt::Display for SocketKind {
 /// The std socket types a passed descriptor can become: [`TcpListener`],
 /// [`UdpSocket`], [`UnixListener`] and [`UnixDatagram`], each with the one
 /// kind it must be. Sealed.
+#[cfg_attr(docsrs, doc(cfg(any(feature = "systemd", feature = "restart"))))]
 pub trait PassedSocket: Sealed + From<OwnedFd> + Into<OwnedFd> + AsFd {
     /// What a descriptor must be to become this type.
     const KIND: SocketKind;

@@ -18,7 +18,23 @@ use socketserver::{Server, ServerHandle, ShutdownHandle};
 pub mod faulty;
 pub mod generations;
 pub mod greeter;
+pub mod http;
 pub mod loadgen;
+pub mod resp;
+pub mod tools;
+
+/// The README's "Examples to copy" (tests/examples_to_copy.rs): one idea
+/// each, at most 80 lines, and a command line of one optional address or
+/// path (a role first, for those with a client), so no `--version`.
+pub const EXAMPLES_TO_COPY: [&str; 7] = [
+    "echo_threading",
+    "echo_parked",
+    "echo_udp",
+    "echo_unix",
+    "echo_framed",
+    "echo_tls",
+    "echo_verified",
+];
 
 /// The bound on every blocking step of a test.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -227,6 +243,11 @@ impl Process {
         self.0.as_mut().unwrap()
     }
 
+    /// The process's id (valid while it runs: it is our child).
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+
     pub fn signal(&mut self, signal: libc::c_int) {
         let pid = self.child().id() as libc::pid_t;
         // SAFETY: sends a signal to our own child process.
@@ -346,16 +367,26 @@ pub fn eventually(what: &str, condition: impl Fn() -> bool) {
 /// prints first ("listening on ADDR"). The rest of its standard output
 /// stays on the returned channel.
 pub fn start_example_server(name: &str, args: &[&str]) -> (Process, SocketAddr, Receiver<String>) {
+    let (server, addr, lines) = start_example(name, &[&["--port", "0"], args].concat(), &[]);
+    (server, addr.parse().unwrap(), lines)
+}
+
+/// Starts an example server with `args` and `env` (and `RUST_LOG=info`),
+/// and reads where it listens from its first line ("listening on ADDR"):
+/// an address, or a Unix socket's path. The rest of its standard output
+/// stays on the returned channel; its log (standard error) is in the
+/// output [`Process::finish`] returns.
+pub fn start_example(name: &str, args: &[&str], env: &[(&str, &str)]) -> (Process, String, Receiver<String>) {
     let mut server = Process::spawn(
         Command::new(example_binary(name))
-            .args(["--port", "0"])
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped()),
     );
     let lines = server.stdout_lines();
-    let addr = listening_on(&lines).parse().unwrap();
+    let addr = listening_on(&lines);
     (server, addr, lines)
 }
 
@@ -424,9 +455,15 @@ pub fn one_uppercase_request(mut stream: TcpStream, message: &str) -> io::Result
 /// Runs an example with `args` and no input, and collects its output
 /// (bounded in time).
 pub fn run_example(name: &str, args: &[&str]) -> Output {
+    run_example_with_env(name, args, &[])
+}
+
+/// [`run_example`] with `env` added to its environment.
+pub fn run_example_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     Process::spawn(
         Command::new(example_binary(name))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped()),
