@@ -5,7 +5,8 @@
 #   scripts/bench-compare.sh                 # about 25 minutes on 2 cores
 #   DURATION=10 ROUNDS=5 scripts/bench-compare.sh
 #   ONLY=parked scripts/bench-compare.sh     # one group: basic, bulk, tls, parked (about 9 minutes), limits, proto
-#   UPDATE_README=1 scripts/bench-compare.sh # and write the tables into README.md
+#   UPDATE_REPORT=1 scripts/bench-compare.sh # and write the tables into PERFORMANCE.md
+#   ONLY="parked tls" scripts/bench-compare.sh  # several groups
 #   ONLY=versions BASELINE_REV=06e925e scripts/bench-compare.sh   # against an older build
 #
 # Each server runs in a process of its own (examples/bench_server.rs) and
@@ -112,7 +113,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP PIPE
 
-wants() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+wants() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 # start_server LOG KIND [ARGS...]: starts bench_server, sets SERVER_PID and
 # SERVER_ADDR from the first line it prints.
@@ -630,21 +631,24 @@ python3 scripts/bench-report.py "$RESULTS" "$DURATION" "$WARMUP" "$ROUNDS" > "$O
 echo
 cat "$OUT/table.md"
 
-# UPDATE_README=1 (a full run): the report replaces the README's measured
-# tables, between the bench-compare markers.
-if [ "${UPDATE_README:-0}" = 1 ]; then
-    if [ -n "$ONLY" ]; then
-        echo "UPDATE_README needs a full run (no ONLY=)" >&2
+# UPDATE_REPORT=1: the report replaces PERFORMANCE.md's measured tables,
+# between the bench-compare markers (with the groups run, when ONLY= names
+# some).
+if [ "${UPDATE_REPORT:-${UPDATE_README:-0}}" = 1 ]; then
+    if [ "$ONLY" = versions ]; then
+        echo "UPDATE_REPORT: a versions run compares two builds of the crate; it is not the report" >&2
         exit 1
     fi
-    python3 - "$OUT/table.md" <<'PY'
+    python3 - "$OUT/table.md" "${ONLY:-all}" <<'PY'
 import sys
 begin, end = "<!-- bench-compare:begin -->", "<!-- bench-compare:end -->"
 table = open(sys.argv[1]).read().strip()
-readme = open("README.md").read()
-head, rest = readme.split(begin, 1)
+if sys.argv[2] != "all":
+    table = "Groups run: %s.\n\n%s" % (", ".join(sys.argv[2].split()), table)
+report = open("PERFORMANCE.md").read()
+head, rest = report.split(begin, 1)
 _, tail = rest.split(end, 1)
-open("README.md", "w").write(head + begin + "\n" + table + "\n" + end + tail)
+open("PERFORMANCE.md", "w").write(head + begin + "\n" + table + "\n" + end + tail)
 PY
-    echo "README.md updated"
+    echo "PERFORMANCE.md updated"
 fi

@@ -1,191 +1,116 @@
 //! Python's `socketserver`, done properly: write one handler, get a
 //! working TCP, UDP or Unix-socket server that serves its clients on
-//! pooled worker threads, shuts down at once and cleanly, and survives bad
-//! clients.
+//! pooled worker threads (or parks idle connections with no thread at
+//! all), shuts down at once and cleanly, and survives bad clients.
 //!
-//! # A server in a few lines
+//! # A server in one handler
 //!
-//! A handler is anything that implements [`RequestHandler`]; a closure
-//! will do. This one answers each line with its uppercase:
+//! A handler is the one piece you write. This one answers each line with
+//! its uppercase, one request per call; the server does the looping, the
+//! threads and the shutdown:
 //!
 //! ```
-//! use socketserver::{TcpRequest, ThreadingTcpServer};
-//! use std::io::{BufRead, Write};
+//! use socketserver::{KeepAliveHandler, Next, TcpRequest, ThreadingTcpServer};
+//! use std::io::{self, BufRead, Write};
 //!
-//! let server = ThreadingTcpServer::bind("127.0.0.1:0", |req: &mut TcpRequest| {
-//!     let mut line = String::new();
-//!     while req.read_line(&mut line)? > 0 {
-//!         req.write_all(line.to_uppercase().as_bytes())?;
-//!         line.clear();
+//! /// Answers each line with its uppercase; the connection stays open.
+//! struct Uppercase;
+//!
+//! impl KeepAliveHandler<TcpRequest> for Uppercase {
+//!     type State = (); // nothing kept between two requests
+//!
+//!     fn handle_one(&self, request: &mut TcpRequest, _: &mut ()) -> io::Result<Next> {
+//!         let mut line = String::new();
+//!         if request.read_line(&mut line)? == 0 {
+//!             return Ok(Next::Close); // the client has gone
+//!         }
+//!         request.write_all(line.to_uppercase().as_bytes())?;
+//!         Ok(Next::KeepOpen)
 //!     }
-//!     Ok(())
-//! })?;
-//! println!("listening on {}", server.local_addr());
-//! # let stop = server.shutdown_handle();
-//! # stop.request_shutdown();
-//! server.serve_forever()?; // until a ShutdownHandle stops it
-//! # Ok::<(), std::io::Error>(())
-//! ```
+//! }
 //!
-//! # Talking to it, and stopping it
+//! let server = ThreadingTcpServer::bind("127.0.0.1:0", Uppercase)?;
+//! let addr = *server.local_addr(); // port 0: the one the OS chose
+//! let stop = server.shutdown_handle(); // clone it, move it anywhere
+//! let serving = std::thread::spawn(move || server.serve_forever());
 //!
-//! `serve_forever` blocks, so run it on a thread of its own and keep a
-//! [`ShutdownHandle`]. `shutdown` wakes the loop at once (there is no
-//! polling interval), lets in-flight clients finish within a grace
-//! period, closes the rest, joins the workers, and returns.
+//! // A client: one line out, its uppercase back.
+//! let mut client = std::net::TcpStream::connect(addr)?;
+//! client.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+//! client.write_all(b"hello\n")?;
+//! let mut reply = String::new();
+//! io::BufReader::new(&client).read_line(&mut reply)?;
+//! assert_eq!(reply, "HELLO\n");
 //!
-//! ```
-//! use socketserver::{ThreadingTcpServer, echo::Uppercase};
-//! use std::io::{Read, Write};
-//! use std::net::TcpStream;
-//! use std::thread;
-//! use std::time::Duration;
-//!
-//! let server = ThreadingTcpServer::builder()
-//!     .shutdown_grace(Duration::from_secs(1))
-//!     .bind("127.0.0.1:0", Uppercase)?;
-//! let addr = *server.local_addr();
-//! let stop = server.shutdown_handle();
-//! let serving = thread::spawn(move || server.serve_forever());
-//!
-//! let mut client = TcpStream::connect(addr)?;
-//! client.set_read_timeout(Some(Duration::from_secs(5)))?;
-//! client.write_all(b"hello")?;
-//! let mut reply = [0u8; 5];
-//! client.read_exact(&mut reply)?;
-//! assert_eq!(&reply, b"HELLO");
-//! drop(client);
-//!
-//! stop.shutdown();
+//! stop.shutdown(); // wakes the loop at once, drains, joins the workers
 //! serving.join().unwrap()?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! # A handler with hooks
+//! A closure is a handler too, and so is a looping [`RequestHandler`]
+//! (Python's `handle`: the whole conversation in one call). Errors and
+//! panics in a handler end that connection only, go to `handle_error`
+//! and are counted in [`Stats`].
 //!
-//! Implement the trait to use Python's hooks: `setup` and `finish` around
-//! `handle`, `verify_request` to turn peers away, `handle_error` to report
-//! failures your way. A panic in a handler is caught, reported and counted;
-//! only that client's connection is closed.
-//!
-//! ```
-//! use socketserver::{RequestHandler, TcpRequest, TcpServer};
-//! use std::io::{self, Write};
-//!
-//! struct Greeter;
-//!
-//! impl RequestHandler<TcpRequest> for Greeter {
-//!     fn verify_request(&self, req: &TcpRequest) -> bool {
-//!         req.peer_addr().ip().is_loopback()
-//!     }
-//!
-//!     fn handle(&self, req: &mut TcpRequest) -> io::Result<()> {
-//!         let peer = *req.peer_addr();
-//!         writeln!(req, "hello, {peer}")
-//!     }
-//!
-//!     fn handle_error(&self, req: &TcpRequest, error: &io::Error) {
-//!         eprintln!("{:?}: {error}", req.peer_addr());
-//!     }
-//! }
-//!
-//! let server = TcpServer::bind("127.0.0.1:0", Greeter)?;
-//! # Ok::<(), std::io::Error>(())
-//! ```
-//!
-//! # Choosing a server
+//! # Choosing a mode
 //!
 //! A server is a transport and a [`Mode`]; its type's name says both.
 //!
-//! | type | serves | like Python's |
-//! |---|---|---|
-//! | [`TcpServer`] | one connection at a time, on the loop thread | `TCPServer` |
-//! | [`ThreadingTcpServer`] | each connection on a pooled worker, for its life | `ThreadingTCPServer` |
-//! | [`ParkedTcpServer`] | each request on a pooled worker; between requests a connection waits in epoll, holding no thread | `http.server`'s keep-alive, without a thread per idle client |
-//! | [`UdpServer`] | one datagram at a time, on the loop thread | `UDPServer` |
-//! | [`ThreadingUdpServer`] | datagrams on workers sharing the socket | `ThreadingUDPServer` |
-//! | [`UnixStreamServer`], [`ThreadingUnixStreamServer`], [`ParkedUnixStreamServer`] | Unix-domain streams | the same names |
-//! | [`UnixDatagramServer`], [`ThreadingUnixDatagramServer`] | Unix-domain datagrams | the same names |
+//! | mode | a connection holds | fits | TCP | Unix stream | UDP, Unix datagram |
+//! |---|---|---|---|---|---|
+//! | serial | the loop thread, for its life | tests, one client at a time (Python's `TCPServer`) | [`TcpServer`] | [`UnixStreamServer`] | [`UdpServer`], [`UnixDatagramServer`] |
+//! | threading | a pooled worker, for its life | a few thousand busy clients, long conversations (Python's `ThreadingTCPServer`) | [`ThreadingTcpServer`] | [`ThreadingUnixStreamServer`] | [`ThreadingUdpServer`], [`ThreadingUnixDatagramServer`] |
+//! | parked | a worker only while one request is served; between requests nothing but its socket, waiting in epoll | many mostly idle clients, slow or untrusted clients, keep-alive protocols | [`ParkedTcpServer`] | [`ParkedUnixStreamServer`] | |
 //!
-//! Every stream server runs both handler styles (see [`handler`]): a
-//! looping [`RequestHandler`] (the whole conversation in `handle`) and a
-//! per-request [`KeepAliveHandler`] (one request per `handle_one`, the
-//! server loops). Write a per-request handler and switching modes is one
-//! word, in either direction, the handler unchanged:
+//! With a per-request handler ([`KeepAliveHandler`]), switching modes is
+//! one word, the handler unchanged:
 //!
 //! ```
-//! use socketserver::{ParkedTcpServer, ThreadingTcpServer, echo::Uppercase};
+//! # use socketserver::echo::Uppercase;
+//! use socketserver::{ParkedTcpServer, ThreadingTcpServer};
 //!
 //! let threading = ThreadingTcpServer::bind("127.0.0.1:0", Uppercase)?; // a thread per connection
-//! let parked = ParkedTcpServer::bind("127.0.0.1:0", Uppercase)?; // 19,000 idle clients in a few MB
+//! let parked = ParkedTcpServer::bind("127.0.0.1:0", Uppercase)?; // a thread per request
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
 //! or, chosen at run time, one builder call:
-//! `ThreadingTcpServer::builder().mode(Mode::Parked)`.
+//! `ThreadingTcpServer::builder().mode(Mode::Parked)` ([`Builder::mode`]).
+//! Options (workers, timeouts, backlog, socket options, overload policy)
+//! go through each type's `builder()`; the defaults are in [`config`].
+//! The generic types behind the names (`StreamServer`, `DatagramServer`,
+//! the mode markers) are in [`server`], for code generic over servers;
+//! the handler traits and their lifecycle in [`handler`].
 //!
-//! A datagram handler gets a [`DatagramRequest`] and answers (or not)
-//! through the server's socket:
+//! # The manual
 //!
-//! ```
-//! use socketserver::{ThreadingUdpServer, UdpRequest};
+//! [`manual`] has the rest, chapter by chapter, every example a doc test:
 //!
-//! let server = ThreadingUdpServer::bind("127.0.0.1:0", |req: &mut UdpRequest| {
-//!     req.data_mut().make_ascii_uppercase();
-//!     req.reply_data()
-//! })?;
-//! # Ok::<(), std::io::Error>(())
-//! ```
+//! 1. [The handler and its lifecycle](manual::_01_handler)
+//! 2. [The three modes, and how to choose](manual::_02_modes)
+//! 3. [Datagram and Unix servers](manual::_03_datagram_and_unix)
+//! 4. [Framing and sticky packets](manual::_04_framing)
+//! 5. [Messages and file transfer](manual::_05_messages)
+//! 6. [Client verification](manual::_06_client_verification)
+//! 7. [TLS](manual::_07_tls)
+//! 8. [The PROXY protocol and load balancers](manual::_08_proxy_protocol)
+//! 9. [Running in production](manual::_09_production)
+//! 10. [Performance, and how to measure it](manual::_10_performance)
+//! 11. [Coming from Python's socketserver](manual::_11_from_python)
 //!
-//! Options (worker counts, timeouts, backlog, socket options, overload
-//! policy) are set through each type's `builder()`; see [`Builder`], and
-//! [`config`] for the defaults. The generic types behind the names
-//! (`StreamServer`, `DatagramServer`, the mode markers and transports)
-//! are in [`server`], for code generic over servers.
+//! # Features
 //!
-//! # Messages, not bytes
+//! The default build has the servers, the handlers, [`framing`] and
+//! [`echo`]; each feature adds a module (docs.rs marks its items):
 //!
-//! TCP is a byte stream: two writes can arrive as one read, and one as two
-//! (the tutorials' "sticky packets"). [`framing`] puts a length prefix in
-//! front of each message so its boundaries survive; with the `message`
-//! feature, `message` adds a JSON header and a streamed
-//! body (and file transfer); with the `auth` feature, `auth` verifies
-//! clients with an HMAC challenge before any handler runs.
-//!
-//! ```
-//! use socketserver::framing::Framed;
-//! use socketserver::{TcpRequest, ThreadingTcpServer};
-//!
-//! let server = ThreadingTcpServer::bind("127.0.0.1:0", |req: &mut TcpRequest| {
-//!     let mut framed = Framed::new(req);
-//!     while let Some(message) = framed.read_frame()? {
-//!         framed.write_frame(&message.to_ascii_uppercase())?;
-//!     }
-//!     Ok(())
-//! })?;
-//! # Ok::<(), std::io::Error>(())
-//! ```
-//!
-//! # Messages
-//!
-//! | module | feature | what |
+//! | feature | module | what |
 //! |---|---|---|
-//! | [`framing`] | always | length-prefixed frames |
-//! | `message` | `message` | JSON header + streamed body; file transfer |
-//! | `auth` | `auth` | HMAC-SHA256 challenge-response |
-//! | `proxy_protocol` | `proxy-protocol` | PROXY protocol v1/v2 headers from load balancers: parse, read off a socket, encode; trusted proxy networks |
-//! | `tls` | `tls` | TLS over rustls: sessions, certificates from PEM files, client certificates, certificate rotation |
-//!
-//! # Deployment
-//!
-//! | module | feature | what |
-//! |---|---|---|
-//! | `systemd` | `systemd` | socket activation (`ListenFds`), readiness, status and watchdog notifications |
-//! | `restart` | `restart` | restarting without dropping a connection: the `Upgrader` hands the listening sockets to a new process |
-//!
-//! Several processes can also share one port with the builder's
-//! `reuse_port`; `deploy/` in the repository has systemd units and an
-//! HAProxy configuration.
+//! | `message` | `message` | JSON header + streamed body; file transfer with SHA-256 |
+//! | `auth` | `auth` | HMAC-SHA256 challenge-response before any handler runs |
+//! | `tls` | `tls` | TLS over rustls: certificates from PEM files, client certificates, rotation; `Builder::tls` |
+//! | `proxy-protocol` | `proxy_protocol` | PROXY protocol v1/v2 headers from load balancers; `Builder::proxy_protocol` |
+//! | `systemd` | `systemd` | socket activation, readiness, status and watchdog notifications |
+//! | `restart` | `restart` | restarting without dropping a connection: the listening sockets handed to a new process |
 //!
 //! # Platforms
 //!
@@ -222,6 +147,7 @@ mod control;
 mod deadline;
 pub mod echo;
 pub mod framing;
+pub mod manual;
 #[cfg(feature = "message")]
 #[cfg_attr(docsrs, doc(cfg(feature = "message")))]
 pub mod message;

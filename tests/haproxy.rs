@@ -579,8 +579,9 @@ const TLS_REQUESTS: usize = 20;
 
 /// deploy/haproxy-tls.cfg as the test runs it: the frontend on the socket
 /// the test passes, the servers at `servers`, the test's CA, and a stats
-/// socket. Each line replaced must be in the file exactly as the README
-/// runs it, so the file itself is what is tested.
+/// socket. Each line replaced must be in the file exactly as the manual
+/// (src/manual/08_proxy_protocol.md) runs it, so the file itself is what
+/// is tested.
 fn tls_config(servers: &[SocketAddr], ca: &Path, stats: &Path) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy-tls.cfg");
     let deployed = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -676,7 +677,7 @@ fn haproxy_checks_tls_servers_over_tls_and_passes_tls_clients_through_to_them() 
             one_tls_request(haproxy.frontend, &tls, &message).unwrap_or_else(|e| panic!("{message}: {e}")),
         );
     }
-    // The README's client, through HAProxy: it checks the certificate
+    // The manual's client (src/manual/08_proxy_protocol.md), through HAProxy: it checks the certificate
     // for 127.0.0.1, also a name the server certificate carries.
     let client = util::run_example_client(
         "uppercase_tcp_client",

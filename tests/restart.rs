@@ -288,7 +288,7 @@ fn a_new_process_that_fails_or_never_gets_ready_is_stopped_and_the_old_one_keeps
     assert_eq!(server.wait_exit(old), Some(0));
 }
 
-/// Renewing the certificate the README's way goes wrong: the key copied
+/// Renewing the certificate the manual's way (its production chapter) goes wrong: the key copied
 /// over does not match, or is missing. The restart fails, the old
 /// process's line gives the new process's own reason and exit status, and
 /// the old one goes on. Each case several times: the reason must come

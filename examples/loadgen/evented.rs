@@ -9,6 +9,9 @@
 //! client takes its fair share and no more, which is what comparing
 //! servers with few threads (the parked mode, tokio) needs.
 //!
+//! With `--rate`, each connection keeps its own schedule, as the threads
+//! driver's clients do, and the poller wakes for the next batch due.
+//!
 //! Like the threads driver, it sends nothing after the end of the window
 //! and waits for the replies still in flight then, each until its
 //! deadline, so that the two drivers count the same server alike.
@@ -22,6 +25,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::batch::{Batch, Cause, Encoding, unsent};
 use crate::clients::Plan;
 use crate::record::{Recorder, Sent};
+use crate::schedule::{Pacer, Turn};
 
 /// One connection and its batch of requests.
 struct Conn {
@@ -173,10 +177,11 @@ fn open(
     Ok(conn)
 }
 
-/// Drives `clients` (the client numbers of this thread) in a closed loop,
-/// a batch at a time, until the window ends, then until the replies in
-/// flight are in or overdue; a connection that fails or times out is
-/// replaced.
+/// Drives `clients` (the client numbers of this thread), a batch at a
+/// time, until the window ends, then until the replies in flight are in
+/// or overdue; a connection that fails or times out is replaced. In a
+/// closed loop a reply starts the next batch at once; with `--rate`, each
+/// client's batches go out on its schedule, timed from when each was due.
 pub fn tcp(plan: &Plan, clients: Vec<usize>) -> Recorder {
     with_poller(plan, |poll, recorder| drive_tcp(plan, clients, poll, recorder))
 }
@@ -184,61 +189,89 @@ pub fn tcp(plan: &Plan, clients: Vec<usize>) -> Recorder {
 fn drive_tcp(plan: &Plan, clients: Vec<usize>, mut poll: Poll, recorder: &mut Recorder) -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
     let mut conns: Vec<Option<Conn>> = clients.iter().map(|_| None).collect();
-    let end = plan.window.end;
+    let mut pacers: Vec<Pacer> = clients.iter().map(|&client| plan.pacer(client)).collect();
     loop {
         let now = Instant::now();
-        let sending = now < end;
-        // Until when to wait: the end of the window, or the earliest
+        // Until when to wait: the next batch due, or the earliest
         // deadline of a request in flight.
-        let mut until = sending.then_some(end);
-        for (index, (slot, &client)) in conns.iter_mut().zip(&clients).enumerate() {
+        let end = plan.window.end;
+        let mut until = (now < end).then_some(end);
+        let mut wake_at = |at: Instant| until = Some(until.map_or(at, |until| until.min(at)));
+        for (index, ((slot, pacer), &client)) in conns.iter_mut().zip(&mut pacers).zip(&clients).enumerate() {
             if let Some(conn) = slot
                 && conn.expire(now, recorder)
             {
                 *slot = None;
             }
-            if slot.is_none() && sending {
-                let sent = Sent::now();
-                let both = Interest::READABLE | Interest::WRITABLE;
-                match open(plan, &poll, (index, client), plan.batch(client), both) {
-                    Ok(mut conn) => {
-                        if conn.start(sent, sent.at + plan.timeout, recorder) {
-                            *slot = Some(conn);
-                        }
-                    }
-                    Err(e) => {
-                        unsent(plan.pipeline, sent, e.into(), recorder);
-                        plan.pause_after_failure();
-                    }
+            let idle = slot.as_ref().is_none_or(|conn| conn.batch.in_flight().is_none());
+            if idle {
+                match pacer.turn(now) {
+                    Turn::Now(sent) => start(plan, &poll, (index, client), slot, sent, recorder),
+                    Turn::At(due) => wake_at(due),
+                    Turn::Over => {}
                 }
             }
             if let Some((_, deadline)) = slot.as_ref().and_then(|conn| conn.batch.in_flight()) {
-                until = Some(until.map_or(deadline, |until| until.min(deadline)));
+                wake_at(deadline);
             }
         }
         let Some(until) = until else {
-            return Ok(()); // the window is over and nothing is in flight
+            // The window is over and nothing is in flight.
+            for pacer in &pacers {
+                recorder.behind(pacer.behind().times(plan.pipeline as u64));
+            }
+            return Ok(());
         };
         wait(&mut poll, &mut events, until)?;
         for event in events.iter() {
-            let Some(slot) = conns.get_mut(event.token().0) else {
+            let index = event.token().0;
+            let Some(Some(conn)) = conns.get_mut(index) else {
                 continue;
             };
-            let Some(conn) = slot.as_mut() else { continue };
             match conn.progress(recorder) {
                 Progress::Waiting => {}
                 Progress::Done => {
-                    // The last reply starts the next batch at once.
-                    let next = Sent::now();
-                    if next.at < end && !conn.start(next, next.at + plan.timeout, recorder) {
-                        *slot = None;
+                    // In a closed loop, the last reply starts the next
+                    // batch at once.
+                    if let Turn::Now(sent) = pacers[index].turn(Instant::now()) {
+                        start(plan, &poll, (index, clients[index]), &mut conns[index], sent, recorder);
                     }
                 }
                 // Out of step, or cut off: start again on a new
                 // connection.
-                Progress::Failed => *slot = None,
+                Progress::Failed => conns[index] = None,
             }
         }
+    }
+}
+
+/// Starts a batch sent at `sent` on connection `index` (client number
+/// `client`), opening it first if `slot` is empty; empties `slot` if the
+/// connection fails.
+fn start(
+    plan: &Plan,
+    poll: &Poll,
+    (index, client): (usize, usize),
+    slot: &mut Option<Conn>,
+    sent: Sent,
+    recorder: &mut Recorder,
+) {
+    let deadline = sent.at + plan.timeout;
+    if slot.is_none() {
+        let both = Interest::READABLE | Interest::WRITABLE;
+        match open(plan, poll, (index, client), plan.batch(client), both) {
+            Ok(conn) => *slot = Some(conn),
+            Err(e) => {
+                unsent(plan.pipeline, sent, e.into(), recorder);
+                plan.pause_after_failure();
+                return;
+            }
+        }
+    }
+    if let Some(conn) = slot
+        && !conn.start(sent, deadline, recorder)
+    {
+        *slot = None;
     }
 }
 

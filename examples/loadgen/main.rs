@@ -200,7 +200,7 @@ pub struct Args {
     #[arg(long, requires = "tls")]
     no_resume: bool,
     /// How the clients are driven: a thread per connection, or a few
-    /// event-driven threads (tcp and framed modes, closed loop, no TLS).
+    /// event-driven threads (tcp and framed modes, no TLS; with or without --rate).
     #[arg(long, value_enum, default_value_t = Driver::Threads)]
     driver: Driver,
     /// With `--driver epoll`: how many client threads (default: one per
@@ -507,11 +507,9 @@ fn validate(args: &Args) -> Result<(), Error> {
         return Err(usage("--tls works in the tcp and churn modes"));
     }
     if args.driver == Driver::Epoll
-        && (!matches!(args.mode, Mode::Tcp | Mode::Framed | Mode::Slow) || args.tls || args.rate.is_some())
+        && (!matches!(args.mode, Mode::Tcp | Mode::Framed | Mode::Slow) || args.tls)
     {
-        return Err(usage(
-            "--driver epoll drives the tcp and framed modes in a closed loop, without TLS",
-        ));
+        return Err(usage("--driver epoll drives the tcp and framed modes, without TLS"));
     }
     if args.tls && args.target.is_some() && args.tls_ca.is_none() {
         return Err(usage(

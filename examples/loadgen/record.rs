@@ -37,7 +37,7 @@ impl Window {
 /// the moment it went out; on an open-loop schedule it is due at its
 /// slot, latency counts from there, and it goes out then or, when the
 /// clients run behind, as soon as they get to it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sent {
     pub due: Instant,
     pub at: Instant,

@@ -21,6 +21,17 @@ pub struct Pacer {
     window: Window,
 }
 
+/// Where a client stands with its schedule.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// A request is due: send it now.
+    Now(Sent),
+    /// The next one is due then.
+    At(Instant),
+    /// The run is over.
+    Over,
+}
+
 /// How far one client, or all, fell behind an open-loop schedule.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Behind {
@@ -66,26 +77,35 @@ impl Pacer {
     /// Waits until the next request is due and says when it was due and
     /// went out; `None` when the run is over, on schedule or not.
     pub fn next(&mut self) -> Option<Sent> {
-        let now = Instant::now();
+        loop {
+            let now = Instant::now();
+            match self.turn(now) {
+                Turn::Now(sent) => return Some(sent),
+                Turn::At(due) => thread::sleep(due - now),
+                Turn::Over => return None,
+            }
+        }
+    }
+
+    /// The next request if it is due at `now`, without waiting: for a
+    /// client that waits for many connections at once (`--driver epoll`).
+    pub fn turn(&mut self, now: Instant) -> Turn {
         if now >= self.window.end {
-            return None;
+            return Turn::Over;
         }
         let Some(interval) = self.interval else {
-            return Some(Sent { due: now, at: now });
+            return Turn::Now(Sent { due: now, at: now });
         };
         let due = self.next;
         if due >= self.window.end {
-            return None;
+            return Turn::Over;
+        }
+        if due > now {
+            return Turn::At(due);
         }
         self.next += interval;
-        if due > now {
-            thread::sleep(due - now);
-        }
         // Sent when due, or now if behind: before the end either way.
-        Some(Sent {
-            due,
-            at: due.max(now),
-        })
+        Turn::Now(Sent { due, at: now })
     }
 
     /// How far behind the schedule was when the run ended.
@@ -182,6 +202,24 @@ mod tests {
             assert_eq!(offsets.len(), clients, "{clients} clients");
             assert!(offsets.iter().all(|&o| o < interval));
         }
+    }
+
+    #[test]
+    fn a_turn_comes_when_due_and_not_before() {
+        let start = Instant::now();
+        let window = Window {
+            start,
+            end: start + Duration::from_secs(1),
+        };
+        let mut pacer = Pacer::new(Some(Duration::from_millis(10)), window, 1, 2);
+        let due = start + Duration::from_millis(5);
+        assert!(matches!(pacer.turn(start), Turn::At(at) if at >= due));
+        let at = pacer.next;
+        // Late: sent now, timed from when it was due.
+        let late = at + Duration::from_millis(3);
+        assert_eq!(pacer.turn(late), Turn::Now(Sent { due: at, at: late }));
+        assert_eq!(pacer.turn(late), Turn::At(at + Duration::from_millis(10)));
+        assert_eq!(pacer.turn(window.end), Turn::Over);
     }
 
     #[test]

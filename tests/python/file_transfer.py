@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """file_server's protocol in plain Python (standard library only), to
-check the wire format the README documents from outside the crate.
+check the wire format the manual documents (src/manual/05_messages.md)
+from outside the crate.
 
 A message is: struct.pack('!I', len(header)), the header as JSON (an
 object whose "size" is the body length), the body, and, when the header

@@ -18,8 +18,8 @@
 //!
 //! This design won a measurement against the alternatives (a receiver
 //! handing datagrams to a pool, and one `SO_REUSEPORT` socket per worker);
-//! the figures and reasons are in the README's performance section
-//! (`cargo bench --bench udp_dispatch`).
+//! the figures and reasons are in PERFORMANCE.md, under the in-process
+//! benchmarks (`cargo bench --bench udp_dispatch`).
 //!
 //! Shutdown wakes blocked receivers at once: on Linux by shutting the
 //! socket's read side (which wakes every receiver, even on an unconnected
