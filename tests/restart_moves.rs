@@ -167,12 +167,17 @@ fn old_process() -> io::Result<()> {
     }
     // What stays is served here, to its end.
     staying.round_trip("still here", old, 2)?;
-    check(!serving.is_finished(), "the old server serves the connection that stays")?;
+    check(
+        !serving.is_finished(),
+        "the old server serves the connection that stays",
+    )?;
     drop(staying);
     wait_until("the old server returns once its last connection is gone", || {
         serving.is_finished()
     })?;
-    serving.join().map_err(|_| io::Error::other("serving panicked"))??;
+    serving
+        .join()
+        .map_err(|_| io::Error::other("serving panicked"))??;
     let stats = server.stats();
     check(stats.errors == 0, &format!("no request failed here: {stats:?}"))?;
 
@@ -234,7 +239,10 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> io::Result<()> {
     let deadline = Instant::now() + TIMEOUT;
     while !done() {
         if Instant::now() >= deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("not within {TIMEOUT:?}: {what}")));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("not within {TIMEOUT:?}: {what}"),
+            ));
         }
         thread::sleep(Duration::from_millis(1));
     }

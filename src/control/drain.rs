@@ -29,6 +29,10 @@ pub(crate) struct MovedConnection {
     pub(crate) proxy_header: Option<Vec<u8>>,
     /// The handler's state, as its `save_state` wrote it.
     pub(crate) state: Vec<u8>,
+    /// When it left the old process's poller, on the system's monotonic
+    /// clock (in nanoseconds): the new process tells how long it was
+    /// in transit.
+    pub(crate) left_at: u64,
 }
 
 /// Where a draining server's movable connections go: the new process of

@@ -346,7 +346,9 @@ impl Upgrader {
         if !self.sockets.iter().any(|(registered, _)| registered == name) {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("no socket is registered as '{name}': register it (listen_tcp, listen_unix, socket) first"),
+                format!(
+                    "no socket is registered as '{name}': register it (listen_tcp, listen_unix, socket) first"
+                ),
             ));
         }
         if self.attached.iter().any(|(attached, _)| attached == name) {
@@ -355,7 +357,8 @@ impl Upgrader {
                 format!("a server is attached to socket '{name}' already"),
             ));
         }
-        self.attached.push((name.to_owned(), Arc::clone(server.control())));
+        self.attached
+            .push((name.to_owned(), Arc::clone(server.control())));
         Ok(())
     }
 

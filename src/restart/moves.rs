@@ -10,8 +10,9 @@
 //! | old | `C` … with a descriptor | one connection, and what goes with it (below) |
 //!
 //! A connection's message: `C`, the version (1), the socket's name (u16
-//! length, bytes), flags (bit 0: more bytes may wait in the socket), then
-//! three u32-length-prefixed fields: the bytes read ahead, the PROXY
+//! length, bytes), flags (bit 0: more bytes may wait in the socket), when
+//! it left the old process's poller (u64 nanoseconds on the monotonic
+//! clock), then three u32-length-prefixed fields: the bytes read ahead, the PROXY
 //! header in its wire format (empty and flag bit 1 clear when there is
 //! none), and the handler's state as `save_state` wrote it. Integers are
 //! big-endian. A message is at most [`MAX_MESSAGE`] bytes: a connection
@@ -32,6 +33,7 @@ use std::time::Duration;
 use crate::control::Control;
 use crate::control::drain::{Destination, MovedConnection};
 use crate::sys::fd_passing::{recv_with_fd, send_with_fd};
+use crate::sys::monotonic_nanos;
 
 /// The most a connection's message may hold: far more than a request read
 /// ahead, well under what a Unix socket's default buffer takes at once.
@@ -77,7 +79,9 @@ pub(crate) fn announced(moves: BorrowedFd<'_>) -> io::Result<HashSet<String>> {
             Ok((n, _)) if buf[0] == ANNOUNCE => {
                 names.insert(String::from_utf8_lossy(&buf[1..n]).into_owned());
             }
-            Ok((n, _)) => log::warn!("unexpected message ({n} bytes) from the new process on the moves socket"),
+            Ok((n, _)) => {
+                log::warn!("unexpected message ({n} bytes) from the new process on the moves socket")
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
             Err(e) => break Err(e),
         }
@@ -118,7 +122,7 @@ impl Destination for Mover {
 /// [`MAX_MESSAGE`].
 fn encode(name: &str, moved: &MovedConnection) -> io::Result<Vec<u8>> {
     let proxy = moved.proxy_header.as_deref().unwrap_or_default();
-    let size = 2 + 2 + name.len() + 1 + 12 + moved.unread.len() + proxy.len() + moved.state.len();
+    let size = 2 + 2 + name.len() + 1 + 8 + 12 + moved.unread.len() + proxy.len() + moved.state.len();
     if size > MAX_MESSAGE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -137,6 +141,7 @@ fn encode(name: &str, moved: &MovedConnection) -> io::Result<Vec<u8>> {
         flags |= PROXIED;
     }
     message.push(flags);
+    message.extend_from_slice(&moved.left_at.to_be_bytes());
     for field in [&moved.unread[..], proxy, &moved.state[..]] {
         message.extend_from_slice(&(field.len() as u32).to_be_bytes());
         message.extend_from_slice(field);
@@ -146,7 +151,12 @@ fn encode(name: &str, moved: &MovedConnection) -> io::Result<Vec<u8>> {
 
 /// Reads a connection's message: its socket's name and what goes with it.
 fn decode(message: &[u8]) -> io::Result<(String, MovedConnection)> {
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("a moved connection's message: {what}"));
+    let bad = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a moved connection's message: {what}"),
+        )
+    };
     let mut rest = message;
     let mut take = |n: usize| -> io::Result<&[u8]> {
         if rest.len() < n {
@@ -162,6 +172,7 @@ fn decode(message: &[u8]) -> io::Result<(String, MovedConnection)> {
     let name_len = u16::from_be_bytes(take(2)?.try_into().expect("two bytes")) as usize;
     let name = String::from_utf8(take(name_len)?.to_vec()).map_err(|_| bad("a name that is not UTF-8"))?;
     let flags = take(1)?[0];
+    let left_at = u64::from_be_bytes(take(8)?.try_into().expect("eight bytes"));
     let mut field = || -> io::Result<Vec<u8>> {
         let len = u32::from_be_bytes(take(4)?.try_into().expect("four bytes")) as usize;
         Ok(take(len)?.to_vec())
@@ -176,6 +187,7 @@ fn decode(message: &[u8]) -> io::Result<(String, MovedConnection)> {
             maybe_more: flags & MORE_WAITING != 0,
             proxy_header: (flags & PROXIED != 0).then_some(proxy),
             state,
+            left_at,
         },
     ))
 }
@@ -185,7 +197,8 @@ fn decode(message: &[u8]) -> io::Result<(String, MovedConnection)> {
 /// process exits. Runs on a thread of its own.
 pub(crate) fn take_in(moves: OwnedFd, servers: Vec<(String, Arc<Control>)>, from: u32) {
     let mut buf = vec![0; MAX_MESSAGE + 1];
-    let mut taken = 0u64;
+    // Each moved connection's time in transit, in microseconds.
+    let mut transit = Vec::new();
     loop {
         let (n, socket) = match recv_with_fd(moves.as_fd(), &mut buf) {
             Ok((0, None)) => break,
@@ -211,15 +224,39 @@ pub(crate) fn take_in(moves: OwnedFd, servers: Vec<(String, Arc<Control>)>, from
             .find(|(attached, _)| *attached == name)
             .and_then(|(_, control)| control.adopter());
         let Some(adopter) = adopter else {
-            log::warn!("a connection of socket '{name}' from process {from} is closed: no server here takes it in");
+            log::warn!(
+                "a connection of socket '{name}' from process {from} is closed: no server here takes it in"
+            );
             continue;
         };
+        let left_at = moved.left_at;
         match adopter.adopt(socket, moved) {
-            Ok(()) => taken += 1,
+            Ok(()) => transit.push(monotonic_nanos().saturating_sub(left_at) / 1000),
             Err(e) => log::warn!("cannot take over a connection of socket '{name}' from process {from}: {e}"),
         }
     }
-    log::info!("process {from} has exited; it moved {taken} connection(s) here");
+    log::info!(
+        "process {from} has exited; it moved {} connection(s) here{}",
+        transit.len(),
+        describe_transit(&mut transit)
+    );
+}
+
+/// How long the moved connections were in transit: from leaving the old
+/// process's poller to waiting for a worker here (a request sent
+/// meanwhile waits that long, at most, besides its own).
+fn describe_transit(micros: &mut [u64]) -> String {
+    if micros.is_empty() {
+        return String::new();
+    }
+    micros.sort_unstable();
+    let at = |share: f64| micros[((micros.len() - 1) as f64 * share).round() as usize];
+    format!(
+        ", in transit p50 {} us, p99 {} us, max {} us",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    )
 }
 
 #[cfg(test)]
@@ -233,11 +270,25 @@ mod tests {
             maybe_more: true,
             proxy_header: Some(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n".to_vec()),
             state: vec![0, 1, 2],
+            left_at: 1_234_567_890_123,
         };
         let message = encode("127.0.0.1:8080", &moved).unwrap();
         assert_eq!(decode(&message).unwrap(), ("127.0.0.1:8080".to_owned(), moved));
         let plain = MovedConnection::default();
-        assert_eq!(decode(&encode("web", &plain).unwrap()).unwrap(), ("web".to_owned(), plain));
+        assert_eq!(
+            decode(&encode("web", &plain).unwrap()).unwrap(),
+            ("web".to_owned(), plain)
+        );
+    }
+
+    #[test]
+    fn transit_times_are_summed_up_by_their_quantiles() {
+        let mut micros: Vec<u64> = (1..=100).rev().collect();
+        assert_eq!(
+            describe_transit(&mut micros),
+            ", in transit p50 51 us, p99 99 us, max 100 us"
+        );
+        assert_eq!(describe_transit(&mut []), "");
     }
 
     #[test]
@@ -246,14 +297,20 @@ mod tests {
             state: vec![0; MAX_MESSAGE],
             ..MovedConnection::default()
         };
-        assert_eq!(encode("web", &moved).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            encode("web", &moved).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
     }
 
     #[test]
     fn messages_cut_short_or_of_another_kind_are_invalid() {
         let message = encode("web", &MovedConnection::default()).unwrap();
         for cut in 0..message.len() {
-            assert_eq!(decode(&message[..cut]).unwrap_err().kind(), io::ErrorKind::InvalidData);
+            assert_eq!(
+                decode(&message[..cut]).unwrap_err().kind(),
+                io::ErrorKind::InvalidData
+            );
         }
         assert!(decode(b"A web").is_err());
     }
@@ -264,7 +321,10 @@ mod tests {
         announce(theirs.as_fd(), "web").unwrap();
         announce(theirs.as_fd(), "/run/app.sock").unwrap();
         let names = announced(ours.as_fd()).unwrap();
-        assert_eq!(names, HashSet::from(["web".to_owned(), "/run/app.sock".to_owned()]));
+        assert_eq!(
+            names,
+            HashSet::from(["web".to_owned(), "/run/app.sock".to_owned()])
+        );
         assert!(announced(ours.as_fd()).unwrap().is_empty());
     }
 }

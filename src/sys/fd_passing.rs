@@ -18,7 +18,11 @@ union ControlBuffer {
 /// Sends `data` as one message on `socket`, with `fd` attached if given.
 /// Waits while the receiver's queue is full (up to the socket's send
 /// timeout, if it has one).
-pub(crate) fn send_with_fd(socket: BorrowedFd<'_>, data: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+pub(crate) fn send_with_fd(
+    socket: BorrowedFd<'_>,
+    data: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),

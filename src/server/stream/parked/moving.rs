@@ -67,7 +67,9 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
             Ok(Some(state)) => state,
             Ok(None) => return Err(conn),
             Err(panicked) => {
-                log::error!("save_state panicked for the connection from {peer:?} ({panicked}); it stays here");
+                log::error!(
+                    "save_state panicked for the connection from {peer:?} ({panicked}); it stays here"
+                );
                 return Err(conn);
             }
         };
@@ -83,6 +85,7 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
             maybe_more: conn.link.maybe_more,
             proxy_header,
             state,
+            left_at: left_at(),
         };
         // Out of this process's poller first: the socket lives on in the
         // other process, and so would its registration here.
@@ -121,6 +124,14 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
         self.finished();
         Ok(())
     }
+}
+
+/// Now, for a connection leaving (timed across processes with `restart`).
+fn left_at() -> u64 {
+    #[cfg(feature = "restart")]
+    return crate::sys::monotonic_nanos();
+    #[cfg(not(feature = "restart"))]
+    0
 }
 
 /// Whether a connection could move: open, and without TLS.

@@ -231,7 +231,9 @@ impl<L: Listener, S> Table<L, S> {
             if !matches!(&entry.place, Place::Parked(conn) if wanted(conn)) {
                 continue;
             }
-            let Some(conn) = entry.place.take_parked() else { continue };
+            let Some(conn) = entry.place.take_parked() else {
+                continue;
+            };
             entry.place = Self::busy(Arc::clone(&conn.link.stream), false);
             self.set_parked(self.parked - 1);
             self.wheel.set(index as u32, deadline);
