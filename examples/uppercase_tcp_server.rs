@@ -60,7 +60,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use common::deploy::{Deployment, Program, ProxyArgs, Site};
+use common::deploy::{Deployment, Program, ProxyArgs, RestartOptions, Site};
 use common::tls::ServerTlsArgs;
 use common::{ServerArgs, ShowAddr};
 use socketserver::echo::Uppercase;
@@ -98,16 +98,8 @@ struct Args {
     request_timeout: Option<Duration>,
     #[command(flatten)]
     proxy: ProxyArgs,
-    /// How long the new process started by SIGHUP gets to be ready before
-    /// it is killed and this one goes on serving (default 60s). Feature
-    /// `restart`.
-    #[arg(long, value_parser = common::parse_timeout)]
-    ready_timeout: Option<Duration>,
-    /// The executable SIGHUP starts, with the same arguments (default:
-    /// this one, as it was at start), for deployments that repoint a
-    /// symbolic link to a new version. Feature `restart`.
-    #[arg(long, value_name = "PATH")]
-    program: Option<PathBuf>,
+    #[command(flatten)]
+    restart: RestartOptions,
 }
 
 fn main() -> ExitCode {
@@ -118,7 +110,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args, deployment: &mut Deployment) -> io::Result<()> {
-    deployment.restart_options(args.ready_timeout, args.program.as_deref())?;
+    deployment.restart_options(&args.restart)?;
     match &args.unix {
         None => serve::<TcpListener>(args, deployment, &args.server.address()?),
         Some(path) => serve::<UnixListener>(args, deployment, path),

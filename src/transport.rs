@@ -10,7 +10,7 @@
 use std::fmt::Debug;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixDatagram, UnixListener, UnixStream};
 use std::time::Duration;
@@ -117,6 +117,13 @@ pub trait Connection: AsFd + Send + Sync + 'static + Sealed {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// Disables Nagle's algorithm where the transport has one (TCP).
     fn set_nodelay(&self, nodelay: bool) -> io::Result<()>;
+
+    /// The connection on a socket a restart moved to this process, and
+    /// its peer's address.
+    #[doc(hidden)]
+    fn from_moved(socket: OwnedFd) -> io::Result<(Self, Self::Addr)>
+    where
+        Self: Sized;
 }
 
 /// The `Connection` I/O methods, for a type whose shared reference is
@@ -189,6 +196,12 @@ impl Connection for TcpStream {
     fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         TcpStream::set_nodelay(self, nodelay)
     }
+
+    fn from_moved(socket: OwnedFd) -> io::Result<(TcpStream, SocketAddr)> {
+        let stream = TcpStream::from(socket);
+        let peer = stream.peer_addr()?;
+        Ok((stream, peer))
+    }
 }
 
 impl Sealed for UnixListener {}
@@ -229,6 +242,12 @@ impl Connection for UnixStream {
 
     fn set_nodelay(&self, _nodelay: bool) -> io::Result<()> {
         Ok(())
+    }
+
+    fn from_moved(socket: OwnedFd) -> io::Result<(UnixStream, UnixSocketAddr)> {
+        let stream = UnixStream::from(socket);
+        let peer = stream.peer_addr()?;
+        Ok((stream, peer))
     }
 }
 

@@ -174,7 +174,17 @@ fn pipelined_open_loop_sends_a_batch_at_each_slot() {
         let run = pipelined(
             &server.target(),
             "500ms",
-            &["tcp", "--driver", driver, "--pipeline", "4", "--rate", "800", "--connections", "2"],
+            &[
+                "tcp",
+                "--driver",
+                driver,
+                "--pipeline",
+                "4",
+                "--rate",
+                "800",
+                "--connections",
+                "2",
+            ],
         );
         assert_eq!(run.code(), Some(0), "{driver}: {:?}", run.output);
         let report = run.report();

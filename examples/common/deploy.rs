@@ -77,6 +77,30 @@ pub struct Deployment {
     watchdog: Option<Arc<socketserver::systemd::Watchdog>>,
     #[cfg(feature = "restart")]
     upgrader: Option<socketserver::restart::Upgrader>,
+    /// The name the server's socket is registered under for restarts.
+    #[cfg(feature = "restart")]
+    restart_name: Option<String>,
+}
+
+/// The options of a restartable server's restarts (feature `restart`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct RestartOptions {
+    /// How long the new process started by SIGHUP gets to be ready before
+    /// it is killed and this one goes on serving (default 60s). Feature
+    /// `restart`.
+    #[arg(long, value_parser = super::parse_timeout)]
+    pub ready_timeout: Option<Duration>,
+    /// How long the old process, after a restart, serves the connections
+    /// it keeps (TLS ones, and with the threading or serial modes every
+    /// open one: a parked server moves the others to the new process);
+    /// then they close as on a stop (default 10m). Feature `restart`.
+    #[arg(long, value_parser = super::parse_timeout)]
+    pub drain: Option<Duration>,
+    /// The executable SIGHUP starts, with the same arguments (default:
+    /// this one, as it was at start), for deployments that repoint a
+    /// symbolic link to a new version. Feature `restart`.
+    #[arg(long, value_name = "PATH")]
+    pub program: Option<PathBuf>,
 }
 
 /// How a server's signals ended its serving.
@@ -136,36 +160,40 @@ impl Deployment {
             watchdog: socketserver::systemd::Watchdog::from_env().map(Arc::new),
             #[cfg(feature = "restart")]
             upgrader,
+            #[cfg(feature = "restart")]
+            restart_name: None,
         })
     }
 
-    /// The restart options: how long a new process gets to be ready, and
-    /// the program a restart starts (default: this one). Given to a binary
-    /// built without `restart`, they are an error saying how to build it.
-    pub fn restart_options(
-        &mut self,
-        ready_timeout: Option<Duration>,
-        program: Option<&Path>,
-    ) -> io::Result<()> {
-        if ready_timeout.is_none() && program.is_none() {
-            return Ok(());
-        }
+    /// The restart options: how long a new process gets to be ready, how
+    /// long the old one serves the connections it keeps, and the program
+    /// a restart starts (default: this one). Given to a binary built
+    /// without `restart`, they are an error saying how to build it.
+    pub fn restart_options(&mut self, options: &RestartOptions) -> io::Result<()> {
+        let RestartOptions {
+            ready_timeout,
+            drain,
+            program,
+        } = options;
         #[cfg(feature = "restart")]
-        if let Some(upgrader) = self.upgrader.take() {
-            let upgrader = match ready_timeout {
-                Some(timeout) => upgrader.ready_timeout(timeout),
-                None => upgrader,
-            };
-            self.upgrader = Some(match program {
-                Some(program) => upgrader.program(program),
-                None => upgrader,
-            });
+        if let Some(mut upgrader) = self.upgrader.take() {
+            if let Some(timeout) = ready_timeout {
+                upgrader = upgrader.ready_timeout(*timeout);
+            }
+            if let Some(limit) = drain {
+                upgrader = upgrader.drain_limit(*limit);
+            }
+            if let Some(program) = program {
+                upgrader = upgrader.program(program);
+            }
+            self.upgrader = Some(upgrader);
             return Ok(());
         }
-        let option = if ready_timeout.is_some() {
-            "--ready-timeout"
-        } else {
-            "--program"
+        let option = match (ready_timeout, drain, program) {
+            (Some(_), _, _) => "--ready-timeout",
+            (_, Some(_), _) => "--drain",
+            (_, _, Some(_)) => "--program",
+            (None, None, None) => return Ok(()),
         };
         Err(self.program.needs_feature(option, "restart"))
     }
@@ -185,10 +213,13 @@ impl Deployment {
         #[cfg(feature = "restart")]
         let socket = match &mut self.upgrader {
             Some(upgrader) => {
-                upgrader.socket(&T::restart_name(self.program.name, at), || match activated {
+                let name = T::restart_name(self.program.name, at);
+                let socket = upgrader.socket(&name, || match activated {
                     Some(socket) => Ok(socket),
                     None => bind(),
-                })?
+                })?;
+                self.restart_name = Some(name);
+                socket
             }
             None => match activated {
                 Some(socket) => socket,
@@ -316,8 +347,17 @@ impl Deployment {
             })
             .map_err(context("cannot start the serving thread"))?;
 
+        #[cfg(feature = "restart")]
+        if let (Some(upgrader), Some(name)) = (&mut self.upgrader, &self.restart_name) {
+            upgrader.attach(name, &handle)?;
+        }
         let ending = self.announce_ready(&addr).map(|()| self.wait_for_signals());
-        stop.request_shutdown();
+        match ending {
+            // The server drains by itself: it returns once its last
+            // connection has moved to the new process or closed.
+            Ok(Ending::HandedOver) => self.wait_while_draining(&stop),
+            _ => stop.request_shutdown(),
+        }
         let served = serving
             .join()
             .map_err(|_| io::Error::other("the serving thread panicked"))?;
@@ -399,6 +439,21 @@ impl Deployment {
             return Ending::Stop;
         }
         Ending::Stop
+    }
+
+    /// After a restart, while the server drains: SIGTERM or SIGINT stop
+    /// it (what it still serves gets the grace period); another SIGHUP is
+    /// only logged.
+    fn wait_while_draining(&mut self, stop: &socketserver::ShutdownHandle) {
+        for signal in self.signals.forever() {
+            if signal == SIGHUP {
+                log::info!("handed over already; draining");
+                continue;
+            }
+            log::info!("stopping while draining");
+            stop.request_shutdown();
+            return;
+        }
     }
 
     /// Removes the Unix socket file this server bound, if it is still the

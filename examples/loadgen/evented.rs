@@ -234,7 +234,14 @@ fn drive_tcp(plan: &Plan, clients: Vec<usize>, mut poll: Poll, recorder: &mut Re
                     // In a closed loop, the last reply starts the next
                     // batch at once.
                     if let Turn::Now(sent) = pacers[index].turn(Instant::now()) {
-                        start(plan, &poll, (index, clients[index]), &mut conns[index], sent, recorder);
+                        start(
+                            plan,
+                            &poll,
+                            (index, clients[index]),
+                            &mut conns[index],
+                            sent,
+                            recorder,
+                        );
                     }
                 }
                 // Out of step, or cut off: start again on a new

@@ -509,7 +509,9 @@ fn validate(args: &Args) -> Result<(), Error> {
     if args.driver == Driver::Epoll
         && (!matches!(args.mode, Mode::Tcp | Mode::Framed | Mode::Slow) || args.tls)
     {
-        return Err(usage("--driver epoll drives the tcp and framed modes, without TLS"));
+        return Err(usage(
+            "--driver epoll drives the tcp and framed modes, without TLS",
+        ));
     }
     if args.tls && args.target.is_some() && args.tls_ca.is_none() {
         return Err(usage(

@@ -8,6 +8,8 @@ use std::io;
 use std::marker::PhantomData;
 use std::net::Shutdown;
 use std::sync::Arc;
+#[cfg(feature = "restart")]
+use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,9 +17,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
+pub(crate) mod drain;
 pub(crate) mod registry;
 pub(crate) mod stats;
 
+#[cfg(feature = "restart")]
+use self::drain::Adopter;
+use self::drain::{Destination, DrainHook};
 use self::registry::{Registry, force_close};
 use self::stats::Counters;
 pub use self::stats::Stats;
@@ -59,9 +65,19 @@ pub(crate) struct Control {
     /// The serial servers run handlers on the loop thread, so a separate
     /// thread must enforce the grace period for them.
     serial: bool,
-    /// Run once, by the thread that requests shutdown: they stop accepting
-    /// at once, even while a serial loop is busy in a handler.
+    /// Run once, by the thread that requests shutdown or a drain: they
+    /// stop accepting at once, even while a serial loop is busy in a
+    /// handler.
+    stop_accepting_hooks: Mutex<Vec<ShutdownHook>>,
+    /// Run once, by the thread that requests shutdown.
     shutdown_hooks: Mutex<Vec<ShutdownHook>>,
+    /// Set once draining begins (see [`drain`](Self::drain)).
+    draining: AtomicBool,
+    /// What the serving mode does when a drain begins.
+    drain_hooks: Mutex<Vec<DrainHook>>,
+    /// Takes in connections a restart moves here (a parked server).
+    #[cfg(feature = "restart")]
+    adopter: Mutex<Option<Weak<dyn Adopter>>>,
     pub(crate) counters: Counters,
     pub(crate) registry: Arc<Registry>,
 }
@@ -88,7 +104,12 @@ impl Control {
             max_active: max_active.map(|m| m as u64),
             grace,
             serial,
+            stop_accepting_hooks: Mutex::new(Vec::new()),
             shutdown_hooks: Mutex::new(Vec::new()),
+            draining: AtomicBool::new(false),
+            drain_hooks: Mutex::new(Vec::new()),
+            #[cfg(feature = "restart")]
+            adopter: Mutex::new(None),
             counters: Counters {
                 workers,
                 ..Counters::default()
@@ -138,6 +159,7 @@ impl Control {
             let _guard = self.capacity_lock.lock();
             self.capacity_freed.notify_all();
         }
+        self.stop_accepting();
         let hooks = std::mem::take(&mut *self.shutdown_hooks.lock());
         for hook in hooks {
             hook();
@@ -145,6 +167,106 @@ impl Control {
         if self.serial && *self.phase.lock() == Phase::Serving {
             self.spawn_grace_watchdog();
         }
+    }
+
+    /// Runs the hooks that stop accepting, once.
+    fn stop_accepting(&self) {
+        let hooks = std::mem::take(&mut *self.stop_accepting_hooks.lock());
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    /// Runs `hook` when the server stops accepting: when shutdown or a
+    /// drain is requested (at once if one was), on the requesting thread.
+    pub(crate) fn on_stop_accepting(&self, hook: ShutdownHook) {
+        let mut hooks = self.stop_accepting_hooks.lock();
+        if self.is_shutdown_requested() || self.is_draining() {
+            drop(hooks);
+            hook();
+        } else {
+            hooks.push(hook);
+        }
+    }
+
+    /// Runs `hook` when a drain begins (never, once shutdown is
+    /// requested).
+    pub(crate) fn on_drain(&self, hook: DrainHook) {
+        self.drain_hooks.lock().push(hook);
+    }
+
+    /// Lets a restart move connections to this server, through `adopter`
+    /// (held weakly: the server owns it).
+    #[cfg(feature = "restart")]
+    pub(crate) fn set_adopter(&self, adopter: Weak<dyn Adopter>) {
+        *self.adopter.lock() = Some(adopter);
+    }
+
+    /// What takes in connections a restart moves here, if the server
+    /// can, and is not stopping.
+    #[cfg(feature = "restart")]
+    pub(crate) fn adopter(&self) -> Option<Arc<dyn Adopter>> {
+        if self.is_shutdown_requested() {
+            return None;
+        }
+        self.adopter.lock().as_ref().and_then(Weak::upgrade)
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting, and lets the connections open finish by
+    /// themselves: each is served until its client (or the handler) ends
+    /// it. Once none is left, or at `limit`, the server stops as
+    /// `request_shutdown` stops it (the grace period included). Movable
+    /// connections go to `destination`, if there is one and the serving
+    /// mode can move them. Does nothing once shutdown or a drain was
+    /// requested. Returns at once.
+    pub(crate) fn drain(self: &Arc<Self>, limit: Duration, destination: Option<Arc<dyn Destination>>) {
+        if self.is_shutdown_requested() || self.draining.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let deadline = Instant::now() + limit;
+        self.stop_accepting();
+        let hooks = std::mem::take(&mut *self.drain_hooks.lock());
+        for hook in hooks {
+            hook(destination.clone());
+        }
+        self.wake();
+        let control = Arc::clone(self);
+        let watcher = thread::Builder::new()
+            .name("socketserver-drain".into())
+            .spawn(move || control.watch_drain(deadline, limit));
+        if let Err(e) = watcher {
+            log::error!("cannot start the drain's watcher ({e}); stopping now");
+            self.request_shutdown();
+        }
+    }
+
+    /// Waits until no connection is left, or `deadline`, then stops the
+    /// server.
+    fn watch_drain(self: &Arc<Self>, deadline: Instant, limit: Duration) {
+        // A connection's end notifies; the bounded wait is a safety net.
+        const RECHECK: Duration = Duration::from_millis(250);
+        let mut guard = self.capacity_lock.lock();
+        while self.counters.active.get() > 0 && !self.is_shutdown_requested() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            self.capacity_freed
+                .wait_until(&mut guard, deadline.min(now + RECHECK));
+        }
+        drop(guard);
+        if self.is_shutdown_requested() {
+            return;
+        }
+        match self.counters.active.get() {
+            0 => log::info!("drained: no connection left; stopping"),
+            open => log::info!("drain limit ({limit:?}) reached with {open} connection(s) open; stopping"),
+        }
+        self.request_shutdown();
     }
 
     /// Runs `hook` when shutdown is requested (at once if it already was),
@@ -245,9 +367,9 @@ impl Control {
     pub(crate) fn request_finished(&self) -> bool {
         let before = self.counters.active.down();
         let was_full = self.max_active.is_some_and(|max| before >= max);
-        if was_full {
+        if was_full || (before == 1 && self.is_draining()) {
             let _guard = self.capacity_lock.lock();
-            self.capacity_freed.notify_one();
+            self.capacity_freed.notify_all();
         }
         was_full
     }
@@ -404,6 +526,37 @@ impl ShutdownHandle {
         self.control.request_shutdown();
     }
 
+    /// Stops accepting, and lets the connections already open finish by
+    /// themselves, for at most `limit`: each is served until its client
+    /// (or the handler) ends it, as if nothing had happened. Once none is
+    /// left, or at `limit`, the server stops as
+    /// [`shutdown`](Self::shutdown) stops it: connections waiting between
+    /// two requests close at once, a request being served gets the grace
+    /// period. `serve_forever` returns then. Returns at once; does
+    /// nothing once shutdown or a drain was requested.
+    ///
+    /// This is the old process's part in a restart
+    /// ([`Upgrader::attach`](crate::restart::Upgrader::attach) drains for
+    /// it, moving what can move); on its own it ends a server without
+    /// cutting long-lived connections short. A datagram server, which has
+    /// no connections, simply stops.
+    ///
+    /// ```
+    /// use socketserver::{ThreadingTcpServer, echo::Uppercase};
+    /// use std::time::Duration;
+    ///
+    /// let server = ThreadingTcpServer::bind("127.0.0.1:0", Uppercase)?;
+    /// let stop = server.shutdown_handle();
+    /// let serving = std::thread::spawn(move || server.serve_forever());
+    /// stop.drain(Duration::from_secs(600));
+    /// // No connection is open: serve_forever returns at once.
+    /// serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn drain(&self, limit: Duration) {
+        self.control.drain(limit, None);
+    }
+
     /// True once shutdown has been requested.
     pub fn is_shutdown_requested(&self) -> bool {
         self.control.is_shutdown_requested()
@@ -460,6 +613,12 @@ impl<A> ServerHandle<A> {
     /// this requests the shutdown and returns at once.
     pub fn shutdown(&self) {
         self.shutdown_handle().shutdown();
+    }
+
+    /// Stops accepting and lets the open connections finish by
+    /// themselves, for at most `limit`; see [`ShutdownHandle::drain`].
+    pub fn drain(&self, limit: Duration) {
+        self.inner.control.drain(limit, None);
     }
 
     /// A handle that can stop the server from elsewhere.

@@ -54,6 +54,14 @@ pub struct Stats {
     /// ending one is no failed request, logged at debug level and not
     /// counted in `errors` (see [`Request::is_health_check`](crate::Request::is_health_check)).
     pub health_checks: u64,
+    /// Connections a restart moved from this (old) process to the new one,
+    /// between two of their requests (a parked server's; feature
+    /// `restart`, see `restart::Upgrader::attach`).
+    /// They left without closing: not counted in `errors`.
+    pub handed_over: u64,
+    /// Connections this (new) process took over from the old one in a
+    /// restart; not counted in `accepted`.
+    pub adopted: u64,
     /// Worker threads alive (0 for the serial servers).
     pub workers: usize,
     /// Worker threads waiting for a request.
@@ -113,6 +121,8 @@ pub(crate) struct Counters {
     pub(crate) timed_out: Counter,
     pub(crate) tls_handshake_failures: Counter,
     pub(crate) health_checks: Counter,
+    pub(crate) handed_over: Counter,
+    pub(crate) adopted: Counter,
     pub(crate) workers: Arc<WorkerCounts>,
 }
 
@@ -129,6 +139,8 @@ impl Counters {
             timed_out: self.timed_out.get(),
             tls_handshake_failures: self.tls_handshake_failures.get(),
             health_checks: self.health_checks.get(),
+            handed_over: self.handed_over.get(),
+            adopted: self.adopted.get(),
             workers: self.workers.live(),
             idle_workers: self.workers.idle(),
         }

@@ -300,6 +300,79 @@ pub trait KeepAliveHandler<R: Request>: Send + Sync + 'static {
     /// workers serve the requests, and a loop of its own would only add
     /// work to each. For periodic housekeeping.
     fn service_actions(&self) {}
+
+    /// Writes a connection's state down so that a restart can move the
+    /// connection to the new process, whose
+    /// [`restore_state`](Self::restore_state) reads it back
+    /// ([`restart`](crate::restart): a parked server moves its connections
+    /// between two requests). `None`: this connection cannot move; it
+    /// stays in the old process, which serves it until its client closes
+    /// it (or the drain limit comes).
+    ///
+    /// By default a state that holds no data (a zero-sized type such as
+    /// `()`) moves, and any other stays. The state left behind is dropped
+    /// without [`close`](Self::close): the connection lives on in the new
+    /// process. Runs on a worker of the old process, between two requests.
+    ///
+    /// ```
+    /// use socketserver::{KeepAliveHandler, Next, TcpRequest};
+    /// use std::io::{self, BufRead, Write};
+    ///
+    /// /// Numbers the lines of each connection, across restarts too.
+    /// struct Counter;
+    ///
+    /// impl KeepAliveHandler<TcpRequest> for Counter {
+    ///     type State = u64;
+    ///
+    ///     fn handle_one(&self, request: &mut TcpRequest, seen: &mut u64) -> io::Result<Next> {
+    ///         let mut line = String::new();
+    ///         if request.read_line(&mut line)? == 0 {
+    ///             return Ok(Next::Close);
+    ///         }
+    ///         *seen += 1;
+    ///         writeln!(request, "{seen}: {}", line.trim_end())?;
+    ///         Ok(Next::KeepOpen)
+    ///     }
+    ///
+    ///     fn save_state(&self, seen: &u64) -> Option<Vec<u8>> {
+    ///         Some(seen.to_le_bytes().to_vec())
+    ///     }
+    ///
+    ///     fn restore_state(&self, saved: &[u8]) -> io::Result<u64> {
+    ///         let bytes = saved.try_into().map_err(|_| {
+    ///             io::Error::new(io::ErrorKind::InvalidData, "a line count is 8 bytes")
+    ///         })?;
+    ///         Ok(u64::from_le_bytes(bytes))
+    ///     }
+    /// }
+    /// # assert_eq!(Counter.restore_state(&Counter.save_state(&41).unwrap()).unwrap(), 41);
+    /// ```
+    fn save_state(&self, state: &Self::State) -> Option<Vec<u8>> {
+        let _ = state;
+        (std::mem::size_of::<Self::State>() == 0).then(Vec::new)
+    }
+
+    /// Reads back, in the new process of a restart, what
+    /// [`save_state`](Self::save_state) wrote in the old one: the state
+    /// the moved connection goes on with. An error closes the connection
+    /// (and is logged). Runs on the thread that takes moved connections
+    /// in, before the connection's next request.
+    ///
+    /// By default a state that holds no data is made anew
+    /// (`State::default()`); any other is an `InvalidData` error, since
+    /// the default `save_state` never lets such a state move.
+    fn restore_state(&self, saved: &[u8]) -> io::Result<Self::State> {
+        if std::mem::size_of::<Self::State>() == 0 && saved.is_empty() {
+            return Ok(Self::State::default());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "cannot restore a moved connection's state ({} bytes): the handler has no restore_state",
+                saved.len()
+            ),
+        ))
+    }
 }
 
 impl<R, F> KeepAliveHandler<R> for F

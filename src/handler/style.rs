@@ -91,6 +91,11 @@ mod sealed {
         fn serve(&self, request: &mut R, state: &mut Self::State) -> io::Result<Next>;
         fn finish(&self, request: &mut R) -> io::Result<()>;
         fn close(&self, state: Self::State);
+        /// The state written down for a restart to move the connection;
+        /// `None`: it cannot move.
+        fn save(&self, state: &Self::State) -> Option<Vec<u8>>;
+        /// A state `save` wrote, read back in the new process.
+        fn restore(&self, saved: &[u8]) -> io::Result<Self::State>;
         fn handle_error(&self, request: &R, error: &io::Error);
         fn handle_timeout(&self);
         fn service_actions(&self);
@@ -130,6 +135,18 @@ impl<R: Request, H: RequestHandler<R>> Lifecycle<R> for LoopingLife<H> {
     }
 
     fn close(&self, _state: ()) {}
+
+    /// A conversation lives on its thread: it cannot move.
+    fn save(&self, _state: &()) -> Option<Vec<u8>> {
+        None
+    }
+
+    fn restore(&self, _saved: &[u8]) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a RequestHandler's connection cannot move to another process",
+        ))
+    }
 
     fn handle_error(&self, request: &R, error: &io::Error) {
         self.0.handle_error(request, error)
@@ -178,6 +195,14 @@ impl<R: Request, H: KeepAliveHandler<R>> Lifecycle<R> for PerRequestLife<H> {
 
     fn close(&self, state: H::State) {
         self.0.close(state)
+    }
+
+    fn save(&self, state: &H::State) -> Option<Vec<u8>> {
+        self.0.save_state(state)
+    }
+
+    fn restore(&self, saved: &[u8]) -> io::Result<H::State> {
+        self.0.restore_state(saved)
     }
 
     fn handle_error(&self, request: &R, error: &io::Error) {

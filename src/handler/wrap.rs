@@ -133,4 +133,14 @@ where
         self.1.service_actions();
         self.0.service_actions();
     }
+
+    /// The wrapper's part was done when the connection opened (a client
+    /// verified stays verified): the handler's state is all that moves.
+    fn save_state(&self, state: &H::State) -> Option<Vec<u8>> {
+        self.1.save_state(state)
+    }
+
+    fn restore_state(&self, saved: &[u8]) -> io::Result<H::State> {
+        self.1.restore_state(saved)
+    }
 }

@@ -85,7 +85,84 @@ pub(crate) struct Detached<S: Connection> {
     pub(crate) layers: Layers<S::Addr>,
 }
 
+/// What a trusted proxy's header makes of a connection whose socket's
+/// peer is `peer`: the peer becomes the client the header names, if the
+/// address type can hold it, and the proxy is remembered.
+#[cfg(feature = "proxy-protocol")]
+fn proxied<A: crate::transport::PeerAddress + Clone>(
+    peer: &mut A,
+    header: crate::proxy_protocol::ProxyHeader,
+) -> Box<super::Proxied<A>> {
+    let client = header.source().and_then(A::from_ip);
+    let proxy = match client {
+        Some(client) => std::mem::replace(peer, client),
+        None => peer.clone(),
+    };
+    Box::new(super::Proxied { header, proxy })
+}
+
 impl<S: Connection> Detached<S> {
+    /// A connection a restart moved to this process, open and between two
+    /// requests: `peer` is its socket's, and the PROXY header it first
+    /// came with (its wire format), if any, makes it the client's again.
+    /// A header this build cannot read (without the `proxy-protocol`
+    /// feature) or that does not parse is `InvalidData`.
+    #[cfg(feature = "restart")]
+    #[cfg_attr(not(feature = "proxy-protocol"), allow(unused_mut))]
+    pub(crate) fn moved(
+        stream: Arc<S>,
+        peer: S::Addr,
+        unread: Vec<u8>,
+        maybe_more: bool,
+        proxy_header: Option<&[u8]>,
+    ) -> io::Result<Self> {
+        let mut moved = Detached {
+            stream,
+            peer,
+            unread,
+            traffic: Traffic::default(),
+            maybe_more,
+            layers: Layers::default(),
+        };
+        if let Some(bytes) = proxy_header {
+            #[cfg(feature = "proxy-protocol")]
+            {
+                let (header, _) = crate::proxy_protocol::parse(bytes).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the PROXY header of a moved connection: {e}"),
+                    )
+                })?;
+                moved.layers.proxied = Some(proxied(&mut moved.peer, header));
+            }
+            #[cfg(not(feature = "proxy-protocol"))]
+            {
+                let _ = bytes;
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a moved connection came through a proxy, and this build has no proxy-protocol feature",
+                ));
+            }
+        }
+        Ok(moved)
+    }
+
+    /// The PROXY header the connection came with, in its wire format, to
+    /// move along with it.
+    pub(crate) fn proxy_header_bytes(&self) -> io::Result<Option<Vec<u8>>> {
+        #[cfg(feature = "proxy-protocol")]
+        if let Some(proxied) = &self.layers.proxied {
+            return proxied.header.to_bytes().map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Whether the connection can move to another process: no TLS session
+    /// (its keys cannot leave this one).
+    pub(crate) fn can_move(&self) -> bool {
+        !self.layers.is_tls()
+    }
+
     /// Whether its next request can start without waiting for the socket
     /// to say it is readable: bytes are read ahead, or may wait unannounced.
     pub(crate) fn has_more(&self) -> bool {
@@ -293,13 +370,7 @@ impl<S: Connection> StreamRequest<S> {
     /// the client's it carries, if the address type can hold it.
     #[cfg(feature = "proxy-protocol")]
     pub(crate) fn set_proxied(&mut self, header: crate::proxy_protocol::ProxyHeader) {
-        use crate::transport::PeerAddress;
-        let client = header.source().and_then(S::Addr::from_ip);
-        let proxy = match client {
-            Some(client) => std::mem::replace(&mut self.peer, client),
-            None => self.peer.clone(),
-        };
-        self.layers.proxied = Some(Box::new(super::Proxied { header, proxy }));
+        self.layers.proxied = Some(proxied(&mut self.peer, header));
     }
 
     /// What the connection's TLS handshake settled, when the server speaks

@@ -12,6 +12,7 @@
 //! | `SOCKETSERVER_HANDOVER_FDS` | the sockets' descriptor numbers, comma-separated |
 //! | `SOCKETSERVER_HANDOVER_NAMES` | their names, one per line |
 //! | `SOCKETSERVER_HANDOVER_CONTROL` | the control socket's descriptor number |
+//! | `SOCKETSERVER_HANDOVER_MOVES` | the moves socket's descriptor number (see the `moves` module) |
 //!
 //! The new process writes one byte on the control socket when it serves,
 //! or, when it cannot, another byte and why, before it closes the socket
@@ -27,8 +28,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::moves;
 use crate::deadline::{ReadDeadline, with_read_deadline};
 use crate::socket::{SocketKind, parse_number};
 use crate::sys::fd::{adopt_inherited, pass_on_exec, remove_env_if_single_threaded};
@@ -37,6 +40,7 @@ const PID: &str = "SOCKETSERVER_HANDOVER_PID";
 const FDS: &str = "SOCKETSERVER_HANDOVER_FDS";
 const NAMES: &str = "SOCKETSERVER_HANDOVER_NAMES";
 const CONTROL: &str = "SOCKETSERVER_HANDOVER_CONTROL";
+const MOVES: &str = "SOCKETSERVER_HANDOVER_MOVES";
 
 /// Variables a successor must not inherit: the sockets systemd passed are
 /// this process's (and arrive through the handover instead), and a
@@ -78,6 +82,9 @@ pub(crate) struct Inherited {
     pub(crate) parent_pid: u32,
     pub(crate) sockets: Vec<(String, OwnedFd)>,
     pub(crate) control: UnixStream,
+    /// Where the previous process moves connections (absent if it is of
+    /// a version that does not).
+    pub(crate) moves: Option<OwnedFd>,
 }
 
 /// Takes over what the previous process passed, if this process was
@@ -86,7 +93,7 @@ pub(crate) struct Inherited {
 /// further up, and the descriptors are not ours).
 pub(crate) fn receive() -> io::Result<Option<Inherited>> {
     let received = receive_from_env();
-    remove_env_if_single_threaded(&[PID, FDS, NAMES, CONTROL]);
+    remove_env_if_single_threaded(&[PID, FDS, NAMES, CONTROL, MOVES]);
     received
 }
 
@@ -124,6 +131,13 @@ fn receive_from_env() -> io::Result<Option<Inherited>> {
     let control_number = parse_number::<RawFd>(CONTROL, &env::var(CONTROL).unwrap_or_default())?;
     let control = adopt_inherited(control_number)?;
     check_kind_of_control(&control, control_number)?;
+    let moves = match env::var(MOVES) {
+        Ok(number) => {
+            let number = parse_number::<RawFd>(MOVES, &number)?;
+            Some(adopt_inherited(number)?)
+        }
+        Err(_) => None,
+    };
     let mut sockets = Vec::with_capacity(numbers.len());
     for (number, name) in numbers.into_iter().zip(names) {
         let fd = adopt_inherited(number).map_err(|e| {
@@ -138,6 +152,7 @@ fn receive_from_env() -> io::Result<Option<Inherited>> {
         parent_pid,
         sockets,
         control: UnixStream::from(control),
+        moves,
     }))
 }
 
@@ -215,11 +230,17 @@ pub(crate) fn has_exited(control: &UnixStream) -> io::Result<bool> {
 pub(crate) struct Successor {
     child: Child,
     _control: UnixStream,
+    /// This process's end of the moves socket.
+    moves: Arc<OwnedFd>,
 }
 
 impl Successor {
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    pub(crate) fn moves(&self) -> &Arc<OwnedFd> {
+        &self.moves
     }
 }
 
@@ -234,6 +255,7 @@ pub(crate) fn start_successor(
     timeout: Duration,
 ) -> io::Result<Successor> {
     let (ours, theirs) = UnixStream::pair()?;
+    let (our_moves, their_moves) = moves::pair()?;
     let mut command = Command::new(program);
     let numbers: Vec<RawFd> = sockets.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
     let names: Vec<&str> = sockets.iter().map(|(name, _)| name.as_str()).collect();
@@ -245,7 +267,8 @@ pub(crate) fn start_successor(
             numbers.iter().map(RawFd::to_string).collect::<Vec<_>>().join(","),
         )
         .env(NAMES, names.join("\n"))
-        .env(CONTROL, theirs.as_raw_fd().to_string());
+        .env(CONTROL, theirs.as_raw_fd().to_string())
+        .env(MOVES, their_moves.as_raw_fd().to_string());
     for name in SYSTEMD_LISTEN {
         command.env_remove(name);
     }
@@ -255,17 +278,20 @@ pub(crate) fn start_successor(
     }
     let mut passed = numbers;
     passed.push(theirs.as_raw_fd());
+    passed.push(their_moves.as_raw_fd());
     pass_on_exec(&mut command, passed);
     let child = command
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", program.display())))?;
     drop(theirs);
+    drop(their_moves);
     let mut child = KillOnDrop(Some(child));
     wait_ready(&ours, child.pid(), timeout, &mut child)?;
     let child = child.0.take().expect("the child is still ours");
     Ok(Successor {
         child,
         _control: ours,
+        moves: Arc::new(our_moves),
     })
 }
 

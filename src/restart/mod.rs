@@ -51,6 +51,7 @@
 //! needs `NotifyAccess=all` (see `deploy/`).
 
 mod handover;
+mod moves;
 
 use std::fmt;
 use std::io;
@@ -58,9 +59,12 @@ use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::control::drain::Destination;
+use crate::control::{Control, ServerHandle};
 use crate::server::{Builder, ModeMarker};
 use crate::socket::{PassedSocket, SocketKind, check_kind};
 use handover::Successor;
@@ -68,6 +72,10 @@ use handover::Successor;
 /// How long [`Upgrader::upgrade`] waits for the new process to be ready
 /// unless told otherwise.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long an old process serves the connections it keeps after a
+/// restart, unless told otherwise ([`Upgrader::drain_limit`]).
+pub const DEFAULT_DRAIN_LIMIT: Duration = Duration::from_secs(600);
 
 /// Set by the first [`Upgrader::new`].
 static CREATED: AtomicBool = AtomicBool::new(false);
@@ -86,6 +94,9 @@ pub struct Upgrader {
     sockets: Vec<(String, OwnedFd)>,
     ready: bool,
     successor: Option<Successor>,
+    drain_limit: Duration,
+    /// The servers [`attach`](Self::attach)ed, by their sockets' names.
+    attached: Vec<(String, Arc<Control>)>,
 }
 
 /// The process this one took over from.
@@ -93,6 +104,9 @@ struct Parent {
     pid: u32,
     /// `None` once the parent is known to have exited.
     control: Option<UnixStream>,
+    /// Where it moves connections to this process; taken by the thread
+    /// that takes them in.
+    moves: Option<OwnedFd>,
 }
 
 impl Upgrader {
@@ -126,6 +140,7 @@ impl Upgrader {
                 let parent = Parent {
                     pid: received.parent_pid,
                     control: Some(received.control),
+                    moves: received.moves,
                 };
                 (Some(parent), received.sockets)
             }
@@ -139,7 +154,19 @@ impl Upgrader {
             sockets: Vec::new(),
             ready: false,
             successor: None,
+            drain_limit: DEFAULT_DRAIN_LIMIT,
+            attached: Vec::new(),
         })
+    }
+
+    /// How long this process, once a restart has handed over to a new
+    /// one, goes on serving the connections it keeps (default
+    /// [`DEFAULT_DRAIN_LIMIT`], ten minutes): past it, they are closed as
+    /// a shutdown closes them (between two requests, or after the grace
+    /// period). See [`attach`](Self::attach).
+    pub fn drain_limit(mut self, limit: Duration) -> Self {
+        self.drain_limit = limit;
+        self
     }
 
     /// How long [`upgrade`](Self::upgrade) waits for the new process to be
@@ -274,6 +301,67 @@ impl Upgrader {
         self.socket(name, || builder.bind_listener(path))
     }
 
+    /// Ties `server`, which serves on the socket registered as `name`
+    /// (by [`listen_tcp`](Self::listen_tcp), [`listen_unix`](Self::listen_unix)
+    /// or [`socket`](Self::socket)), to the restarts, so that none of its
+    /// connections is cut. Call it before [`ready`](Self::ready).
+    ///
+    /// - After a successful [`upgrade`](Self::upgrade) the server drains
+    ///   by itself (you no longer shut it down): it stops accepting at
+    ///   once (the new process accepts), and its open connections are
+    ///   served to their natural end, for at most the
+    ///   [`drain_limit`](Self::drain_limit); `serve_forever` returns once
+    ///   the last is gone. A parked server does better: it moves each
+    ///   connection to the new process between two requests, with the
+    ///   bytes read ahead for it, its PROXY header and the handler's
+    ///   state ([`KeepAliveHandler::save_state`](crate::KeepAliveHandler::save_state));
+    ///   only TLS connections, connections of a [`RequestHandler`](crate::RequestHandler)
+    ///   and those whose state cannot be written down stay, served here.
+    /// - In the new process, connections the old one moves for `name` are
+    ///   served by `server`, from their next request on, if it is a
+    ///   parked server (others do not take connections in: the old
+    ///   process then keeps them).
+    ///
+    /// `NotFound` if no socket is registered as `name`; `AlreadyExists`
+    /// if a server is attached under it already.
+    ///
+    /// ```no_run
+    /// use socketserver::restart::Upgrader;
+    /// use socketserver::{ParkedTcpServer, echo::Uppercase};
+    ///
+    /// let mut upgrader = Upgrader::new()?;
+    /// let builder = ParkedTcpServer::builder();
+    /// let listener = upgrader.listen_tcp("127.0.0.1:9999", &builder)?;
+    /// let server = builder.from_listener(listener, Uppercase)?;
+    /// upgrader.attach("127.0.0.1:9999", &server.server_handle())?;
+    /// let serving = std::thread::spawn(move || server.serve_forever());
+    /// upgrader.ready()?;
+    /// // On SIGHUP: the new process serves, this one's connections move
+    /// // to it, and serve_forever returns once they have.
+    /// upgrader.upgrade()?;
+    /// serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn attach<A>(&mut self, name: &str, server: &ServerHandle<A>) -> io::Result<()> {
+        if !self.sockets.iter().any(|(registered, _)| registered == name) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "no socket is registered as '{name}': register it (listen_tcp, listen_unix, socket) first"
+                ),
+            ));
+        }
+        if self.attached.iter().any(|(attached, _)| attached == name) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("a server is attached to socket '{name}' already"),
+            ));
+        }
+        self.attached
+            .push((name.to_owned(), Arc::clone(server.control())));
+        Ok(())
+    }
+
     /// Says this process serves. Inherited sockets it did not ask for are
     /// closed, and the previous process, if any, is told to stop accepting
     /// and drain. Call it once the servers are built (their sockets accept
@@ -286,12 +374,15 @@ impl Upgrader {
         for (name, _) in self.inherited.drain(..) {
             log::info!("closing inherited socket '{name}': this version does not use it");
         }
-        if let Some(Parent {
-            control: Some(control),
-            ..
-        }) = &self.parent
-        {
-            handover::signal_ready(control)?;
+        if let Some(parent) = &mut self.parent {
+            // Before the ready byte: the previous process reads these once
+            // it has that.
+            if let Some(moves) = parent.moves.take() {
+                take_moved_connections(moves, parent.pid, &self.attached);
+            }
+            if let Some(control) = &parent.control {
+                handover::signal_ready(control)?;
+            }
         }
         self.ready = true;
         Ok(())
@@ -317,18 +408,19 @@ impl Upgrader {
     /// Starts a new process of this program with the same arguments and
     /// hands it every registered socket, then waits (up to the ready
     /// timeout) for it to call [`ready`](Self::ready). On success it
-    /// returns the new process's id, and this process should stop
-    /// accepting (shut its servers down: in-flight requests finish within
-    /// the grace period) and exit.
+    /// returns the new process's id, and the [`attach`](Self::attach)ed
+    /// servers drain (their connections move to the new process, or are
+    /// served here to their end); shut down any server not attached
+    /// (in-flight requests finish within the grace period). The process
+    /// should exit once its servers have returned.
     ///
     /// On failure this process keeps serving and may try again: the new
     /// process has been reaped if it started (killed unless it exited by
     /// itself), and the error says why it failed if it said so
-    /// ([`fail`](Self::fail)). Also refused:
-    /// before [`ready`](Self::ready) (`InvalidInput`), after a successful
-    /// upgrade (`AlreadyExists`), and while the process this one took
-    /// over from is still draining (`ResourceBusy`), so that at most two
-    /// generations run at once.
+    /// ([`fail`](Self::fail)). Also refused: before [`ready`](Self::ready)
+    /// (`InvalidInput`), and after a successful upgrade (`AlreadyExists`).
+    /// The process this one took over from may still be draining: each
+    /// generation drains by itself, up to its drain limit.
     pub fn upgrade(&mut self) -> io::Result<u32> {
         if let Some(successor) = &self.successor {
             return Err(io::Error::new(
@@ -343,12 +435,7 @@ impl Upgrader {
             ));
         }
         if let Some(pid) = self.draining_parent()? {
-            return Err(io::Error::new(
-                io::ErrorKind::ResourceBusy,
-                format!(
-                    "the previous process (pid {pid}) is still draining; restart again once it has exited"
-                ),
-            ));
+            log::info!("the previous process (pid {pid}) is still draining; it goes on");
         }
         let successor = handover::start_successor(
             &self.program,
@@ -361,8 +448,35 @@ impl Upgrader {
             "handed {} socket(s) to process {pid}; this process stops accepting now",
             self.sockets.len()
         );
+        self.drain_attached(&successor);
         self.successor = Some(successor);
         Ok(pid)
+    }
+
+    /// Drains the attached servers, moving connections to `successor`
+    /// for the sockets it said it takes them for.
+    fn drain_attached(&self, successor: &Successor) {
+        let pid = successor.pid();
+        let takes = match moves::announced(successor.moves().as_fd()) {
+            Ok(names) => names,
+            Err(e) => {
+                log::warn!("cannot read which connections process {pid} takes over ({e}); none moves");
+                Default::default()
+            }
+        };
+        for (name, control) in &self.attached {
+            let destination: Option<Arc<dyn Destination>> = takes
+                .contains(name)
+                .then(|| Arc::new(moves::Mover::new(Arc::clone(successor.moves()), name, pid)) as _);
+            match destination.is_some() {
+                true => log::info!("socket '{name}': connections move to process {pid} between requests"),
+                false => log::info!(
+                    "socket '{name}': open connections are served here to their end (at most {:?})",
+                    self.drain_limit
+                ),
+            }
+            control.drain(self.drain_limit, destination);
+        }
     }
 
     /// The process that took over from this one, after a successful
@@ -385,6 +499,32 @@ impl Upgrader {
             return Ok(None);
         }
         Ok(Some(parent.pid))
+    }
+}
+
+/// Starts the thread that takes in the connections the previous process
+/// moves, for the attached servers that can, after announcing them.
+fn take_moved_connections(moves: OwnedFd, from: u32, attached: &[(String, Arc<Control>)]) {
+    let mut servers = Vec::new();
+    for (name, control) in attached {
+        if control.adopter().is_none() {
+            continue;
+        }
+        if let Err(e) = moves::announce(moves.as_fd(), name) {
+            log::warn!("cannot ask process {from} for the connections of socket '{name}': {e}");
+            continue;
+        }
+        servers.push((name.clone(), Arc::clone(control)));
+    }
+    if servers.is_empty() {
+        // Nothing announced: the previous process moves nothing.
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("socketserver-takeover".into())
+        .spawn(move || moves::take_in(moves, servers, from));
+    if let Err(e) = spawned {
+        log::error!("cannot start taking connections over from process {from}: {e}");
     }
 }
 

@@ -10,6 +10,9 @@
 //!   on their way to the disk early, or to and from it without the page
 //!   cache.
 //!
+//! - `fd_passing`: messages that carry a descriptor, for a restart that
+//!   moves connections to the new process (feature `restart`).
+//!
 //! All of it is POSIX; other platforms are not supported.
 
 #[cfg(not(unix))]
@@ -17,6 +20,8 @@ compile_error!("socketserver supports Unix-like systems (Linux, macOS, the BSDs)
 
 #[cfg(any(feature = "systemd", feature = "restart"))]
 pub(crate) mod fd;
+#[cfg(feature = "restart")]
+pub(crate) mod fd_passing;
 #[cfg(feature = "message")]
 mod file_io;
 #[cfg(feature = "proxy-protocol")]
@@ -32,3 +37,17 @@ pub(crate) use poller::{Poller, ReadyEvents, SharedPoller, Waker};
 pub(crate) use recv::{Received, datagram_waiting, recv_datagram, recv_now};
 #[cfg(feature = "tls")]
 pub(crate) use send::send_now;
+
+/// The system's monotonic clock in nanoseconds: the same clock in every
+/// process, so two processes can time what passes between them.
+#[cfg(feature = "restart")]
+pub(crate) fn monotonic_nanos() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given; the monotonic
+    // clock always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}

@@ -99,6 +99,13 @@ where
             Arc::new(WorkerCounts::default()),
             waker,
         );
+        // No connections to let finish: a drain is a stop.
+        let stopping = Arc::downgrade(&control);
+        control.on_drain(Box::new(move |_| {
+            if let Some(control) = stopping.upgrade() {
+                control.request_shutdown();
+            }
+        }));
         let server = ServerHandle::new(control, local_addr);
         let handler = Arc::new(handler);
         let life = Arc::new(<H as ToLifecycle<DatagramRequest<S>, Looping>>::lifecycle(

@@ -208,7 +208,7 @@ impl<L: Listener> EngineBase<L> {
             waker,
         );
         let closing = Arc::clone(&listener);
-        control.on_shutdown(Box::new(move || closing.close()));
+        control.on_stop_accepting(Box::new(move || closing.close()));
         // Connections waiting between two requests have nothing to
         // finish: they close at once, not at the end of the grace period.
         let registry = Arc::clone(&control.registry);

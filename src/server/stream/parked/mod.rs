@@ -46,15 +46,18 @@
 //! past its deadline has its socket shut, which wakes the worker blocked
 //! on it; the worker then closes it.
 
+#[cfg(feature = "restart")]
+mod adopt;
 mod intake;
+mod moving;
 pub(crate) mod table;
 mod wheel;
 mod worker;
 
 use std::io;
 use std::net::Shutdown;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -65,6 +68,7 @@ use self::table::{Expired, Table};
 use self::wheel::{Clock, Tick};
 use super::EngineBase;
 use super::connection::ConnectionService;
+use crate::control::drain::Destination;
 use crate::handler::Lifecycle;
 use crate::pool::{GroupConfig, ThreadGroup};
 use crate::request::StreamRequest;
@@ -136,6 +140,11 @@ pub(crate) struct Shared<L: Listener, F: Life<L>> {
     epoch: Instant,
     /// A listener error that ended serving, for `serve_forever` to return.
     failure: Mutex<Option<io::Error>>,
+    /// Where connections go when a restart drains the server.
+    destination: OnceLock<Arc<dyn Destination>>,
+    /// Connections move there between two requests (until a hand-over
+    /// fails).
+    moving: AtomicBool,
 }
 
 impl<L: Listener, F: Life<L>> Shared<L, F> {
@@ -256,7 +265,19 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
             last_look: AtomicU64::new(0),
             epoch: Instant::now(),
             failure: Mutex::new(None),
+            destination: OnceLock::new(),
+            moving: AtomicBool::new(false),
         });
+        // A restart's drain moves connections; a restart's new process
+        // takes them in.
+        let moving = Arc::downgrade(&shared);
+        control.on_drain(Box::new(move |destination| {
+            if let (Some(shared), Some(destination)) = (moving.upgrade(), destination) {
+                shared.start_moving(destination);
+            }
+        }));
+        #[cfg(feature = "restart")]
+        control.set_adopter(Arc::downgrade(&shared) as std::sync::Weak<dyn crate::control::drain::Adopter>);
         let dispatch = ParkedDispatch {
             shared,
             dispatched: false,

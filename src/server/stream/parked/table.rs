@@ -218,6 +218,29 @@ impl<L: Listener, S> Table<L, S> {
         Some(conn)
     }
 
+    /// Takes every parked connection `wanted` picks for a worker, as if
+    /// each had a readiness event (busy until `deadline`), into `into`.
+    pub(crate) fn take_parked_if(
+        &mut self,
+        mut wanted: impl FnMut(&Conn<L, S>) -> bool,
+        deadline: Tick,
+        into: &mut Vec<Conn<L, S>>,
+    ) {
+        for index in 0..self.entries.len() {
+            let entry = &mut self.entries[index];
+            if !matches!(&entry.place, Place::Parked(conn) if wanted(conn)) {
+                continue;
+            }
+            let Some(conn) = entry.place.take_parked() else {
+                continue;
+            };
+            entry.place = Self::busy(Arc::clone(&conn.link.stream), false);
+            self.set_parked(self.parked - 1);
+            self.wheel.set(index as u32, deadline);
+            into.push(conn);
+        }
+    }
+
     /// Hands back a busy connection after a request: parked until
     /// `idle_until`, or busy again until `busy_until` if bytes came
     /// meanwhile; closing once the server has drained the table.

@@ -346,7 +346,7 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
     }
 
     /// A connection has ended: one fewer open.
-    fn finished(&self) {
+    pub(super) fn finished(&self) {
         if self.control().request_finished() {
             // The loop was full: it may accept again.
             self.control().wake();
@@ -467,6 +467,14 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
         };
         let busy_until = now + shared.request_ticks;
         let mut conn = self.detach(local);
+        // A restart drains the server: between two requests is when a
+        // connection moves to the new process.
+        if shared.is_moving() {
+            match shared.hand_over(conn) {
+                Ok(()) => return,
+                Err(stays) => conn = stays,
+            }
+        }
         if conn.link.has_more() {
             if shared.table.lock().renew(conn.key, Some(busy_until)) {
                 return shared.push(Job::Ready(conn));
