@@ -536,7 +536,7 @@ impl ShutdownHandle {
     /// nothing once shutdown or a drain was requested.
     ///
     /// This is the old process's part in a restart
-    /// ([`Upgrader::attach`](crate::restart::Upgrader::attach) drains for
+    /// (`restart::Upgrader::attach`, feature `restart`, drains for
     /// it, moving what can move); on its own it ends a server without
     /// cutting long-lived connections short. A datagram server, which has
     /// no connections, simply stops.

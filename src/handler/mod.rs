@@ -159,7 +159,7 @@ pub trait RequestHandler<R: Request>: Send + Sync + 'static {
     ///   `InvalidData`, ...), a failed TLS handshake included;
     /// - `debug`: an end that cut nothing short: a TLS client that left
     ///   without `close_notify` having sent nothing since its answer
-    ///   ([`TlsTruncated::between_requests`](crate::tls::TlsTruncated::between_requests),
+    ///   (`tls::TlsTruncated::between_requests`,
     ///   feature `tls`), or a proxy's health check going away
     ///   ([`Request::is_health_check`]).
     ///
@@ -304,7 +304,7 @@ pub trait KeepAliveHandler<R: Request>: Send + Sync + 'static {
     /// Writes a connection's state down so that a restart can move the
     /// connection to the new process, whose
     /// [`restore_state`](Self::restore_state) reads it back
-    /// ([`restart`](crate::restart): a parked server moves its connections
+    /// (feature `restart`: a parked server moves its connections
     /// between two requests). `None`: this connection cannot move; it
     /// stays in the old process, which serves it until its client closes
     /// it (or the drain limit comes).
