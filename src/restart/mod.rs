@@ -33,7 +33,9 @@
 //! let serving = thread::spawn(move || server.serve_forever());
 //! upgrader.ready()?; // the previous process, if any, stops and drains now
 //!
-//! // On SIGHUP:
+//! // Wait for SIGHUP (here with signal-hook), then restart.
+//! let mut hangups = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+//! hangups.forever().next();
 //! match upgrader.upgrade() {
 //!     Ok(pid) => println!("process {pid} serves now; draining"),
 //!     Err(e) => eprintln!("restart failed, still serving: {e}"),
@@ -336,8 +338,10 @@ impl Upgrader {
     /// upgrader.attach("127.0.0.1:9999", &server.server_handle())?;
     /// let serving = std::thread::spawn(move || server.serve_forever());
     /// upgrader.ready()?;
-    /// // On SIGHUP: the new process serves, this one's connections move
-    /// // to it, and serve_forever returns once they have.
+    /// // On SIGHUP (signal-hook): the new process serves, this one's
+    /// // connections move to it, and serve_forever returns once they have.
+    /// let mut hangups = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    /// hangups.forever().next();
     /// upgrader.upgrade()?;
     /// serving.join().unwrap()?;
     /// # Ok::<(), std::io::Error>(())
