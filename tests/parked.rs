@@ -4,9 +4,9 @@
 mod util;
 
 use std::io::{self, BufRead, ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::sync::Arc;
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -171,6 +171,90 @@ fn a_client_that_closes_right_after_its_last_request_is_closed_at_once() {
         0,
         "closed for the end of stream, not for idling"
     );
+    running.shutdown();
+}
+
+/// Holds the request "wait" until the test opens the gate; answers every
+/// line with its number on the connection; counts the closes.
+struct Gated {
+    entered: Mutex<mpsc::Sender<()>>,
+    gate: Mutex<mpsc::Receiver<()>>,
+    closed: Arc<AtomicUsize>,
+}
+
+impl KeepAliveHandler<TcpRequest> for Gated {
+    type State = u64;
+
+    fn handle_one(&self, request: &mut TcpRequest, seen: &mut u64) -> io::Result<Next> {
+        let mut line = String::new();
+        if request.read_line(&mut line)? == 0 {
+            return Ok(Next::Close);
+        }
+        let line = line.trim_end();
+        if line == "wait" {
+            let _ = self.entered.lock().unwrap().send(());
+            let _ = self.gate.lock().unwrap().recv_timeout(TIMEOUT);
+        }
+        *seen += 1;
+        writeln!(request, "{seen} {line}")?;
+        Ok(Next::KeepOpen)
+    }
+
+    fn close(&self, _seen: u64) {
+        self.closed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A request and the end of stream behind it that both come while a
+/// worker serves the request before them: the other worker takes their
+/// readiness event for a busy connection, and no event follows an end.
+/// The connection is answered both requests and closed, not parked with
+/// its end unread until the idle timeout (60 s, beyond the test's bound).
+#[test]
+fn a_request_and_the_end_that_come_while_busy_are_both_seen() {
+    init_logging();
+    let (entered_tx, entered) = mpsc::channel();
+    let (open_gate, gate) = mpsc::channel();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let handler = Gated {
+        entered: Mutex::new(entered_tx),
+        gate: Mutex::new(gate),
+        closed: Arc::clone(&closed),
+    };
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .workers(2)
+            .idle_timeout(Duration::from_secs(60))
+            .bind("127.0.0.1:0", handler),
+    );
+    let addr = *server.local_addr();
+    let mut busy = connect(addr);
+    // One round trip first: parked once, the connection is in the poller.
+    busy.write_all(b"first\n").unwrap();
+    let mut reply = String::new();
+    io::BufReader::new(&busy).read_line(&mut reply).unwrap();
+    assert_eq!(reply, "1 first\n");
+    busy.write_all(b"wait\n").unwrap();
+    entered
+        .recv_timeout(TIMEOUT)
+        .expect("the first request reaches the handler");
+    // While a worker holds the connection: its last request, and its end.
+    busy.write_all(b"last\n").unwrap();
+    busy.shutdown(Shutdown::Write).unwrap();
+    // The poller reports in order: by the time the other worker answers a
+    // connection made after those, it has taken their event.
+    let mut other = connect(addr);
+    other.write_all(b"hi\n").unwrap();
+    reply.clear();
+    io::BufReader::new(&other).read_line(&mut reply).unwrap();
+    assert_eq!(reply, "1 hi\n");
+    open_gate.send(()).unwrap();
+    let mut replies = String::new();
+    busy.read_to_string(&mut replies)
+        .expect("both requests answered, then the connection closed by the server");
+    assert_eq!(replies, "2 wait\n3 last\n");
+    eventually("its close() ran", || closed.load(Ordering::SeqCst) == 1);
+    assert_eq!(server.stats().timed_out, 0);
     running.shutdown();
 }
 

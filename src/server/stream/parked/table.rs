@@ -57,11 +57,14 @@ enum Place<L: Listener, S> {
     Parked(Conn<L, S>),
     /// A worker (or the job queue) has it. The socket is kept to shut it at
     /// a deadline (`cut_off` says that happened); `missed` records a
-    /// readiness event that came meanwhile.
+    /// readiness event that came meanwhile; `ended`, that an event said
+    /// the client closed its end (no edge follows that one: every parking
+    /// queues it again, until a worker reads up to the end and closes it).
     Busy {
         socket: Arc<L::Stream>,
         cut_off: bool,
         missed: bool,
+        ended: bool,
     },
 }
 
@@ -165,12 +168,14 @@ impl<L: Listener, S> Table<L, S> {
             .filter(|entry| entry.generation == key.generation)
     }
 
-    /// Busy, with an event missed already if `missed`.
-    fn busy(socket: Arc<L::Stream>, missed: bool) -> Place<L, S> {
+    /// Busy; with an event missed already, and the client's end seen
+    /// closed, if `ended`.
+    fn busy(socket: Arc<L::Stream>, ended: bool) -> Place<L, S> {
         Place::Busy {
             socket,
             cut_off: false,
-            missed,
+            missed: ended,
+            ended,
         }
     }
 
@@ -203,12 +208,13 @@ impl<L: Listener, S> Table<L, S> {
     ///
     /// An event that says the client closed its end (`closed`) is its
     /// last, and the worker may read only the request that came before
-    /// the end: it counts as missed from the start, so parking the
-    /// connection queues it again at once, to read the end and close.
+    /// the end (or one of several): the connection is queued again each
+    /// time it is parked, until a worker reads the end and closes it.
     pub(crate) fn take_ready(&mut self, key: Key, deadline: Tick, closed: bool) -> Option<Conn<L, S>> {
         let entry = self.entry(key)?;
-        if let Place::Busy { missed, .. } = &mut entry.place {
+        if let Place::Busy { missed, ended, .. } = &mut entry.place {
             *missed = true;
+            *ended |= closed;
             return None;
         }
         let conn = entry.place.take_parked()?;
@@ -256,9 +262,10 @@ impl<L: Listener, S> Table<L, S> {
             Place::Busy {
                 cut_off: false,
                 missed,
+                ended,
                 ..
             } => {
-                if std::mem::take(missed) {
+                if std::mem::take(missed) || *ended {
                     self.wheel.set(key.index, busy_until);
                     return Parking::Ready(conn);
                 }
