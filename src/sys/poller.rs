@@ -84,8 +84,9 @@ impl Poller {
 
 impl Poller {
     /// The poller, to be waited on by several threads at once (a parked
-    /// server's workers); its waker stays valid.
-    pub(crate) fn into_shared(self) -> SharedPoller {
+    /// server's workers); its waker stays valid. Fails if no descriptor is
+    /// left for the registry's own (`EMFILE`).
+    pub(crate) fn into_shared(self) -> io::Result<SharedPoller> {
         SharedPoller::new(self.poll)
     }
 }
@@ -168,18 +169,16 @@ impl ReadyEvents {
 }
 
 impl SharedPoller {
-    fn new(poll: Poll) -> Self {
-        let registry = poll
-            .registry()
-            .try_clone()
-            .expect("a registry clone is a dup of the poller's descriptor");
-        SharedPoller {
+    fn new(poll: Poll) -> io::Result<Self> {
+        // A dup of the poller's descriptor: registering needs no lock.
+        let registry = poll.registry().try_clone()?;
+        Ok(SharedPoller {
             #[cfg(target_os = "linux")]
             poll,
             #[cfg(not(target_os = "linux"))]
             poll: parking_lot::Mutex::new(poll),
             registry,
-        }
+        })
     }
 
     /// Where descriptors are registered.

@@ -248,7 +248,7 @@ impl<L: Listener, F: Life<L>> ParkedDispatch<L, F> {
             clock,
             idle_ticks: Clock::ticks(deadlines.idle_timeout),
             request_ticks: Clock::ticks(deadlines.request_timeout),
-            poller: poller.into_shared(),
+            poller: poller.into_shared()?,
             intake: Mutex::new(base),
             service,
             deadlines,
