@@ -55,13 +55,14 @@ fn serve(addr: SocketAddr) -> io::Result<()> {
     std::thread::spawn(move || signals.forever().next().map(|_| stop.shutdown()));
     let ca_file = std::env::temp_dir().join(format!("echo_tls-{}.pem", std::process::id()));
     let ca = ca_file.display();
-    std::fs::write(&ca_file, cert_pem).map_err(|e| io::Error::new(e.kind(), format!("{ca}: {e}")))?;
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{ca}: {e}"));
+    let mut file = std::fs::File::create_new(&ca_file).map_err(named)?; // never through a planted link
+    file.write_all(cert_pem.as_bytes()).map_err(named)?;
     let addr = server.local_addr();
     println!("listening on {addr}");
     println!("talk to it: openssl s_client -quiet -verify_return_error -CAfile {ca} -connect {addr}");
     let served = server.serve_forever();
-    std::fs::remove_file(&ca_file)?;
-    served
+    served.and(std::fs::remove_file(&ca_file).map_err(named)) // the server's error first
 }
 
 /// A certificate for this machine's names, and a TLS configuration with

@@ -94,6 +94,8 @@ wait_ready() {
 start_server() {
     LOG="$OUT/$1.log"
     shift
+    # Emptied first: the last run's lines must not be read as this one's.
+    : > "$LOG"
     "$BIN/uppercase_tcp_server" --port 0 --grace 2s "$@" > "$LOG" 2>&1 &
     wait_ready 1
     ADDR=$(sed -n 's/^listening on //p' "$LOG" | head -1)
@@ -220,9 +222,9 @@ keepalive() {
     moved=$(grep -o 'moved [0-9]* connection(s) here.*' "$LOG" || true)
     if [ -n "$moved" ]; then
         echo "$moved" | awk -v name="$name" '
-            { n += $2; if (match($0, /p50 [0-9]+/)) { p50 = substr($0, RSTART + 4, RLENGTH - 4); if (p50 > max50) max50 = p50 }
-              if (match($0, /p99 [0-9]+/)) { p99 = substr($0, RSTART + 4, RLENGTH - 4); if (p99 > max99) max99 = p99 }
-              if (match($0, /max [0-9]+/)) { m = substr($0, RSTART + 4, RLENGTH - 4); if (m > maxmax) maxmax = m } }
+            { n += $2; if (match($0, /p50 [0-9]+/)) { p50 = substr($0, RSTART + 4, RLENGTH - 4) + 0; if (p50 > max50) max50 = p50 }
+              if (match($0, /p99 [0-9]+/)) { p99 = substr($0, RSTART + 4, RLENGTH - 4) + 0; if (p99 > max99) max99 = p99 }
+              if (match($0, /max [0-9]+/)) { m = substr($0, RSTART + 4, RLENGTH - 4) + 0; if (m > maxmax) maxmax = m } }
             END { printf "%s: %d connection moves; in transit, worst generation: p50 %d us, p99 %d us, max %d us\n", name, n, max50, max99, maxmax }'
     else
         echo "$name: no connection moved (served to their end by the process that had them)"

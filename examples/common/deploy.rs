@@ -334,6 +334,12 @@ impl Deployment {
         let addr = server.local_addr().show();
         let handle = server.server_handle().clone();
         let stop = server.shutdown_handle();
+        // Before serving starts: a failure leaves no serving thread behind
+        // (the server, dropped, closes its socket and removes its file).
+        #[cfg(feature = "restart")]
+        if let (Some(upgrader), Some(name)) = (&mut self.upgrader, &self.restart_name) {
+            upgrader.attach(name, &handle)?;
+        }
         say(&format!("listening on {addr}"));
         // A server that stops by itself (an error) ends the wait for
         // signals.
@@ -347,10 +353,6 @@ impl Deployment {
             })
             .map_err(context("cannot start the serving thread"))?;
 
-        #[cfg(feature = "restart")]
-        if let (Some(upgrader), Some(name)) = (&mut self.upgrader, &self.restart_name) {
-            upgrader.attach(name, &handle)?;
-        }
         let ending = self.announce_ready(&addr).map(|()| self.wait_for_signals());
         match ending {
             // The server drains by itself: it returns once its last

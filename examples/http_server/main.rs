@@ -560,7 +560,8 @@ impl HttpServer {
                 if !head_only {
                     out.extend_from_slice(HELLO);
                 }
-                (200, HELLO.len() as u64)
+                // The body's bytes sent, as the access log counts them.
+                (200, if head_only { 0 } else { HELLO.len() as u64 })
             }
             Reply::Status { status, allow } => {
                 let extra: &[(&str, &[u8])] = match allow {
