@@ -2,7 +2,7 @@
 # Compares the crate's servers with each other and with baselines, in one
 # run, and writes a markdown report (target/bench-compare/table.md).
 #
-#   scripts/bench-compare.sh                 # about 25 minutes on 2 cores
+#   scripts/bench-compare.sh                 # about 30 minutes on 2 cores
 #   DURATION=10 ROUNDS=5 scripts/bench-compare.sh
 #   ONLY=parked scripts/bench-compare.sh     # one group: basic, bulk, tls, parked (about 9 minutes), limits, proto
 #   UPDATE_REPORT=1 scripts/bench-compare.sh # and write the tables into PERFORMANCE.md
