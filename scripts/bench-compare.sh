@@ -177,13 +177,14 @@ measure() {
     local before ticks result
     before=$(listen_overflows)
     # A run with failed requests exits 1 but still reports: it is
-    # recorded, and the report counts its failures.
+    # recorded, and the report counts its failures. One that printed no
+    # report (loadgen could not run) is recorded as null, and listed.
     result=$("$BIN/loadgen" "$mode" --target "$SERVER_ADDR" --connections "$connections" \
         --duration "${DURATION}s" --warmup "${WARMUP}s" --json "$@") || true
     ticks=$(cpu_ticks "$SERVER_PID")
     stop_server
     printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":%d,"cpu_ticks":%d,"result":%s}\n' \
-        "$scenario" "$label" "$round" $(($(listen_overflows) - before)) "$ticks" "$result" >> "$RESULTS"
+        "$scenario" "$label" "$round" $(($(listen_overflows) - before)) "$ticks" "${result:-null}" >> "$RESULTS"
     echo "  $scenario $label round $round: $(summary <<< "$result")"
 }
 
@@ -248,7 +249,7 @@ longest_wait() {
         result=$("$BIN/loadgen" tcp --driver epoll --target "$SERVER_ADDR" --connections 16 \
             --duration "${WAIT_SECONDS}s" --warmup 0s --json) || true
         printf '{"scenario":"longest wait","server":"crate-parked","connections":16,"seconds":%s,"run":%d,"result":%s}\n' \
-            "$WAIT_SECONDS" "$run" "$result" >> "$RESULTS"
+            "$WAIT_SECONDS" "$run" "${result:-null}" >> "$RESULTS"
         echo "  run $run: $(summary <<< "$result")"
     done
     stop_server

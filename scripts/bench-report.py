@@ -292,6 +292,9 @@ def main():
         return
     results_path, seconds, warmup, rounds = sys.argv[1:]
     rows = [json.loads(line) for line in open(results_path)]
+    # Runs whose load generator printed no report: listed, then left out.
+    unreported = [r for r in rows if "result" in r and r["result"] is None]
+    rows = [r for r in rows if not ("result" in r and r["result"] is None)]
     ticks = os.sysconf("SC_CLK_TCK")
     out = []
     out.append(
@@ -303,6 +306,13 @@ def main():
         " ratio = the first server's throughput over this one's, the median of per-round ratios;"
         " CPU = the server's user + system time per request)." % (rounds, seconds, warmup)
     )
+    if unreported:
+        out.append("")
+        out.append(
+            "Runs with no report from the load generator (left out of the tables): %s"
+            % ", ".join("%s %s round %s" % (r.get("scenario"), r.get("server", ""), r.get("round", r.get("run", "")))
+                        for r in unreported)
+        )
     comparisons = [r for r in rows if "comparison" in r]
     total_failures = 0
     overflows = 0

@@ -113,15 +113,6 @@ fn assert_usage_error(example: &str, args: &[&str]) {
     );
 }
 
-/// A port nobody listens on: bound, then closed.
-fn free_port_addr() -> String {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn echo_threading_and_echo_parked_echo_lines_and_stop_on_sigterm() {
     for example in ["echo_threading", "echo_parked"] {
@@ -259,7 +250,7 @@ fn echo_framed_answers_each_message_of_one_write_and_its_client_prints_them() {
     drop(client);
     stop(server, libc::SIGTERM);
 
-    let nobody = free_port_addr();
+    let nobody = format!("127.0.0.1:{}", util::tools::free_port());
     let output = util::run_example("echo_framed", &["client", &nobody, "hello"]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(

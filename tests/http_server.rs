@@ -17,7 +17,7 @@ use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use util::http::{Response, read_response};
 use util::tools::{rss_kib, run_tool, succeeded, tool};
@@ -364,11 +364,17 @@ fn a_slow_head_is_cut_and_an_idle_connection_closed() {
         assert!(conn.until_closed().is_empty());
 
         // Served, then nothing: closed by the keep-alive timeout (the read
-        // is bounded by the test's own time-out, far longer).
+        // is bounded by the test's own time-out, far longer), not before.
         let mut conn = Conn::open(addr);
         conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(conn.response().status, 200);
+        let idle_since = Instant::now();
         assert!(conn.until_closed().is_empty());
+        let idle = idle_since.elapsed();
+        assert!(
+            idle >= Duration::from_millis(1500),
+            "{mode:?}: closed after {idle:?} idle, before the 2 s keep-alive timeout"
+        );
     }
 }
 
