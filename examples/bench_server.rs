@@ -75,8 +75,8 @@ enum Kind {
     PlainUdp,
     /// A tokio task-per-connection TCP uppercase echo.
     TokioTcp,
-    /// A bare event loop: a thread per core sharing one epoll set, the
-    /// echo served inline (the floor a parked server can approach).
+    /// A bare event loop: a thread per core, each with its own epoll set,
+    /// the echo served inline (the floor a parked server can approach).
     EpollTcp,
     /// A tokio + tokio-rustls TLS uppercase echo (needs --tls-cert and
     /// --tls-key).
