@@ -1,13 +1,12 @@
 //! An echo server over TLS, with a certificate made at start: nothing to
 //! set up. The certificate is self-signed (its own CA) and written to a
-//! temporary file for clients to trust, which is removed on exit.
+//! temporary file for clients to trust, which is removed on exit. (A real
+//! server loads its certificate: `TlsAcceptor::from_pem_files`.)
 //!
 //! ```text
 //! cargo run --features tls --example echo_tls              # on 127.0.0.1:7003
 //! openssl s_client -quiet -verify_return_error -CAfile FILE -connect 127.0.0.1:7003
 //! ```
-//!
-//! A real server loads its certificate: `TlsAcceptor::from_pem_files`.
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::SocketAddr;
@@ -57,7 +56,8 @@ fn serve(addr: SocketAddr) -> io::Result<()> {
     let ca = ca_file.display();
     let named = |e: io::Error| io::Error::new(e.kind(), format!("{ca}: {e}"));
     let mut file = std::fs::File::create_new(&ca_file).map_err(named)?; // never through a planted link
-    file.write_all(cert_pem.as_bytes()).map_err(named)?;
+    let written = file.write_all(cert_pem.as_bytes()).map_err(named);
+    written.inspect_err(|_| drop(std::fs::remove_file(&ca_file)))?; // nothing left behind
     let addr = server.local_addr();
     println!("listening on {addr}");
     println!("talk to it: openssl s_client -quiet -verify_return_error -CAfile {ca} -connect {addr}");
