@@ -1,7 +1,7 @@
 //! The outside programs some tests run (redis-server, redis-cli, curl,
 //! wrk), and what tests read of a server process from /proc.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -45,6 +45,32 @@ pub fn rss_kib(pid: u32) -> u64 {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS in /proc/PID/status")
+}
+
+/// The bytes a server has not yet read from its connections to
+/// `clients` (the receive queues of the server's ends, from
+/// /proc/net/tcp): 0 once it has read all they sent. IPv4 only; a client
+/// whose connection the server has closed counts nothing.
+pub fn unread_by_server(server: SocketAddr, clients: &[SocketAddr]) -> u64 {
+    let hex = |addr: SocketAddr| match addr {
+        SocketAddr::V4(v4) => format!("{:08X}:{:04X}", u32::from_le_bytes(v4.ip().octets()), v4.port()),
+        SocketAddr::V6(_) => panic!("unread_by_server reads IPv4 sockets only, not {addr}"),
+    };
+    let (local, remotes) = (hex(server), clients.iter().map(|&c| hex(c)).collect::<Vec<_>>());
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|fields| fields.len() > 4 && fields[1] == local && remotes.iter().any(|r| r == fields[2]))
+        .map(|fields| {
+            let rx = fields[4]
+                .split(':')
+                .nth(1)
+                .expect("tx_queue:rx_queue in /proc/net/tcp");
+            u64::from_str_radix(rx, 16).expect("a hex receive queue in /proc/net/tcp")
+        })
+        .sum()
 }
 
 /// Runs `program` with `args` and `stdin` as its input, bounded in time,
