@@ -42,6 +42,7 @@ mod request;
 mod response;
 
 use std::cell::RefCell;
+use std::fmt::Debug;
 use std::io::{self, BufRead, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::FileExt;
@@ -368,7 +369,7 @@ impl HttpServer {
         client: &mut Client,
         out: &mut Vec<u8>,
     ) -> io::Result<Next> {
-        let peer = format!("{:?}", request.peer_addr());
+        let peer = request.peer_addr().clone(); // formatted only when logged
         loop {
             if out.len() >= FLUSH_AT {
                 request.write_all(out)?;
@@ -402,7 +403,7 @@ impl HttpServer {
                             ChunkError::Malformed(_) => 400,
                         };
                         self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                        log::debug!("{status} to {peer}: a body refused: {error:?}");
+                        log::debug!("{status} to {peer:?}: a body refused: {error:?}");
                         response::text(out, status, Connection::Close, false, &[]);
                         return Ok(Next::Close);
                     }
@@ -487,21 +488,21 @@ impl HttpServer {
     }
 
     /// 408 for a head that took too long.
-    fn too_slow(&self, out: &mut Vec<u8>, peer: &str) -> Next {
+    fn too_slow(&self, out: &mut Vec<u8>, peer: &dyn Debug) -> Next {
         self.counters.slow_heads.fetch_add(1, Ordering::Relaxed);
-        log::debug!("408 to {peer}: the request head took longer than --header-timeout");
+        log::debug!("408 to {peer:?}: the request head took longer than --header-timeout");
         response::text(out, 408, Connection::Close, false, &[]);
         Next::Close
     }
 
     /// The response to a request refused before it was routed; the
     /// connection closes after it.
-    fn refuse(&self, out: &mut Vec<u8>, refusal: Refusal, peer: &str) {
+    fn refuse(&self, out: &mut Vec<u8>, refusal: Refusal, peer: &dyn Debug) {
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
         let status = refusal.status();
-        log::debug!("{status} to {peer}: {}", refusal.why());
+        log::debug!("{status} to {peer:?}: {}", refusal.why());
         if self.access_log {
-            log::info!(target: "access", "{peer} \"-\" {status} (refused: {})", refusal.why());
+            log::info!(target: "access", "{peer:?} \"-\" {status} (refused: {})", refusal.why());
         }
         response::text(out, status, Connection::Close, false, &[]);
     }
@@ -541,7 +542,7 @@ impl HttpServer {
         request: &mut StreamRequest<S>,
         out: &mut Vec<u8>,
         answer: Answer,
-        peer: &str,
+        peer: &dyn Debug,
         bytes_in: Option<u64>,
     ) -> io::Result<()> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -591,9 +592,9 @@ impl HttpServer {
         if let Some(line) = &answer.line {
             match bytes_in {
                 Some(bytes_in) => {
-                    log::info!(target: "access", "{peer} \"{line}\" {status} {sent} in={bytes_in}")
+                    log::info!(target: "access", "{peer:?} \"{line}\" {status} {sent} in={bytes_in}")
                 }
-                None => log::info!(target: "access", "{peer} \"{line}\" {status} {sent}"),
+                None => log::info!(target: "access", "{peer:?} \"{line}\" {status} {sent}"),
             }
         }
         Ok(())
