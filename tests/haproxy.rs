@@ -40,6 +40,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+use util::tools::{find_tool, tool};
 use util::{Process, TIMEOUT, place_fds};
 
 /// Server processes behind HAProxy; the first is killed.
@@ -58,24 +59,8 @@ const LAST_PORT: u16 = 32_000;
 
 // --- finding haproxy ---------------------------------------------------
 
-/// The haproxy executable in the directories of `path` (a PATH value) or
-/// in /usr/sbin, where Debian installs it; the error says what to
-/// install.
-fn find_haproxy(path: &str) -> Result<PathBuf, String> {
-    std::env::split_paths(path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("haproxy"))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| {
-            "haproxy is not installed: this test runs a real HAProxy. Install the Debian package \
-             `haproxy` (apt-get install haproxy), or run .ci/run, which installs it"
-                .to_owned()
-        })
-}
-
 fn haproxy() -> PathBuf {
-    let path = std::env::var("PATH").unwrap_or_default();
-    find_haproxy(&path).unwrap_or_else(|message| panic!("{message}"))
+    tool("haproxy", "haproxy")
 }
 
 #[test]
@@ -83,7 +68,7 @@ fn a_missing_haproxy_fails_the_test_saying_what_to_install() {
     let dir = tempfile::tempdir().unwrap();
     // /usr/sbin is searched too: only a machine without haproxy there can
     // show the message; everywhere the lookup must name the package.
-    match find_haproxy(dir.path().to_str().unwrap()) {
+    match find_tool("haproxy", "haproxy", dir.path().to_str().unwrap()) {
         Ok(found) => assert_eq!(found, Path::new("/usr/sbin/haproxy")),
         Err(message) => {
             assert!(message.contains("apt-get install haproxy"), "{message}");
