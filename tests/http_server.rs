@@ -71,6 +71,12 @@ fn url(addr: SocketAddr, path: &str) -> String {
     format!("http://{addr}{path}")
 }
 
+/// The status code curl gets for the request `args` describe.
+fn curl_status(args: &[&str]) -> String {
+    let args = [&["-s", "-o", "/dev/null", "-w", "%{http_code}"], args].concat();
+    curl(&args).0
+}
+
 #[test]
 fn curl_keeps_the_connection_across_two_urls() {
     for mode in MODES {
@@ -92,7 +98,7 @@ fn curl_head_and_a_404() {
         let (head, _) = curl(&["-sI", &url(addr, "/")]);
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
         assert!(head.contains("Content-Length: 13\r\n"), "{head}");
-        let (code, _) = curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}", &url(addr, "/nope")]);
+        let code = curl_status(&[&url(addr, "/nope")]);
         assert_eq!(code, "404");
     }
 }
@@ -413,12 +419,7 @@ fn static_files_with_curl() {
             .expect("Last-Modified")
             .trim()
             .to_owned();
-        let (code, _) = curl(&[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
+        let code = curl_status(&[
             "-H",
             &format!("If-Modified-Since: {last_modified}"),
             &url(addr, "/index.html"),
@@ -448,38 +449,13 @@ fn static_files_with_curl() {
             head.contains("Content-Range: bytes 599990-599999/600000"),
             "{head}"
         );
-        let (code, _) = curl(&[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-r",
-            "700000-",
-            &url(addr, "/big.bin"),
-        ]);
+        let code = curl_status(&["-r", "700000-", &url(addr, "/big.bin")]);
         assert_eq!(code, "416");
-        let (code, _) = curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}", &url(addr, "/docs")]);
+        let code = curl_status(&[&url(addr, "/docs")]);
         assert_eq!(code, "301");
-        let (code, _) = curl(&[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            &url(addr, "/docs/"),
-        ]);
+        let code = curl_status(&[&url(addr, "/docs/")]);
         assert_eq!(code, "403", "no listing");
-        let (code, _) = curl(&[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "POST",
-            &url(addr, "/"),
-        ]);
+        let code = curl_status(&["-X", "POST", &url(addr, "/")]);
         assert_eq!(code, "405");
     }
 }
