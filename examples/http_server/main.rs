@@ -59,7 +59,7 @@ use files::{Found, Range, Root, Served};
 use request::{Body, ChunkError, ChunkedDecoder, Head, Limits, Method, Parsed, Refusal};
 use response::Connection;
 use socketserver::server::{Connection as Socket, Listener};
-use socketserver::{KeepAliveHandler, Mode, Next, Request, StreamRequest};
+use socketserver::{KeepAliveHandler, Mode, Next, StreamRequest};
 
 const PROGRAM: Program = Program {
     name: "http_server",
@@ -310,29 +310,11 @@ impl<S: Socket> KeepAliveHandler<StreamRequest<S>> for HttpServer {
     /// As the default, except that a connection closed for saying nothing
     /// within the keep-alive timeout (threading mode) is no failure.
     fn handle_error(&self, request: &StreamRequest<S>, error: &io::Error) {
-        use io::ErrorKind::*;
-        let peer = request.peer_addr();
-        let quiet = matches!(error.kind(), WouldBlock | TimedOut) || ended_cleanly(request, error);
-        let level = match error.kind() {
-            _ if quiet => log::Level::Debug,
-            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | InvalidData => {
-                log::Level::Warn
-            }
-            _ => log::Level::Error,
-        };
-        log::log!(level, "request from {peer:?} failed: {error}");
+        if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+            return log::debug!("request from {:?} ended: {error}", request.peer_addr());
+        }
+        socketserver::handler::log_error(request, error);
     }
-}
-
-/// A TLS client that left without close_notify between two requests, or
-/// a proxy's health check going away: no failure (the default
-/// `handle_error` says so too).
-fn ended_cleanly<S: Socket>(request: &StreamRequest<S>, error: &io::Error) -> bool {
-    #[cfg(feature = "tls")]
-    if socketserver::tls::TlsTruncated::of(error).is_some_and(|t| t.between_requests()) {
-        return true;
-    }
-    request.is_health_check() && error.kind() != io::ErrorKind::Other
 }
 
 /// Where the bytes being read come from.

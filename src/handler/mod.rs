@@ -163,9 +163,10 @@ pub trait RequestHandler<R: Request>: Send + Sync + 'static {
     ///   feature `tls`), or a proxy's health check going away
     ///   ([`Request::is_health_check`]).
     ///
-    /// The server goes on serving either way.
+    /// The server goes on serving either way. An override can hand the
+    /// errors it does not treat itself to [`log_error`], this default.
     fn handle_error(&self, request: &R, error: &io::Error) {
-        log_request_error(request, error);
+        log_error(request, error);
     }
 
     /// Called by `handle_request` when no request arrived within the
@@ -288,7 +289,7 @@ pub trait KeepAliveHandler<R: Request>: Send + Sync + 'static {
     /// Reports an error from `open` or `handle_one`, or a panic in them;
     /// see [`RequestHandler::handle_error`].
     fn handle_error(&self, request: &R, error: &io::Error) {
-        log_request_error(request, error);
+        log_error(request, error);
     }
 
     /// Called by `handle_request` when nothing happened within the
@@ -489,9 +490,35 @@ pub(crate) fn failure_level(error: &io::Error) -> log::Level {
     }
 }
 
-/// The default `handle_error`: one line, `request from PEER failed:
-/// ERROR`, whatever the error, at its [`error_level`].
-fn log_request_error<R: Request + ?Sized>(request: &R, error: &io::Error) {
+/// What the default `handle_error` does: logs one line, `request from
+/// PEER failed: ERROR`, at the level
+/// [`RequestHandler::handle_error`] lists (`debug` for an end that cut
+/// nothing short, `warn` for the peer's doing, `error` for the rest). A
+/// handler that treats some errors its own way calls it for the others:
+///
+/// ```
+/// use std::io;
+/// use socketserver::{KeepAliveHandler, Next, TcpRequest};
+///
+/// struct Patient;
+///
+/// impl KeepAliveHandler<TcpRequest> for Patient {
+///     type State = ();
+///
+///     fn handle_one(&self, _: &mut TcpRequest, _: &mut ()) -> io::Result<Next> {
+///         Ok(Next::Close)
+///     }
+///
+///     // A client that says nothing within the timeout is no failure here.
+///     fn handle_error(&self, request: &TcpRequest, error: &io::Error) {
+///         if error.kind() == io::ErrorKind::TimedOut {
+///             return log::debug!("{:?} said nothing in time", request.peer_addr());
+///         }
+///         socketserver::handler::log_error(request, error);
+///     }
+/// }
+/// ```
+pub fn log_error<R: Request + ?Sized>(request: &R, error: &io::Error) {
     log::log!(
         error_level(request, error),
         "request from {:?} failed: {error}",
