@@ -58,6 +58,9 @@ trap 'exit 1' INT TERM HUP PIPE
 start_server() {
     local log="$OUT/$1.log"
     shift
+    # Emptied first: the background job opens the log in its own time, and
+    # the read below must not find the address of an earlier run's server.
+    : > "$log"
     "$BIN/uppercase_tcp_server" --port 0 "$@" > "$log" 2>&1 &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")

@@ -39,6 +39,9 @@ trap 'exit 1' INT TERM HUP PIPE
 # SERVER_ADDR to the address it listens on.
 start_server() {
     local log="$OUT/server-$1.log"
+    # Emptied first: the background job opens the log in its own time, and
+    # the read below must not find the address of an earlier run's server.
+    : > "$log"
     "$BIN/bench_server" --kind crate-tcp --reuse-port --port "$2" > "$log" 2>&1 &
     PIDS+=($!)
     local pid=$!
