@@ -39,38 +39,59 @@ pub fn free_port() -> u16 {
 
 /// A process's resident memory, in KiB.
 pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS")
+}
+
+/// The private memory a process has mapped (`VmData`), in KiB: it grows
+/// with an allocation the process never touches, which RSS does not show.
+pub fn data_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmData")
+}
+
+/// A size in KiB from /proc/PID/status.
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read the process status");
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
+        .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
 }
 
-/// The bytes a server has not yet read from its connections to
-/// `clients` (the receive queues of the server's ends, from
-/// /proc/net/tcp): 0 once it has read all they sent. IPv4 only; a client
-/// whose connection the server has closed counts nothing.
-pub fn unread_by_server(server: SocketAddr, clients: &[SocketAddr]) -> u64 {
+/// Bytes `clients` have sent to `server` that the server has not read
+/// yet: what waits in the clients' send queues and in the server's
+/// receive queues (from /proc/net/tcp). `None` until every client's
+/// connection shows on the server's side. IPv4 only.
+pub fn unread_by_server(server: SocketAddr, clients: &[SocketAddr]) -> Option<u64> {
     let hex = |addr: SocketAddr| match addr {
-        SocketAddr::V4(v4) => format!("{:08X}:{:04X}", u32::from_le_bytes(v4.ip().octets()), v4.port()),
+        // The kernel prints the address as the number its network-order
+        // bytes make in this machine's order, and the port as a number.
+        SocketAddr::V4(v4) => format!("{:08X}:{:04X}", u32::from_ne_bytes(v4.ip().octets()), v4.port()),
         SocketAddr::V6(_) => panic!("unread_by_server reads IPv4 sockets only, not {addr}"),
     };
-    let (local, remotes) = (hex(server), clients.iter().map(|&c| hex(c)).collect::<Vec<_>>());
+    let (server, clients) = (hex(server), clients.iter().map(|&c| hex(c)).collect::<Vec<_>>());
     let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
-    table
-        .lines()
-        .skip(1)
-        .map(|line| line.split_whitespace().collect::<Vec<_>>())
-        .filter(|fields| fields.len() > 4 && fields[1] == local && remotes.iter().any(|r| r == fields[2]))
-        .map(|fields| {
-            let rx = fields[4]
+    let (mut found, mut unread) = (0, 0);
+    for line in table.lines().skip(1) {
+        let fields: Vec<_> = line.split_whitespace().collect();
+        let [_, local, remote, _, queues, ..] = fields[..] else {
+            continue;
+        };
+        let queue = |i: usize| {
+            let hex = queues
                 .split(':')
-                .nth(1)
+                .nth(i)
                 .expect("tx_queue:rx_queue in /proc/net/tcp");
-            u64::from_str_radix(rx, 16).expect("a hex receive queue in /proc/net/tcp")
-        })
-        .sum()
+            u64::from_str_radix(hex, 16).expect("a hex queue length in /proc/net/tcp")
+        };
+        if local == server && clients.iter().any(|c| c == remote) {
+            found += 1;
+            unread += queue(1);
+        } else if remote == server && clients.iter().any(|c| c == local) {
+            unread += queue(0);
+        }
+    }
+    (found == clients.len()).then_some(unread)
 }
 
 /// Runs `program` with `args` and `stdin` as its input, bounded in time,
