@@ -31,65 +31,7 @@ pub(super) struct WorkerLocal<L: Listener, S> {
     found: ReadyEvents,
     /// The jobs that became.
     jobs: Vec<Job<L, S>>,
-    /// Whether reading a connection's next request right after answering
-    /// one has been paying off.
-    again: ReadAgain,
 }
-
-/// Whether a worker that has answered a request reads the connection's
-/// next one at once, before parking it. A client that answers its reply
-/// at once (a thread per connection, which the reply's wake-up often
-/// runs before the worker goes on) has sent it by then: serving it on the
-/// spot saves the poller's round trip. A client that answers later (an
-/// event loop going through its other connections first) has not: the
-/// read finds nothing, and costs a system call. So it is tried while it
-/// pays, and otherwise only now and then, to notice a change.
-struct ReadAgain {
-    /// Raised by a read that found a request, lowered by one that did not.
-    credit: u8,
-    /// Answers since the last try with no credit.
-    since_probe: u8,
-}
-
-impl ReadAgain {
-    /// The credit a read that found a request adds, and its most.
-    const HIT: u8 = 2;
-    const MOST: u8 = 16;
-    /// With no credit, one answer in this many tries all the same.
-    const PROBE_EVERY: u8 = 32;
-
-    fn new() -> Self {
-        ReadAgain {
-            credit: Self::MOST,
-            since_probe: 0,
-        }
-    }
-
-    fn worth_trying(&mut self) -> bool {
-        if self.credit > 0 {
-            return true;
-        }
-        self.since_probe += 1;
-        if self.since_probe < Self::PROBE_EVERY {
-            return false;
-        }
-        self.since_probe = 0;
-        true
-    }
-
-    fn found(&mut self, request: bool) {
-        self.credit = match request {
-            true => (self.credit + Self::HIT).min(Self::MOST),
-            false => self.credit.saturating_sub(1),
-        };
-    }
-}
-
-/// The most requests of one connection a worker serves in a row, reading
-/// each as soon as it has answered the one before, before it parks the
-/// connection and lets the poller choose again: one busy client cannot
-/// keep a worker from the others.
-const MOST_IN_A_ROW: u32 = 32;
 
 /// A worker's life: serve what is queued; when nothing is, wait in the
 /// poller (while `serve_forever` runs) or for a job.
@@ -102,7 +44,6 @@ pub(super) fn worker_main<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>) -
             .read_buffer(DEFAULT_PARKED_READ_BUFFER_SIZE),
         found: ReadyEvents::with_capacity(EVENTS_PER_WAIT),
         jobs: Vec::new(),
-        again: ReadAgain::new(),
     };
     loop {
         let serving = shared.serving.load(Ordering::Acquire) && !shared.stopping.load(Ordering::Acquire);
@@ -311,7 +252,6 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
             phase: Phase::Handshaking,
             opened,
             registered: false,
-            in_a_row: 0,
         };
         if let Err(e) = setup {
             setup_failed(self.control(), held.request().peer_addr(), &e);
@@ -428,8 +368,6 @@ struct Held<'a, L: Listener, F: Life<L>> {
     phase: Phase<F::State>,
     opened: Option<Instant>,
     registered: bool,
-    /// Requests served since a worker took it up.
-    in_a_row: u32,
 }
 
 impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
@@ -444,7 +382,6 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
             phase: conn.phase,
             opened: conn.opened,
             registered: conn.registered,
-            in_a_row: 0,
         }
     }
 
@@ -493,38 +430,8 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
         };
         let request = self.request.as_mut().expect("a held connection has its request");
         match lifecycle::serve(&*shared.service.life, request, state) {
-            Ok(Next::KeepOpen) if !shared.control().is_shutdown_requested() => self.serve_next(local),
+            Ok(Next::KeepOpen) if !shared.control().is_shutdown_requested() => self.keep(local),
             Ok(_) => self.close(local),
-            Err(e) => self.fail(local, e),
-        }
-    }
-
-    /// After an answer: serves the connection's next request at once if
-    /// it has come already (see [`ReadAgain`]), else parks it.
-    fn serve_next(mut self, local: &mut WorkerLocal<L, F::State>) {
-        let shared = self.shared;
-        self.in_a_row += 1;
-        let try_now = self.in_a_row < MOST_IN_A_ROW
-            && self.request().buffered().is_empty()
-            && !shared.is_moving()
-            && local.again.worth_trying();
-        if !try_now {
-            return self.keep(local);
-        }
-        match self.request().fill_now() {
-            Ok(0) => self.close(local),
-            Ok(_) => {
-                local.again.found(true);
-                // A request of its own: a deadline of its own.
-                if !shared.table.lock().renew(self.key, Some(shared.busy_from_now())) {
-                    return self.close(local);
-                }
-                self.serve(local)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                local.again.found(false);
-                self.keep(local)
-            }
             Err(e) => self.fail(local, e),
         }
     }
@@ -683,42 +590,5 @@ fn handshake_deadline<S: crate::transport::Connection>(request: &StreamRequest<S
     {
         let _ = request;
         None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ReadAgain;
-
-    #[test]
-    fn reading_again_stops_when_it_finds_nothing_and_resumes_when_it_finds_requests() {
-        let mut again = ReadAgain::new();
-        // It starts trying, and goes on while reads find requests.
-        for _ in 0..100 {
-            assert!(again.worth_trying());
-            again.found(true);
-        }
-        // Reads that find nothing use its credit up: then it stops.
-        let mut tries = 0;
-        while again.worth_trying() {
-            again.found(false);
-            tries += 1;
-            assert!(tries <= ReadAgain::MOST, "it kept trying");
-        }
-        // With no credit it tries once in PROBE_EVERY answers.
-        let probes = (0..ReadAgain::PROBE_EVERY as u32 * 10)
-            .filter(|_| {
-                let tried = again.worth_trying();
-                if tried {
-                    again.found(false);
-                }
-                tried
-            })
-            .count();
-        assert_eq!(probes, 10);
-        // One probe that finds a request starts it again.
-        while !again.worth_trying() {}
-        again.found(true);
-        assert!(again.worth_trying());
     }
 }
