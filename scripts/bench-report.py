@@ -293,8 +293,8 @@ def main():
     results_path, seconds, warmup, rounds = sys.argv[1:]
     rows = [json.loads(line) for line in open(results_path)]
     # Runs whose load generator printed no report: listed, then left out.
-    unreported = [r for r in rows if "result" in r and r["result"] is None]
-    rows = [r for r in rows if not ("result" in r and r["result"] is None)]
+    unreported = [r for r in rows if r.get("result", {}) is None]
+    rows = [r for r in rows if r.get("result", {}) is not None]
     ticks = os.sysconf("SC_CLK_TCK")
     out = []
     out.append(

@@ -225,7 +225,7 @@ keepalive() {
             { n += $2; if (match($0, /p50 [0-9]+/)) { p50 = substr($0, RSTART + 4, RLENGTH - 4) + 0; if (p50 > max50) max50 = p50 }
               if (match($0, /p99 [0-9]+/)) { p99 = substr($0, RSTART + 4, RLENGTH - 4) + 0; if (p99 > max99) max99 = p99 }
               if (match($0, /max [0-9]+/)) { m = substr($0, RSTART + 4, RLENGTH - 4) + 0; if (m > maxmax) maxmax = m } }
-            END { printf "%s: %d connection moves; in transit, worst generation: p50 %d us, p99 %d us, max %d us\n", name, n, max50, max99, maxmax }'
+            END { printf "%s: %d connection moves; in transit, the largest over the generations: p50 %d us, p99 %d us, max %d us\n", name, n, max50, max99, maxmax }'
     else
         echo "$name: no connection moved (served to their end by the process that had them)"
     fi
