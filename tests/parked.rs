@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use socketserver::echo::{FramedUppercase, Uppercase};
 use socketserver::framing::{BufStream, Framed};
 use socketserver::{
-    KeepAliveHandler, Next, OverloadPolicy, ParkedTcpServer, ParkedUnixStreamServer, TcpRequest,
-    UnixStreamRequest,
+    KeepAliveHandler, Next, OverloadPolicy, ParkedTcpServer, ParkedUnixStreamServer, Server, TcpRequest,
+    ThreadingTcpServer, UnixStreamRequest,
 };
 use util::{TIMEOUT, connect, eventually, init_logging, read_to_end, round_trip, serve};
 
@@ -454,6 +454,145 @@ fn a_flooding_client_does_not_starve_the_others() {
     // flood went on meanwhile.
     assert!(worst < Duration::from_secs(2), "a fresh client waited {worst:?}");
     assert!(during > 0, "the flood stopped being served while the others were");
+    running.shutdown();
+}
+
+/// A handler whose state is large (96 KiB, held by value between
+/// requests) and which lingers a little after each reply: a client that
+/// answers at once has sent its next request by then, so a worker serves
+/// several of the connection's requests in a row.
+struct Lingering;
+
+/// [`Lingering`]'s state: a request count, and bytes it marks as it goes.
+struct Big {
+    seen: u64,
+    marks: [u8; 96 * 1024],
+}
+
+impl Default for Big {
+    fn default() -> Self {
+        Big {
+            seen: 0,
+            marks: [0; 96 * 1024],
+        }
+    }
+}
+
+impl KeepAliveHandler<TcpRequest> for Lingering {
+    type State = Big;
+
+    fn handle_one(&self, request: &mut TcpRequest, state: &mut Big) -> io::Result<Next> {
+        let mut line = String::new();
+        if request.read_line(&mut line)? == 0 {
+            return Ok(Next::Close);
+        }
+        // The mark the request before left, at the far end of the state.
+        let before = state.marks[state.marks.len() - 1 - state.seen as usize % 1024];
+        state.seen += 1;
+        let at = state.marks.len() - 1 - state.seen as usize % 1024;
+        state.marks[at] = state.seen as u8;
+        writeln!(request, "{} {before}", state.seen)?;
+        request.flush()?;
+        thread::sleep(Duration::from_micros(100));
+        Ok(Next::KeepOpen)
+    }
+}
+
+/// Requests served one after another on a worker, each read as soon as
+/// the one before is answered, keep one copy of the handler's state, not
+/// one per request: a 96 KiB state behind a quick client does not run a
+/// worker out of stack, and it survives from request to request.
+#[test]
+fn requests_served_in_a_row_keep_a_large_state_once() {
+    init_logging();
+    talk_to_lingering(
+        ParkedTcpServer::builder()
+            .workers(1)
+            .bind("127.0.0.1:0", Lingering),
+    );
+    // The same handler on a threading server, which holds the state on
+    // a connection's thread.
+    talk_to_lingering(ThreadingTcpServer::bind("127.0.0.1:0", Lingering));
+}
+
+fn talk_to_lingering<S: Server<Addr = std::net::SocketAddr>>(server: io::Result<S>) {
+    let (server, running) = serve(server);
+    // Two clients, each on its own thread: each sends its next request as
+    // soon as it has its reply.
+    let addr = *server.local_addr();
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            thread::spawn(move || {
+                let stream = connect(addr);
+                let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                for n in 1..=500u64 {
+                    writer.write_all(b"next\n").unwrap();
+                    let mut reply = String::new();
+                    reader.read_line(&mut reply).unwrap();
+                    assert_eq!(reply, format!("{n} {}\n", (n - 1) as u8));
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert_eq!(server.stats().errors, 0);
+    running.shutdown();
+}
+
+/// Answers a line after 18 ms.
+struct Slow;
+
+impl KeepAliveHandler<TcpRequest> for Slow {
+    type State = ();
+
+    fn handle_one(&self, request: &mut TcpRequest, _state: &mut ()) -> io::Result<Next> {
+        let mut line = String::new();
+        if request.read_line(&mut line)? == 0 {
+            return Ok(Next::Close);
+        }
+        thread::sleep(Duration::from_millis(18));
+        write!(request, "{line}")?;
+        Ok(Next::KeepOpen)
+    }
+}
+
+/// Sixteen clients, one worker, slow requests: the worker does not stay
+/// with one connection while the others' requests wait, so each gets its
+/// turn within its request deadline and none is cut off.
+#[test]
+fn one_worker_takes_many_busy_connections_in_turn() {
+    init_logging();
+    let (server, running) = serve(
+        ParkedTcpServer::builder()
+            .workers(1)
+            .request_timeout(Duration::from_secs(2))
+            .bind("127.0.0.1:0", Slow),
+    );
+    let addr = *server.local_addr();
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            thread::spawn(move || {
+                let stream = connect(addr);
+                let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                for n in 0..6 {
+                    let line = format!("client {client} request {n}\n");
+                    writer.write_all(line.as_bytes()).unwrap();
+                    let mut reply = String::new();
+                    reader.read_line(&mut reply).unwrap();
+                    assert_eq!(reply, line, "answered, not cut off");
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let stats = server.stats();
+    assert_eq!((stats.timed_out, stats.errors), (0, 0));
     running.shutdown();
 }
 

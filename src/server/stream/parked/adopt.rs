@@ -63,7 +63,7 @@ impl<L: Listener, F: Life<L>> Adopter for Shared<L, F> {
         self.push_all([Job::Ready(Conn {
             key,
             link,
-            phase: Phase::Open(state),
+            phase: Phase::Open(Box::new(state)),
             opened,
             registered: false,
         })]);

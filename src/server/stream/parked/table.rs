@@ -34,8 +34,10 @@ use crate::transport::Listener;
 pub(crate) enum Phase<S> {
     /// Its TLS handshake is under way: not verified, not opened.
     Handshaking,
-    /// Opened by the handler, which made its state.
-    Open(S),
+    /// Opened by the handler, which made its state: on the heap, as a
+    /// handler's state may be large and a connection moves between the
+    /// table, the queue and the workers' stacks.
+    Open(Box<S>),
 }
 
 /// A connection between two requests (parked, or queued for a worker):

@@ -31,7 +31,80 @@ pub(super) struct WorkerLocal<L: Listener, S> {
     found: ReadyEvents,
     /// The jobs that became.
     jobs: Vec<Job<L, S>>,
+    /// Whether reading a connection's next request right after answering
+    /// one has been paying off.
+    again: ReadAgain,
+    /// Jobs from its last wait in the poller still to be done after the
+    /// one in hand.
+    behind: usize,
 }
+
+/// Whether a worker that has answered a request reads the connection's
+/// next one at once, before parking it. A client that answers its reply
+/// at once (a thread per connection, which the reply's wake-up often
+/// runs before the worker goes on) has sent it by then: serving it on the
+/// spot saves the poller's round trip. A client that answers later (an
+/// event loop going through its other connections first) has not: the
+/// read finds nothing, and costs a system call. So it is tried while it
+/// pays, and otherwise only now and then, to notice a change.
+struct ReadAgain {
+    /// Raised by a read that found a request, lowered by one that did not.
+    credit: u8,
+    /// Answers since the last try with no credit.
+    since_probe: u8,
+}
+
+impl ReadAgain {
+    /// The credit a read that found a request adds, the credit one that
+    /// found nothing takes, and the most credit. A read that finds a
+    /// request saves a trip through the poller (about two system calls'
+    /// worth), one that finds nothing costs a system call: it is tried
+    /// while more than two reads in three find one. Measured: with a
+    /// thread per client connection, 85% do; with an event-loop client,
+    /// 37%.
+    const HIT: u8 = 1;
+    const MISS: u8 = 2;
+    const MOST: u8 = 16;
+    /// With no credit, one answer in this many tries all the same.
+    const PROBE_EVERY: u8 = 32;
+
+    fn new() -> Self {
+        ReadAgain {
+            credit: Self::MOST,
+            since_probe: 0,
+        }
+    }
+
+    fn worth_trying(&mut self) -> bool {
+        if self.credit > 0 {
+            return true;
+        }
+        self.since_probe += 1;
+        if self.since_probe < Self::PROBE_EVERY {
+            return false;
+        }
+        self.since_probe = 0;
+        true
+    }
+
+    fn found(&mut self, request: bool) {
+        self.credit = match request {
+            true => (self.credit + Self::HIT).min(Self::MOST),
+            false => self.credit.saturating_sub(Self::MISS),
+        };
+    }
+}
+
+/// The most requests of one connection a worker serves in a row, reading
+/// each as soon as it has answered the one before, before it parks the
+/// connection and lets the poller choose again: one busy client cannot
+/// keep a worker from the others.
+const MOST_IN_A_ROW: u32 = 32;
+
+/// The most time a worker spends on one connection's requests in a row
+/// before it parks it: other connections' requests may be waiting in the
+/// poller unseen, and reading again is for quick requests only.
+const MOST_TIME_IN_A_ROW: Duration = Duration::from_millis(1);
 
 /// A worker's life: serve what is queued; when nothing is, wait in the
 /// poller (while `serve_forever` runs) or for a job.
@@ -44,6 +117,8 @@ pub(super) fn worker_main<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>) -
             .read_buffer(DEFAULT_PARKED_READ_BUFFER_SIZE),
         found: ReadyEvents::with_capacity(EVENTS_PER_WAIT),
         jobs: Vec::new(),
+        again: ReadAgain::new(),
+        behind: 0,
     };
     loop {
         let serving = shared.serving.load(Ordering::Acquire) && !shared.stopping.load(Ordering::Acquire);
@@ -156,12 +231,21 @@ fn poll_and_serve<L: Listener, F: Life<L>>(
         Err(e) => shared.listener_failed(e),
     }
     let mut new = Vec::new();
+    let ready = jobs.iter().filter(|job| !matches!(job, Job::Open { .. })).count();
+    let opens = jobs.len() - ready;
+    let mut left = ready;
     for job in jobs.drain(..) {
         match job {
             Job::Open { .. } => new.push(job),
-            job => shared.run(local, job),
+            job => {
+                left -= 1;
+                // The connection this worker opens after these waits too.
+                local.behind = left + usize::from(opens > 0);
+                shared.run(local, job);
+            }
         }
     }
+    local.behind = 0;
     local.jobs = jobs;
     let mut new = new.into_iter();
     let mine = new.next();
@@ -252,6 +336,7 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
             phase: Phase::Handshaking,
             opened,
             registered: false,
+            in_a_row: 0,
         };
         if let Err(e) = setup {
             setup_failed(self.control(), held.request().peer_addr(), &e);
@@ -322,7 +407,7 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
         // poller with it).
         drop(link.stream);
         if let Phase::Open(state) = phase {
-            lifecycle::close(&*self.service.life, state, &self.control().counters);
+            lifecycle::close(&*self.service.life, *state, &self.control().counters);
         }
         log_closed(&peer, opened, traffic);
         self.finished();
@@ -368,6 +453,8 @@ struct Held<'a, L: Listener, F: Life<L>> {
     phase: Phase<F::State>,
     opened: Option<Instant>,
     registered: bool,
+    /// Requests served since a worker took it up.
+    in_a_row: u32,
 }
 
 impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
@@ -382,6 +469,7 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
             phase: conn.phase,
             opened: conn.opened,
             registered: conn.registered,
+            in_a_row: 0,
         }
     }
 
@@ -404,7 +492,7 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
                 Err(e) => return self.fail(local, e),
             }
             match lifecycle::admit(life, self.request(), counters) {
-                Ok(Some(state)) => self.phase = Phase::Open(state),
+                Ok(Some(state)) => self.phase = Phase::Open(Box::new(state)),
                 Ok(None) => return self.close(local),
                 Err(e) => return self.fail(local, e),
             }
@@ -425,14 +513,48 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
     /// connection.
     fn serve(mut self, local: &mut WorkerLocal<L, F::State>) {
         let shared = self.shared;
-        let Phase::Open(state) = &mut self.phase else {
-            unreachable!("only an open connection is served");
-        };
-        let request = self.request.as_mut().expect("a held connection has its request");
-        match lifecycle::serve(&*shared.service.life, request, state) {
-            Ok(Next::KeepOpen) if !shared.control().is_shutdown_requested() => self.keep(local),
-            Ok(_) => self.close(local),
-            Err(e) => self.fail(local, e),
+        let began = Instant::now();
+        // A loop, not a call per request: a handler's state is held by
+        // value, and a chain of calls would keep a copy of it per request.
+        loop {
+            let Phase::Open(state) = &mut self.phase else {
+                unreachable!("only an open connection is served");
+            };
+            let request = self.request.as_mut().expect("a held connection has its request");
+            match lifecycle::serve(&*shared.service.life, request, state) {
+                Ok(Next::KeepOpen) if !shared.control().is_shutdown_requested() => {}
+                Ok(_) => return self.close(local),
+                Err(e) => return self.fail(local, e),
+            }
+            // Its next request, if it has come already (see [`ReadAgain`]);
+            // never while other work waits for this worker, or in the
+            // queue: their deadlines run meanwhile.
+            self.in_a_row += 1;
+            let try_now = self.in_a_row < MOST_IN_A_ROW
+                && local.behind == 0
+                && self.request().buffered().is_empty()
+                && local.again.worth_trying()
+                && shared.queue.is_empty()
+                && !shared.is_moving()
+                && began.elapsed() < MOST_TIME_IN_A_ROW;
+            if !try_now {
+                return self.keep(local);
+            }
+            match self.request().fill_now() {
+                Ok(0) => return self.close(local),
+                Ok(_) => {
+                    local.again.found(true);
+                    // A request of its own: a deadline of its own.
+                    if !shared.table.lock().renew(self.key, Some(shared.busy_from_now())) {
+                        return self.close(local);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    local.again.found(false);
+                    return self.keep(local);
+                }
+                Err(e) => return self.fail(local, e),
+            }
         }
     }
 
@@ -590,5 +712,42 @@ fn handshake_deadline<S: crate::transport::Connection>(request: &StreamRequest<S
     {
         let _ = request;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadAgain;
+
+    #[test]
+    fn reading_again_stops_when_it_finds_nothing_and_resumes_when_it_finds_requests() {
+        let mut again = ReadAgain::new();
+        // It starts trying, and goes on while reads find requests.
+        for _ in 0..100 {
+            assert!(again.worth_trying());
+            again.found(true);
+        }
+        // Reads that find nothing use its credit up: then it stops.
+        let mut tries = 0;
+        while again.worth_trying() {
+            again.found(false);
+            tries += 1;
+            assert!(tries <= ReadAgain::MOST, "it kept trying");
+        }
+        // With no credit it tries once in PROBE_EVERY answers.
+        let probes = (0..ReadAgain::PROBE_EVERY as u32 * 10)
+            .filter(|_| {
+                let tried = again.worth_trying();
+                if tried {
+                    again.found(false);
+                }
+                tried
+            })
+            .count();
+        assert_eq!(probes, 10);
+        // One probe that finds a request starts it again.
+        while !again.worth_trying() {}
+        again.found(true);
+        assert!(again.worth_trying());
     }
 }
