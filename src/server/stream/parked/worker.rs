@@ -101,9 +101,9 @@ impl ReadAgain {
 /// keep a worker from the others.
 const MOST_IN_A_ROW: u32 = 32;
 
-/// The most time a worker spends on one connection's requests in a row
-/// before it parks it: other connections' requests may be waiting in the
-/// poller unseen, and reading again is for quick requests only.
+/// How long after its first read of a connection's next request a worker
+/// still reads the one after: other connections' requests may be waiting
+/// in the poller unseen, and reading again is for quick requests only.
 const MOST_TIME_IN_A_ROW: Duration = Duration::from_millis(1);
 
 /// A worker's life: serve what is queued; when nothing is, wait in the
@@ -513,7 +513,8 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
     /// connection.
     fn serve(mut self, local: &mut WorkerLocal<L, F::State>) {
         let shared = self.shared;
-        let began = Instant::now();
+        // When it first tried reading again: read only then, not per request.
+        let mut began = None;
         // A loop, not a call per request: a handler's state is held by
         // value, and a chain of calls would keep a copy of it per request.
         loop {
@@ -536,7 +537,7 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
                 && local.again.worth_trying()
                 && shared.queue.is_empty()
                 && !shared.is_moving()
-                && began.elapsed() < MOST_TIME_IN_A_ROW;
+                && began.get_or_insert_with(Instant::now).elapsed() < MOST_TIME_IN_A_ROW;
             if !try_now {
                 return self.keep(local);
             }
