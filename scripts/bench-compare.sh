@@ -623,7 +623,9 @@ if [ "$ONLY" = versions ]; then
     compare "versions: churn x16" churn 16 crate-tcp crate-tcp@baseline
     compare "versions: udp 64 B x1" udp 1 crate-udp crate-udp@baseline
     compare "versions: udp 64 B x16" udp 16 crate-udp crate-udp@baseline
-    compare "versions: parked tcp 64 B x16" tcp 16 crate-parked crate-parked@baseline
+    for clients in 16 64 256; do
+        compare "versions: parked tcp 64 B x$clients" tcp "$clients" crate-parked crate-parked@baseline
+    done
     compare "versions: parked tcp 64 B x16, epoll client" tcp 16 crate-parked crate-parked@baseline --driver epoll
     compare "versions: parked tcp 64 B x256, epoll client" tcp 256 crate-parked crate-parked@baseline --driver epoll
 fi

@@ -6,7 +6,7 @@ mod util;
 use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -916,6 +916,79 @@ fn handle_request_serves_in_rounds() {
         assert!(Instant::now() < deadline, "the request was never served");
     }
     assert_eq!(&answering.join().unwrap().unwrap(), b"HI");
+}
+
+/// Echoes a line. After its first reply it waits until the client says it
+/// has sent its next request (so that one is in the socket when the
+/// handler returns); never longer than TIMEOUT.
+struct HoldsUntilSent(Arc<(Mutex<bool>, Condvar)>);
+
+impl KeepAliveHandler<TcpRequest> for HoldsUntilSent {
+    type State = ();
+
+    fn handle_one(&self, request: &mut TcpRequest, _: &mut ()) -> io::Result<Next> {
+        let mut line = String::new();
+        if request.read_line(&mut line)? == 0 {
+            return Ok(Next::Close);
+        }
+        request.write_all(line.as_bytes())?;
+        request.flush()?;
+        let (open, cv) = &*self.0;
+        let guard = open.lock().unwrap();
+        let _ = cv.wait_timeout_while(guard, TIMEOUT, |open| !*open).unwrap();
+        Ok(Next::KeepOpen)
+    }
+}
+
+/// `handle_request` "serves at most one request": after the round that
+/// took request 1 in, no further request of the connection is served
+/// until the next round, even one that has come by the time the handler
+/// returns (which `serve_forever`'s workers read at once).
+#[test]
+fn handle_request_serves_one_request_not_a_chain() {
+    init_logging();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let server = ParkedTcpServer::builder()
+        .workers(1)
+        .timeout(Duration::from_millis(50))
+        .bind("127.0.0.1:0", HoldsUntilSent(Arc::clone(&gate)))
+        .unwrap();
+    let addr = *server.local_addr();
+    let stream = connect(addr);
+    let deadline = Instant::now() + TIMEOUT;
+    while !server.handle_request().unwrap() {
+        assert!(Instant::now() < deadline, "never accepted");
+    }
+    // Opened and parked before its first request.
+    eventually("parked", || server.stats().parked == 1);
+    let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    writer.write_all(b"request 1\n").unwrap();
+    while !server.handle_request().unwrap() {
+        assert!(Instant::now() < deadline, "request 1 never taken");
+    }
+    // No more rounds from here on.
+    reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut answered = 0;
+    for n in 1..=5 {
+        let mut reply = String::new();
+        match reader.read_line(&mut reply) {
+            Ok(_) => assert_eq!(reply, format!("request {n}\n")),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) => panic!("{e}"),
+        }
+        answered += 1;
+        writer
+            .write_all(format!("request {}\n", n + 1).as_bytes())
+            .unwrap();
+        // Request n+1 is in the server's socket: the handler may return.
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+    }
+    assert_eq!(answered, 1, "requests served for one handle_request round");
 }
 
 #[test]

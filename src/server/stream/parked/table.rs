@@ -297,6 +297,28 @@ impl<L: Listener, S> Table<L, S> {
         true
     }
 
+    /// A busy connection's worker reads its socket again, for a request
+    /// that may have come: busy until `deadline`, and the events missed
+    /// so far forgotten, as they were for bytes that read will find (an
+    /// event that comes after is remembered again; an end seen is not
+    /// forgotten). False if it must close instead.
+    pub(crate) fn reading_again(&mut self, key: Key, deadline: Tick) -> bool {
+        let Some(entry) = self.entry(key) else {
+            return false;
+        };
+        let Place::Busy {
+            cut_off: false,
+            missed,
+            ..
+        } = &mut entry.place
+        else {
+            return false;
+        };
+        *missed = false;
+        self.wheel.set(key.index, deadline);
+        true
+    }
+
     /// Forgets a connection that is closing (whatever its place).
     pub(crate) fn remove(&mut self, key: Key) {
         let Some(entry) = self.entry(key) else { return };

@@ -509,14 +509,15 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
         }
     }
 
-    /// Serves the request the client has sent, then keeps or closes the
-    /// connection.
+    /// Serves the request the client has sent, and those it sends next
+    /// while reading again pays (see [`ReadAgain`]), then keeps or closes
+    /// the connection.
     fn serve(mut self, local: &mut WorkerLocal<L, F::State>) {
         let shared = self.shared;
         // When it first tried reading again: read only then, not per request.
         let mut began = None;
-        // A loop, not a call per request: a handler's state is held by
-        // value, and a chain of calls would keep a copy of it per request.
+        // A loop, not a call per request: a chain of calls would grow the
+        // stack by a frame per request.
         loop {
             let Phase::Open(state) = &mut self.phase else {
                 unreachable!("only an open connection is served");
@@ -531,25 +532,32 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
             // never while other work waits for this worker, or in the
             // queue: their deadlines run meanwhile.
             self.in_a_row += 1;
+            // (`handle_request` serves one request a round: only
+            // `serve_forever`'s workers read on.)
             let try_now = self.in_a_row < MOST_IN_A_ROW
                 && local.behind == 0
                 && self.request().buffered().is_empty()
-                && local.again.worth_trying()
+                && shared.serving.load(Ordering::Acquire)
                 && shared.queue.is_empty()
                 && !shared.is_moving()
-                && began.get_or_insert_with(Instant::now).elapsed() < MOST_TIME_IN_A_ROW;
+                && began.get_or_insert_with(Instant::now).elapsed() < MOST_TIME_IN_A_ROW
+                && local.again.worth_trying();
             if !try_now {
                 return self.keep(local);
             }
+            // A request of its own, a deadline of its own; and the poller's
+            // events for the bytes about to be read are forgotten, or
+            // parking it would queue it again for nothing.
+            if !shared
+                .table
+                .lock()
+                .reading_again(self.key, shared.busy_from_now())
+            {
+                return self.close(local);
+            }
             match self.request().fill_now() {
                 Ok(0) => return self.close(local),
-                Ok(_) => {
-                    local.again.found(true);
-                    // A request of its own: a deadline of its own.
-                    if !shared.table.lock().renew(self.key, Some(shared.busy_from_now())) {
-                        return self.close(local);
-                    }
-                }
+                Ok(_) => local.again.found(true),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     local.again.found(false);
                     return self.keep(local);
