@@ -48,9 +48,9 @@
 //! the threading mode gets from a worker blocked in `read`. A worker
 //! tries this while more than two such reads in three find a request
 //! and otherwise only now and then (an event-driven client answers
-//! later); never while other connections from its wait, or the queue,
-//! wait for it; and for at most 32 requests or 1 ms of one connection in
-//! a row, each under its own request deadline. The handler's state is
+//! later); never while jobs wait in the queue; and for at most 32
+//! requests or 1 ms of one connection in a row, each under its own request
+//! deadline (the other connections its wait found wait meanwhile). The handler's state is
 //! boxed, so a chain or a trip through the table moves a pointer, not a
 //! large state.
 //!

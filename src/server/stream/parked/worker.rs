@@ -34,9 +34,6 @@ pub(super) struct WorkerLocal<L: Listener, S> {
     /// Whether reading a connection's next request right after answering
     /// one has been paying off.
     again: ReadAgain,
-    /// Jobs from its last wait in the poller still to be done after the
-    /// one in hand.
-    behind: usize,
 }
 
 /// Whether a worker that has answered a request reads the connection's
@@ -102,8 +99,10 @@ impl ReadAgain {
 const MOST_IN_A_ROW: u32 = 32;
 
 /// How long after its first read of a connection's next request a worker
-/// still reads the one after: other connections' requests may be waiting
-/// in the poller unseen, and reading again is for quick requests only.
+/// still reads the one after. Other connections wait meanwhile: those the
+/// same wait in the poller found, their request deadlines running, and
+/// those it has not seen. Each is held up by at most this and one request
+/// more per connection ahead of it; reading again is for quick requests.
 const MOST_TIME_IN_A_ROW: Duration = Duration::from_millis(1);
 
 /// A worker's life: serve what is queued; when nothing is, wait in the
@@ -118,7 +117,6 @@ pub(super) fn worker_main<L: Listener, F: Life<L>>(shared: &Arc<Shared<L, F>>) -
         found: ReadyEvents::with_capacity(EVENTS_PER_WAIT),
         jobs: Vec::new(),
         again: ReadAgain::new(),
-        behind: 0,
     };
     loop {
         let serving = shared.serving.load(Ordering::Acquire) && !shared.stopping.load(Ordering::Acquire);
@@ -231,21 +229,12 @@ fn poll_and_serve<L: Listener, F: Life<L>>(
         Err(e) => shared.listener_failed(e),
     }
     let mut new = Vec::new();
-    let ready = jobs.iter().filter(|job| !matches!(job, Job::Open { .. })).count();
-    let opens = jobs.len() - ready;
-    let mut left = ready;
     for job in jobs.drain(..) {
         match job {
             Job::Open { .. } => new.push(job),
-            job => {
-                left -= 1;
-                // The connection this worker opens after these waits too.
-                local.behind = left + usize::from(opens > 0);
-                shared.run(local, job);
-            }
+            job => shared.run(local, job),
         }
     }
-    local.behind = 0;
     local.jobs = jobs;
     let mut new = new.into_iter();
     let mine = new.next();
@@ -529,13 +518,12 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
                 Err(e) => return self.fail(local, e),
             }
             // Its next request, if it has come already (see [`ReadAgain`]);
-            // never while other work waits for this worker, or in the
-            // queue: their deadlines run meanwhile.
+            // for a bounded time, as the other connections its wait found
+            // wait meanwhile, their deadlines running; not while jobs wait
+            // in the queue. (`handle_request` serves one request a round:
+            // only `serve_forever`'s workers read on.)
             self.in_a_row += 1;
-            // (`handle_request` serves one request a round: only
-            // `serve_forever`'s workers read on.)
             let try_now = self.in_a_row < MOST_IN_A_ROW
-                && local.behind == 0
                 && self.request().buffered().is_empty()
                 && shared.serving.load(Ordering::Acquire)
                 && shared.queue.is_empty()
