@@ -157,11 +157,20 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 status_field() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
-# The kernel's count of connections dropped because an accept queue was
-# full: a run that raises it hit the listen backlog, not the server.
-listen_overflows() {
-    awk '/^TcpExt:/ { if (!seen) { split($0, names); seen = 1; next } split($0, values);
-        for (i in names) if (names[i] == "ListenOverflows") print values[i] }' /proc/net/netstat
+# The kernel's counters that a run can raise without the server's doing,
+# printed as "OVERFLOWS TIMEOUTS DROPS": connections dropped because an
+# accept queue was full (ListenOverflows: the listen backlog, not the
+# server); TCP retransmission timeouts (TCPTimeouts: a segment or SYN
+# lost and resent after 200 ms or more, which a client sees as one slow
+# request); packets dropped by a CPU's input backlog (the second column of
+# /proc/net/softnet_stat, in hex: loopback traffic goes through it, and
+# it holds net.core.netdev_max_backlog packets).
+kernel_counters() {
+    local drops=0 _cpu dropped _rest
+    while read -r _cpu dropped _rest; do drops=$((drops + 16#$dropped)); done < /proc/net/softnet_stat
+    awk -v drops="$drops" '/^TcpExt:/ { if (!seen) { split($0, names); seen = 1; next } split($0, values);
+        for (i in names) { if (names[i] == "ListenOverflows") o = values[i]; if (names[i] == "TCPTimeouts") t = values[i] } }
+        END { print o + 0, t + 0, drops }' /proc/net/netstat
 }
 
 # measure SCENARIO LABEL KIND SERVER_ARGS MODE CONNECTIONS ROUND [LOADGEN ARGS...]:
@@ -174,8 +183,8 @@ measure() {
     log="$OUT/logs/$(echo "$scenario-$label-$round" | tr -c 'a-zA-Z0-9\n' '_').log"
     # shellcheck disable=SC2086
     start_server "$log" "$kind" $server_args
-    local before ticks result
-    before=$(listen_overflows)
+    local ticks result overflows0 timeouts0 drops0 overflows1 timeouts1 drops1
+    read -r overflows0 timeouts0 drops0 <<< "$(kernel_counters)"
     # A run with failed requests exits 1 but still reports: it is
     # recorded, and the report counts its failures. One that printed no
     # report (loadgen could not run) is recorded as null, and listed.
@@ -183,8 +192,10 @@ measure() {
         --duration "${DURATION}s" --warmup "${WARMUP}s" --json "$@") || true
     ticks=$(cpu_ticks "$SERVER_PID")
     stop_server
-    printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":%d,"cpu_ticks":%d,"result":%s}\n' \
-        "$scenario" "$label" "$round" $(($(listen_overflows) - before)) "$ticks" "${result:-null}" >> "$RESULTS"
+    read -r overflows1 timeouts1 drops1 <<< "$(kernel_counters)"
+    printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":%d,"tcp_timeouts":%d,"backlog_drops":%d,"cpu_ticks":%d,"result":%s}\n' \
+        "$scenario" "$label" "$round" $((overflows1 - overflows0)) $((timeouts1 - timeouts0)) $((drops1 - drops0)) \
+        "$ticks" "${result:-null}" >> "$RESULTS"
     echo "  $scenario $label round $round: $(summary <<< "$result")"
 }
 

@@ -161,6 +161,13 @@ def failures(result):
 JUDGED = []
 
 
+def kernel_total(runs, counter):
+    """The sum of a kernel counter over runs, or "not recorded" when no
+    run has it (results from before bench-compare.sh read it)."""
+    counted = [r[counter] for r in runs if counter in r]
+    return sum(counted) if counted else "not recorded"
+
+
 def verdict(met, what):
     JUDGED.append((what, met))
     return "met" if met else "MISSED"
@@ -476,11 +483,40 @@ def main():
         out.extend(longest_wait(waits))
 
     if comparisons:
+        # What the kernel counted during the compared runs: a request that
+        # waited 200 ms or more with both ends idle is a lost packet resent
+        # on TCP's retransmission timer, not a server that forgot it.
+        compared_scenarios = {c["comparison"] for c in comparisons}
+        runs = [r for r in rows if r.get("scenario") in compared_scenarios and r.get("result")]
         out.append("")
         out.append(
             "Client-side failures across the compared runs (mismatches, errors, timeouts, losses): %d;"
-            " connections the kernel dropped for a full accept queue meanwhile: %d" % (total_failures, overflows)
+            " connections the kernel dropped for a full accept queue meanwhile: %d;"
+            " TCP retransmission timeouts meanwhile: %s; packets dropped by the kernel's input backlog: %s"
+            % (
+                total_failures,
+                overflows,
+                kernel_total(runs, "tcp_timeouts"),
+                kernel_total(runs, "backlog_drops"),
+            )
         )
+        for r in runs:
+            failed = failures(r["result"])
+            if failed:
+                out.append(
+                    "- %s, %s, round %s: %d failed, the longest wait %s; the kernel meanwhile: %s retransmission"
+                    " timeouts, %s backlog drops, %s accept-queue drops"
+                    % (
+                        r["scenario"],
+                        r["server"],
+                        r["round"],
+                        failed,
+                        duration(r["result"]["latency_us"]["max"]),
+                        r.get("tcp_timeouts", "(not recorded)"),
+                        r.get("backlog_drops", "(not recorded)"),
+                        r.get("listen_overflows", 0),
+                    )
+                )
     if JUDGED:
         missed = [what for what, met in JUDGED if not met]
         out.append("")
