@@ -166,8 +166,8 @@ status_field() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 # /proc/net/softnet_stat, in hex: loopback traffic goes through it, and
 # it holds net.core.netdev_max_backlog packets).
 kernel_counters() {
-    local drops=0 _cpu dropped _rest
-    while read -r _cpu dropped _rest; do drops=$((drops + 16#$dropped)); done < /proc/net/softnet_stat
+    local drops=0 _processed dropped _rest
+    while read -r _processed dropped _rest; do drops=$((drops + 16#$dropped)); done < /proc/net/softnet_stat
     awk -v drops="$drops" '/^TcpExt:/ { if (!seen) { split($0, names); seen = 1; next } split($0, values);
         for (i in names) { if (names[i] == "ListenOverflows") o = values[i]; if (names[i] == "TCPTimeouts") t = values[i] } }
         END { print o + 0, t + 0, drops }' /proc/net/netstat
@@ -559,9 +559,10 @@ NGINX
     measure_proto() {
         local scenario=$1 kind=$2 round=$3 client=$4
         shift 4
-        local log raw result ticks
+        local log raw result ticks overflows0 timeouts0 drops0 overflows1 timeouts1 drops1
         log="$OUT/logs/$(echo "$scenario-$kind-$round" | tr -c 'a-zA-Z0-9\n' '_').log"
         start_proto "$log" "$kind"
+        read -r overflows0 timeouts0 drops0 <<< "$(kernel_counters)"
         local host=${SERVER_ADDR%:*} port=${SERVER_ADDR##*:}
         case $client in
             redis-benchmark)
@@ -573,9 +574,11 @@ NGINX
         esac
         ticks=$(tree_ticks "$SERVER_PID")
         stop_server
+        read -r overflows1 timeouts1 drops1 <<< "$(kernel_counters)"
         result=$(python3 scripts/bench-report.py --parse "$client" "$REDIS_REQUESTS" <<< "$raw")
-        printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":0,"cpu_ticks":%d,"result":%s}\n' \
-            "$scenario" "$kind" "$round" "$ticks" "$result" >> "$RESULTS"
+        printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":%d,"tcp_timeouts":%d,"backlog_drops":%d,"cpu_ticks":%d,"result":%s}\n' \
+            "$scenario" "$kind" "$round" $((overflows1 - overflows0)) $((timeouts1 - timeouts0)) $((drops1 - drops0)) \
+            "$ticks" "$result" >> "$RESULTS"
         echo "  $scenario $kind round $round: $(python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["throughput"]), "requests/s, p99", d["latency_us"]["p99"], "us, errors", d["errors"] + d["mismatches"])' <<< "$result")"
     }
 

@@ -162,8 +162,9 @@ JUDGED = []
 
 
 def kernel_total(runs, counter):
-    """The sum of a kernel counter over runs, or "not recorded" when no
-    run has it (results from before bench-compare.sh read it)."""
+    """The sum of a kernel counter over the runs that recorded it, or "not
+    recorded" when none did (results from before bench-compare.sh read
+    it)."""
     counted = [r[counter] for r in runs if counter in r]
     return sum(counted) if counted else "not recorded"
 
@@ -511,7 +512,8 @@ def main():
                         r["server"],
                         r["round"],
                         failed,
-                        duration(r["result"]["latency_us"]["max"]),
+                        # wrk's and redis-benchmark's reports have no maximum.
+                        duration(r["result"]["latency_us"].get("max")),
                         r.get("tcp_timeouts", "(not recorded)"),
                         r.get("backlog_drops", "(not recorded)"),
                         r.get("listen_overflows", 0),

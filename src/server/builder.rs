@@ -416,7 +416,11 @@ impl<L: Listener, M: ModeMarker> Builder<L, M> {
     /// (default
     /// [`DEFAULT_REQUEST_TIMEOUT`](crate::config::DEFAULT_REQUEST_TIMEOUT)).
     /// A client that sends half a request and stalls releases its worker
-    /// then.
+    /// then. A request that one wait in the poller found with others (up
+    /// to 16) is served after those before it, its time already counting;
+    /// each of them may add up to 1 ms of its own connection's next
+    /// requests (a worker reads those at once while they come quickly).
+    /// Set it well above sixteen times a slow request.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.config.parked.request_timeout = timeout;
         self

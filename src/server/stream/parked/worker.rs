@@ -534,8 +534,9 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
                 return self.keep(local);
             }
             // A request of its own, a deadline of its own; and the poller's
-            // events for the bytes about to be read are forgotten, or
-            // parking it would queue it again for nothing.
+            // events for the bytes about to be read are forgotten, so that
+            // parking it does not queue it again for nothing (one handled
+            // after this still does, harmlessly).
             if !shared
                 .table
                 .lock()
