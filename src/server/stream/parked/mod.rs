@@ -49,10 +49,10 @@
 //! tries this while more than two such reads in three find a request
 //! and otherwise only now and then (an event-driven client answers
 //! later); never while jobs wait in the queue; and for at most 32
-//! requests or 1 ms of one connection in a row, each under its own request
-//! deadline (the other connections its wait found wait meanwhile). The handler's state is
-//! boxed, so a chain or a trip through the table moves a pointer, not a
-//! large state.
+//! requests or 1 ms of one connection in a row, each under its own
+//! request deadline (the other connections its wait found wait
+//! meanwhile). The handler's state is boxed, so a chain or a trip through
+//! the table moves a pointer, not a large state.
 //!
 //! Deadlines cost nothing per connection: the table's timer wheel holds
 //! one deadline per connection (idle while parked, request while busy),

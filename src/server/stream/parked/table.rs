@@ -284,10 +284,7 @@ impl<L: Listener, S> Table<L, S> {
     /// busy until `deadline`, or with no deadline at all (`None`: a
     /// looping handler's conversation). False if it must close instead.
     pub(crate) fn renew(&mut self, key: Key, deadline: Option<Tick>) -> bool {
-        let Some(entry) = self.entry(key) else {
-            return false;
-        };
-        if !matches!(entry.place, Place::Busy { cut_off: false, .. }) {
+        if self.missed_of_live(key).is_none() {
             return false;
         }
         match deadline {
@@ -303,20 +300,25 @@ impl<L: Listener, S> Table<L, S> {
     /// event that comes after is remembered again; an end seen is not
     /// forgotten). False if it must close instead.
     pub(crate) fn reading_again(&mut self, key: Key, deadline: Tick) -> bool {
-        let Some(entry) = self.entry(key) else {
-            return false;
-        };
-        let Place::Busy {
-            cut_off: false,
-            missed,
-            ..
-        } = &mut entry.place
-        else {
+        let Some(missed) = self.missed_of_live(key) else {
             return false;
         };
         *missed = false;
         self.wheel.set(key.index, deadline);
         true
+    }
+
+    /// The `missed` flag of `key`'s connection if it is busy and not cut
+    /// off, the one state in which a request may start; `None` otherwise.
+    fn missed_of_live(&mut self, key: Key) -> Option<&mut bool> {
+        match &mut self.entry(key)?.place {
+            Place::Busy {
+                cut_off: false,
+                missed,
+                ..
+            } => Some(missed),
+            _ => None,
+        }
     }
 
     /// Forgets a connection that is closing (whatever its place).

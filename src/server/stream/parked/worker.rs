@@ -57,8 +57,8 @@ impl ReadAgain {
     /// request saves a trip through the poller (about two system calls'
     /// worth), one that finds nothing costs a system call: it is tried
     /// while more than two reads in three find one. Measured: with a
-    /// thread per client connection, 85% do; with an event-loop client,
-    /// 37%.
+    /// thread per client connection, 83% to 88% do; with an event-loop
+    /// client, 34% to 39%, and it tries after 5% of its answers.
     const HIT: u8 = 1;
     const MISS: u8 = 2;
     const MOST: u8 = 16;
@@ -325,7 +325,6 @@ impl<L: Listener, F: Life<L>> Shared<L, F> {
             phase: Phase::Handshaking,
             opened,
             registered: false,
-            in_a_row: 0,
         };
         if let Err(e) = setup {
             setup_failed(self.control(), held.request().peer_addr(), &e);
@@ -442,8 +441,6 @@ struct Held<'a, L: Listener, F: Life<L>> {
     phase: Phase<F::State>,
     opened: Option<Instant>,
     registered: bool,
-    /// Requests served since a worker took it up.
-    in_a_row: u32,
 }
 
 impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
@@ -458,7 +455,6 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
             phase: conn.phase,
             opened: conn.opened,
             registered: conn.registered,
-            in_a_row: 0,
         }
     }
 
@@ -503,7 +499,9 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
     /// the connection.
     fn serve(mut self, local: &mut WorkerLocal<L, F::State>) {
         let shared = self.shared;
-        // When it first tried reading again: read only then, not per request.
+        // Requests served in a row, and when it first read again (the
+        // clock is read only then, not per request).
+        let mut in_a_row = 0;
         let mut began = None;
         // A loop, not a call per request: a chain of calls would grow the
         // stack by a frame per request.
@@ -522,8 +520,8 @@ impl<'a, L: Listener, F: Life<L>> Held<'a, L, F> {
             // wait meanwhile, their deadlines running; not while jobs wait
             // in the queue. (`handle_request` serves one request a round:
             // only `serve_forever`'s workers read on.)
-            self.in_a_row += 1;
-            let try_now = self.in_a_row < MOST_IN_A_ROW
+            in_a_row += 1;
+            let try_now = in_a_row < MOST_IN_A_ROW
                 && self.request().buffered().is_empty()
                 && shared.serving.load(Ordering::Acquire)
                 && shared.queue.is_empty()
