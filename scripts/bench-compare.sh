@@ -173,6 +173,17 @@ kernel_counters() {
         END { print o + 0, t + 0, drops }' /proc/net/netstat
 }
 
+# record SCENARIO SERVER ROUND TICKS RESULT COUNTERS_BEFORE: one run's line
+# in the results, with what the kernel counted since COUNTERS_BEFORE (the
+# output of kernel_counters when the run began).
+record() {
+    local overflows0 timeouts0 drops0 overflows1 timeouts1 drops1
+    read -r overflows0 timeouts0 drops0 <<< "$6"
+    read -r overflows1 timeouts1 drops1 <<< "$(kernel_counters)"
+    printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":%d,"tcp_timeouts":%d,"backlog_drops":%d,"cpu_ticks":%d,"result":%s}\n' \
+        "$1" "$2" "$3" $((overflows1 - overflows0)) $((timeouts1 - timeouts0)) $((drops1 - drops0)) "$4" "$5" >> "$RESULTS"
+}
+
 # measure SCENARIO LABEL KIND SERVER_ARGS MODE CONNECTIONS ROUND [LOADGEN ARGS...]:
 # one loadgen run against a fresh server, appended to the results under
 # the server's LABEL.
@@ -183,8 +194,8 @@ measure() {
     log="$OUT/logs/$(echo "$scenario-$label-$round" | tr -c 'a-zA-Z0-9\n' '_').log"
     # shellcheck disable=SC2086
     start_server "$log" "$kind" $server_args
-    local ticks result overflows0 timeouts0 drops0 overflows1 timeouts1 drops1
-    read -r overflows0 timeouts0 drops0 <<< "$(kernel_counters)"
+    local ticks result before
+    before=$(kernel_counters)
     # A run with failed requests exits 1 but still reports: it is
     # recorded, and the report counts its failures. One that printed no
     # report (loadgen could not run) is recorded as null, and listed.
@@ -192,10 +203,7 @@ measure() {
         --duration "${DURATION}s" --warmup "${WARMUP}s" --json "$@") || true
     ticks=$(cpu_ticks "$SERVER_PID")
     stop_server
-    read -r overflows1 timeouts1 drops1 <<< "$(kernel_counters)"
-    printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":%d,"tcp_timeouts":%d,"backlog_drops":%d,"cpu_ticks":%d,"result":%s}\n' \
-        "$scenario" "$label" "$round" $((overflows1 - overflows0)) $((timeouts1 - timeouts0)) $((drops1 - drops0)) \
-        "$ticks" "${result:-null}" >> "$RESULTS"
+    record "$scenario" "$label" "$round" "$ticks" "${result:-null}" "$before"
     echo "  $scenario $label round $round: $(summary <<< "$result")"
 }
 
@@ -559,10 +567,10 @@ NGINX
     measure_proto() {
         local scenario=$1 kind=$2 round=$3 client=$4
         shift 4
-        local log raw result ticks overflows0 timeouts0 drops0 overflows1 timeouts1 drops1
+        local log raw result ticks before
         log="$OUT/logs/$(echo "$scenario-$kind-$round" | tr -c 'a-zA-Z0-9\n' '_').log"
         start_proto "$log" "$kind"
-        read -r overflows0 timeouts0 drops0 <<< "$(kernel_counters)"
+        before=$(kernel_counters)
         local host=${SERVER_ADDR%:*} port=${SERVER_ADDR##*:}
         case $client in
             redis-benchmark)
@@ -574,11 +582,8 @@ NGINX
         esac
         ticks=$(tree_ticks "$SERVER_PID")
         stop_server
-        read -r overflows1 timeouts1 drops1 <<< "$(kernel_counters)"
         result=$(python3 scripts/bench-report.py --parse "$client" "$REDIS_REQUESTS" <<< "$raw")
-        printf '{"scenario":"%s","server":"%s","round":%d,"listen_overflows":%d,"tcp_timeouts":%d,"backlog_drops":%d,"cpu_ticks":%d,"result":%s}\n' \
-            "$scenario" "$kind" "$round" $((overflows1 - overflows0)) $((timeouts1 - timeouts0)) $((drops1 - drops0)) \
-            "$ticks" "$result" >> "$RESULTS"
+        record "$scenario" "$kind" "$round" "$ticks" "$result" "$before"
         echo "  $scenario $kind round $round: $(python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["throughput"]), "requests/s, p99", d["latency_us"]["p99"], "us, errors", d["errors"] + d["mismatches"])' <<< "$result")"
     }
 

@@ -484,9 +484,9 @@ def main():
         out.extend(longest_wait(waits))
 
     if comparisons:
-        # What the kernel counted during the compared runs: a request that
-        # waited 200 ms or more with both ends idle is a lost packet resent
-        # on TCP's retransmission timer, not a server that forgot it.
+        # What the kernel (the whole machine's) counted during the compared
+        # runs: a request that waited 200 ms or more beside a retransmission
+        # timeout points to a lost packet resent, not a server that forgot it.
         compared_scenarios = {c["comparison"] for c in comparisons}
         runs = [r for r in rows if r.get("scenario") in compared_scenarios and r.get("result")]
         out.append("")
